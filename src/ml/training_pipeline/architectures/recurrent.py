@@ -1,0 +1,162 @@
+"""Recurrent families: a plain LSTM baseline, CNN-LSTM and attention-LSTM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ml.training_pipeline.registry import register_model
+from ml.training_pipeline.validation import check_positive_int, check_rate, check_units
+
+# Recurrent nets plateau slowly: cut the learning rate after a third of the patience.
+_RECURRENT_CALLBACKS = {"lr_patience_fraction": 1 / 3, "lr_factor": 0.5, "min_lr": 1e-6}
+
+RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict]] = {
+    "lstm": {
+        "lightweight": {"units": (32,), "dropout": 0.1, "learning_rate": 1e-3},
+        "default": {"units": (64,), "dropout": 0.2, "learning_rate": 1e-3},
+        "deep": {"units": (128, 64), "dropout": 0.3, "learning_rate": 5e-4},
+    },
+    "cnn_lstm": {
+        "lightweight": {"conv_filters": (32,), "kernel_size": 3, "pool_size": 2, "lstm_units": (32,),
+                        "dense_units": 16, "dropout": 0.1, "learning_rate": 1e-3},
+        "default": {"conv_filters": (64, 64), "kernel_size": 3, "pool_size": 2, "lstm_units": (64,),
+                    "dense_units": 32, "dropout": 0.2, "learning_rate": 1e-3},
+        "deep": {"conv_filters": (64, 128, 128), "kernel_size": 3, "pool_size": 2, "lstm_units": (128, 64),
+                 "dense_units": 64, "dropout": 0.3, "learning_rate": 5e-4},
+    },
+    "attention_lstm": {
+        "lightweight": {"lstm_units": (64, 32), "attention_units": 32, "dense_units": 32,
+                        "dropout": 0.1, "learning_rate": 1e-3},
+        "default": {"lstm_units": (128, 64), "attention_units": 64, "dense_units": 64,
+                    "dropout": 0.2, "learning_rate": 1e-3},
+        "deep": {"lstm_units": (256, 128, 64), "attention_units": 128, "dense_units": 128,
+                 "dropout": 0.3, "learning_rate": 5e-4},
+    },
+}
+
+
+def _stacked_lstm(x, units: Sequence[int], dropout: float, last_returns_sequences: bool, prefix: str):
+    """LSTM layers with dropout between them; dropout sits outside the cell so the fused kernels stay usable."""
+    import keras
+
+    for i, n in enumerate(units):
+        is_last = i == len(units) - 1
+        x = keras.layers.LSTM(n, return_sequences=last_returns_sequences or not is_last, name=f"{prefix}{i}")(x)
+        if dropout > 0:
+            x = keras.layers.Dropout(dropout, name=f"{prefix}{i}_dropout")(x)
+    return x
+
+
+@register_model(
+    "lstm",
+    description="Stacked LSTM baseline; the last hidden state feeds the head.",
+    variants=RECOMMENDED_HYPERPARAMETERS["lstm"],
+    callback_settings=_RECURRENT_CALLBACKS,
+)
+def build_lstm(inputs, *, units: Sequence[int], dropout: float):
+    """Plain stacked LSTM.
+
+    Args:
+        inputs: a ``(batch, time, features)`` Keras tensor.
+        units: hidden size of each LSTM layer.
+        dropout: dropout after each LSTM layer.
+
+    Returns:
+        The ``(batch, units[-1])`` feature tensor.
+
+    Example:
+        >>> from ml.training_pipeline.models import create_model
+        >>> model = create_model("lstm", input_shape=(60, 15), units=(32,))
+    """
+    return _stacked_lstm(inputs, check_units("units", units), check_rate("dropout", dropout), False, "lstm")
+
+
+@register_model(
+    "cnn_lstm",
+    description="Conv1D feature extractor and max pooling, then LSTM over the shorter sequence.",
+    variants=RECOMMENDED_HYPERPARAMETERS["cnn_lstm"],
+    aliases=("adaptive", "cnn-lstm"),
+    callback_settings=_RECURRENT_CALLBACKS,
+)
+def build_cnn_lstm(
+    inputs,
+    *,
+    conv_filters: Sequence[int],
+    kernel_size: int,
+    pool_size: int,
+    lstm_units: Sequence[int],
+    dense_units: int,
+    dropout: float,
+):
+    """CNN-LSTM: local patterns by convolution, then a recurrence over the pooled sequence.
+
+    Pooling halves the steps the LSTM has to walk, which is where its time goes.
+
+    Args:
+        inputs: a ``(batch, time, features)`` Keras tensor.
+        conv_filters: filters of each Conv1D layer.
+        kernel_size: width of the convolutions.
+        pool_size: max-pooling factor after the convolutions (1 disables pooling).
+        lstm_units: hidden size of each LSTM layer.
+        dense_units: hidden Dense layer before the head (0 for none).
+        dropout: dropout rate.
+
+    Returns:
+        The feature tensor.
+
+    Example:
+        >>> from ml.training_pipeline.models import create_model
+        >>> model = create_model("adaptive", input_shape=(60, 15), variant="lightweight")
+    """
+    import keras
+
+    from ml.training_pipeline.layers import dense_block
+
+    dropout = check_rate("dropout", dropout)
+    x = inputs
+    for i, filters in enumerate(check_units("conv_filters", conv_filters)):
+        x = keras.layers.Conv1D(filters, check_positive_int("kernel_size", kernel_size), padding="same",
+                                activation="relu", name=f"conv{i}")(x)
+    if check_positive_int("pool_size", pool_size) > 1:
+        x = keras.layers.MaxPooling1D(pool_size, padding="same", name="pool")(x)
+    x = _stacked_lstm(x, check_units("lstm_units", lstm_units), dropout, False, "lstm")
+    return dense_block(x, check_positive_int("dense_units", dense_units, minimum=0), dropout, "dense")
+
+
+@register_model(
+    "attention_lstm",
+    description="Stacked LSTM with additive temporal attention pooling over all steps.",
+    variants=RECOMMENDED_HYPERPARAMETERS["attention_lstm"],
+    aliases=("attention-lstm", "lstm_attention"),
+    callback_settings=_RECURRENT_CALLBACKS,
+)
+def build_attention_lstm(
+    inputs,
+    *,
+    lstm_units: Sequence[int],
+    attention_units: int,
+    dense_units: int,
+    dropout: float,
+):
+    """Attention-LSTM: every LSTM layer returns sequences; attention weighs the steps.
+
+    Args:
+        inputs: a ``(batch, time, features)`` Keras tensor.
+        lstm_units: hidden size of each LSTM layer, e.g. ``(128, 64)``.
+        attention_units: size of the attention scoring projection.
+        dense_units: hidden Dense layer before the head (0 for none).
+        dropout: dropout rate.
+
+    Returns:
+        The feature tensor.
+
+    Example:
+        >>> from ml.training_pipeline.models import create_model
+        >>> model = create_model("attention_lstm", input_shape=(60, 15), variant="lightweight")
+    """
+    from ml.training_pipeline.layers import TemporalAttention, dense_block
+
+    dropout = check_rate("dropout", dropout)
+    x = _stacked_lstm(inputs, check_units("lstm_units", lstm_units), dropout, True, "lstm")
+    x = TemporalAttention(check_positive_int("attention_units", attention_units), name="temporal_attention")(x)
+    return dense_block(x, check_positive_int("dense_units", dense_units, minimum=0), dropout, "dense")

@@ -1,0 +1,12 @@
+"""Custom Keras layers, one concern per module, all serializable under package "ml".
+
+Importing this package imports Keras (and so TensorFlow); the factory imports it only
+when a model is built.
+"""
+
+from ml.training_pipeline.layers.dense_block import dense_block
+from ml.training_pipeline.layers.last_timestep import LastTimestep
+from ml.training_pipeline.layers.tcn_block import residual_tcn_block
+from ml.training_pipeline.layers.temporal_attention import TemporalAttention
+
+__all__ = ["LastTimestep", "TemporalAttention", "dense_block", "residual_tcn_block"]

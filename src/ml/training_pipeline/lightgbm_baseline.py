@@ -1,0 +1,210 @@
+"""The LightGBM baseline: a gradient-boosted tree model on engineered window features.
+
+It has the same contract as the neural families: ``create_model("lightgbm", ...)`` builds
+it, :func:`train_lightgbm_with_early_stopping` fits it, and
+:func:`ml.training_pipeline.export.export_onnx` exports it with a parity check.
+LightGBM is imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ml.training_pipeline.registry import ESTIMATOR, register_model
+from ml.training_pipeline.tasks import TaskSpec, resolve_task
+from ml.training_pipeline.validation import check_positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
+    "lightgbm": {
+        "lightweight": {"n_estimators": 200, "num_leaves": 15, "learning_rate": 0.05, "max_depth": 4,
+                        "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0},
+        "default": {"n_estimators": 500, "num_leaves": 31, "learning_rate": 0.03, "max_depth": -1,
+                    "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0},
+        "deep": {"n_estimators": 1500, "num_leaves": 63, "learning_rate": 0.02, "max_depth": -1,
+                 "min_child_samples": 10, "subsample": 0.8, "colsample_bytree": 0.7, "reg_lambda": 2.0},
+    }
+}
+
+
+@register_model(
+    "lightgbm",
+    description="LightGBM gradient-boosted trees on lagged and rolling features (the tree baseline).",
+    variants=RECOMMENDED_HYPERPARAMETERS["lightgbm"],
+    aliases=("lgb", "lgbm"),
+    kind=ESTIMATOR,
+)
+def create_lightgbm_model(task: TaskSpec | str = "regression", n_features: int | None = None, **params: Any):
+    """Builds an unfitted LightGBM estimator for the task.
+
+    Args:
+        task: ``"regression"``, ``"binary"`` or ``"multiclass"`` (or a resolved TaskSpec).
+        n_features: expected number of input columns; checked at fit time when given.
+        **params: LightGBM parameters (``n_estimators``, ``num_leaves``, ...), passed through.
+
+    Returns:
+        An ``LGBMRegressor`` or ``LGBMClassifier``.
+
+    Example:
+        >>> model = create_lightgbm_model("regression", n_estimators=100)  # doctest: +SKIP
+    """
+    import lightgbm
+
+    spec = resolve_task(task) if isinstance(task, str) else task
+    # Seeded and deterministic so the same data gives the same trees; bagging needs a frequency.
+    base = {"random_state": 42, "deterministic": True, "force_row_wise": True, "subsample_freq": 1, "verbose": -1}
+    estimator_cls = lightgbm.LGBMRegressor if spec.task == "regression" else lightgbm.LGBMClassifier
+    if spec.task == "regression" and spec.units != 1:
+        raise ValueError(f"LightGBM predicts one regression target. Received: output_dim={spec.units}")
+    model = estimator_cls(**{**base, **params})
+    # Remembered for the fit-time check; not a LightGBM parameter, so kept out of get_params.
+    model._atb_expected_features = n_features
+    return model
+
+
+def engineer_features_for_lgb(
+    price_df: pd.DataFrame,
+    lags: Sequence[int] = (1, 2, 3, 5, 10, 24),
+    windows: Sequence[int] = (6, 12, 24, 48),
+) -> pd.DataFrame:
+    """Tabular features for the tree baseline, each using only the current and past rows.
+
+    Features: simple and log returns, lagged returns, rolling mean / std of returns,
+    close relative to its rolling mean, high-low range, and volume change (when a
+    ``volume`` column exists). The first ``max(lags + windows)`` rows, which lack history,
+    are dropped. No feature at row ``t`` reads row ``t + 1`` or later.
+
+    Args:
+        price_df: a frame with a ``close`` column (``high``, ``low``, ``volume`` optional),
+            sorted oldest first.
+        lags: return lags in rows.
+        windows: rolling window lengths in rows.
+
+    Returns:
+        A float frame on the input's index (minus the warm-up rows).
+
+    Example:
+        >>> features = engineer_features_for_lgb(prices)  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    if not isinstance(price_df, pd.DataFrame):
+        raise ValueError(f"price_df must be a pandas DataFrame. Received: {type(price_df).__name__}")
+    columns = {c.lower(): c for c in price_df.columns}
+    if "close" not in columns:
+        raise ValueError(f"price_df needs a 'close' column. Received columns: {list(price_df.columns)}")
+    lags = [check_positive_int("lag", lag) for lag in lags]
+    windows = [check_positive_int("window", w, minimum=2) for w in windows]
+    close = pd.to_numeric(price_df[columns["close"]], errors="raise").astype("float64")
+    if (close <= 0).any():
+        raise ValueError("price_df['close'] must be positive for returns. Received a value <= 0")
+
+    returns = close.pct_change()
+    features = {"return_1": returns, "log_return_1": np.log(close).diff()}
+    for lag in lags:
+        features[f"return_lag_{lag}"] = returns.shift(lag)
+    for w in windows:
+        features[f"return_mean_{w}"] = returns.rolling(w).mean()
+        features[f"return_std_{w}"] = returns.rolling(w).std()
+        features[f"close_to_mean_{w}"] = close / close.rolling(w).mean() - 1.0
+    if "high" in columns and "low" in columns:
+        features["range"] = (price_df[columns["high"]] - price_df[columns["low"]]) / close
+    if "volume" in columns:
+        volume = price_df[columns["volume"]].astype("float64")
+        # log1p keeps zero-volume bars (exchange maintenance) finite.
+        features["log_volume_change"] = np.log1p(volume).diff()
+    frame = pd.DataFrame(features, index=price_df.index)
+    warmup = max([*lags, *windows])
+    return frame.iloc[warmup:].astype("float64")
+
+
+def train_lightgbm_with_early_stopping(
+    model,
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    early_stopping_rounds: int = 50,
+    sample_weight=None,
+):
+    """Fits ``model`` and stops when the validation score has not improved for a while.
+
+    Args:
+        model: from :func:`create_lightgbm_model` or ``create_model("lightgbm", ...)``.
+        X_train, y_train: training rows (2-D features; 3-D windows are flattened).
+        X_val, y_val: validation rows, used only for early stopping.
+        early_stopping_rounds: boosting rounds without improvement before stopping.
+        sample_weight: optional per-row training weights.
+
+    Returns:
+        The fitted model (``best_iteration_`` is set).
+
+    Example:
+        >>> model = train_lightgbm_with_early_stopping(model, X_tr, y_tr, X_va, y_va)  # doctest: +SKIP
+    """
+    import lightgbm
+
+    X_train, X_val = _as_matrix(X_train, "X_train"), _as_matrix(X_val, "X_val")
+    expected = getattr(model, "_atb_expected_features", None)
+    for name, X in (("X_train", X_train), ("X_val", X_val)):
+        if expected is not None and X.shape[1] != expected:
+            raise ValueError(f"{name} must have {expected} feature columns. Received: {name}.shape={X.shape}")
+    if len(X_train) != len(y_train) or len(X_val) != len(y_val):
+        raise ValueError(
+            f"Features and targets must have the same number of rows. Received: X_train={len(X_train)}, "
+            f"y_train={len(y_train)}, X_val={len(X_val)}, y_val={len(y_val)}"
+        )
+    check_positive_int("early_stopping_rounds", early_stopping_rounds)
+    model.fit(
+        X_train,
+        np.asarray(y_train),
+        sample_weight=sample_weight,
+        eval_X=(X_val,),
+        eval_y=(np.asarray(y_val),),
+        callbacks=[lightgbm.early_stopping(early_stopping_rounds, verbose=False), lightgbm.log_evaluation(0)],
+    )
+    return model
+
+
+def get_feature_importance(model, feature_names: Sequence[str], top_n: int = 20) -> pd.DataFrame:
+    """The ``top_n`` features by total gain, largest first.
+
+    Args:
+        model: a fitted LightGBM estimator.
+        feature_names: names of the columns the model was fitted on, in order.
+        top_n: how many rows to return.
+
+    Returns:
+        A frame with columns ``feature``, ``gain`` and ``share`` (gain / total gain).
+
+    Example:
+        >>> get_feature_importance(model, features.columns, top_n=5)  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    booster = getattr(model, "booster_", None)
+    if booster is None:
+        raise ValueError("get_feature_importance needs a fitted LightGBM model. Received an unfitted one")
+    gains = booster.feature_importance(importance_type="gain")
+    names = list(feature_names)
+    if len(names) != len(gains):
+        raise ValueError(f"feature_names must list {len(gains)} names. Received: {len(names)} names")
+    check_positive_int("top_n", top_n)
+    total = float(gains.sum()) or 1.0
+    frame = pd.DataFrame({"feature": names, "gain": gains.astype(float), "share": gains / total})
+    return frame.sort_values("gain", ascending=False, kind="stable").head(top_n).reset_index(drop=True)
+
+
+def _as_matrix(X, name: str) -> np.ndarray:
+    """2-D float32 rows; windows ``(n, timesteps, features)`` are flattened per row."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim == 3:
+        X = X.reshape(len(X), -1)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (rows, features) or 3-D windows. Received: {name}.shape={X.shape}")
+    return X

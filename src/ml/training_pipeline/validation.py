@@ -1,0 +1,99 @@
+"""Small validation helpers that produce the project's one-line error messages.
+
+Every message names what was received and what is accepted, and suggests the closest
+accepted name when the received one looks like a typo.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def suggest(received: str, accepted: Iterable[str]) -> str:
+    """Returns a " Did you mean 'x'?" suffix for the closest accepted name, or "".
+
+    Example:
+        >>> suggest("tnc", ["tcn", "lstm"])
+        " Did you mean 'tcn'?"
+    """
+    close = difflib.get_close_matches(str(received), list(accepted), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def unknown_name_error(what: str, received: object, accepted: Iterable[str]) -> ValueError:
+    """Builds the ValueError for a name that is not among ``accepted``.
+
+    Example:
+        >>> str(unknown_name_error("variant", "big", ["default", "deep"]))
+        "Unknown variant 'big'. Accepted: default, deep. Received: variant='big'"
+    """
+    accepted = sorted(accepted)
+    hint = suggest(str(received), accepted)
+    return ValueError(
+        f"Unknown {what} {received!r}.{hint} Accepted: {', '.join(accepted)}. "
+        f"Received: {what.replace(' ', '_')}={received!r}"
+    )
+
+
+def check_input_shape(input_shape: object, min_ndim: int = 1, max_ndim: int = 2) -> tuple[int, ...]:
+    """Validates a per-sample input shape (no batch dimension) and returns it as a tuple.
+
+    Args:
+        input_shape: e.g. ``(60, 15)`` for 60 time steps of 15 features.
+        min_ndim: fewest dimensions accepted.
+        max_ndim: most dimensions accepted.
+
+    Returns:
+        The shape as a tuple of positive ints.
+
+    Example:
+        >>> check_input_shape([60, 15])
+        (60, 15)
+    """
+    try:
+        shape = tuple(input_shape)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(
+            f"input_shape must be a tuple like (timesteps, features). Received: input_shape={input_shape!r}"
+        ) from None
+    valid = min_ndim <= len(shape) <= max_ndim and all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
+    )
+    if not valid:
+        expected = "(timesteps, features)" if max_ndim == 2 and min_ndim == 2 else f"{min_ndim} to {max_ndim} positive ints"
+        raise ValueError(
+            f"input_shape must be {expected} without the batch dimension. Received: input_shape={input_shape!r}"
+        )
+    return shape
+
+
+def check_units(name: str, value: object) -> tuple[int, ...]:
+    """Validates a layer-size list such as ``lstm_units=(128, 64)``; an int means one layer.
+
+    Example:
+        >>> check_units("units", 32)
+        (32,)
+    """
+    units = (value,) if isinstance(value, int) else value
+    try:
+        units = tuple(units)  # type: ignore[arg-type]
+    except TypeError:
+        units = ()
+    if not units or not all(isinstance(u, int) and not isinstance(u, bool) and u >= 1 for u in units):
+        raise ValueError(f"{name} must be a positive int or a non-empty list of them. Received: {name}={value!r}")
+    return units
+
+
+def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
+    """Validates an int hyperparameter such as ``kernel_size``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}. Received: {name}={value!r}")
+    return value
+
+
+def check_rate(name: str, value: object) -> float:
+    """Validates a dropout-like rate in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a float in [0, 1). Received: {name}={value!r}")
+    return float(value)

@@ -1,0 +1,86 @@
+"""export_onnx and OnnxPredictor: names, dynamic batch, atomic writes and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.training_pipeline import export
+from ml.training_pipeline.export import OnnxParityError, OnnxPredictor, export_onnx
+from ml.training_pipeline.models import create_model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = create_model("tcn", input_shape=(20, 4), variant="lightweight")
+    path = tmp_path_factory.mktemp("onnx") / "tcn.onnx"
+    return model, export_onnx(model, path)
+
+
+def test_graph_has_named_input_and_dynamic_batch(exported):
+    import onnx
+
+    model, report = exported
+    graph = onnx.load(str(report.path)).graph
+    assert [i.name for i in graph.input] == ["inputs"] and [o.name for o in graph.output] == ["outputs"]
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [20, 4]
+    assert report.n_samples == 16 and report.file_size_bytes == report.path.stat().st_size
+    assert report.to_dict()["input_shape"] == [None, 20, 4]
+    # nothing but the final file is left in the folder
+    assert [p.name for p in report.path.parent.iterdir()] == ["tcn.onnx"]
+
+
+def test_predictor_runs_any_batch_and_accepts_float64(exported):
+    model, report = exported
+    predictor = OnnxPredictor(report.path)
+    x = np.random.default_rng(1).standard_normal((7, 20, 4))
+    np.testing.assert_allclose(predictor.predict(x), np.asarray(model(x.astype("float32"))), atol=1e-4)
+    assert set(predictor.run(x[:2])) == {"outputs"}
+
+
+@pytest.mark.parametrize(
+    "x,message",
+    [(np.zeros((2, 20, 5), "float32"), r"Input must have shape \(batch, 20, 4\)\. Received: shape=\(2, 20, 5\)"),
+     (np.zeros((20, 4), "float32"), r"Received: shape=\(20, 4\)"),
+     (np.array([[["a"] * 4] * 20]), r"Input must be numeric.*Received dtype=<U1"),
+     (np.full((1, 20, 4), np.nan, "float32"), r"NaN or inf")],
+)
+def test_predictor_rejects_bad_input(exported, x, message):
+    with pytest.raises(ValueError, match=message):
+        OnnxPredictor(exported[1].path).predict(x)
+
+
+def test_predictor_reports_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No ONNX file"):
+        OnnxPredictor(tmp_path / "missing.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="Cannot load ONNX file"):
+        OnnxPredictor(bad)
+
+
+def test_export_rejects_bad_arguments(exported, tmp_path):
+    model, _ = exported
+    with pytest.raises(ValueError, match=r"path must end with '\.onnx'"):
+        export_onnx(model, tmp_path / "m.pb")
+    with pytest.raises(ValueError, match=r"sample must have shape \(n, 20, 4\).*Received: sample.shape=\(3, 20, 3\)"):
+        export_onnx(model, tmp_path / "m.onnx", sample=np.zeros((3, 20, 3)))
+    with pytest.raises(ValueError, match="Keras model or a fitted LightGBM estimator. Received: dict"):
+        export_onnx({}, tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="needs a fitted LightGBM model"):
+        export_onnx(create_model("lightgbm", input_shape=(4,)), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parity_failure_leaves_no_file(exported, tmp_path, monkeypatch):
+    """A graph that disagrees with Keras is refused and nothing is left on disk."""
+    model, _ = exported
+    real = export._reference_predictions
+    monkeypatch.setattr(export, "_reference_predictions", lambda m, s: real(m, s) + 1e-2)
+    with pytest.raises(OnnxParityError, match="differs from the model by 0.01"):
+        export_onnx(model, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
