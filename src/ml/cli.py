@@ -1,13 +1,200 @@
-"""The ``atb`` command line (filled in by the training pipeline)."""
+"""The ``atb`` command line. It parses arguments and calls the library; nothing more.
+
+Exit codes: 0 success, 2 bad input (one line on stderr, no traceback unless ``--debug``),
+130 interrupted. ``atb --help`` imports no TensorFlow.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+EXAMPLES = """examples:
+  atb train model BTCUSDT --model-type tcn
+  atb train model BTCUSDT --model-type attention_lstm --variant lightweight --days 365 --epochs 80
+  atb train model BTCUSDT --model-type lightgbm --target direction --timeframe 4h
+  atb train model ETHUSDT --model-type tcn --data eth_1h.parquet
+  atb models list BTCUSDT
+  atb predict BTCUSDT --json
+  atb evaluate BTCUSDT --data later_period.csv
+"""
+
+
+def _common(parser: argparse.ArgumentParser, json_output: bool = False) -> None:
+    parser.add_argument("--models-dir", help="model store root (default: $ATB_MODELS_DIR or src/ml/models)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    if json_output:
+        parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (cheap: lists models without importing TensorFlow)."""
+    from ml.training_pipeline.config import TARGETS, TIMEFRAMES
+    from ml.training_pipeline.models import AVAILABLE_MODELS, MODEL_VARIANTS
+
+    parser = argparse.ArgumentParser(prog="atb", description="Train, evaluate and serve time-series models.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ml import __version__
+
+    parser.add_argument("--version", action="version", version=f"atb-ml {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,models,predict,evaluate}")
+
+    train = commands.add_parser("train", help="train a model").add_subparsers(dest="what", metavar="model")
+    models_help = "\n".join(f"  {name:<16}{text}" for name, text in AVAILABLE_MODELS.items())
+    model = train.add_parser(
+        "model", help="train, evaluate, export and store a model for SYMBOL",
+        description=f"Train, evaluate against naive baselines, export to ONNX and store a versioned model.\n\n"
+                    f"model types:\n{models_help}",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    model.add_argument("symbol", help="market symbol, e.g. BTCUSDT (bundled sample: BTCUSDT 1h)")
+    model.add_argument("--model-type", required=True, help="one of the model types above (case-insensitive)")
+    model.add_argument("--variant", default="default", help=f"one of {', '.join(MODEL_VARIANTS)} (default: default)")
+    model.add_argument("--days", type=int, help="use the last N days of data")
+    model.add_argument("--start-date", help="first day, e.g. 2021-01-01")
+    model.add_argument("--end-date", help="last day, e.g. 2021-12-31")
+    model.add_argument("--epochs", type=int, default=80, help="maximum epochs (default 80; early stopping)")
+    model.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
+    model.add_argument("--patience", type=int, default=10, help="early-stopping patience (default 10)")
+    model.add_argument("--learning-rate", type=float, help="override the variant's learning rate")
+    model.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
+    model.add_argument("--horizon", type=int, default=1, help="bars ahead to predict (default 1)")
+    model.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
+    model.add_argument("--target", default="return", help=f"one of {', '.join(TARGETS)} (default return)")
+    model.add_argument("--data", help="CSV or Parquet OHLCV file (Binance klines or generic)")
+    model.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    model.add_argument("--json", action="store_true", help="print the result as JSON")
+    _common(model)
+
+    models = commands.add_parser("models", help="inspect the model store").add_subparsers(dest="what", metavar="list")
+    listing = models.add_parser("list", help="stored versions with their key metrics")
+    listing.add_argument("symbol", nargs="?", help="only this symbol")
+    _common(listing, json_output=True)
+
+    predict = commands.add_parser("predict", help="predict the next bar with a stored model (ONNX Runtime)")
+    predict.add_argument("symbol")
+    predict.add_argument("--version", dest="model_version", help="stored version (default: latest)")
+    predict.add_argument("--data", help="OHLCV file ending at the bar to predict from (default: bundled sample)")
+    _common(predict, json_output=True)
+
+    evaluate = commands.add_parser("evaluate", help="metrics and naive baselines of a stored model on a data file")
+    evaluate.add_argument("symbol")
+    evaluate.add_argument("--version", dest="model_version", help="stored version (default: latest)")
+    evaluate.add_argument("--data", required=True, help="OHLCV file to evaluate on, e.g. a later period")
+    _common(evaluate, json_output=True)
+    return parser
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, default=str))
+
+
+def _train(args) -> int:
+    from ml.training_pipeline.config import TrainingConfig
+
+    config = TrainingConfig(
+        symbol=args.symbol, model_type=args.model_type, variant=args.variant, timeframe=args.timeframe,
+        target=args.target, sequence_length=args.sequence_length, horizon=args.horizon, epochs=args.epochs,
+        batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate, seed=args.seed,
+        days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=args.data,
+        models_dir=args.models_dir,
+    )
+    from ml.training_pipeline.pipeline import train
+
+    result = train(config, log=lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True))
+    if args.json:
+        _print_json({"version_dir": str(result.version_dir), "report": result.report, "onnx": result.onnx,
+                     "data": result.data, "row_counts": result.row_counts, "timings": result.timings})
+    else:
+        print(result.table())
+    return 0
+
+
+def _models_list(args) -> int:
+    from ml.training_pipeline.store import ModelStore
+
+    store = ModelStore(args.models_dir)
+    rows = store.list(args.symbol)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"no stored models in {store.root}")
+        return 0
+    print(f"{'symbol':<10}{'target':<11}{'version':<22}{'model':<16}{'variant':<12}metrics (model vs baseline)")
+    for row in rows:
+        m = row["metrics"]
+        if "skill" in m:
+            text = (f"rmse {m['rmse']:.2f} vs persistence {m['persistence_rmse']:.2f}, skill {m['skill']:+.4f}, "
+                    f"dir.acc {m['directional_accuracy']:.3f}")
+        else:
+            text = f"accuracy {m.get('accuracy', float('nan')):.3f} vs majority {m.get('majority_accuracy', float('nan')):.3f}, f1 {m.get('f1', float('nan')):.3f}"
+        mark = "*" if row["latest"] else " "
+        print(f"{row['symbol']:<10}{row['target']:<11}{row['version'] + mark:<22}{row['model_type'] or '?':<16}"
+              f"{row['variant'] or '?':<12}{text}")
+    print("* latest")
+    return 0
+
+
+def _predict(args) -> int:
+    from ml.training_pipeline.inference import predict_next
+
+    result = predict_next(args.symbol, args.model_version, args.data, args.models_dir)
+    if args.json:
+        _print_json(result)
+    elif result["target"] == "return":
+        print(f"{result['symbol']} {result['model_type']} {result['version']}: as of {result['as_of']} close "
+              f"{result['last_close']:.2f} -> predicted close in {result['horizon_bars']} x {result['timeframe']}: "
+              f"{result['predicted_close']:.2f} ({result['direction']}, log return {result['predicted_log_return']:+.5f})")
+    else:
+        print(f"{result['symbol']} {result['model_type']} {result['version']}: as of {result['as_of']} "
+              f"P(up in {result['horizon_bars']} x {result['timeframe']}) = {result['probability_up']:.3f} ({result['direction']})")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from ml.training_pipeline.evaluation import format_report
+    from ml.training_pipeline.inference import evaluate_stored
+
+    result = evaluate_stored(args.symbol, args.data, args.model_version, args.models_dir)
+    if args.json:
+        _print_json(result)
+    else:
+        data = result["data"]
+        print(f"{result['symbol']} {result['model_type']} {result['version']} on {data['source']} "
+              f"[{data['layout']}], {data['start'][:16]} .. {data['end'][:16]}")
+        print(format_report(result["report"]))
+    return 0
+
+
+HANDLERS = {("train", "model"): _train, ("models", "list"): _models_list, ("predict", None): _predict,
+            ("evaluate", None): _evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``atb``."""
-    parser = argparse.ArgumentParser(prog="atb", description="Train, evaluate and serve time-series models.")
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    """Entry point of ``atb``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = HANDLERS.get((args.command, getattr(args, "what", None)))
+    if handler is None:
+        parser.print_help()
+        return 0 if args.command is None else EXIT_BAD_INPUT
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("atb: interrupted; nothing was stored", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, FileNotFoundError) as error:
+        if args.debug:
+            raise
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"atb: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

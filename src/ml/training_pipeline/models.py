@@ -31,6 +31,7 @@ __all__ = [
     "TASKS",
     "calculate_receptive_field",
     "create_model",
+    "get_spec",
     "extract_attention_weights",
     "get_model_callbacks",
     "list_models",

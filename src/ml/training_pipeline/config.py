@@ -1,0 +1,141 @@
+"""Frozen configuration of a training run."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ml.training_pipeline.validation import check_positive_int, unknown_name_error
+
+TARGETS: tuple[str, ...] = ("return", "direction")
+"""``return``: next-step log return (regression); ``direction``: up or not (binary)."""
+
+TIMEFRAMES: dict[str, str] = {"1h": "1h", "4h": "4h", "1d": "1D"}
+"""CLI timeframe -> pandas frequency."""
+
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
+
+
+def check_symbol(symbol: object) -> str:
+    """Upper-cases a trading symbol and rejects anything that could escape a folder.
+
+    Example:
+        >>> check_symbol("btcusdt")
+        'BTCUSDT'
+    """
+    text = str(symbol).strip().upper()
+    if not _SYMBOL.match(text) or ".." in text:
+        raise ValueError(
+            "symbol must be letters, digits, '.', '_' or '-' (at most 32, no path characters), "
+            f"e.g. BTCUSDT. Received: symbol={symbol!r}"
+        )
+    return text
+
+
+def _check_date(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ValueError(f"{name} must be a date like 2022-01-31. Received: {name}={value!r}") from None
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that defines a training run; the same config and seed give the same metrics.
+
+    Attributes:
+        symbol: market symbol, e.g. ``"BTCUSDT"`` (names the store folder).
+        model_type: a registered model name (see ``atb train model --help``).
+        variant: ``lightweight``, ``default`` or ``deep``.
+        timeframe: ``1h``, ``4h`` or ``1d``; coarser bars are resampled from finer data.
+        target: ``return`` (regression on the next log return) or ``direction`` (binary).
+        sequence_length: time steps per input window.
+        horizon: bars ahead to predict.
+        epochs: maximum epochs (early stopping usually ends sooner).
+        batch_size: training batch size.
+        patience: early-stopping patience in epochs.
+        learning_rate: optimizer learning rate; ``None`` keeps the variant's.
+        seed: seed for weights, shuffling and dropout.
+        days: keep only the last ``days`` days of data.
+        start_date, end_date: inclusive ISO dates bounding the data.
+        data_path: CSV/Parquet OHLCV file; ``None`` uses the bundled sample.
+        models_dir: model store root; ``None`` uses ``ATB_MODELS_DIR`` or the default.
+        model_kwargs: hyperparameters passed to ``create_model``.
+        validation_fraction, test_fraction: chronological split sizes.
+
+    Example:
+        >>> config = TrainingConfig(symbol="BTCUSDT", model_type="tcn", days=365, epochs=5)
+        >>> config.sequence_length
+        60
+    """
+
+    symbol: str
+    model_type: str
+    variant: str = "default"
+    timeframe: str = "1h"
+    target: str = "return"
+    sequence_length: int = 60
+    horizon: int = 1
+    epochs: int = 80
+    batch_size: int = 128
+    patience: int = 10
+    learning_rate: float | None = None
+    seed: int = 42
+    days: int | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    data_path: str | None = None
+    models_dir: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+    def __post_init__(self):
+        # importing the factory fills the registry (cheap: no TensorFlow)
+        from ml.training_pipeline.models import MODEL_VARIANTS as VARIANTS
+        from ml.training_pipeline.registry import get_spec
+
+        object.__setattr__(self, "symbol", check_symbol(self.symbol))
+        object.__setattr__(self, "model_type", get_spec(self.model_type).name)
+        if self.variant not in VARIANTS:
+            raise unknown_name_error("variant", self.variant, VARIANTS)
+        if self.timeframe not in TIMEFRAMES:
+            raise unknown_name_error("timeframe", self.timeframe, TIMEFRAMES)
+        if self.target not in TARGETS:
+            raise unknown_name_error("target", self.target, TARGETS)
+        check_positive_int("sequence_length", self.sequence_length, minimum=2)
+        check_positive_int("horizon", self.horizon)
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("patience", self.patience)
+        check_positive_int("seed", self.seed, minimum=0)
+        if self.days is not None:
+            check_positive_int("days", self.days)
+        if self.learning_rate is not None and not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate!r}")
+        start, end = _check_date("start_date", self.start_date), _check_date("end_date", self.end_date)
+        if start and end and start > end:
+            raise ValueError(f"start_date must not be after end_date. Received: start_date={start}, end_date={end}")
+        object.__setattr__(self, "start_date", start)
+        object.__setattr__(self, "end_date", end)
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not isinstance(value, float) or not 0.05 <= value <= 0.4:
+                raise ValueError(f"{name} must be a float in [0.05, 0.4]. Received: {name}={value!r}")
+        if self.data_path is not None and not Path(self.data_path).is_file():
+            raise ValueError(f"data file not found. Received: data_path={self.data_path!r}")
+        object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+
+    @property
+    def task(self) -> str:
+        """The model task the target needs."""
+        return "regression" if self.target == "return" else "binary"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form stored in ``metadata.json``."""
+        return asdict(self)

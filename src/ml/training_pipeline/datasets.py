@@ -1,0 +1,199 @@
+"""Chronological splits, train-only scaling and sliding windows.
+
+The feature rows are split in time order into train, validation and test parts with a gap
+of ``max(sequence_length, horizon)`` rows between parts, so no window or target of one
+part overlaps another. The scaler is fitted on the training rows only. A window ending at
+bar ``t`` holds rows ``t - L + 1 .. t`` and is labelled with the target at ``t`` (which
+looks ``horizon`` bars ahead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MIN_WINDOWS_PER_SPLIT = 10
+MOVING_AVERAGE_WINDOW = 20
+"""Bars averaged by the moving-average baseline."""
+
+
+@dataclass(frozen=True)
+class StandardScaler:
+    """Per-feature ``(x - mean) / scale``, with parameters stored in the feature schema.
+
+    Example:
+        >>> scaler = StandardScaler.fit(np.array([[1.0], [3.0]]))
+        >>> scaler.transform(np.array([[3.0]])).tolist()
+        [[1.0]]
+    """
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> StandardScaler:
+        std = values.std(axis=0)
+        # constant features (scale 0) pass through centred instead of dividing by zero
+        return cls(tuple(map(float, values.mean(axis=0))), tuple(float(s) if s > 0 else 1.0 for s in std))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return ((values - np.asarray(self.mean)) / np.asarray(self.scale)).astype(np.float32)
+
+    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
+        return values * np.asarray(self.scale) + np.asarray(self.mean)
+
+    def to_dict(self) -> dict:
+        return {"type": "standard", "mean": list(self.mean), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StandardScaler:
+        return cls(tuple(data["mean"]), tuple(data["scale"]))
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """Windows of one split and what evaluation needs next to them.
+
+    Attributes:
+        x: ``(n, sequence_length, features)`` float32 windows.
+        y: ``(n,)`` targets.
+        time: bar time ``t`` of each window's last row.
+        close: close at ``t``.
+        future_close: close at ``t + horizon``.
+        moving_average: mean of the last :data:`MOVING_AVERAGE_WINDOW` closes at ``t``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    time: pd.DatetimeIndex
+    close: np.ndarray
+    future_close: np.ndarray
+    moving_average: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The three window sets, the fitted scaler and row bookkeeping."""
+
+    train: WindowSet
+    validation: WindowSet
+    test: WindowSet
+    scaler: StandardScaler
+    feature_names: tuple[str, ...]
+    row_counts: dict
+    target_scaler: StandardScaler | None = None
+    """For regression targets: the model learns ``(y - mean) / scale`` (train-fitted), since raw
+    hourly log returns (~1e-3) are too small for a well-conditioned loss."""
+
+    def fit_targets(self, windows: WindowSet) -> np.ndarray:
+        """Targets as the model is trained on them."""
+        if self.target_scaler is None:
+            return windows.y
+        return self.target_scaler.transform(windows.y[:, None]).reshape(-1)
+
+    def to_target(self, predictions: np.ndarray) -> np.ndarray:
+        """Model outputs back in target units (log return or probability)."""
+        predictions = np.asarray(predictions, dtype=np.float64).reshape(-1)
+        if self.target_scaler is None:
+            return predictions
+        return self.target_scaler.inverse_transform(predictions[:, None]).reshape(-1)
+
+
+def sliding_windows(values: np.ndarray, length: int) -> np.ndarray:
+    """All windows of ``length`` consecutive rows, shape ``(n - length + 1, length, features)``."""
+    view = np.lib.stride_tricks.sliding_window_view(values, length, axis=0)
+    return np.ascontiguousarray(view.transpose(0, 2, 1))
+
+
+def windows_for_rows(
+    scaled: np.ndarray,
+    target: np.ndarray,
+    close: pd.Series,
+    horizon: int,
+    sequence_length: int,
+    start: int,
+    stop: int,
+) -> WindowSet:
+    """Windows whose rows all lie in ``[start, stop)`` and whose target is known."""
+    x = sliding_windows(scaled[start:stop], sequence_length)
+    ends = np.arange(start + sequence_length - 1, stop)
+    known = ~np.isnan(target[ends])
+    ends, x = ends[known], x[known]
+    closes = close.to_numpy()
+    moving_average = close.rolling(MOVING_AVERAGE_WINDOW, min_periods=1).mean().to_numpy()
+    future = np.full(len(closes), np.nan)
+    future[:-horizon] = closes[horizon:]
+    return WindowSet(x=x, y=target[ends].astype(np.float32), time=close.index[ends], close=closes[ends],
+                     future_close=future[ends], moving_average=moving_average[ends])
+
+
+def prepare_data(
+    features: pd.DataFrame,
+    target: pd.Series,
+    close: pd.Series,
+    sequence_length: int,
+    horizon: int,
+    validation_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    scale_target: bool = False,
+) -> PreparedData:
+    """Splits, scales and windows the feature rows.
+
+    Args:
+        features: feature rows (from :func:`ml.training_pipeline.features.build_features`).
+        target: target per bar, aligned to ``features`` (NaN where unknown).
+        close: close prices aligned to ``features``.
+        sequence_length: rows per window.
+        horizon: bars ahead the target looks.
+        validation_fraction, test_fraction: sizes of the later parts.
+        scale_target: fit a target scaler on the training windows (regression).
+
+    Returns:
+        A :class:`PreparedData`.
+
+    Raises:
+        ValueError: when a split would get fewer than :data:`MIN_WINDOWS_PER_SPLIT` windows.
+
+    Example:
+        >>> data = prepare_data(features, target, close, sequence_length=60, horizon=1)  # doctest: +SKIP
+    """
+    n = len(features)
+    gap = max(sequence_length, horizon)
+    n_test, n_val = int(n * test_fraction), int(n * validation_fraction)
+    n_train = n - n_test - n_val - 2 * gap
+    bounds = {"train": (0, n_train), "validation": (n_train + gap, n_train + gap + n_val),
+              "test": (n - n_test, n)}
+    needed = sequence_length + horizon + MIN_WINDOWS_PER_SPLIT
+    if min(n_train, n_val, n_test) < needed:
+        minimum = int(np.ceil(max(needed / min(validation_fraction, test_fraction), 3 * needed + 2 * gap)))
+        raise ValueError(
+            f"Too few rows: {n} bars after feature warm-up give train/validation/test parts of "
+            f"{max(n_train, 0)}/{n_val}/{n_test} bars, each needs >= {needed} for sequence_length={sequence_length}, "
+            f"horizon={horizon} (about {minimum} bars in all). Use more data (--days) or a shorter --sequence-length"
+        )
+    values = features.to_numpy(dtype=np.float64)
+    scaler = StandardScaler.fit(values[:n_train])
+    scaled = scaler.transform(values)
+    target_values = target.to_numpy(dtype=np.float64)
+    sets = {name: windows_for_rows(scaled, target_values, close, horizon, sequence_length, a, b)
+            for name, (a, b) in bounds.items()}
+    counts = {f"{name}_windows": len(ws) for name, ws in sets.items()}
+    counts.update({"feature_rows": n, "gap_rows": gap})
+    target_scaler = StandardScaler.fit(sets["train"].y[:, None].astype(np.float64)) if scale_target else None
+    return PreparedData(sets["train"], sets["validation"], sets["test"], scaler, tuple(features.columns), counts,
+                        target_scaler)
+
+
+def to_tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | None = None):
+    """A batched, prefetched ``tf.data.Dataset``; only training data should be shuffled."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,84 @@
+"""Price and volume features and prediction targets, all free of look-ahead.
+
+Every feature at bar ``t`` is computed from bars ``<= t`` only (rolling windows, EMAs and
+``shift`` with positive lags). Indicators come from the maintained ``ta`` library. Targets
+look ``horizon`` bars ahead by construction and are never fed to the model as inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "log_return", "body", "range", "upper_wick", "lower_wick", "volatility_6", "volatility_24",
+    "log_volume_change", "volume_ratio_24", "rsi_14", "macd_diff", "bollinger_pband", "atr_14",
+    "close_to_ema_24", "momentum_24",
+)
+"""The 15 features, in model-input order."""
+
+WARMUP_BARS = 50
+"""Leading bars dropped because the longest indicator (MACD: 26 + 9 EMA) has not settled."""
+
+
+def build_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
+    """Computes :data:`FEATURE_NAMES` from an OHLCV frame, dropping the warm-up bars.
+
+    Prices enter only as ratios and log differences, so the features are comparable
+    across price levels; volume enters as log changes (``log1p`` keeps zero-volume
+    maintenance bars finite).
+
+    Args:
+        ohlcv: float ``open, high, low, close, volume`` sorted by time.
+
+    Returns:
+        A float64 frame with the same index minus the first :data:`WARMUP_BARS` rows.
+
+    Example:
+        >>> features = build_features(load_ohlcv("BTCUSDT", days=30).frame)  # doctest: +SKIP
+        >>> list(features.columns) == list(FEATURE_NAMES)  # doctest: +SKIP
+        True
+    """
+    import ta
+
+    open_, high, low, close, volume = (ohlcv[c] for c in ("open", "high", "low", "close", "volume"))
+    log_return = np.log(close).diff()
+    log_volume = np.log1p(volume)
+    columns = {
+        "log_return": log_return,
+        "body": (close - open_) / open_,
+        "range": (high - low) / close,
+        "upper_wick": (high - np.maximum(open_, close)) / close,
+        "lower_wick": (np.minimum(open_, close) - low) / close,
+        "volatility_6": log_return.rolling(6).std(),
+        "volatility_24": log_return.rolling(24).std(),
+        "log_volume_change": log_volume.diff(),
+        "volume_ratio_24": log_volume - log_volume.rolling(24).mean(),
+        "rsi_14": ta.momentum.RSIIndicator(close, window=14).rsi() / 100.0 - 0.5,
+        "macd_diff": ta.trend.MACD(close).macd_diff() / close,
+        "bollinger_pband": ta.volatility.BollingerBands(close, window=20).bollinger_pband(),
+        "atr_14": ta.volatility.AverageTrueRange(high, low, close, window=14).average_true_range() / close,
+        "close_to_ema_24": close / ta.trend.EMAIndicator(close, window=24).ema_indicator() - 1.0,
+        "momentum_24": np.log(close / close.shift(24)),
+    }
+    frame = pd.DataFrame(columns, index=ohlcv.index)[list(FEATURE_NAMES)].iloc[WARMUP_BARS:]
+    # A flat Bollinger band (constant price, e.g. maintenance) divides by zero: centre it.
+    frame["bollinger_pband"] = frame["bollinger_pband"].replace([np.inf, -np.inf], np.nan).fillna(0.5)
+    return frame.astype("float64")
+
+
+def build_target(close: pd.Series, target: str, horizon: int) -> pd.Series:
+    """The value to predict at each bar: ``log(close[t+h] / close[t])`` or its sign (1 = up).
+
+    The last ``horizon`` bars have no future and get NaN.
+
+    Example:
+        >>> build_target(pd.Series([1.0, 2.0, 1.0]), "direction", 1).tolist()
+        [1.0, 0.0, nan]
+    """
+    future = np.log(close.shift(-horizon) / close)
+    if target == "return":
+        return future
+    if target == "direction":
+        return (future > 0).astype("float64").where(future.notna())
+    raise ValueError(f"Unknown target {target!r}. Accepted: direction, return. Received: target={target!r}")
