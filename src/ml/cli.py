@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
     model.add_argument("--target", default="return", help=f"one of {', '.join(TARGETS)} (default return)")
     model.add_argument("--data", help="CSV or Parquet OHLCV file (Binance klines or generic)")
+    model.add_argument("--exchange", help="download from this ccxt exchange, e.g. binance (needs network and "
+                       "pip install 'atb-ml[exchange]')")
     model.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     model.add_argument("--json", action="store_true", help="print the result as JSON")
     _common(model)
@@ -101,7 +103,7 @@ def _train(args) -> int:
         target=args.target, sequence_length=args.sequence_length, horizon=args.horizon, epochs=args.epochs,
         batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate, seed=args.seed,
         days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=args.data,
-        models_dir=args.models_dir,
+        exchange=args.exchange, models_dir=args.models_dir,
     )
     from ml.training_pipeline.pipeline import train
 

@@ -64,6 +64,7 @@ class TrainingConfig:
         days: keep only the last ``days`` days of data.
         start_date, end_date: inclusive ISO dates bounding the data.
         data_path: CSV/Parquet OHLCV file; ``None`` uses the bundled sample.
+        exchange: download from this ccxt exchange instead (needs the ``exchange`` extra).
         models_dir: model store root; ``None`` uses ``ATB_MODELS_DIR`` or the default.
         model_kwargs: hyperparameters passed to ``create_model``.
         validation_fraction, test_fraction: chronological split sizes.
@@ -90,6 +91,7 @@ class TrainingConfig:
     start_date: str | None = None
     end_date: str | None = None
     data_path: str | None = None
+    exchange: str | None = None
     models_dir: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     validation_fraction: float = 0.15
@@ -127,6 +129,9 @@ class TrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, float) or not 0.05 <= value <= 0.4:
                 raise ValueError(f"{name} must be a float in [0.05, 0.4]. Received: {name}={value!r}")
+        if self.data_path is not None and self.exchange is not None:
+            raise ValueError(f"Give data_path or exchange, not both. Received: data_path={self.data_path!r}, "
+                             f"exchange={self.exchange!r}")
         if self.data_path is not None and not Path(self.data_path).is_file():
             raise ValueError(f"data file not found. Received: data_path={self.data_path!r}")
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))

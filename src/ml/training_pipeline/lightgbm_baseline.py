@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     "lightgbm": {
         "lightweight": {"n_estimators": 200, "num_leaves": 15, "learning_rate": 0.05, "max_depth": 4,
-                        "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0},
+                        "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "random_state": 42},
         "default": {"n_estimators": 500, "num_leaves": 31, "learning_rate": 0.03, "max_depth": -1,
-                    "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0},
+                    "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "random_state": 42},
         "deep": {"n_estimators": 1500, "num_leaves": 63, "learning_rate": 0.02, "max_depth": -1,
-                 "min_child_samples": 10, "subsample": 0.8, "colsample_bytree": 0.7, "reg_lambda": 2.0},
+                 "min_child_samples": 10, "subsample": 0.8, "colsample_bytree": 0.7, "reg_lambda": 2.0,
+                 "random_state": 42},
     }
 }
 

@@ -96,7 +96,8 @@ def _summary(report: dict) -> dict[str, float]:
 
 def load_and_prepare(config: TrainingConfig):
     """Data, features, target and windows for a config: (LoadedData, PreparedData)."""
-    data = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date, config.end_date)
+    data = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,
+                      config.end_date, exchange=config.exchange)
     features = build_features(data.frame)
     close = data.frame["close"].reindex(features.index)
     target = build_target(data.frame["close"], config.target, config.horizon).reindex(features.index)

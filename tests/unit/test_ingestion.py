@@ -1,0 +1,157 @@
+"""Loading OHLCV: bundled sample, both file layouts, resampling, filters and clear errors."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.training_pipeline.ingestion import BINANCE, GENERIC, DataError, load_ohlcv, resample_ohlcv
+
+
+@pytest.fixture(scope="module")
+def raw_klines():
+    from ml.data import bundled_sample_path
+
+    return pd.read_csv(bundled_sample_path()).iloc[-400:].reset_index(drop=True)
+
+
+def test_bundled_sample_is_the_real_btc_series():
+    data = load_ohlcv("btcusdt")
+    assert data.layout == BINANCE and data.source == "bundled:BTCUSDT_1h.csv.gz"
+    assert len(data.frame) == 24631 and list(data.frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert str(data.frame.index[0]) == "2019-09-08 17:00:00+00:00" and str(data.frame.index[-1]) == "2022-06-30 23:00:00+00:00"
+    assert data.notes == ()
+
+
+def test_unknown_symbol_without_data_is_explained():
+    with pytest.raises(DataError, match="No bundled sample for symbol 'ETHUSDT'. Bundled: BTCUSDT; pass --data PATH"):
+        load_ohlcv("ETHUSDT")
+
+
+def test_binance_export_without_header(raw_klines, tmp_path):
+    path = tmp_path / "klines.csv"
+    raw_klines.to_csv(path, header=False, index=False)
+    data = load_ohlcv("X", path)
+    assert data.layout == BINANCE and len(data.frame) == 400
+    np.testing.assert_array_equal(data.frame["close"].to_numpy(), raw_klines["close"].to_numpy())
+
+
+def test_generic_csv_with_date_column_any_case_and_unnamed_index(raw_klines, tmp_path):
+    generic = pd.DataFrame({
+        "Date": pd.to_datetime(raw_klines["time"], unit="ms").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "Open": raw_klines["open"], "HIGH": raw_klines["high"], "Low": raw_klines["low"],
+        "Close": raw_klines["close"], "Volume": raw_klines["volume"],
+    })
+    path = tmp_path / "generic.csv"
+    generic.to_csv(path)  # writes an unnamed index column
+    data = load_ohlcv("X", path)
+    assert data.layout == GENERIC and len(data.frame) == 400
+    assert data.frame.index.tz is not None
+
+
+def test_generic_parquet_with_datetime_index(raw_klines, tmp_path):
+    frame = raw_klines[["open", "high", "low", "close", "volume"]].copy()
+    frame.index = pd.to_datetime(raw_klines["time"], unit="ms", utc=True).rename("timestamp")
+    path = tmp_path / "bars.parquet"
+    frame.to_parquet(path)
+    data = load_ohlcv("X", path)
+    assert data.layout == GENERIC and len(data.frame) == 400
+
+
+def test_resampling_to_4h_aggregates_complete_buckets_only(raw_klines):
+    frame, _ = __import__("ml.training_pipeline.ingestion", fromlist=["x"]).normalize_ohlcv(raw_klines)
+    four = resample_ohlcv(frame, "4h")
+    first = four.index[0]
+    bucket = frame[(frame.index >= first) & (frame.index < first + pd.Timedelta(hours=4))]
+    assert len(bucket) == 4
+    assert four.iloc[0].to_dict() == pytest.approx({"open": bucket["open"].iloc[0], "high": bucket["high"].max(),
+                                                    "low": bucket["low"].min(), "close": bucket["close"].iloc[-1],
+                                                    "volume": bucket["volume"].sum()})
+    assert (four.index.hour % 4 == 0).all() and len(four) <= len(frame) // 4
+
+
+def test_days_and_date_filters():
+    data = load_ohlcv("BTCUSDT", days=10)
+    assert len(data.frame) == 240
+    data = load_ohlcv("BTCUSDT", start_date="2021-03-01", end_date="2021-03-02", timeframe="4h")
+    assert len(data.frame) == 12 and str(data.frame.index[0]) == "2021-03-01 00:00:00+00:00"
+
+
+def test_gaps_are_reported_not_repaired(raw_klines, tmp_path):
+    path = tmp_path / "gappy.csv"
+    raw_klines.drop(index=range(100, 103)).to_csv(path, index=False)
+    data = load_ohlcv("X", path)
+    assert len(data.frame) == 397
+    assert data.notes == ("1 gap(s) in the data (3 missing 1h bars); left as they are",)
+
+
+def _write(frame, tmp_path, name="bad.csv"):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda f: f.drop(columns=["volume"]), r"Missing required column\(s\) \['volume'\]"),
+        (lambda f: f.assign(close=f["close"].astype(object).where(f.index != 7, "abc")),
+         r"Column 'close' has a non-numeric value at row 7: 'abc'"),
+        (lambda f: f.assign(high=f["high"].where(f.index != 5, np.nan)), r"1 NaN/inf value\(s\); first in column 'high'"),
+        (lambda f: f.iloc[[1, 0, *range(2, len(f))]], r"timestamps are not sorted: .* comes after"),
+        (lambda f: pd.concat([f.iloc[:10], f.iloc[9:]]), r"1 duplicate timestamp\(s\)"),
+        (lambda f: f.drop(columns=["time", "closetime"]), r"No timestamp column"),
+        (lambda f: f.assign(low=-f["low"]), r"price <= 0"),
+    ],
+)
+def test_bad_files_get_one_clear_error(raw_klines, tmp_path, mutate, message):
+    with pytest.raises(DataError, match=message):
+        load_ohlcv("X", _write(mutate(raw_klines.copy()), tmp_path))
+
+
+def test_missing_unreadable_and_coarse_inputs(raw_klines, tmp_path):
+    with pytest.raises(DataError, match="Data file not found"):
+        load_ohlcv("X", tmp_path / "nope.csv")
+    garbage = tmp_path / "x.parquet"
+    garbage.write_bytes(b"\x00garbage")
+    with pytest.raises(DataError, match="Cannot read"):
+        load_ohlcv("X", garbage)
+    with pytest.raises(DataError, match=r"Unknown timeframe '15m'. Accepted: 1h, 4h, 1d"):
+        load_ohlcv("BTCUSDT", timeframe="15m")
+    daily = load_ohlcv("BTCUSDT", timeframe="1d").frame.reset_index()
+    path = tmp_path / "daily.csv"
+    daily.to_csv(path, index=False)
+    with pytest.raises(DataError, match="Cannot make 1h bars from coarser 1d data"):
+        load_ohlcv("X", path, timeframe="1h")
+
+
+def test_exchange_download_without_ccxt_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ccxt", None)  # import fails
+    with pytest.raises(DataError, match=r"pip install 'atb-ml\[exchange\]'"):
+        load_ohlcv("BTCUSDT", exchange="binance")
+
+
+def test_exchange_download_offline_fails_fast(monkeypatch):
+    class NetworkError(Exception):
+        pass
+
+    class FakeExchange:
+        def __init__(self, options):
+            assert options["timeout"] <= 10_000  # a request can never hang for long
+
+        def fetch_ohlcv(self, *args, **kwargs):
+            raise NetworkError("binance GET https://fapi.binance.com failed: Name or service not known")
+
+    fake = types.SimpleNamespace(exchanges=["binance"], binance=FakeExchange)
+    monkeypatch.setitem(sys.modules, "ccxt", fake)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"Download from binance failed \(NetworkError\)"):
+        load_ohlcv("BTCUSDT", exchange="binance", days=5)
+    assert time.perf_counter() - start < 5
+    with pytest.raises(DataError, match="Unknown exchange 'nope'"):
+        load_ohlcv("BTCUSDT", exchange="nope")

@@ -1,0 +1,229 @@
+"""End to end on real BTCUSDT data: atb train / models list / predict / evaluate, and bad input.
+
+Runs are kept small (few days, few epochs) so the suite stays fast; the full-size run is
+in benchmarks/train_speed.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.cli import main
+
+SMALL = ["--days", "60", "--epochs", "2", "--sequence-length", "24", "--batch-size", "64"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One trained model in a fresh store (trained once for the module)."""
+    root = tmp_path_factory.mktemp("models")
+    assert main(["train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "lightweight", *SMALL,
+                 "--models-dir", str(root)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def later_csv(tmp_path_factory):
+    """A generic OHLCV file of a later period than the training data."""
+    from ml.training_pipeline.ingestion import load_ohlcv
+
+    path = tmp_path_factory.mktemp("data") / "later.csv"
+    load_ohlcv("BTCUSDT", start_date="2022-01-01", end_date="2022-03-01").frame.to_csv(path)
+    return path
+
+
+def test_train_writes_a_complete_version(store):
+    version = (store / "BTCUSDT" / "return" / "latest").resolve()
+    files = {p.name for p in version.iterdir()}
+    assert files == {"model.keras", "model.onnx", "metadata.json", "feature_schema.json",
+                     "training_history.png", "predictions.png"}
+    meta = json.loads((version / "metadata.json").read_text())
+    assert meta["config"]["model_type"] == "lstm" and meta["data"]["layout"] == "binance-klines"
+    assert meta["data"]["rows"] == 60 * 24 and meta["onnx"]["max_abs_diff"] < 1e-4
+    assert set(meta["metrics"]) >= {"model", "persistence", "moving_average", "skill"}
+    assert meta["metrics"]["persistence"]["rmse"] > 0 and "keras" in meta["library_versions"]
+    schema = json.loads((version / "feature_schema.json").read_text())
+    assert len(schema["feature_names"]) == 15 and schema["input_shape"] == [24, 15]
+    assert len(schema["scaler"]["mean"]) == 15 and schema["target_scaler"]["type"] == "standard"
+
+
+def test_stored_keras_and_onnx_agree_on_test_windows(store):
+    import keras
+
+    from ml.training_pipeline.export import OnnxPredictor
+
+    version = (store / "BTCUSDT" / "return" / "latest").resolve()
+    model = keras.models.load_model(version / "model.keras")
+    x = np.random.default_rng(0).standard_normal((4, 24, 15)).astype("float32")
+    np.testing.assert_allclose(OnnxPredictor(version / "model.onnx").predict(x), model.predict(x, verbose=0), atol=1e-4)
+
+
+def test_models_list_text_and_json(store, capsys):
+    code, out, _ = run(capsys, "models", "list", "--models-dir", store)
+    assert code == 0 and "BTCUSDT" in out and "lstm" in out and "vs persistence" in out
+    code, out, _ = run(capsys, "models", "list", "BTCUSDT", "--json", "--models-dir", store)
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 1 and rows[0]["latest"] and "skill" in rows[0]["metrics"]
+
+
+def test_predict_uses_the_stored_schema(store, capsys):
+    code, out, _ = run(capsys, "predict", "BTCUSDT", "--json", "--models-dir", store)
+    result = json.loads(out)
+    assert code == 0 and result["as_of"].startswith("2022-06-30T23:00")
+    assert result["predicted_close"] == pytest.approx(result["last_close"] * np.exp(result["predicted_log_return"]))
+    code, out, _ = run(capsys, "predict", "BTCUSDT", "--models-dir", store)
+    assert code == 0 and "predicted close" in out
+
+
+def test_evaluate_on_a_later_generic_file(store, later_csv, capsys):
+    code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--json", "--models-dir", store)
+    result = json.loads(out)
+    assert code == 0 and result["data"]["layout"] == "generic-ohlcv"
+    report = result["report"]
+    assert report["n"] > 1000 and report["skill"] == pytest.approx(1 - report["model"]["rmse"] / report["persistence"]["rmse"])
+    code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", store)
+    assert "persistence" in out and "moving_average" in out and "skill vs persistence" in out
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    from ml.training_pipeline.config import TrainingConfig
+    from ml.training_pipeline.pipeline import train
+
+    config = TrainingConfig(symbol="BTCUSDT", model_type="tcn", variant="lightweight", days=45, epochs=2,
+                            sequence_length=24, batch_size=64, models_dir=str(tmp_path), seed=7)
+    first, second = train(config, verbose=0), train(config, verbose=0)
+    assert first.report == second.report and first.history == second.history
+    assert first.version_dir != second.version_dir
+
+
+def test_lightgbm_direction_model_through_the_cli(tmp_path, capsys):
+    code, out, _ = run(capsys, "train", "model", "BTCUSDT", "--model-type", "LightGBM", "--target", "direction",
+                       "--timeframe", "4h", "--days", "400", "--sequence-length", "12", "--models-dir", tmp_path)
+    assert code == 0 and "majority" in out and "accuracy" in out
+    version = (tmp_path / "BTCUSDT" / "direction" / "latest").resolve()
+    assert (version / "model.txt").is_file() and json.loads((version / "feature_schema.json").read_text())["input_layout"] == "flat"
+    code, out, _ = run(capsys, "predict", "BTCUSDT", "--json", "--models-dir", tmp_path)
+    assert code == 0 and 0.0 <= json.loads(out)["probability_up"] <= 1.0
+
+
+# --- bad input: exit 2, one line on stderr, nothing written ------------------------------------
+
+@pytest.fixture(scope="module")
+def klines():
+    from ml.data import bundled_sample_path
+
+    return pd.read_csv(bundled_sample_path()).iloc[-2000:].reset_index(drop=True)
+
+
+BAD_FILES = {
+    "missing column": (lambda f: f.drop(columns=["close"]), "Missing required column(s) ['close']"),
+    "non-numeric": (lambda f: f.assign(volume=f["volume"].astype(object).where(f.index != 3, "12.5x")), "non-numeric value at row 3"),
+    "nan": (lambda f: f.assign(open=f["open"].where(f.index != 9, np.nan)), "NaN/inf"),
+    "unsorted": (lambda f: f.iloc[::-1], "not sorted"),
+    "duplicate": (lambda f: pd.concat([f, f.iloc[[5]]]).sort_values("time", kind="stable"), "duplicate timestamp"),
+    "too few rows": (lambda f: f.iloc[:150], "Too few rows"),
+}
+
+
+def _assert_bad_input(code, out, err, fragment, root):
+    assert code == 2, out + err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("atb: error: ") and fragment in lines[-1] and "Traceback" not in err
+    assert not root.exists() or not any(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_data_files(klines, tmp_path, capsys, case):
+    mutate, fragment = BAD_FILES[case]
+    path = tmp_path / "bad.csv"
+    mutate(klines.copy()).to_csv(path, index=False)
+    root = tmp_path / "models"
+    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lstm", "--data", path,
+                         "--epochs", "1", "--models-dir", root)
+    _assert_bad_input(code, out, err, fragment, root)
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [(["--model-type", "tnc"], "Unknown model_type 'tnc'. Did you mean 'tcn'? Accepted: "),
+     (["--model-type", "tcn", "--variant", "huge"], "Unknown variant 'huge'"),
+     (["--model-type", "tcn", "--target", "price"], "Unknown target 'price'"),
+     (["--model-type", "tcn", "--timeframe", "5m"], "Unknown timeframe '5m'"),
+     (["--model-type", "tcn", "--data", "missing.csv"], "data file not found"),
+     (["--model-type", "tcn", "--epochs", "0"], "epochs must be an int >= 1")],
+)
+def test_bad_train_arguments(tmp_path, capsys, args, fragment):
+    root = tmp_path / "models"
+    code, out, err = run(capsys, "train", "model", "BTCUSDT", *args, "--models-dir", root)
+    _assert_bad_input(code, out, err, fragment, root)
+
+
+def test_symbol_with_path_characters(tmp_path, capsys):
+    root = tmp_path / "models"
+    code, out, err = run(capsys, "train", "model", "../x", "--model-type", "tcn", "--models-dir", root)
+    _assert_bad_input(code, out, err, "symbol must be letters", root)
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_and_corrupt_versions(store, tmp_path, later_csv, capsys):
+    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", tmp_path / "empty")
+    assert code == 2 and "No stored model for BTCUSDT" in err
+    code, _, err = run(capsys, "predict", "BTCUSDT", "--version", "2020-01-01_00h_v9", "--models-dir", store)
+    assert code == 2 and "Version '2020-01-01_00h_v9' not found" in err
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(store, broken, symlinks=True)
+    version = (broken / "BTCUSDT" / "return" / "latest").resolve()
+    (version / "model.onnx").write_bytes(b"garbage")
+    code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", broken)
+    assert code == 2 and "Cannot load ONNX file" in err and len(err.strip().splitlines()) == 1
+    (version / "metadata.json").write_text("{")
+    code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", broken)
+    assert code == 2 and "metadata.json is not valid JSON" in err
+
+
+def test_feature_schema_mismatch_at_predict(store, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy, symlinks=True)
+    schema_path = (copy / "BTCUSDT" / "return" / "latest").resolve() / "feature_schema.json"
+    schema = json.loads(schema_path.read_text())
+    schema["feature_names"][0] = "funding_rate"
+    schema_path.write_text(json.dumps(schema))
+    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
+    assert code == 2 and "Feature schema mismatch" in err and "funding_rate" in err
+    schema["feature_names"][0] = "log_return"
+    schema["input_shape"] = [30, 15]
+    schema_path.write_text(json.dumps(schema))
+    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
+    assert code == 2 and "model.onnx expects input [24, 15]" in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="Unknown variant"):
+        main(["train", "model", "BTCUSDT", "--model-type", "tcn", "--variant", "x", "--debug",
+              "--models-dir", str(tmp_path)])
+
+
+def test_help_is_light_and_lists_models():
+    code = ("import sys; from ml.cli import main\n"
+            "try:\n    main(['train', 'model', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY' if any(m in sys.modules for m in ('tensorflow', 'keras', 'onnxruntime', 'lightgbm')) else 'LIGHT')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "attention_lstm" in out and "tcn_attention" in out and out.strip().endswith("LIGHT")
+    usage = subprocess.run([sys.executable, "-m", "ml.cli", "train", "model"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "--model-type" in usage.stderr
