@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
+
+# TensorFlow's native start-up logs drown the one-line messages users need; errors still
+# surface as Python exceptions. TF_CPP_MIN_LOG_LEVEL=0 brings the logs back.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -68,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--data", help="CSV or Parquet OHLCV file (Binance klines or generic)")
     model.add_argument("--exchange", help="download from this ccxt exchange, e.g. binance (needs network and "
                        "pip install 'atb-ml[exchange]')")
+    model.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="model hyperparameter overriding the variant, repeatable; VALUE is JSON "
+                            "(e.g. --param filters=32 --param 'lstm_units=[64, 32]')")
     model.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     model.add_argument("--json", action="store_true", help="print the result as JSON")
     _common(model)
@@ -95,6 +103,21 @@ def _print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2, default=str))
 
 
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["filters=32", "lstm_units=[64, 32]"]`` -> ``{"filters": 32, "lstm_units": (64, 32)}``."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param takes KEY=VALUE. Received: --param {pair!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text  # a bare word is a string
+        params[key.strip()] = tuple(value) if isinstance(value, list) else value
+    return params
+
+
 def _train(args) -> int:
     from ml.training_pipeline.config import TrainingConfig
 
@@ -103,7 +126,7 @@ def _train(args) -> int:
         target=args.target, sequence_length=args.sequence_length, horizon=args.horizon, epochs=args.epochs,
         batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate, seed=args.seed,
         days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=args.data,
-        exchange=args.exchange, models_dir=args.models_dir,
+        exchange=args.exchange, models_dir=args.models_dir, model_kwargs=parse_params(args.param),
     )
     from ml.training_pipeline.pipeline import train
 

@@ -87,7 +87,7 @@ def test_gradients_reach_every_trainable_weight(built, name, variant):
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
     grads = tape.gradient(loss, model.trainable_variables)
-    missing = [v.path for v, g in zip(model.trainable_variables, grads) if g is None or not np.any(np.asarray(g))]
+    missing = [v.path for v, g in zip(model.trainable_variables, grads, strict=True) if g is None or not np.any(np.asarray(g))]
     assert not missing, f"no gradient reaches {missing}"
 
 

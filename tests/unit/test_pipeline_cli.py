@@ -170,6 +170,23 @@ def test_bad_train_arguments(tmp_path, capsys, args, fragment):
     _assert_bad_input(code, out, err, fragment, root)
 
 
+def test_model_params_reach_the_model_and_unknown_ones_are_refused(tmp_path, capsys):
+    from ml.cli import parse_params
+
+    assert parse_params(["filters=32", "lstm_units=[64, 32]", "name=x"]) == {"filters": 32, "lstm_units": (64, 32), "name": "x"}
+    root = tmp_path / "models"
+    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--param", "filter=8",
+                         "--models-dir", root)
+    _assert_bad_input(code, out, err, "Unknown keyword argument 'filter' for model_type='tcn'. Did you mean 'filters'?", root)
+    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--param", "oops", "--models-dir", root)
+    _assert_bad_input(code, out, err, "--param takes KEY=VALUE", root)
+    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--variant", "lightweight",
+                         "--param", "filters=8", "--param", "num_levels=2", *SMALL, "--models-dir", root)
+    assert code == 0, err
+    meta = json.loads(((root / "BTCUSDT" / "return" / "latest").resolve() / "metadata.json").read_text())
+    assert meta["config"]["model_kwargs"] == {"filters": 8, "num_levels": 2}
+
+
 def test_symbol_with_path_characters(tmp_path, capsys):
     root = tmp_path / "models"
     code, out, err = run(capsys, "train", "model", "../x", "--model-type", "tcn", "--models-dir", root)

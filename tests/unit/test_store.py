@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from ml.training_pipeline.store import ModelStore, StoreError
 
-NOW = datetime(2024, 1, 31, 14, 5, tzinfo=timezone.utc)
+NOW = datetime(2024, 1, 31, 14, 5, tzinfo=UTC)
 
 
 def _complete(folder):

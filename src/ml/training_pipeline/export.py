@@ -247,7 +247,7 @@ class OnnxPredictor:
             raise ValueError(f"Input must be numeric (float32 preferred). Received dtype={array.dtype}")
         expected = "(" + ", ".join("batch" if d is None else str(d) for d in self.input_shape) + ")"
         fits = array.ndim == len(self.input_shape) and all(
-            want is None or want == got for want, got in zip(self.input_shape, array.shape)
+            want is None or want == got for want, got in zip(self.input_shape, array.shape, strict=False)
         )
         if not fits:
             raise ValueError(f"Input must have shape {expected}. Received: shape={array.shape}")
@@ -263,4 +263,4 @@ class OnnxPredictor:
     def run(self, x) -> dict[str, np.ndarray]:
         """Runs the model and returns every output by name."""
         outputs = self.session.run(None, {self.input_name: self._validate(x)})
-        return dict(zip(self.output_names, outputs))
+        return dict(zip(self.output_names, outputs, strict=True))

@@ -19,8 +19,6 @@ from ml.training_pipeline.ingestion import LoadedData, load_ohlcv
 from ml.training_pipeline.store import ModelStore
 
 
-
-
 class SchemaMismatchError(ValueError):
     """The data or library produce features other than the ones the model was trained on."""
 

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -246,7 +246,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None) -> Train
                              f"{title}: P(up) on the test window", "up")
         timings["total_s"] = time.perf_counter() - started
         metadata = {
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "config": config.to_dict(),
             "data": data.describe(),
             "row_counts": prepared.row_counts,

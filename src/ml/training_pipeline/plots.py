@@ -22,9 +22,10 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
     """Loss curves per epoch (or boosting round), one line per logged series."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    for name, values in history.items():
-        if "loss" in name or name in ("l2", "binary_logloss", "valid_0_l2", "valid_0_binary_logloss"):
-            ax.plot(np.arange(1, len(values) + 1), values, label=name)
+    # Keras logs "loss"/"val_loss"; LightGBM logs its metric ("val_l2", "val_binary_logloss")
+    series = {k: v for k, v in history.items() if "loss" in k} or dict(history)
+    for name, values in series.items():
+        ax.plot(np.arange(1, len(values) + 1), values, label=name)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)

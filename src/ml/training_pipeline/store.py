@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.training_pipeline.config import TARGETS, check_symbol
@@ -85,7 +85,7 @@ class ModelStore:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
         try:
             yield staging
-            self.last_committed = self._commit(folder, staging, now or datetime.now(timezone.utc))
+            self.last_committed = self._commit(folder, staging, now or datetime.now(UTC))
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -4,5 +4,5 @@ Family modules import Keras only inside their builders, so registering (and list
 models stays cheap. Adding a family: a new module here and one import line below.
 """
 
-from ml.training_pipeline.architectures import recurrent, tcn  # noqa: F401  (registers)
 from ml.training_pipeline import lightgbm_baseline  # noqa: F401  (registers "lightgbm")
+from ml.training_pipeline.architectures import recurrent, tcn  # noqa: F401  (registers)
