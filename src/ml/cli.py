@@ -1,6 +1,6 @@
 """The ``atb`` command line. It parses arguments and calls the library; nothing more.
 
-Exit codes: 0 success, 2 bad input (one line on stderr, no traceback unless ``--debug``),
+Exit codes: 0 success, 1 ONNX parity failure, 2 bad input (one line on stderr, no traceback unless ``--debug``),
 130 interrupted. ``atb --help`` imports no TensorFlow.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 # surface as Python exceptions. TF_CPP_MIN_LOG_LEVEL=0 brings the logs back.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -208,8 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0 if args.command is None else EXIT_BAD_INPUT
+    from ml.training_pipeline.export import OnnxParityError  # light (NumPy only); after --help has exited
+
     try:
         return handler(args)
+    except OnnxParityError as error:  # not the user's input, but still one clear line and no version stored
+        if args.debug:
+            raise
+        print(f"atb: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("atb: interrupted; nothing was stored", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -16,10 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import ml.training_pipeline.architectures  # noqa: F401  (fills the registry)
-from ml.training_pipeline.architectures.recurrent import RECOMMENDED_HYPERPARAMETERS as _RECURRENT
-from ml.training_pipeline.architectures.tcn import RECOMMENDED_HYPERPARAMETERS as _TCN
 from ml.training_pipeline.architectures.tcn import calculate_receptive_field
-from ml.training_pipeline.lightgbm_baseline import RECOMMENDED_HYPERPARAMETERS as _LIGHTGBM
 from ml.training_pipeline.registry import ESTIMATOR, VARIANTS, ModelSpec, get_spec, registered_names
 from ml.training_pipeline.tasks import TASKS, resolve_task
 from ml.training_pipeline.validation import check_input_shape, suggest, unknown_name_error
@@ -43,8 +40,11 @@ AVAILABLE_MODELS: dict[str, str] = {name: get_spec(name).description for name in
 MODEL_VARIANTS: tuple[str, ...] = VARIANTS
 """Variant names every family offers."""
 
-RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {**_RECURRENT, **_TCN, **_LIGHTGBM}
-"""Family -> variant -> hyperparameters (a read-only view of what the families register)."""
+RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
+    get_spec(name).family: {variant: dict(params) for variant, params in get_spec(name).variants.items()}
+    for name in registered_names()
+}
+"""Family -> variant -> hyperparameters, as the families registered them (a copy: edit kwargs, not this)."""
 
 # Arguments that belong to the task head, not the architecture.
 _TASK_KWARGS = ("output_dim", "num_classes")

@@ -106,14 +106,21 @@ def load_and_prepare(config: TrainingConfig):
     return data, prepared
 
 
-def _fit_keras(config: TrainingConfig, prepared: PreparedData, verbose: int):
-    from ml.training_pipeline.models import create_model, get_model_callbacks
+def _build_model(config: TrainingConfig, prepared: PreparedData, **defaults: Any):
+    """The factory call for this run: the config's kwargs and learning rate win over ``defaults``."""
+    from ml.training_pipeline.models import create_model
 
-    kwargs = dict(config.model_kwargs)
+    kwargs = {**defaults, **config.model_kwargs}
     if config.learning_rate is not None:
         kwargs["learning_rate"] = config.learning_rate
-    model = create_model(config.model_type, (config.sequence_length, len(prepared.feature_names)),
-                         variant=config.variant, task=config.task, **kwargs)
+    return create_model(config.model_type, (config.sequence_length, len(prepared.feature_names)),
+                        variant=config.variant, task=config.task, **kwargs)
+
+
+def _fit_keras(config: TrainingConfig, prepared: PreparedData, verbose: int):
+    from ml.training_pipeline.models import get_model_callbacks
+
+    model = _build_model(config, prepared)
     train, validation = prepared.train, prepared.validation
     history = model.fit(
         to_tf_dataset(train.x, prepared.fit_targets(train), config.batch_size, shuffle=True, seed=config.seed),
@@ -129,15 +136,9 @@ def _fit_keras(config: TrainingConfig, prepared: PreparedData, verbose: int):
 
 def _fit_lightgbm(config: TrainingConfig, prepared: PreparedData):
     from ml.training_pipeline.lightgbm_baseline import train_lightgbm_with_early_stopping
-    from ml.training_pipeline.models import create_model
 
     flat = lambda ws: ws.x.reshape(len(ws), -1)  # noqa: E731  (windows -> rows)
-    kwargs = dict(config.model_kwargs)
-    if config.learning_rate is not None:
-        kwargs["learning_rate"] = config.learning_rate
-    kwargs.setdefault("random_state", config.seed)
-    model = create_model(config.model_type, (config.sequence_length, len(prepared.feature_names)),
-                         variant=config.variant, task=config.task, **kwargs)
+    model = _build_model(config, prepared, random_state=config.seed)
     train_lightgbm_with_early_stopping(
         model, flat(prepared.train), prepared.fit_targets(prepared.train), flat(prepared.validation),
         prepared.fit_targets(prepared.validation), early_stopping_rounds=max(config.patience, 20))

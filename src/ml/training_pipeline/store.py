@@ -81,6 +81,7 @@ class ModelStore:
         The final name is available afterwards as ``store.last_committed``.
         """
         folder = self.target_dir(symbol, target)
+        created = [p for p in (folder, folder.parent, self.root) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
         try:
@@ -88,6 +89,9 @@ class ModelStore:
             self.last_committed = self._commit(folder, staging, now or datetime.now(UTC))
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            for directory in created:  # innermost first; only folders this call made, only if empty
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
             raise
 
     def _commit(self, folder: Path, staging: Path, now: datetime) -> Path:
