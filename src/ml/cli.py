@@ -194,6 +194,10 @@ def _evaluate(args) -> int:
         print(f"{result['symbol']} {result['model_type']} {result['version']} on {data['source']} "
               f"[{data['layout']}], {data['start'][:16]} .. {data['end'][:16]}")
         print(format_report(result["report"]))
+        if result["in_sample_bars"]:
+            start, end = (t[:16] for t in result["model_fitted_on"])
+            print(f"warning: {result['in_sample_bars']} of {result['report']['n']} bars fall in {start} .. {end}, "
+                  "the data the model was fitted or early-stopped on; those figures are in-sample, not a forecast")
     return 0
 
 

@@ -93,8 +93,25 @@ def test_evaluate_on_a_later_generic_file(store, later_csv, capsys):
     assert code == 0 and result["data"]["layout"] == "generic-ohlcv"
     report = result["report"]
     assert report["n"] > 1000 and report["skill"] == pytest.approx(1 - report["model"]["rmse"] / report["persistence"]["rmse"])
+    # the model was fitted on May-June 2022 (last 60 days of the sample): early 2022 is out of sample
+    assert result["in_sample_bars"] == 0
     code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", store)
     assert "persistence" in out and "moving_average" in out and "skill vs persistence" in out
+    assert "in-sample" not in out
+
+
+def test_evaluate_flags_bars_the_model_was_fitted_on(store, tmp_path, capsys):
+    from ml.training_pipeline.ingestion import load_ohlcv
+
+    path = tmp_path / "recent.csv"
+    load_ohlcv("BTCUSDT", days=30).frame.to_csv(path)
+    code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", path, "--models-dir", store)
+    meta = json.loads(((store / "BTCUSDT" / "return" / "latest").resolve() / "metadata.json").read_text())
+    fitted = [meta["splits"]["train"][0], meta["splits"]["validation"][1]]
+    assert code == 0 and "in-sample, not a forecast" in out
+    code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", path, "--json", "--models-dir", store)
+    result = json.loads(out)
+    assert result["model_fitted_on"] == fitted and 0 < result["in_sample_bars"] < result["report"]["n"]
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path):

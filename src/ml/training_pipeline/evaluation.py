@@ -84,11 +84,12 @@ def format_report(report: dict) -> str:
     """
     rows = [name for name in ("model", "persistence", "moving_average", "majority") if name in report]
     columns = list(report["model"])
-    header = f"{'':<16}" + "".join(f"{c:>22}" for c in columns)
+    widths = [max(12, len(c) + 2) for c in columns]
+    header = f"{'':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
     lines = [f"evaluated on {report['n']} bars (model and baselines on the same bars)", header]
     for name in rows:
         values = report[name]
-        lines.append(f"{name:<16}" + "".join(f"{values[c]:>22.6g}" for c in columns))
+        lines.append(f"{name:<16}" + "".join(f"{values[c]:>{w}.6g}" for c, w in zip(columns, widths, strict=True)))
     if "skill" in report:
         lines.append(f"skill vs persistence (1 - RMSE_model / RMSE_persistence): {report['skill']:+.4f}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ml.training_pipeline.datasets import MOVING_AVERAGE_WINDOW, StandardScaler, sliding_windows
 from ml.training_pipeline.evaluation import evaluate_direction, evaluate_returns
@@ -148,5 +149,13 @@ def evaluate_stored(symbol: str, data_path: str | None, version: str | None = No
     else:
         majority = int(stored.metadata["metrics"].get("majority_class", 1))
         report = evaluate_direction(predictions, target[ends], majority)
+    # Bars from the start of the training part to the end of the validation part were used
+    # for fitting or early stopping: figures on them are in-sample.
+    splits = stored.metadata.get("splits")
+    seen = [pd.Timestamp(t) for t in ((splits["train"][0], splits["validation"][1]) if splits
+                                      else (stored.metadata["data"]["start"], stored.metadata["data"]["end"]))]
+    times = features.index[ends]
+    in_sample = int(np.sum((times >= seen[0]) & (times <= seen[1])))
     return {"symbol": stored.metadata["config"]["symbol"], "version": stored.version,
-            "model_type": stored.metadata["config"]["model_type"], "data": data.describe(), "report": report}
+            "model_type": stored.metadata["config"]["model_type"], "data": data.describe(), "report": report,
+            "in_sample_bars": in_sample, "model_fitted_on": [t.isoformat() for t in seen]}

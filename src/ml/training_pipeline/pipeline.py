@@ -251,6 +251,10 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None) -> Train
             "config": config.to_dict(),
             "data": data.describe(),
             "row_counts": prepared.row_counts,
+            # bars the model saw while fitting or early stopping end here: `atb evaluate` flags them
+            "splits": {"train": [prepared.train.time[0].isoformat(), prepared.train.time[-1].isoformat()],
+                       "validation": [prepared.validation.time[0].isoformat(), prepared.validation.time[-1].isoformat()],
+                       "test": [prepared.test.time[0].isoformat(), prepared.test.time[-1].isoformat()]},
             "metrics": report,
             "summary": _summary(report),
             "onnx": {k: v for k, v in onnx_report.to_dict().items() if k != "path"},
