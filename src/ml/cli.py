@@ -90,12 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("symbol")
     predict.add_argument("--version", dest="model_version", help="stored version (default: latest)")
     predict.add_argument("--data", help="OHLCV file ending at the bar to predict from (default: bundled sample)")
+    predict.add_argument("--target", choices=TARGETS, help="which stored target (default: the newest model)")
     _common(predict, json_output=True)
 
     evaluate = commands.add_parser("evaluate", help="metrics and naive baselines of a stored model on a data file")
     evaluate.add_argument("symbol")
     evaluate.add_argument("--version", dest="model_version", help="stored version (default: latest)")
     evaluate.add_argument("--data", required=True, help="OHLCV file to evaluate on, e.g. a later period")
+    evaluate.add_argument("--target", choices=TARGETS, help="which stored target (default: the newest model)")
     _common(evaluate, json_output=True)
     return parser
 
@@ -169,7 +171,7 @@ def _models_list(args) -> int:
 def _predict(args) -> int:
     from ml.training_pipeline.inference import predict_next
 
-    result = predict_next(args.symbol, args.model_version, args.data, args.models_dir)
+    result = predict_next(args.symbol, args.model_version, args.data, args.models_dir, args.target)
     if args.json:
         _print_json(result)
     elif result["target"] == "return":
@@ -186,7 +188,7 @@ def _evaluate(args) -> int:
     from ml.training_pipeline.evaluation import format_report
     from ml.training_pipeline.inference import evaluate_stored
 
-    result = evaluate_stored(args.symbol, args.data, args.model_version, args.models_dir)
+    result = evaluate_stored(args.symbol, args.data, args.model_version, args.models_dir, args.target)
     if args.json:
         _print_json(result)
     else:

@@ -133,6 +133,8 @@ def test_lightgbm_direction_model_through_the_cli(tmp_path, capsys):
     assert (version / "model.txt").is_file() and json.loads((version / "feature_schema.json").read_text())["input_layout"] == "flat"
     code, out, _ = run(capsys, "predict", "BTCUSDT", "--json", "--models-dir", tmp_path)
     assert code == 0 and 0.0 <= json.loads(out)["probability_up"] <= 1.0
+    code, out, err = run(capsys, "predict", "BTCUSDT", "--target", "return", "--models-dir", tmp_path)
+    assert code == 2 and "No stored model for BTCUSDT (return)" in err
 
 
 # --- bad input: exit 2, one line on stderr, nothing written ------------------------------------
@@ -215,7 +217,9 @@ def test_missing_and_corrupt_versions(store, tmp_path, later_csv, capsys):
     code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", tmp_path / "empty")
     assert code == 2 and "No stored model for BTCUSDT" in err
     code, _, err = run(capsys, "predict", "BTCUSDT", "--version", "2020-01-01_00h_v9", "--models-dir", store)
-    assert code == 2 and "Version '2020-01-01_00h_v9' not found" in err
+    assert code == 2 and "Version '2020-01-01_00h_v9' not found for BTCUSDT. Stored: return/" in err
+    code, _, err = run(capsys, "predict", "BTCUSDT", "--version", "../../etc", "--models-dir", store)
+    assert code == 2 and "Version names look like" in err
     broken = tmp_path / "broken"
     import shutil
 

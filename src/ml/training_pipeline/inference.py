@@ -37,8 +37,9 @@ class StoredModel:
         return self.path.name
 
     @classmethod
-    def load(cls, symbol: str, version: str | None = None, models_dir: str | None = None) -> StoredModel:
-        path = ModelStore(models_dir).find(symbol, version)
+    def load(cls, symbol: str, version: str | None = None, models_dir: str | None = None,
+             target: str | None = None) -> StoredModel:
+        path = ModelStore(models_dir).find(symbol, version, target)
         return cls(path, json.loads((path / "metadata.json").read_text()),
                    json.loads((path / "feature_schema.json").read_text()))
 
@@ -92,13 +93,15 @@ class StoredModel:
 
 
 def predict_next(symbol: str, version: str | None = None, data_path: str | None = None,
-                 models_dir: str | None = None) -> dict:
+                 models_dir: str | None = None, target: str | None = None) -> dict:
     """Predicts the bar ``horizon`` steps after the last bar of the data.
+
+    ``target`` picks ``return`` or ``direction`` models; by default the newest of either.
 
     Example:
         >>> predict_next("BTCUSDT")["predicted_close"]  # doctest: +SKIP
     """
-    stored = StoredModel.load(symbol, version, models_dir)
+    stored = StoredModel.load(symbol, version, models_dir, target)
     predictor = stored.predictor()
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)
@@ -118,13 +121,13 @@ def predict_next(symbol: str, version: str | None = None, data_path: str | None 
 
 
 def evaluate_stored(symbol: str, data_path: str | None, version: str | None = None,
-                    models_dir: str | None = None) -> dict:
+                    models_dir: str | None = None, target: str | None = None) -> dict:
     """Metrics and naive baselines of a stored model on every window of the given data.
 
     Example:
         >>> evaluate_stored("BTCUSDT", "later_period.csv")["report"]["skill"]  # doctest: +SKIP
     """
-    stored = StoredModel.load(symbol, version, models_dir)
+    stored = StoredModel.load(symbol, version, models_dir, target)
     predictor = stored.predictor()
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)

@@ -157,19 +157,25 @@ class ModelStore:
                 raise StoreError(f"Version {name!r} is corrupt: {json_file} is not valid JSON") from None
         return path
 
-    def find(self, symbol: str, version: str | None = None) -> Path:
-        """Like :meth:`resolve`, across targets: the named version, or the newest latest."""
-        candidates = []
-        for target in TARGETS:
-            if version is not None and (self.target_dir(symbol, target) / version).exists():
-                return self.resolve(symbol, target, version)
-            if version is None and self.latest(symbol, target):
-                candidates.append(self.resolve(symbol, target))
+    def find(self, symbol: str, version: str | None = None, target: str | None = None) -> Path:
+        """Like :meth:`resolve` over one or all targets: the named version, or the newest ``latest``.
+
+        Raises:
+            StoreError: nothing stored, or no such version (listing what is stored).
+        """
+        targets = [target] if target else list(TARGETS)
         if version is not None:
-            return self.resolve(symbol, TARGETS[0], version)  # raises with the list of versions
-        if not candidates:
-            return self.resolve(symbol, TARGETS[0])  # raises "No stored model"
-        return max(candidates, key=lambda p: (p / "metadata.json").stat().st_mtime)
+            if not _VERSION.match(version):
+                raise StoreError(f"Version names look like 2024-01-31_14h_v3. Received: version={version!r}")
+            for name in targets:
+                if (self.target_dir(symbol, name) / version).is_dir():
+                    return self.resolve(symbol, name, version)
+            stored = ", ".join(f"{name}/{v}" for name in targets for v in self.versions(symbol, name)) or "none"
+            raise StoreError(f"Version {version!r} not found for {check_symbol(symbol)}. Stored: {stored}")
+        newest = [self.resolve(symbol, name) for name in targets if self.latest(symbol, name)]
+        if not newest:
+            return self.resolve(symbol, targets[0])  # raises "No stored model ..."
+        return max(newest, key=lambda path: (path / "metadata.json").stat().st_mtime)
 
     def list(self, symbol: str | None = None) -> list[dict]:
         """Every complete version with its key metrics, for ``atb models list``."""
