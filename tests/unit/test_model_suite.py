@@ -16,6 +16,7 @@ from ml.training_pipeline.registry import KERAS, get_spec
 KERAS_MODELS = [name for name in list_models() if get_spec(name).kind == KERAS]
 CASES = [(name, variant) for name in KERAS_MODELS for variant in MODEL_VARIANTS]
 SHAPE = (24, 5)
+SEED = 3
 
 
 def _learnable_batch(shape, task, n=64, seed=0):
@@ -93,14 +94,21 @@ def test_gradients_reach_every_trainable_weight(built, name, variant):
 
 @pytest.mark.parametrize("name", KERAS_MODELS)
 @pytest.mark.parametrize("task,kwargs", [("regression", {}), ("binary", {}), ("multiclass", {"num_classes": 3})])
-def test_training_steps_lower_the_loss(name, task, kwargs):
+def test_one_training_step_lowers_the_loss(name, task, kwargs):
+    """One small gradient-descent step on a learnable batch lowers the loss on that batch.
+
+    Plain SGD with a small rate makes this a first-order certainty when the gradients are
+    right (Adam's sign-like first step can overshoot); dropout is off so the step is taken
+    and judged on the same function.
+    """
     import keras
 
-    keras.utils.set_random_seed(3)
-    model = create_model(name, input_shape=SHAPE, variant="lightweight", task=task, learning_rate=3e-3, **kwargs)
+    keras.utils.set_random_seed(SEED)
+    model = create_model(name, input_shape=SHAPE, variant="lightweight", task=task, dropout=0.0, **kwargs)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-2), loss=model.loss)
     x, y = _learnable_batch(SHAPE, task)
     before = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-    model.fit(x, y, epochs=5, batch_size=64, verbose=0, shuffle=False)
+    model.train_on_batch(x, y)
     after = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
     assert after < before
 

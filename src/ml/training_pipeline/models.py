@@ -67,7 +67,7 @@ def _resolve_params(spec: ModelSpec, variant: str, kwargs: Mapping[str, Any]) ->
     if not isinstance(variant, str) or variant.lower() not in spec.variants:
         raise unknown_name_error("variant", variant, spec.variants)
     params = dict(spec.variants[variant.lower()])
-    accepted = set(params) | ({"n_features"} if spec.kind == ESTIMATOR else set())
+    accepted = set(params)
     unknown = sorted(set(kwargs) - accepted - set(_TASK_KWARGS))
     if unknown:
         allowed = sorted(accepted | set(_TASK_KWARGS))
