@@ -107,6 +107,8 @@ def _write(frame, tmp_path, name="bad.csv"):
         (lambda f: pd.concat([f.iloc[:10], f.iloc[9:]]), r"1 duplicate timestamp\(s\)"),
         (lambda f: f.drop(columns=["time", "closetime"]), r"No timestamp column"),
         (lambda f: f.assign(low=-f["low"]), r"price <= 0"),
+        (lambda f: f.drop(columns=["time", "closetime"]).reset_index().rename(columns={"index": ""}),
+         r"Column 'unnamed: 0' holds small numbers \(max 399\) that look like a row index"),
     ],
 )
 def test_bad_files_get_one_clear_error(raw_klines, tmp_path, mutate, message):

@@ -277,3 +277,26 @@ def test_help_is_light_and_lists_models():
     assert "attention_lstm" in out and "tcn_attention" in out and out.strip().endswith("LIGHT")
     usage = subprocess.run([sys.executable, "-m", "ml.cli", "train", "model"], capture_output=True, text=True)
     assert usage.returncode == 2 and "--model-type" in usage.stderr
+
+
+def test_ctrl_c_during_training_leaves_nothing(tmp_path):
+    """A real `atb train` process interrupted mid-training exits 130 and stores no version."""
+    import os
+    import signal
+    import time
+
+    root = tmp_path / "models"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ml.cli", "train", "model", "BTCUSDT", "--model-type", "lstm", "--days", "200",
+         "--epochs", "50", "--models-dir", str(root)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    for line in process.stdout:  # wait until training is under way
+        if line.startswith("Epoch 2/") or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-500:]
+    assert "interrupted; nothing was stored" in err
+    assert not root.exists() or not any(p.is_file() for p in root.rglob("*"))

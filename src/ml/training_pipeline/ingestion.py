@@ -98,6 +98,9 @@ def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().all():
         magnitude = float(numeric.abs().max())
+        if magnitude < 1e8:  # before 1973 in epoch seconds: a row number, not a time
+            raise DataError(f"Column {column!r} holds small numbers (max {magnitude:.0f}) that look like a row "
+                            "index, not timestamps; add a time column (e.g. 'time' in ms or 'date')")
         unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns"
         return pd.DatetimeIndex(pd.to_datetime(numeric.astype("int64"), unit=unit, utc=True)), unit == "ms"
     try:
