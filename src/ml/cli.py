@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 ONNX parity failure, 2 bad input (one line on stderr, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -133,7 +134,9 @@ def _train(args) -> int:
     )
     from ml.training_pipeline.pipeline import train
 
-    result = train(config, log=lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True))
+    # With --json, stdout carries only the JSON document: progress and Keras' epoch lines go to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        result = train(config, log=lambda line: print(line, flush=True))
     if args.json:
         _print_json({"version_dir": str(result.version_dir), "report": result.report, "onnx": result.onnx,
                      "data": result.data, "row_counts": result.row_counts, "timings": result.timings})

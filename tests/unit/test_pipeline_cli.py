@@ -70,6 +70,14 @@ def test_stored_keras_and_onnx_agree_on_test_windows(store):
     np.testing.assert_allclose(OnnxPredictor(version / "model.onnx").predict(x), model.predict(x, verbose=0), atol=1e-4)
 
 
+def test_train_json_keeps_stdout_machine_readable(tmp_path, capsys):
+    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "cnn_lstm", "--variant", "lightweight",
+                         *SMALL, "--json", "--models-dir", tmp_path)
+    result = json.loads(out)  # nothing but the JSON document
+    assert code == 0 and "Epoch 1/2" in err and "data: " in err
+    assert set(result["report"]) >= {"model", "persistence", "skill"} and result["onnx"]["max_abs_diff"] < 1e-4
+
+
 def test_models_list_text_and_json(store, capsys):
     code, out, _ = run(capsys, "models", "list", "--models-dir", store)
     assert code == 0 and "BTCUSDT" in out and "lstm" in out and "vs persistence" in out
