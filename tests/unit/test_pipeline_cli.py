@@ -241,6 +241,15 @@ def test_missing_and_corrupt_versions(store, tmp_path, later_csv, capsys):
     assert code == 2 and "metadata.json is not valid JSON" in err
 
 
+def test_predict_needs_enough_bars_for_one_window(store, tmp_path, capsys):
+    from ml.training_pipeline.ingestion import load_ohlcv
+
+    path = tmp_path / "tiny.csv"
+    load_ohlcv("BTCUSDT", days=2).frame.to_csv(path)
+    code, _, err = run(capsys, "predict", "BTCUSDT", "--data", path, "--models-dir", store)
+    assert code == 2 and "Need at least 74 bars to build one window. Received: 48 bars" in err
+
+
 def test_feature_schema_mismatch_at_predict(store, tmp_path, capsys):
     import shutil
 
