@@ -139,7 +139,3 @@ def registered_names() -> list[str]:
     """Canonical names of every registered model, sorted."""
     return sorted(_REGISTRY)
 
-
-def registered_aliases() -> dict[str, str]:
-    """Alias -> canonical name."""
-    return dict(_ALIASES)
