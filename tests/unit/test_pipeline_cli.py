@@ -214,6 +214,18 @@ def test_model_params_reach_the_model_and_unknown_ones_are_refused(tmp_path, cap
     assert meta["config"]["model_kwargs"] == {"filters": 8, "num_levels": 2}
 
 
+def test_bad_data_fails_before_tensorflow_is_imported(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,open,high,low,close\n1600000000000,1,2,0.5,1.5\n")
+    code = ("import sys; from ml.cli import main\n"
+            f"rc = main(['train', 'model', 'BTCUSDT', '--model-type', 'tcn', '--data', {str(bad)!r}, "
+            f"'--models-dir', {str(tmp_path / 'models')!r}])\n"
+            "print(rc, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert done.stderr.strip() == f"atb: error: Missing required column(s) ['volume'] in {bad}. Received columns: ['time', 'open', 'high', 'low', 'close']"
+
+
 def test_symbol_with_path_characters(tmp_path, capsys):
     root = tmp_path / "models"
     code, out, err = run(capsys, "train", "model", "../x", "--model-type", "tcn", "--models-dir", root)

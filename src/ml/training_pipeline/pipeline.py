@@ -186,22 +186,23 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None) -> Train
     Example:
         >>> result = train(TrainingConfig(symbol="BTCUSDT", model_type="lstm", days=120, epochs=3))  # doctest: +SKIP
     """
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    log = log or (lambda line: None)
+    # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
+    data, prepared = load_and_prepare(config)
+    timings["data_s"] = time.perf_counter() - started
+
     import keras
     import tensorflow as tf
 
     from ml.training_pipeline.export import export_onnx
     from ml.training_pipeline.plots import plot_history, plot_predictions
 
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     # Identical metrics for the same config and seed, at a small cost in speed.
     tf.config.experimental.enable_op_determinism()
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
-
-    log = log or (lambda line: None)
-    data, prepared = load_and_prepare(config)
-    timings["data_s"] = time.perf_counter() - started
     described = data.describe()
     log(f"data: {described['rows']} {data.timeframe} bars from {data.source}, layout {data.layout}, "
         f"{described['start'][:16]} .. {described['end'][:16]}")
