@@ -25,6 +25,7 @@ EXAMPLES = """examples:
   atb train model BTCUSDT --model-type tcn
   atb train model BTCUSDT --model-type attention_lstm --variant lightweight --days 365 --epochs 80
   atb train model BTCUSDT --model-type lightgbm --target direction --timeframe 4h
+  atb train model BTCUSDT --model-type tcn --target volatility
   atb train model ETHUSDT --model-type tcn --data eth_1h.parquet
   atb models list BTCUSDT
   atb predict BTCUSDT --json
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     model.add_argument("symbol", help="market symbol, e.g. BTCUSDT (bundled sample: BTCUSDT 1h)")
     model.add_argument("--model-type", required=True, help="one of the model types above (case-insensitive)")
-    model.add_argument("--variant", default="default", help=f"one of {', '.join(MODEL_VARIANTS)} (default: default)")
+    model.add_argument("--variant", default="default",
+                       help=f"a preset: {', '.join(MODEL_VARIANTS)} or tiny (some models have others; default: default)")
     model.add_argument("--days", type=int, help="use the last N days of data")
     model.add_argument("--start-date", help="first day, e.g. 2021-01-01")
     model.add_argument("--end-date", help="last day, e.g. 2021-12-31")
@@ -69,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--patience", type=int, default=10, help="early-stopping patience (default 10)")
     model.add_argument("--learning-rate", type=float, help="override the variant's learning rate")
     model.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
-    model.add_argument("--horizon", type=int, default=1, help="bars ahead to predict (default 1)")
+    model.add_argument("--horizon", type=int, help="bars ahead to predict (default: 1; 24 for --target volatility)")
     model.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
-    model.add_argument("--target", default="return", help=f"one of {', '.join(TARGETS)} (default return)")
+    model.add_argument("--target", default="return",
+                       help=f"one of {', '.join(TARGETS)} (default return; volatility: log realized volatility "
+                            "of the next --horizon bars, judged against persistence and HAR-RV)")
     model.add_argument("--data", help="CSV or Parquet OHLCV file (Binance klines or generic)")
     model.add_argument("--exchange", help="download from this ccxt exchange, e.g. binance (needs network and "
                        "pip install 'atb-ml[exchange]')")
@@ -91,14 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("symbol")
     predict.add_argument("--version", dest="model_version", help="stored version (default: latest)")
     predict.add_argument("--data", help="OHLCV file ending at the bar to predict from (default: bundled sample)")
-    predict.add_argument("--target", choices=TARGETS, help="which stored target (default: the newest model)")
+    predict.add_argument("--target", help=f"which stored problem, e.g. {', '.join(TARGETS)} (default: the newest model)")
     _common(predict, json_output=True)
 
     evaluate = commands.add_parser("evaluate", help="metrics and naive baselines of a stored model on a data file")
     evaluate.add_argument("symbol")
     evaluate.add_argument("--version", dest="model_version", help="stored version (default: latest)")
     evaluate.add_argument("--data", required=True, help="OHLCV file to evaluate on, e.g. a later period")
-    evaluate.add_argument("--target", choices=TARGETS, help="which stored target (default: the newest model)")
+    evaluate.add_argument("--target", help=f"which stored problem, e.g. {', '.join(TARGETS)} (default: the newest model)")
     _common(evaluate, json_output=True)
     return parser
 
@@ -138,7 +142,8 @@ def _train(args) -> int:
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         result = train(config, log=lambda line: print(line, flush=True))
     if args.json:
-        _print_json({"version_dir": str(result.version_dir), "report": result.report, "onnx": result.onnx,
+        _print_json({"version_dir": str(result.version_dir), "problem": result.problem, "report": result.report,
+                     "onnx": result.onnx,
                      "data": result.data, "row_counts": result.row_counts, "timings": result.timings})
     else:
         print(result.table())
@@ -146,6 +151,7 @@ def _train(args) -> int:
 
 
 def _models_list(args) -> int:
+    from ml.training_pipeline.problems import PROBLEM_TYPES
     from ml.training_pipeline.store import ModelStore
 
     store = ModelStore(args.models_dir)
@@ -158,12 +164,11 @@ def _models_list(args) -> int:
         return 0
     print(f"{'symbol':<10}{'target':<11}{'version':<22}{'model':<16}{'variant':<12}metrics (model vs baseline)")
     for row in rows:
-        m = row["metrics"]
-        if "skill" in m:
-            text = (f"rmse {m['rmse']:.2f} vs persistence {m['persistence_rmse']:.2f}, skill {m['skill']:+.4f}, "
-                    f"dir.acc {m['directional_accuracy']:.3f}")
-        else:
-            text = f"accuracy {m.get('accuracy', float('nan')):.3f} vs majority {m.get('majority_accuracy', float('nan')):.3f}, f1 {m.get('f1', float('nan')):.3f}"
+        problem = PROBLEM_TYPES.get(row["problem"].get("type"))
+        try:
+            text = problem.summary_line(row["metrics"]) if problem else "?"
+        except (KeyError, TypeError, ValueError):  # a summary written by another version of the library
+            text = json.dumps(row["metrics"])
         mark = "*" if row["latest"] else " "
         print(f"{row['symbol']:<10}{row['target']:<11}{row['version'] + mark:<22}{row['model_type'] or '?':<16}"
               f"{row['variant'] or '?':<12}{text}")
@@ -177,13 +182,9 @@ def _predict(args) -> int:
     result = predict_next(args.symbol, args.model_version, args.data, args.models_dir, args.target)
     if args.json:
         _print_json(result)
-    elif result["target"] == "return":
-        print(f"{result['symbol']} {result['model_type']} {result['version']}: as of {result['as_of']} close "
-              f"{result['last_close']:.2f} -> predicted close in {result['horizon_bars']} x {result['timeframe']}: "
-              f"{result['predicted_close']:.2f} ({result['direction']}, log return {result['predicted_log_return']:+.5f})")
     else:
-        print(f"{result['symbol']} {result['model_type']} {result['version']}: as of {result['as_of']} "
-              f"P(up in {result['horizon_bars']} x {result['timeframe']}) = {result['probability_up']:.3f} ({result['direction']})")
+        print(f"{result['symbol']} {result['model_type']} {result['version']} ({result['target']}): "
+              f"as of {result['as_of']} {result['text']}")
     return 0
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from ml.training_pipeline.validation import check_positive_int, unknown_name_error
 
-TARGETS: tuple[str, ...] = ("return", "direction")
-"""``return``: next-step log return (regression); ``direction``: up or not (binary)."""
+TARGETS: tuple[str, ...] = ("return", "direction", "volatility")
+"""``return``: next-step log return (regression); ``direction``: up or not (binary);
+``volatility``: log realized volatility of the next H bars (regression, H = 24 by default)."""
 
 TIMEFRAMES: dict[str, str] = {"1h": "1h", "4h": "4h", "1d": "1D"}
 """CLI timeframe -> pandas frequency."""
@@ -51,11 +52,13 @@ class TrainingConfig:
     Attributes:
         symbol: market symbol, e.g. ``"BTCUSDT"`` (names the store folder).
         model_type: a registered model name (see ``atb train model --help``).
-        variant: ``lightweight``, ``default`` or ``deep``.
+        variant: a preset of the model: ``default``, ``tiny``, and ``lightweight`` / ``deep`` for the guide's families.
         timeframe: ``1h``, ``4h`` or ``1d``; coarser bars are resampled from finer data.
-        target: ``return`` (regression on the next log return) or ``direction`` (binary).
+        target: ``return`` (regression on the next log return), ``direction`` (binary) or
+            ``volatility`` (log realized volatility of the next ``horizon`` bars); ignored when
+            ``train`` is given a problem object.
         sequence_length: time steps per input window.
-        horizon: bars ahead to predict.
+        horizon: bars ahead to predict; ``None``: the target's default (1; 24 for volatility).
         epochs: maximum epochs (early stopping usually ends sooner).
         batch_size: training batch size.
         patience: early-stopping patience in epochs.
@@ -81,7 +84,7 @@ class TrainingConfig:
     timeframe: str = "1h"
     target: str = "return"
     sequence_length: int = 60
-    horizon: int = 1
+    horizon: int | None = None
     epochs: int = 80
     batch_size: int = 128
     patience: int = 10
@@ -99,19 +102,21 @@ class TrainingConfig:
 
     def __post_init__(self):
         # importing the factory fills the registry (cheap: no TensorFlow)
-        from ml.training_pipeline.models import MODEL_VARIANTS as VARIANTS
+        import ml.training_pipeline.models  # noqa: F401  (fills the registry)
+        from ml.training_pipeline.problems import get_problem
         from ml.training_pipeline.registry import get_spec
 
         object.__setattr__(self, "symbol", check_symbol(self.symbol))
-        object.__setattr__(self, "model_type", get_spec(self.model_type).name)
-        if self.variant not in VARIANTS:
-            raise unknown_name_error("variant", self.variant, VARIANTS)
+        spec = get_spec(self.model_type)
+        object.__setattr__(self, "model_type", spec.name)
+        if self.variant not in spec.variants:
+            raise unknown_name_error("variant", self.variant, spec.variants)
         if self.timeframe not in TIMEFRAMES:
             raise unknown_name_error("timeframe", self.timeframe, TIMEFRAMES)
-        if self.target not in TARGETS:
-            raise unknown_name_error("target", self.target, TARGETS)
         check_positive_int("sequence_length", self.sequence_length, minimum=2)
-        check_positive_int("horizon", self.horizon)
+        if self.horizon is not None:
+            check_positive_int("horizon", self.horizon)
+        object.__setattr__(self, "horizon", get_problem(self.target, self.horizon).horizon)
         check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("patience", self.patience)
@@ -139,7 +144,9 @@ class TrainingConfig:
     @property
     def task(self) -> str:
         """The model task the target needs."""
-        return "regression" if self.target == "return" else "binary"
+        from ml.training_pipeline.problems import get_problem
+
+        return get_problem(self.target, self.horizon).task.task
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form stored in ``metadata.json``."""

@@ -9,7 +9,7 @@ looks ``horizon`` bars ahead).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,8 @@ class WindowSet:
     close: np.ndarray
     future_close: np.ndarray
     moving_average: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-window values a problem's baselines need (e.g. past realized volatility), at bar ``t``."""
 
     def __len__(self) -> int:
         return len(self.x)
@@ -118,18 +120,22 @@ def windows_for_rows(
     sequence_length: int,
     start: int,
     stop: int,
+    extras: pd.DataFrame | None = None,
 ) -> WindowSet:
-    """Windows whose rows all lie in ``[start, stop)`` and whose target is known."""
+    """Windows whose rows all lie in ``[start, stop)`` and whose target (and every extra) is known."""
     x = sliding_windows(scaled[start:stop], sequence_length)
     ends = np.arange(start + sequence_length - 1, stop)
     known = ~np.isnan(target[ends])
+    if extras is not None:
+        known &= extras.iloc[ends].notna().all(axis=1).to_numpy()
     ends, x = ends[known], x[known]
     closes = close.to_numpy()
     moving_average = close.rolling(MOVING_AVERAGE_WINDOW, min_periods=1).mean().to_numpy()
     future = np.full(len(closes), np.nan)
     future[:-horizon] = closes[horizon:]
     return WindowSet(x=x, y=target[ends].astype(np.float32), time=close.index[ends], close=closes[ends],
-                     future_close=future[ends], moving_average=moving_average[ends])
+                     future_close=future[ends], moving_average=moving_average[ends],
+                     extras={} if extras is None else {c: extras[c].to_numpy(np.float64)[ends] for c in extras.columns})
 
 
 def prepare_data(
@@ -141,6 +147,7 @@ def prepare_data(
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
     scale_target: bool = False,
+    extras: pd.DataFrame | None = None,
 ) -> PreparedData:
     """Splits, scales and windows the feature rows.
 
@@ -152,6 +159,8 @@ def prepare_data(
         horizon: bars ahead the target looks.
         validation_fraction, test_fraction: sizes of the later parts.
         scale_target: fit a target scaler on the training windows (regression).
+        extras: per-bar values aligned to ``features`` that the problem's baselines need;
+            windows where one is unknown are dropped from every split alike.
 
     Returns:
         A :class:`PreparedData`.
@@ -180,8 +189,12 @@ def prepare_data(
     scaler = StandardScaler.fit(values[:n_train])
     scaled = scaler.transform(values)
     target_values = target.to_numpy(dtype=np.float64)
-    sets = {name: windows_for_rows(scaled, target_values, close, horizon, sequence_length, a, b)
+    sets = {name: windows_for_rows(scaled, target_values, close, horizon, sequence_length, a, b, extras)
             for name, (a, b) in bounds.items()}
+    short = {name: len(ws) for name, ws in sets.items() if len(ws) < MIN_WINDOWS_PER_SPLIT}
+    if short:
+        raise ValueError(f"Too few usable windows (target and baselines known) in {', '.join(short)}: {short}; "
+                         f"each split needs >= {MIN_WINDOWS_PER_SPLIT}. Use more data (--days)")
     counts = {f"{name}_windows": len(ws) for name, ws in sets.items()}
     counts.update({"feature_rows": n, "gap_rows": gap})
     target_scaler = StandardScaler.fit(sets["train"].y[:, None].astype(np.float64)) if scale_target else None
@@ -189,11 +202,25 @@ def prepare_data(
                         target_scaler)
 
 
-def to_tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | None = None):
-    """A batched, prefetched ``tf.data.Dataset``; only training data should be shuffled."""
+def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | None = None,
+                  sample_weight: np.ndarray | None = None):
+    """A batched, prefetched ``tf.data.Dataset``; only training data should be shuffled.
+
+    Args:
+        x: one array, or a dict ``{input name: array}`` for a multi-input model.
+        y: targets.
+        batch_size: rows per batch.
+        shuffle: reshuffle every epoch (training data only).
+        seed: shuffle seed.
+        sample_weight: optional per-row weights; they scale the loss and the weighted metrics.
+
+    Example:
+        >>> dataset = to_tf_dataset({"window": x, "ids": ids}, y, 128, shuffle=True, seed=1)  # doctest: +SKIP
+    """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    rows = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, dtype=np.float32))
+    dataset = tf.data.Dataset.from_tensor_slices(rows)
     if shuffle:
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

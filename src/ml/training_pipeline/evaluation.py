@@ -47,49 +47,92 @@ def evaluate_returns(
         "model": model,
         "persistence": persistence,
         "moving_average": price_metrics(moving_average, close, future_close),
-        "skill": 1.0 - model["rmse"] / persistence["rmse"] if persistence["rmse"] > 0 else 0.0,
+        "skill": skill(model["rmse"], persistence["rmse"]),
         "n": int(len(close)),
     }
     return report
 
 
-def classification_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
-    """Accuracy, precision, recall and F1 of the positive (up) class."""
-    predicted, actual = predicted.astype(int), actual.astype(int)
-    tp = int(np.sum((predicted == 1) & (actual == 1)))
-    fp = int(np.sum((predicted == 1) & (actual == 0)))
-    fn = int(np.sum((predicted == 0) & (actual == 1)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"accuracy": float(np.mean(predicted == actual)), "precision": precision, "recall": recall, "f1": f1}
+def classification_metrics(predicted: np.ndarray, actual: np.ndarray, probability: np.ndarray | None = None,
+                           weight: np.ndarray | None = None) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 of the positive class; ROC-AUC and PR-AUC from the probabilities.
+
+    ROC-AUC is NaN when the bars hold one class only. A constant probability gives ROC-AUC 0.5
+    and PR-AUC equal to the positive rate: the honest floor of both.
+
+    Example:
+        >>> classification_metrics(np.array([1, 0]), np.array([1, 0]), np.array([0.9, 0.2]))["roc_auc"]
+        1.0
+    """
+    from sklearn import metrics
+
+    predicted, actual = np.asarray(predicted).astype(int), np.asarray(actual).astype(int)
+    out = {
+        "accuracy": float(metrics.accuracy_score(actual, predicted, sample_weight=weight)),
+        "precision": float(metrics.precision_score(actual, predicted, zero_division=0, sample_weight=weight)),
+        "recall": float(metrics.recall_score(actual, predicted, zero_division=0, sample_weight=weight)),
+        "f1": float(metrics.f1_score(actual, predicted, zero_division=0, sample_weight=weight)),
+    }
+    if probability is not None:
+        both = len(np.unique(actual)) == 2
+        out["roc_auc"] = float(metrics.roc_auc_score(actual, probability, sample_weight=weight)) if both else float("nan")
+        out["pr_auc"] = float(metrics.average_precision_score(actual, probability, sample_weight=weight)) if both \
+            else float("nan")
+    return out
 
 
-def evaluate_direction(probability_up: np.ndarray, actual: np.ndarray, majority_class: int) -> dict:
+def evaluate_direction(probability_up: np.ndarray, actual: np.ndarray, majority_class: int,
+                       weight: np.ndarray | None = None) -> dict:
     """Model metrics (threshold 0.5) next to the training set's majority class on the same bars."""
     probability_up = np.asarray(probability_up, dtype=np.float64).reshape(-1)
+    constant = np.full(len(actual), float(majority_class))
     return {
-        "model": classification_metrics(probability_up >= 0.5, actual),
-        "majority": classification_metrics(np.full(len(actual), majority_class), actual),
+        "model": classification_metrics(probability_up >= 0.5, actual, probability_up, weight),
+        "majority": classification_metrics(constant, actual, constant, weight),
         "majority_class": int(majority_class),
         "n": int(len(actual)),
     }
 
 
+def log_volatility_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """RMSE and MAE of log realized volatility, and QLIKE on the implied variance.
+
+    QLIKE (``v / v_hat - log(v / v_hat) - 1`` with ``v = exp(2 * log_vol)``) is the loss
+    volatility forecasts are usually ranked by: robust to noise in the realized measure.
+
+    Example:
+        >>> log_volatility_metrics(np.array([0.0]), np.array([0.0]))["qlike"]
+        0.0
+    """
+    predicted, actual = np.asarray(predicted, np.float64), np.asarray(actual, np.float64)
+    error = predicted - actual
+    ratio = np.exp(2.0 * (actual - predicted))
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
+            "qlike": float(np.mean(ratio - np.log(ratio) - 1.0))}
+
+
+def skill(model_rmse: float, baseline_rmse: float) -> float:
+    """``1 - RMSE_model / RMSE_baseline``: 0 for a model as good as the baseline, negative when worse."""
+    return 1.0 - model_rmse / baseline_rmse if baseline_rmse > 0 else 0.0
+
+
 def format_report(report: dict) -> str:
-    """A compact text table of a report from :func:`evaluate_returns` or :func:`evaluate_direction`.
+    """A compact text table: one row per model or baseline, then every skill figure.
 
     Example:
         >>> print(format_report(report))  # doctest: +SKIP
     """
-    rows = [name for name in ("model", "persistence", "moving_average", "majority") if name in report]
+    rows = [name for name, value in report.items() if isinstance(value, dict) and name != "by_group"]
     columns = list(report["model"])
     widths = [max(12, len(c) + 2) for c in columns]
     header = f"{'':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
-    lines = [f"evaluated on {report['n']} bars (model and baselines on the same bars)", header]
+    lines = [f"evaluated on {report['n']} rows (model and baselines on the same rows)", header]
     for name in rows:
         values = report[name]
-        lines.append(f"{name:<16}" + "".join(f"{values[c]:>{w}.6g}" for c, w in zip(columns, widths, strict=True)))
-    if "skill" in report:
-        lines.append(f"skill vs persistence (1 - RMSE_model / RMSE_persistence): {report['skill']:+.4f}")
+        lines.append(f"{name:<16}" + "".join(f"{values.get(c, float('nan')):>{w}.6g}"
+                                             for c, w in zip(columns, widths, strict=True)))
+    for key, value in report.items():
+        if key.startswith("skill"):
+            against = key.removeprefix("skill").strip("_") or "persistence"
+            lines.append(f"skill vs {against} (1 - RMSE_model / RMSE_{against}): {value:+.4f}")
     return "\n".join(lines)

@@ -1,7 +1,9 @@
-"""Using stored models: next-bar prediction and evaluation on any OHLCV data, via ONNX Runtime.
+"""Using stored models: predictions from named inputs, next-bar prediction and evaluation on
+OHLCV data, through ONNX Runtime (no TensorFlow) when the version has an ONNX file.
 
-Both rebuild the features exactly as at training time, check them against the stored
-feature schema, apply the stored scaler and run the stored ONNX graph; no TensorFlow.
+OHLCV problems rebuild the features exactly as at training time, check them against the
+stored feature schema and apply the stored scaler; what a prediction means and how it is
+scored is the problem object's business.
 """
 
 from __future__ import annotations
@@ -9,15 +11,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ml.training_pipeline.datasets import MOVING_AVERAGE_WINDOW, StandardScaler, sliding_windows
-from ml.training_pipeline.evaluation import evaluate_direction, evaluate_returns
-from ml.training_pipeline.features import build_features, build_target
+from ml.training_pipeline.datasets import StandardScaler, windows_for_rows
+from ml.training_pipeline.features import build_features
 from ml.training_pipeline.ingestion import LoadedData, load_ohlcv
+from ml.training_pipeline.problems import PriceProblem, problem_type
+from ml.training_pipeline.registry import TensorSpec
+from ml.training_pipeline.schema import check_named_inputs
 from ml.training_pipeline.store import ModelStore
+
+_BATCH = 2048
 
 
 class SchemaMismatchError(ValueError):
@@ -26,7 +33,12 @@ class SchemaMismatchError(ValueError):
 
 @dataclass(frozen=True)
 class StoredModel:
-    """A stored version, ready to serve."""
+    """A stored version, ready to serve.
+
+    Example:
+        >>> stored = StoredModel.load("SHOPS", target="sales")  # doctest: +SKIP
+        >>> stored.predict({"window": w, "ids": ids})  # doctest: +SKIP
+    """
 
     path: Path
     metadata: dict
@@ -36,6 +48,16 @@ class StoredModel:
     def version(self) -> str:
         return self.path.name
 
+    @property
+    def problem_class(self):
+        return problem_type(self.metadata.get("problem", {}).get("type", self.schema.get("target", "return")))
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        if "inputs" in self.schema:
+            return tuple(TensorSpec.from_dict(d) for d in self.schema["inputs"])
+        return (TensorSpec("inputs", tuple(self.schema["input_shape"])),)  # versions stored before named inputs
+
     @classmethod
     def load(cls, symbol: str, version: str | None = None, models_dir: str | None = None,
              target: str | None = None) -> StoredModel:
@@ -43,16 +65,56 @@ class StoredModel:
         return cls(path, json.loads((path / "metadata.json").read_text()),
                    json.loads((path / "feature_schema.json").read_text()))
 
+    def _kind(self):
+        from ml.training_pipeline.kinds import get_kind
+
+        return get_kind(self.metadata.get("model", {}).get("kind", "keras" if (self.path / "model.keras").is_file()
+                                                             else "estimator"))
+
     def predictor(self):
+        """The ONNX Runtime predictor, checked against the stored schema."""
         from ml.training_pipeline.export import OnnxPredictor
 
         predictor = OnnxPredictor(self.path / "model.onnx")
-        if list(predictor.input_shape[1:]) != list(self.schema["input_shape"]):
-            raise SchemaMismatchError(
-                f"Version {self.version!r}: model.onnx expects input {list(predictor.input_shape[1:])} but "
-                f"feature_schema.json says {self.schema['input_shape']}"
-            )
+        zero_rows = {s.name: np.zeros((0, *(1 if d is None else d for d in s.shape)), s.dtype) for s in self.inputs}
+        feed = self._kind().onnx_feed(zero_rows)
+        expected = {name: tuple(a.shape[1:]) for name, a in feed.items()}
+        graph = {s.name: tuple(s.shape) for s in predictor.inputs}
+        fits = set(expected) == set(graph) and all(
+            all(g is None or g == e for g, e in zip(graph[n], expected[n], strict=False)) and len(graph[n]) == len(expected[n])
+            for n in graph)
+        if not fits:
+            raise SchemaMismatchError(f"Version {self.version!r}: model.onnx expects inputs {graph} but "
+                                      f"feature_schema.json gives {expected}")
         return predictor
+
+    def predict(self, inputs: Any) -> np.ndarray:
+        """The model's 2-D prediction output for named inputs (ONNX Runtime; the native model when
+        the version has no ONNX file).
+
+        Raises:
+            ValueError: unknown, missing or mis-typed inputs.
+        """
+        kind = self._kind()
+        predictor = self.predictor() if (self.path / "model.onnx").is_file() else None
+        inputs = check_named_inputs(inputs, self.inputs, where="inputs")
+        if predictor is not None:
+            feed = kind.onnx_feed(inputs)
+            rows = len(next(iter(feed.values())))
+            parts = [kind.prediction_from_onnx(predictor.run({k: v[i:i + _BATCH] for k, v in feed.items()}),
+                                               self.metadata.get("problem", {}))
+                     for i in range(0, rows, _BATCH)]
+            return np.concatenate(parts)
+        model = kind.load(self.path / self.metadata["model"]["file"])
+        return kind.predict(model, inputs)
+
+    # --- OHLCV problems ---------------------------------------------------------------
+    def price_problem(self) -> PriceProblem:
+        cls = self.problem_class
+        if not issubclass(cls, PriceProblem):
+            raise ValueError(f"Version {self.version!r} is a {cls.type_name!r} model, not an OHLCV one: "
+                             "use StoredModel.predict with its named inputs")
+        return cls.from_schema(self.schema)
 
     def load_data(self, data_path: str | None) -> LoadedData:
         symbol = self.metadata["config"]["symbol"]
@@ -79,44 +141,38 @@ class StoredModel:
                              f"Received: {len(data.frame)} bars")
         return features, scaler.transform(features.to_numpy(np.float64))
 
-    def model_inputs(self, windows: np.ndarray) -> np.ndarray:
-        return windows.reshape(len(windows), -1) if self.schema["input_layout"] == "flat" else windows
-
     def to_target(self, outputs: np.ndarray) -> np.ndarray:
-        outputs = np.asarray(outputs, dtype=np.float64)
-        if outputs.ndim == 2 and outputs.shape[1] == 2:  # LightGBM classifier: P(down), P(up)
-            outputs = outputs[:, 1]
-        outputs = outputs.reshape(-1)
+        outputs = np.asarray(outputs, dtype=np.float64)[:, 0]
         if self.schema.get("target_scaler"):
             outputs = StandardScaler.from_dict(self.schema["target_scaler"]).inverse_transform(outputs[:, None]).reshape(-1)
         return outputs
+
+    def _identity(self) -> dict[str, Any]:
+        return {"symbol": self.metadata["config"]["symbol"], "version": self.version,
+                "model_type": self.metadata["config"]["model_type"]}
 
 
 def predict_next(symbol: str, version: str | None = None, data_path: str | None = None,
                  models_dir: str | None = None, target: str | None = None) -> dict:
     """Predicts the bar ``horizon`` steps after the last bar of the data.
 
-    ``target`` picks ``return`` or ``direction`` models; by default the newest of either.
+    ``target`` picks the stored problem (``return``, ``direction``, ``volatility``); by default the newest.
 
     Example:
         >>> predict_next("BTCUSDT")["predicted_close"]  # doctest: +SKIP
     """
     stored = StoredModel.load(symbol, version, models_dir, target)
-    predictor = stored.predictor()
+    problem = stored.price_problem()
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)
     window = scaled[-stored.schema["sequence_length"]:][None]
-    value = float(stored.to_target(predictor.predict(stored.model_inputs(window)))[0])
+    value = float(stored.to_target(stored.predict({stored.inputs[0].name: window}))[0])
     last_close = float(data.frame["close"].loc[features.index[-1]])
-    result = {"symbol": stored.metadata["config"]["symbol"], "version": stored.version,
-              "model_type": stored.metadata["config"]["model_type"], "target": stored.schema["target"],
-              "as_of": features.index[-1].isoformat(), "horizon_bars": stored.schema["horizon"],
-              "timeframe": stored.schema["timeframe"], "last_close": last_close, "data": data.describe()}
-    if stored.schema["target"] == "return":
-        result.update(predicted_log_return=value, predicted_close=last_close * float(np.exp(value)),
-                      direction="up" if value > 0 else "down")
-    else:
-        result.update(probability_up=value, direction="up" if value >= 0.5 else "down")
+    result = {**stored._identity(), "target": problem.name, "as_of": features.index[-1].isoformat(),
+              "horizon_bars": stored.schema["horizon"], "timeframe": stored.schema["timeframe"],
+              "last_close": last_close, "data": data.describe()}
+    result.update(problem.next_prediction(value, last_close))
+    result["text"] = problem.next_line(result)
     return result
 
 
@@ -128,37 +184,28 @@ def evaluate_stored(symbol: str, data_path: str | None, version: str | None = No
         >>> evaluate_stored("BTCUSDT", "later_period.csv")["report"]["skill"]  # doctest: +SKIP
     """
     stored = StoredModel.load(symbol, version, models_dir, target)
-    predictor = stored.predictor()
+    problem = stored.price_problem()
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)
-    length, horizon = stored.schema["sequence_length"], stored.schema["horizon"]
+    length, horizon, timeframe = stored.schema["sequence_length"], stored.schema["horizon"], stored.schema["timeframe"]
     close = data.frame["close"]
-    target = build_target(close, stored.schema["target"], horizon).reindex(features.index).to_numpy()
-    ends = np.arange(length - 1, len(features))
-    known = ~np.isnan(target[ends])
-    if not known.any():
+    target_values = problem.target(close, timeframe).reindex(features.index).to_numpy(np.float64)
+    extras = problem.extras(close, timeframe)
+    extras = None if extras is None else extras.reindex(features.index)
+    if len(features) < length:
         raise ValueError(f"No window with a known outcome: need more than {length + horizon} bars after warm-up")
-    windows = sliding_windows(scaled, length)[known]
-    ends = ends[known]
-    outputs = np.concatenate([predictor.predict(stored.model_inputs(windows[i:i + 2048]))
-                              for i in range(0, len(windows), 2048)])
-    predictions = stored.to_target(outputs)
-    closes = close.reindex(features.index).to_numpy()
-    future = close.shift(-horizon).reindex(features.index).to_numpy()
-    # the same baseline as at training time: averaged over the feature rows
-    moving_average = close.reindex(features.index).rolling(MOVING_AVERAGE_WINDOW, min_periods=1).mean().to_numpy()
-    if stored.schema["target"] == "return":
-        report = evaluate_returns(predictions, closes[ends], future[ends], moving_average[ends])
-    else:
-        majority = int(stored.metadata["metrics"].get("majority_class", 1))
-        report = evaluate_direction(predictions, target[ends], majority)
+    windows = windows_for_rows(scaled, target_values, close.reindex(features.index), horizon, length, 0,
+                               len(features), extras)
+    if not len(windows):
+        raise ValueError(f"No window with a known outcome: need more than {length + horizon} bars after warm-up")
+    predictions = stored.to_target(stored.predict({stored.inputs[0].name: windows.x}))
+    report = problem.evaluate_windows(predictions, windows, stored.schema.get("baselines")
+                                      or {"majority_class": stored.metadata["metrics"].get("majority_class", 1)})
     # Bars from the start of the training part to the end of the validation part were used
     # for fitting or early stopping: figures on them are in-sample.
     splits = stored.metadata.get("splits")
     seen = [pd.Timestamp(t) for t in ((splits["train"][0], splits["validation"][1]) if splits
                                       else (stored.metadata["data"]["start"], stored.metadata["data"]["end"]))]
-    times = features.index[ends]
-    in_sample = int(np.sum((times >= seen[0]) & (times <= seen[1])))
-    return {"symbol": stored.metadata["config"]["symbol"], "version": stored.version,
-            "model_type": stored.metadata["config"]["model_type"], "data": data.describe(), "report": report,
+    in_sample = int(np.sum((windows.time >= seen[0]) & (windows.time <= seen[1])))
+    return {**stored._identity(), "target": problem.name, "data": data.describe(), "report": report,
             "in_sample_bars": in_sample, "model_fitted_on": [t.isoformat() for t in seen]}

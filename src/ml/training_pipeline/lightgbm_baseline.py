@@ -29,6 +29,8 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
         "deep": {"n_estimators": 1500, "num_leaves": 63, "learning_rate": 0.02, "max_depth": -1,
                  "min_child_samples": 10, "subsample": 0.8, "colsample_bytree": 0.7, "reg_lambda": 2.0,
                  "random_state": 42},
+        "tiny": {"n_estimators": 20, "num_leaves": 4, "learning_rate": 0.1, "max_depth": 3,
+                 "min_child_samples": 5, "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "random_state": 42},
     }
 }
 
@@ -39,6 +41,7 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     variants=RECOMMENDED_HYPERPARAMETERS["lightgbm"],
     aliases=("lgb", "lgbm"),
     kind=ESTIMATOR,
+    shape_ndim=(1, 2),
 )
 def create_lightgbm_model(task: TaskSpec | str = "regression", n_features: int | None = None, **params: Any):
     """Builds an unfitted LightGBM estimator for the task.
@@ -59,8 +62,10 @@ def create_lightgbm_model(task: TaskSpec | str = "regression", n_features: int |
     spec = resolve_task(task) if isinstance(task, str) else task
     # Seeded and deterministic so the same data gives the same trees; bagging needs a frequency.
     base = {"random_state": 42, "deterministic": True, "force_row_wise": True, "subsample_freq": 1, "verbose": -1}
-    estimator_cls = lightgbm.LGBMRegressor if spec.task == "regression" else lightgbm.LGBMClassifier
-    if spec.task == "regression" and spec.units != 1:
+    if spec.estimator_type is None:
+        raise ValueError(f"LightGBM learns regression, binary or multiclass targets. Received: task={spec.task!r}")
+    estimator_cls = lightgbm.LGBMRegressor if spec.estimator_type == "regressor" else lightgbm.LGBMClassifier
+    if spec.estimator_type == "regressor" and spec.units != 1:
         raise ValueError(f"LightGBM predicts one regression target. Received: output_dim={spec.units}")
     model = estimator_cls(**{**base, **params})
     # Remembered for the fit-time check; not a LightGBM parameter, so kept out of get_params.
@@ -132,6 +137,7 @@ def train_lightgbm_with_early_stopping(
     y_val,
     early_stopping_rounds: int = 50,
     sample_weight=None,
+    eval_sample_weight=None,
 ):
     """Fits ``model`` and stops when the validation score has not improved for a while.
 
@@ -141,6 +147,7 @@ def train_lightgbm_with_early_stopping(
         X_val, y_val: validation rows, used only for early stopping.
         early_stopping_rounds: boosting rounds without improvement before stopping.
         sample_weight: optional per-row training weights.
+        eval_sample_weight: optional per-row validation weights (the early-stopping score weighs rows alike).
 
     Returns:
         The fitted model (``best_iteration_`` is set).
@@ -167,6 +174,7 @@ def train_lightgbm_with_early_stopping(
         sample_weight=sample_weight,
         eval_X=(X_val,),
         eval_y=(np.asarray(y_val),),
+        eval_sample_weight=None if eval_sample_weight is None else [np.asarray(eval_sample_weight)],
         callbacks=[lightgbm.early_stopping(early_stopping_rounds, verbose=False), lightgbm.log_evaluation(0)],
     )
     return model

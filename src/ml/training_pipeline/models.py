@@ -11,13 +11,12 @@ Listing models and variants imports no TensorFlow; building one does.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import ml.training_pipeline.architectures  # noqa: F401  (fills the registry)
 from ml.training_pipeline.architectures.tcn import calculate_receptive_field
-from ml.training_pipeline.registry import ESTIMATOR, VARIANTS, ModelSpec, get_spec, registered_names
+from ml.training_pipeline.registry import GUIDE_VARIANTS, ModelSpec, TensorSpec, get_spec, registered_names
 from ml.training_pipeline.tasks import TASKS, resolve_task
 from ml.training_pipeline.validation import check_input_shape, suggest, unknown_name_error
 
@@ -28,28 +27,28 @@ __all__ = [
     "TASKS",
     "calculate_receptive_field",
     "create_model",
+    "declared_inputs",
     "get_spec",
     "extract_attention_weights",
     "get_model_callbacks",
     "list_models",
+    "resolve_params",
 ]
 
 AVAILABLE_MODELS: dict[str, str] = {name: get_spec(name).description for name in registered_names()}
 """Model name -> one-line description."""
 
-MODEL_VARIANTS: tuple[str, ...] = VARIANTS
-"""Variant names every family offers."""
+MODEL_VARIANTS: tuple[str, ...] = GUIDE_VARIANTS
+"""The guide's size names (lightweight, default, deep); every model also has ``tiny``, some have more."""
 
 RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     get_spec(name).family: {variant: dict(params) for variant, params in get_spec(name).variants.items()}
     for name in registered_names()
 }
-"""Family -> variant -> hyperparameters, as the families registered them (a copy: edit kwargs, not this)."""
+"""Family -> preset -> hyperparameters, as the families registered them (a copy: edit kwargs, not this)."""
 
 # Arguments that belong to the task head, not the architecture.
-_TASK_KWARGS = ("output_dim", "num_classes")
-
-_DEFAULT_CALLBACK_SETTINGS = {"lr_patience_fraction": 1 / 3, "lr_factor": 0.5, "min_lr": 1e-6}
+_TASK_KWARGS = ("output_dim", "num_classes", "quantiles")
 
 
 def list_models() -> list[str]:
@@ -57,13 +56,13 @@ def list_models() -> list[str]:
 
     Example:
         >>> list_models()[:3]
-        ['attention_lstm', 'cnn_lstm', 'lightgbm']
+        ['attention_lstm', 'cnn_lstm', 'embedding_lstm']
     """
     return registered_names()
 
 
-def _resolve_params(spec: ModelSpec, variant: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Merges variant values with user kwargs (the user wins); rejects unknown names."""
+def resolve_params(spec: ModelSpec, variant: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Merges preset values with user kwargs (the user wins); rejects unknown names and presets."""
     if not isinstance(variant, str) or variant.lower() not in spec.variants:
         raise unknown_name_error("variant", variant, spec.variants)
     params = dict(spec.variants[variant.lower()])
@@ -79,9 +78,44 @@ def _resolve_params(spec: ModelSpec, variant: str, kwargs: Mapping[str, Any]) ->
     return params
 
 
+def _declare(spec: ModelSpec, input_shape: Any, params: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
+    """The model's inputs; ``input_shape`` is the primary input's shape or a ``{name: shape}`` dict."""
+    given = dict(input_shape) if isinstance(input_shape, Mapping) else None
+    if given is not None:
+        probe = spec.declare_inputs((1,) * spec.shape_ndim[1], params)  # names only
+        primary = probe[0].name
+        if primary not in given:
+            raise ValueError(f"input_shape must give the shape of {primary!r} for model_type={spec.name!r}. "
+                             f"Accepted keys: {', '.join(s.name for s in probe)}. Received: {', '.join(map(str, given))}")
+        input_shape = given[primary]
+    shape = check_input_shape(input_shape, *spec.shape_ndim)
+    declared = spec.declare_inputs(shape, params)
+    if given is not None:
+        names = {s.name: s for s in declared}
+        for name, value in given.items():
+            if name not in names:
+                raise ValueError(f"input_shape names an input model_type={spec.name!r} does not declare: {name!r}. "
+                                 f"Accepted: {', '.join(names)}. Received: {', '.join(map(str, given))}")
+            if tuple(value) != tuple(names[name].shape):
+                raise ValueError(f"input {name!r} of model_type={spec.name!r} has shape {tuple(names[name].shape)} "
+                                 f"with these hyperparameters. Received: input_shape[{name!r}]={tuple(value)}")
+    return declared
+
+
+def declared_inputs(model_type: str, input_shape: Any, variant: str = "default", **kwargs: Any) -> tuple[TensorSpec, ...]:
+    """The named inputs (name, per-sample shape, dtype) a model built with these arguments takes.
+
+    Example:
+        >>> [s.name for s in declared_inputs("embedding_lstm", (30, 4))]
+        ['window', 'ids']
+    """
+    spec = get_spec(model_type)
+    return _declare(spec, input_shape, resolve_params(spec, variant, kwargs))
+
+
 def create_model(
     model_type: str,
-    input_shape: tuple[int, ...],
+    input_shape: tuple[int, ...] | Mapping[str, tuple[int, ...]],
     variant: str = "default",
     task: str = "regression",
     **kwargs: Any,
@@ -91,18 +125,23 @@ def create_model(
     Args:
         model_type: a name from :func:`list_models` or an alias (``"adaptive"`` is
             ``"cnn_lstm"``); case-insensitive.
-        input_shape: per-sample shape, ``(timesteps, features)`` for neural models. For
-            ``"lightgbm"``, ``(n_features,)`` or ``(timesteps, features)`` (windows are
-            flattened to ``timesteps * features`` columns).
-        variant: ``"lightweight"``, ``"default"`` or ``"deep"``.
-        task: ``"regression"`` (``output_dim``, default 1), ``"binary"`` (sigmoid,
-            binary cross-entropy) or ``"multiclass"`` (``num_classes`` required, softmax).
-        **kwargs: hyperparameters that override the variant's (see
-            ``RECOMMENDED_HYPERPARAMETERS``), plus ``output_dim`` / ``num_classes``.
+        input_shape: per-sample shape of the model's primary input, ``(timesteps, features)``
+            for window models; or a ``{input name: shape}`` dict, checked against what the
+            model declares. Multi-input models derive their other inputs from their
+            hyperparameters (e.g. ``num_ids`` and ``vocab_size``). For ``"lightgbm"``,
+            ``(n_features,)`` or ``(timesteps, features)`` (flattened).
+        variant: a preset: ``"default"``, ``"tiny"``, and for the guide's families
+            ``"lightweight"`` and ``"deep"``.
+        task: ``"regression"`` (``output_dim``, default 1), ``"binary"``, ``"multiclass"``
+            (``num_classes`` required), ``"quantile"`` (``quantiles``, ordered outputs,
+            pinball loss) or ``"positive"`` (positive output, log2-MSE).
+        **kwargs: hyperparameters that override the preset's (see
+            ``RECOMMENDED_HYPERPARAMETERS``), plus ``output_dim`` / ``num_classes`` / ``quantiles``.
 
     Returns:
-        A compiled ``keras.Model`` named after the model type, with an input named
-        ``"inputs"``; for ``"lightgbm"``, an unfitted LightGBM scikit-learn estimator.
+        A compiled ``keras.Model`` named after the model type whose inputs carry the declared
+        names (``"inputs"`` for a single window); for ``"lightgbm"``, an unfitted LightGBM
+        scikit-learn estimator.
 
     Raises:
         ValueError: unknown model type, variant, task or keyword argument, or a bad shape.
@@ -113,29 +152,14 @@ def create_model(
         >>> model.output_shape  # doctest: +SKIP
         (None, 1)
     """
+    from ml.training_pipeline.kinds import get_kind
+
     spec = get_spec(model_type)
-    task_spec = resolve_task(task, output_dim=kwargs.get("output_dim"), num_classes=kwargs.get("num_classes"))
-    params = _resolve_params(spec, variant, kwargs)
-    if spec.kind == ESTIMATOR:
-        shape = check_input_shape(input_shape, min_ndim=1, max_ndim=2)
-        return spec.builder(task=task_spec, n_features=math.prod(shape), **params)
-
-    shape = check_input_shape(input_shape, min_ndim=2, max_ndim=2)
-    import keras
-
-    learning_rate = params.pop("learning_rate")
-    inputs = keras.Input(shape=shape, name="inputs")
-    features = spec.builder(inputs, **params)
-    # float32 head: stays numerically safe under a mixed-precision policy.
-    outputs = keras.layers.Dense(task_spec.units, activation=task_spec.activation, dtype="float32",
-                                 name="head")(features)
-    model = keras.Model(inputs, outputs, name=spec.name)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
-        loss=task_spec.loss,
-        metrics=list(task_spec.metrics),
-    )
-    return model
+    task_spec = resolve_task(task, output_dim=kwargs.get("output_dim"), num_classes=kwargs.get("num_classes"),
+                             quantiles=kwargs.get("quantiles"))
+    params = resolve_params(spec, variant, kwargs)
+    declared = _declare(spec, input_shape, params)
+    return get_kind(spec.kind).build(spec, declared, task_spec, params)
 
 
 def get_model_callbacks(
@@ -166,41 +190,14 @@ def get_model_callbacks(
         >>> [type(c).__name__ for c in callbacks]  # doctest: +SKIP
         ['EarlyStopping', 'ReduceLROnPlateau']
     """
+    from ml.training_pipeline.kinds import get_kind
+
     spec = get_spec(model_type)
     if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
         raise ValueError(f"patience must be an int >= 1. Received: patience={patience!r}")
     if not isinstance(monitor, str) or not monitor:
         raise ValueError(f"monitor must be a metric name such as 'val_loss'. Received: monitor={monitor!r}")
-    if spec.kind == ESTIMATOR:
-        if checkpoint_path is not None:
-            raise ValueError(
-                f"checkpoint_path applies to Keras models only. Received: model_type={model_type!r}, "
-                f"checkpoint_path={checkpoint_path!r}"
-            )
-        import lightgbm
-
-        return [lightgbm.early_stopping(patience, verbose=False), lightgbm.log_evaluation(period=0)]
-    if checkpoint_path is not None and not str(checkpoint_path).endswith(".keras"):
-        raise ValueError(f"checkpoint_path must end with '.keras'. Received: checkpoint_path={checkpoint_path!r}")
-
-    import keras
-
-    settings = {**_DEFAULT_CALLBACK_SETTINGS, **spec.callback_settings}
-    mode = "min" if ("loss" in monitor or "error" in monitor or monitor.endswith(("mae", "mse", "rmse"))) else "max"
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor,
-            mode=mode,
-            factor=settings["lr_factor"],
-            patience=max(1, round(patience * settings["lr_patience_fraction"])),
-            min_lr=settings["min_lr"],
-        ),
-    ]
-    if checkpoint_path is not None:
-        callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor=monitor, mode=mode,
-                                                         save_best_only=True))
-    return callbacks
+    return get_kind(spec.kind).callbacks(spec, patience, monitor, checkpoint_path)
 
 
 def extract_attention_weights(model, x) -> Any:

@@ -1,6 +1,9 @@
 """``train(config) -> TrainingResult``: the one place that wires data, model, callbacks,
 fitting, evaluation, ONNX export and the model store together.
 
+What differs between model kinds is the kind's adapter (``kinds/``); what differs between
+problems is the problem object (``problems/``). This module asks neither which it holds.
+
 Example:
     >>> from ml.training_pipeline.config import TrainingConfig
     >>> from ml.training_pipeline.pipeline import train
@@ -20,19 +23,14 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ml.training_pipeline.config import TrainingConfig
-from ml.training_pipeline.datasets import PreparedData, prepare_data, to_tf_dataset
-from ml.training_pipeline.evaluation import evaluate_direction, evaluate_returns, format_report
-from ml.training_pipeline.features import WARMUP_BARS, build_features, build_target
-from ml.training_pipeline.ingestion import load_ohlcv
-from ml.training_pipeline.models import get_spec
-from ml.training_pipeline.registry import ESTIMATOR
+from ml.training_pipeline.evaluation import format_report
+from ml.training_pipeline.kinds import get_kind
+from ml.training_pipeline.kinds.base import FitSettings
+from ml.training_pipeline.models import declared_inputs, get_spec
+from ml.training_pipeline.problems import Problem, ProblemData, get_problem
+from ml.training_pipeline.schema import check_named_inputs
 from ml.training_pipeline.store import ModelStore
-
-ONNX_PARITY_ROWS = 256
-FEATURE_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -44,10 +42,11 @@ class TrainingResult:
         config: the run's configuration.
         report: test-window metrics with baselines (see ``evaluation``).
         history: per-epoch logs.
-        onnx: the ONNX export report as a dict.
+        onnx: the ONNX export report as a dict (``{"exported": False, ...}`` when the model cannot be exported).
         data: source, layout, rows and date range of the data used.
-        row_counts: windows per split.
+        row_counts: windows (or rows) per split.
         timings: seconds per stage.
+        problem: the problem's description (type, name, task).
     """
 
     version_dir: Path
@@ -58,18 +57,24 @@ class TrainingResult:
     data: dict
     row_counts: dict
     timings: dict = field(default_factory=dict)
+    problem: dict = field(default_factory=dict)
 
     def table(self) -> str:
         """The compact end-of-training table."""
+        counts = ", ".join(f"{k.split('_')[0]} {v}" for k, v in self.row_counts.items()
+                           if k.split("_")[0] in ("train", "validation", "test"))
+        source = self.data.get("source", "?")
+        span = (f", {self.data.get('timeframe')}, {str(self.data.get('start'))[:16]} .. {str(self.data.get('end'))[:16]}"
+                if self.data.get("start") else f", {self.data.get('rows')} rows")
+        onnx = (f"parity max |diff| {self.onnx['max_abs_diff']:.2e} (tolerance {self.onnx['tolerance']:.0e})"
+                if self.onnx.get("exported", True) else f"not exported: {self.onnx.get('reason')}")
         lines = [
-            f"model      {self.config.model_type} ({self.config.variant}), target={self.config.target}, "
-            f"epochs run={len(next(iter(self.history.values()), []))}",
-            f"data       {self.data['source']} [{self.data['layout']}], {self.data['timeframe']}, "
-            f"{self.data['start'][:16]} .. {self.data['end'][:16]}",
-            f"windows    train {self.row_counts['train_windows']}, validation {self.row_counts['validation_windows']}, "
-            f"test {self.row_counts['test_windows']}",
+            f"model      {self.config.model_type} ({self.config.variant}), problem={self.problem.get('name')} "
+            f"({self.problem.get('task')}), epochs run={len(next(iter(self.history.values()), []))}",
+            f"data       {source}" + (f" [{self.data['layout']}]" if "layout" in self.data else "") + span,
+            f"split      {counts}",
             format_report(self.report),
-            f"onnx       parity max |diff| {self.onnx['max_abs_diff']:.2e} (tolerance {self.onnx['tolerance']:.0e})",
+            f"onnx       {onnx}",
             f"stored     {self.version_dir}",
         ]
         return "\n".join(lines)
@@ -77,7 +82,8 @@ class TrainingResult:
 
 def _library_versions() -> dict[str, str]:
     versions = {}
-    for package in ("atb-ml", "tensorflow-cpu", "tensorflow", "keras", "onnxruntime", "tf2onnx", "lightgbm", "numpy", "pandas"):
+    for package in ("atb-ml", "tensorflow-cpu", "tensorflow", "keras", "onnxruntime", "tf2onnx", "lightgbm", "numpy",
+                    "pandas", "scikit-learn"):
         try:
             versions[package] = importlib_metadata.version(package)
         except importlib_metadata.PackageNotFoundError:
@@ -85,90 +91,28 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _summary(report: dict) -> dict[str, float]:
-    """The few numbers `atb models list` shows, each next to its baseline."""
-    if "skill" in report:
-        return {"rmse": report["model"]["rmse"], "persistence_rmse": report["persistence"]["rmse"],
-                "skill": report["skill"], "directional_accuracy": report["model"]["directional_accuracy"]}
-    return {"accuracy": report["model"]["accuracy"], "f1": report["model"]["f1"],
-            "majority_accuracy": report["majority"]["accuracy"]}
-
-
-def load_and_prepare(config: TrainingConfig):
-    """Data, features, target and windows for a config: (LoadedData, PreparedData)."""
-    data = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,
-                      config.end_date, exchange=config.exchange)
-    features = build_features(data.frame)
-    close = data.frame["close"].reindex(features.index)
-    target = build_target(data.frame["close"], config.target, config.horizon).reindex(features.index)
-    prepared = prepare_data(features, target, close, config.sequence_length, config.horizon,
-                            config.validation_fraction, config.test_fraction, scale_target=config.target == "return")
-    return data, prepared
-
-
-def _build_model(config: TrainingConfig, prepared: PreparedData, **defaults: Any):
-    """The factory call for this run: the config's kwargs and learning rate win over ``defaults``."""
-    from ml.training_pipeline.models import create_model
-
+def _model_arguments(config: TrainingConfig, **defaults: Any) -> dict[str, Any]:
+    """The factory call's keyword arguments: the config's kwargs and learning rate win over ``defaults``."""
     kwargs = {**defaults, **config.model_kwargs}
     if config.learning_rate is not None:
         kwargs["learning_rate"] = config.learning_rate
-    return create_model(config.model_type, (config.sequence_length, len(prepared.feature_names)),
-                        variant=config.variant, task=config.task, **kwargs)
+    return kwargs
 
 
-def _fit_keras(config: TrainingConfig, prepared: PreparedData, verbose: int):
-    from ml.training_pipeline.models import get_model_callbacks
+def check_problem_fits_model(config: TrainingConfig, problem: Problem, data: ProblemData) -> None:
+    """Rejects, before any training, a model whose declared inputs the data cannot feed.
 
-    model = _build_model(config, prepared)
-    train, validation = prepared.train, prepared.validation
-    history = model.fit(
-        to_tf_dataset(train.x, prepared.fit_targets(train), config.batch_size, shuffle=True, seed=config.seed),
-        validation_data=to_tf_dataset(validation.x, prepared.fit_targets(validation), 1024, shuffle=False),
-        epochs=config.epochs,
-        callbacks=get_model_callbacks(config.model_type, patience=config.patience),
-        verbose=verbose,
-        shuffle=False,  # the training dataset shuffles itself, with the config's seed
-    )
-    predictions = prepared.to_target(model.predict(prepared.test.x, batch_size=1024, verbose=0))
-    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, predictions
+    Raises:
+        ValueError: naming the input and what the model declares.
+    """
+    kwargs = _model_arguments(config)
+    shapes = {spec.name: spec.shape for spec in data.inputs}
+    declared = declared_inputs(config.model_type, shapes, config.variant, **kwargs)
+    for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test)):
+        check_named_inputs(split.inputs, declared, where=f"{name} inputs")
 
 
-def _fit_lightgbm(config: TrainingConfig, prepared: PreparedData):
-    from ml.training_pipeline.lightgbm_baseline import train_lightgbm_with_early_stopping
-
-    flat = lambda ws: ws.x.reshape(len(ws), -1)  # noqa: E731  (windows -> rows)
-    model = _build_model(config, prepared, random_state=config.seed)
-    train_lightgbm_with_early_stopping(
-        model, flat(prepared.train), prepared.fit_targets(prepared.train), flat(prepared.validation),
-        prepared.fit_targets(prepared.validation), early_stopping_rounds=max(config.patience, 20))
-    x_test = flat(prepared.test)
-    raw = model.predict_proba(x_test)[:, 1] if config.task == "binary" else model.predict(x_test)
-    predictions = prepared.to_target(raw)
-    history = {f"val_{name}": [float(v) for v in values] for name, values in model.evals_result_["valid_0"].items()}
-    return model, history, predictions
-
-
-def feature_schema(config: TrainingConfig, prepared: PreparedData, layout: str) -> dict[str, Any]:
-    """What a stored model expects: features in order, scaler, window and input layout."""
-    n_features = len(prepared.feature_names)
-    shape = [config.sequence_length * n_features] if layout == "flat" else [config.sequence_length, n_features]
-    return {
-        "schema_version": FEATURE_SCHEMA_VERSION,
-        "feature_names": list(prepared.feature_names),
-        "sequence_length": config.sequence_length,
-        "horizon": config.horizon,
-        "timeframe": config.timeframe,
-        "target": config.target,
-        "warmup_bars": WARMUP_BARS,
-        "input_layout": layout,
-        "input_shape": shape,
-        "scaler": prepared.scaler.to_dict(),
-        "target_scaler": prepared.target_scaler.to_dict() if prepared.target_scaler else None,
-    }
-
-
-def train(config: TrainingConfig, verbose: int | None = None, log=None) -> TrainingResult:
+def train(config: TrainingConfig, verbose: int | None = None, log=None, problem: Problem | None = None) -> TrainingResult:
     """Trains, evaluates, exports and stores one model.
 
     Args:
@@ -176,6 +120,8 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None) -> Train
         verbose: Keras verbosity; default: progress bars on a terminal, one line per
             epoch otherwise.
         log: called with one line per stage (data loaded, training, export...).
+        problem: a problem object (e.g. an :class:`~ml.training_pipeline.problems.ArraysProblem`
+            on your own arrays); default: the OHLCV problem ``config.target`` names.
 
     Returns:
         A :class:`TrainingResult`; the version folder is complete when this returns.
@@ -189,76 +135,73 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None) -> Train
     timings: dict[str, float] = {}
     started = time.perf_counter()
     log = log or (lambda line: None)
+    problem = problem or get_problem(config.target, config.horizon)
+    store = ModelStore(config.models_dir)
+    store.target_dir(config.symbol, problem.store_key)  # a bad name fails now, not after training
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
-    data, prepared = load_and_prepare(config)
+    data = problem.prepare(config)
+    check_problem_fits_model(config, problem, data)
     timings["data_s"] = time.perf_counter() - started
 
     import keras
     import tensorflow as tf
 
     from ml.training_pipeline.export import export_onnx
-    from ml.training_pipeline.plots import plot_history, plot_predictions
+    from ml.training_pipeline.models import create_model
 
     keras.utils.set_random_seed(config.seed)
     # Identical metrics for the same config and seed, at a small cost in speed.
     tf.config.experimental.enable_op_determinism()
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
-    described = data.describe()
-    log(f"data: {described['rows']} {data.timeframe} bars from {data.source}, layout {data.layout}, "
-        f"{described['start'][:16]} .. {described['end'][:16]}")
+    if data.data.get("start"):
+        log(f"data: {data.data['rows']} {data.data.get('timeframe')} bars from {data.data['source']}, layout "
+            f"{data.data.get('layout')}, {data.data['start'][:16]} .. {data.data['end'][:16]}")
+    else:
+        log(f"data: {data.data.get('rows')} rows from {data.data.get('source')}")
     for note in data.notes:
         log(f"data: {note}")
-    log(f"windows: train {len(prepared.train)}, validation {len(prepared.validation)}, test {len(prepared.test)} "
-        f"(gap {prepared.row_counts['gap_rows']} bars between parts; scaler fitted on train only)")
-    log(f"training {config.model_type} ({config.variant}) for up to {config.epochs} epochs ...")
+    log(f"split: {', '.join(f'{k} {v}' for k, v in data.row_counts.items())} (chronological; scaling fitted on train only)")
+    log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "
+        f"for up to {config.epochs} epochs ...")
     spec = get_spec(config.model_type)
+    adapter = get_kind(spec.kind)
     fit_start = time.perf_counter()
-    if spec.kind == ESTIMATOR:
-        model, history, predictions = _fit_lightgbm(config, prepared)
-        layout, parity_sample = "flat", prepared.test.x[:ONNX_PARITY_ROWS].reshape(-1, prepared.test.x[0].size)
-    else:
-        model, history, predictions = _fit_keras(config, prepared, verbose)
-        layout, parity_sample = "window", prepared.test.x[:ONNX_PARITY_ROWS]
+    # estimators that take a seed get the run's seed unless the user set one
+    seeded = {"random_state": config.seed} if "random_state" in spec.variants[config.variant] else {}
+    model = create_model(config.model_type, {s.name: s.shape for s in data.inputs}, variant=config.variant,
+                         task=problem.task, **_model_arguments(config, **seeded))
+    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
+                           seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings)
+    history = adapter.fit(model, data.train, data.validation, settings)
+    predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
     timings["fit_s"] = time.perf_counter() - fit_start
+    report = problem.evaluate(predictions, data)
 
-    test = prepared.test
-    if config.target == "return":
-        report = evaluate_returns(predictions, test.close, test.future_close, test.moving_average)
-    else:
-        majority = int(prepared.train.y.mean() >= 0.5)
-        report = evaluate_direction(predictions, test.y, majority)
-
-    store = ModelStore(config.models_dir)
-    log("exporting to ONNX (with parity check) and storing ...")
-    with store.new_version(config.symbol, config.target) as staging:
-        onnx_report = export_onnx(model, staging / "model.onnx", sample=parity_sample)
-        if spec.kind == ESTIMATOR:
-            model.booster_.save_model(str(staging / "model.txt"))
+    log("exporting to ONNX (with parity check) and storing ..." if spec.capabilities.onnx_exportable
+        else "storing (this model cannot be exported to ONNX) ...")
+    with store.new_version(config.symbol, problem.store_key) as staging:
+        if spec.capabilities.onnx_exportable:
+            onnx_report = export_onnx(model, staging / "model.onnx", sample=data.parity_sample()).to_dict()
+            onnx_report = {"exported": True, **{k: v for k, v in onnx_report.items() if k != "path"}}
         else:
-            model.save(staging / "model.keras")
-        schema = feature_schema(config, prepared, layout)
-        (staging / "feature_schema.json").write_text(json.dumps(schema, indent=2))
-        title = f"{config.symbol} {config.model_type} ({config.variant})"
-        plot_history(history, staging / "training_history.png", title)
-        if config.target == "return":
-            plot_predictions(test.time, test.future_close, test.close * np.exp(predictions), test.close,
-                             staging / "predictions.png", f"{title}: next close on the test window", "close")
-        else:
-            plot_predictions(test.time, test.y, predictions, None, staging / "predictions.png",
-                             f"{title}: P(up) on the test window", "up")
+            onnx_report = {"exported": False, "reason": f"model_type={spec.name!r} declares onnx_exportable=False"}
+        model_file = adapter.save(model, staging)
+        (staging / "feature_schema.json").write_text(json.dumps(data.schema, indent=2))
+        problem.plot(predictions, data, history, staging, f"{config.symbol} {config.model_type} ({config.variant})")
         timings["total_s"] = time.perf_counter() - started
         metadata = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "config": config.to_dict(),
-            "data": data.describe(),
-            "row_counts": prepared.row_counts,
-            # bars the model saw while fitting or early stopping end here: `atb evaluate` flags them
-            "splits": {"train": [prepared.train.time[0].isoformat(), prepared.train.time[-1].isoformat()],
-                       "validation": [prepared.validation.time[0].isoformat(), prepared.validation.time[-1].isoformat()],
-                       "test": [prepared.test.time[0].isoformat(), prepared.test.time[-1].isoformat()]},
+            "problem": problem.describe(),
+            "model": {"kind": spec.kind, "file": model_file, "size": adapter.size(model),
+                      "inputs": [s.to_dict() for s in data.inputs], "capabilities": spec.capabilities.to_dict()},
+            "data": data.data,
+            "row_counts": data.row_counts,
+            # rows the model saw while fitting or early stopping end here: `atb evaluate` flags them
+            "splits": data.splits,
             "metrics": report,
-            "summary": _summary(report),
-            "onnx": {k: v for k, v in onnx_report.to_dict().items() if k != "path"},
+            "summary": problem.summary(report),
+            "onnx": onnx_report,
             "history": history,
             "timings": timings,
             "library_versions": _library_versions(),
@@ -266,5 +209,5 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None) -> Train
             "pid": os.getpid(),
         }
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
-    return TrainingResult(store.last_committed, config, report, history, metadata["onnx"], data.describe(),
-                          prepared.row_counts, timings)
+    return TrainingResult(store.last_committed, config, report, history, onnx_report, data.data,
+                          data.row_counts, timings, problem.describe())

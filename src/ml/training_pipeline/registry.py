@@ -1,8 +1,12 @@
-"""The model registry: a name -> builder table filled by a decorator.
+"""The model registry: a name -> spec table filled by a decorator.
 
 The registry knows no architecture. Each family module decorates its builder with
 :func:`register_model`; :mod:`ml.training_pipeline.models` imports the family modules and
 looks names up here. Adding a model is one new module plus one import line.
+
+A spec declares what the model consumes (named inputs with per-sample shapes and dtypes),
+its presets (``default`` and ``tiny`` required, any others free) and capability flags that
+the pipeline and the shared test harness read instead of asking "which kind is this?".
 """
 
 from __future__ import annotations
@@ -14,11 +18,81 @@ from typing import Any
 
 from ml.training_pipeline.validation import unknown_name_error
 
-VARIANTS: tuple[str, ...] = ("lightweight", "default", "deep")
-"""Every family offers these variants, smallest first."""
+REQUIRED_PRESETS: tuple[str, ...] = ("default", "tiny")
+"""Every model has these: ``default`` for users, ``tiny`` (smallest build that exercises every code path) for tests."""
+
+GUIDE_VARIANTS: tuple[str, ...] = ("lightweight", "default", "deep")
+"""The sizes the user's guide names; the guide's families offer all three."""
+
+VARIANTS = GUIDE_VARIANTS  # backwards-compatible name
 
 KERAS = "keras"
 ESTIMATOR = "estimator"
+
+DEFAULT_INPUT_NAME = "inputs"
+"""Name of the single float window input of the classic ``(timesteps, features)`` models."""
+
+DTYPES: tuple[str, ...] = ("float32", "int32", "bool")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named model input (or output): per-sample shape and dtype.
+
+    Attributes:
+        name: the Keras ``Input`` name, which is also the ONNX input name and the key of the
+            input dict that ``fit``/``predict``/``OnnxPredictor.predict`` take.
+        shape: per-sample shape (no batch dimension); ``None`` marks a free (dynamic) length.
+        dtype: ``"float32"``, ``"int32"`` (ids for an ``Embedding``) or ``"bool"`` (masks).
+        vocab_size: for int ids, the number of distinct ids (values lie in ``[0, vocab_size)``).
+
+    Example:
+        >>> TensorSpec("ids", (3,), "int32", vocab_size=10).to_dict()
+        {'name': 'ids', 'shape': [3], 'dtype': 'int32', 'vocab_size': 10}
+    """
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+    vocab_size: int | None = None
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise unknown_name_error("dtype", self.dtype, DTYPES)
+        object.__setattr__(self, "shape", tuple(self.shape))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form stored in the feature schema."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "vocab_size": self.vocab_size}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
+        return cls(data["name"], tuple(data["shape"]), data["dtype"], data.get("vocab_size"))
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do; tests and the pipeline read these flags, never the model's name or kind.
+
+    Attributes:
+        deterministic: the same weights and input give the same output at inference.
+        onnx_exportable: ``export_onnx`` works; otherwise the model is stored without ONNX.
+        adds_losses: the model adds its own losses (``add_loss``), e.g. a KL term.
+        supports_masks: the model accepts a padding mask input.
+    """
+
+    deterministic: bool = True
+    onnx_exportable: bool = True
+    adds_losses: bool = False
+    supports_masks: bool = False
+
+    def to_dict(self) -> dict[str, bool]:
+        return dict(self.__dict__)
+
+
+def single_window_inputs(input_shape: tuple[int, ...], params: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
+    """The default input declaration: one float window named ``"inputs"``."""
+    return (TensorSpec(DEFAULT_INPUT_NAME, tuple(input_shape), "float32"),)
 
 
 @dataclass(frozen=True)
@@ -27,15 +101,22 @@ class ModelSpec:
 
     Attributes:
         name: canonical lower-case name, e.g. ``"tcn"``.
-        builder: for ``kind="keras"``, ``builder(inputs, **params)`` returns the feature
-            tensor that the task head is put on; for ``kind="estimator"``,
+        builder: for ``kind="keras"``, ``builder(inputs, **params)`` gets one Keras tensor
+            (single input) or a dict of them (several inputs) and returns the feature tensor
+            the task head is put on, or a dict with that tensor under ``"features"`` plus extra
+            named outputs (e.g. attention weights); for ``kind="estimator"``,
             ``builder(task=..., **params)`` returns an unfitted estimator.
         description: one line for ``AVAILABLE_MODELS`` and ``atb --help``.
-        family: the family whose ``RECOMMENDED_HYPERPARAMETERS`` hold the variants.
-        variants: variant name -> hyperparameters.
+        family: the family whose ``RECOMMENDED_HYPERPARAMETERS`` hold the presets.
+        variants: preset name -> hyperparameters (``default`` and ``tiny`` always present).
         aliases: other accepted names.
-        kind: ``"keras"`` or ``"estimator"``.
+        kind: the adapter that builds, fits, predicts, saves and exports it (``kinds/``).
         callback_settings: per-family tuning of ``get_model_callbacks``.
+        declare_inputs: ``declare_inputs(input_shape, params)`` returns the model's
+            :class:`TensorSpec` inputs; the first one is the primary input whose shape
+            ``create_model(input_shape=...)`` gives.
+        capabilities: flags read by the pipeline and the test harness.
+        shape_ndim: ``(min, max)`` dimensions of the primary ``input_shape``.
     """
 
     name: str
@@ -46,10 +127,20 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     kind: str = KERAS
     callback_settings: Mapping[str, Any] = field(default_factory=dict)
+    declare_inputs: Callable[[tuple[int, ...], Mapping[str, Any]], tuple[TensorSpec, ...]] = single_window_inputs
+    capabilities: Capabilities = Capabilities()
+    shape_ndim: tuple[int, int] = (2, 2)
+
+    @property
+    def presets(self) -> tuple[str, ...]:
+        """Preset names, the guide's sizes first, then ``tiny``, then any others."""
+        order = [*GUIDE_VARIANTS, "tiny"]
+        return tuple(sorted(self.variants, key=lambda n: (order.index(n) if n in order else len(order), n)))
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _ALIASES: dict[str, str] = {}
+_KINDS: set[str] = {KERAS, ESTIMATOR}
 
 
 def normalize_name(name: str) -> str:
@@ -57,6 +148,11 @@ def normalize_name(name: str) -> str:
     if not isinstance(name, str):
         raise ValueError(f"model_type must be a string. Received: model_type={name!r}")
     return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def register_kind(name: str) -> None:
+    """Declares a model kind (its adapter registers itself in :mod:`ml.training_pipeline.kinds`)."""
+    _KINDS.add(name)
 
 
 def register_model(
@@ -68,34 +164,43 @@ def register_model(
     aliases: tuple[str, ...] = (),
     kind: str = KERAS,
     callback_settings: Mapping[str, Any] | None = None,
+    declare_inputs: Callable[[tuple[int, ...], Mapping[str, Any]], tuple[TensorSpec, ...]] | None = None,
+    capabilities: Capabilities | None = None,
+    shape_ndim: tuple[int, int] = (2, 2),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Registers a model builder under ``name``.
 
     Args:
         name: canonical name (lower case).
         description: one-line description.
-        variants: must hold exactly the names in :data:`VARIANTS`.
+        variants: preset name -> hyperparameters; must contain ``default`` and ``tiny``.
         family: family name for ``RECOMMENDED_HYPERPARAMETERS`` (defaults to ``name``).
         aliases: other names that resolve to this model.
-        kind: ``"keras"`` or ``"estimator"``.
+        kind: ``"keras"``, ``"estimator"`` or another registered kind.
         callback_settings: overrides for ``get_model_callbacks`` (see models.py).
+        declare_inputs: the model's named inputs from ``(input_shape, params)``; default: one
+            float window named ``"inputs"``.
+        capabilities: flags such as ``onnx_exportable``; default: all the usual ones.
+        shape_ndim: accepted dimensions of the primary ``input_shape``.
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
 
     Example:
         >>> @register_model("my_mlp", description="A toy MLP.",
-        ...                 variants={v: {"units": 8} for v in VARIANTS})
+        ...                 variants={"default": {"units": 8}, "tiny": {"units": 2}})
         ... def build_my_mlp(inputs, *, units):
         ...     ...
     """
     canonical = normalize_name(name)
-    if set(variants) != set(VARIANTS):
+    missing = [p for p in REQUIRED_PRESETS if p not in variants]
+    if missing:
         raise ValueError(
-            f"Model {canonical!r} must define the variants {VARIANTS}. Received: {tuple(variants)}"
+            f"Model {canonical!r} must define the presets {', '.join(REQUIRED_PRESETS)} (others are free). "
+            f"Received: {', '.join(variants) or 'none'}"
         )
-    if kind not in (KERAS, ESTIMATOR):
-        raise ValueError(f"kind must be '{KERAS}' or '{ESTIMATOR}'. Received: kind={kind!r}")
+    if kind not in _KINDS:
+        raise unknown_name_error("kind", kind, _KINDS)
 
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
         taken = [n for n in (canonical, *map(normalize_name, aliases)) if n in _REGISTRY or n in _ALIASES]
@@ -110,12 +215,22 @@ def register_model(
             aliases=tuple(normalize_name(a) for a in aliases),
             kind=kind,
             callback_settings=MappingProxyType(dict(callback_settings or {})),
+            declare_inputs=declare_inputs or single_window_inputs,
+            capabilities=capabilities or Capabilities(),
+            shape_ndim=shape_ndim,
         )
         for alias in aliases:
             _ALIASES[normalize_name(alias)] = canonical
         return builder
 
     return decorator
+
+
+def unregister_model(name: str) -> None:
+    """Removes a model and its aliases (for tests and notebooks that register throw-away models)."""
+    spec = _REGISTRY.pop(normalize_name(name), None)
+    for alias in spec.aliases if spec else ():
+        _ALIASES.pop(alias, None)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -131,11 +246,11 @@ def get_spec(name: str) -> ModelSpec:
     key = normalize_name(name)
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
-        raise unknown_name_error("model_type", name, [*_REGISTRY, *_ALIASES])
+        # canonical names only: aliases are accepted but not advertised
+        raise unknown_name_error("model_type", name, _REGISTRY)
     return _REGISTRY[key]
 
 
 def registered_names() -> list[str]:
     """Canonical names of every registered model, sorted."""
     return sorted(_REGISTRY)
-

@@ -1,8 +1,11 @@
 """The versioned model store on disk.
 
-Layout: ``<root>/<SYMBOL>/<target>/<YYYY-MM-DD_HHh_vN>/`` with ``model.keras`` (or
-``model.txt`` for LightGBM), ``model.onnx``, ``metadata.json``, ``feature_schema.json``
-and plots; ``<root>/<SYMBOL>/<target>/latest`` points at the newest complete version.
+Layout: ``<root>/<NAME>/<problem>/<YYYY-MM-DD_HHh_vN>/`` where NAME is a symbol or a data-set
+name and problem is the problem's key (``return``, ``direction``, ``volatility``, or a user
+problem's name), with the native model file (``model.keras``, ``model.txt``), ``model.onnx``
+(unless the model cannot be exported, which its metadata says), ``metadata.json``,
+``feature_schema.json`` and plots; ``<root>/<NAME>/<problem>/latest`` points at the newest
+complete version. Files and folders are readable by other users (0644 / 0755).
 
 A version is written into a hidden temporary folder and renamed into place in one step,
 so a crash or Ctrl-C never leaves a half version; an existing version is never
@@ -22,11 +25,27 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ml.training_pipeline.config import TARGETS, check_symbol
+from ml.training_pipeline.config import check_symbol
 
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}h_v(\d+)$")
+_PROBLEM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 LATEST = "latest"
-REQUIRED_FILES = ("model.onnx", "metadata.json", "feature_schema.json")
+REQUIRED_FILES = ("metadata.json", "feature_schema.json")
+MODEL_FILES = ("model.onnx", "model.keras", "model.txt")
+"""A version holds at least one of these."""
+
+
+def check_problem_key(problem: object) -> str:
+    """A problem key is a safe folder name: lower-case letters, digits, '_' or '-'.
+
+    Example:
+        >>> check_problem_key("volatility")
+        'volatility'
+    """
+    if not isinstance(problem, str) or not _PROBLEM.match(problem):
+        raise ValueError("problem must be 1-32 lower-case letters, digits, '_' or '-' (no path characters), "
+                         f"e.g. return. Received: problem={problem!r}")
+    return problem
 
 
 class StoreError(ValueError):
@@ -57,9 +76,14 @@ class ModelStore:
         self.root = Path(root) if root is not None else default_models_dir()
 
     def target_dir(self, symbol: str, target: str) -> Path:
-        if target not in TARGETS:
-            raise ValueError(f"Unknown target {target!r}. Accepted: {', '.join(TARGETS)}. Received: target={target!r}")
-        return self.root / check_symbol(symbol) / target
+        return self.root / check_symbol(symbol) / check_problem_key(target)
+
+    def problems(self, symbol: str) -> list[str]:
+        """Problem keys stored for a name, sorted."""
+        folder = self.root / check_symbol(symbol)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and _PROBLEM.match(p.name))
 
     def versions(self, symbol: str, target: str) -> list[str]:
         """Complete versions, oldest first (hidden staging folders are not versions)."""
@@ -84,6 +108,7 @@ class ModelStore:
         created = [p for p in (folder, folder.parent, self.root) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; a stored version is meant to be shared
         try:
             yield staging
             self.last_committed = self._commit(folder, staging, now or datetime.now(UTC))
@@ -96,8 +121,12 @@ class ModelStore:
 
     def _commit(self, folder: Path, staging: Path, now: datetime) -> Path:
         missing = [name for name in REQUIRED_FILES if not (staging / name).is_file()]
+        if not any((staging / name).is_file() for name in MODEL_FILES):
+            missing.append(" or ".join(MODEL_FILES))
         if missing:
             raise StoreError(f"Refusing to store an incomplete version: missing {missing}")
+        for path in staging.iterdir():
+            os.chmod(path, 0o644)
         for _ in range(100):  # another writer may take the same number between listing and renaming
             final = folder / self._next_name(folder, now)
             try:
@@ -148,6 +177,8 @@ class ModelStore:
             known = ", ".join(self.versions(symbol, target)) or "none"
             raise StoreError(f"Version {name!r} not found for {check_symbol(symbol)} ({target}). Stored: {known}")
         missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+        if not any((path / f).is_file() for f in MODEL_FILES):
+            missing.append("a model file")
         if missing:
             raise StoreError(f"Version {name!r} is incomplete or corrupt: missing {', '.join(missing)}")
         for json_file in ("metadata.json", "feature_schema.json"):
@@ -163,7 +194,7 @@ class ModelStore:
         Raises:
             StoreError: nothing stored, or no such version (listing what is stored).
         """
-        targets = [target] if target else list(TARGETS)
+        targets = [target] if target else self.problems(symbol)
         if version is not None:
             if not _VERSION.match(version):
                 raise StoreError(f"Version names look like 2024-01-31_14h_v3. Received: version={version!r}")
@@ -174,7 +205,7 @@ class ModelStore:
             raise StoreError(f"Version {version!r} not found for {check_symbol(symbol)}. Stored: {stored}")
         newest = [self.resolve(symbol, name) for name in targets if self.latest(symbol, name)]
         if not newest:
-            return self.resolve(symbol, targets[0])  # raises "No stored model ..."
+            return self.resolve(symbol, targets[0] if targets else "return")  # raises "No stored model ..."
         return max(newest, key=lambda path: (path / "metadata.json").stat().st_mtime)
 
     def list(self, symbol: str | None = None) -> list[dict]:
@@ -184,8 +215,8 @@ class ModelStore:
         symbols = [check_symbol(symbol)] if symbol else sorted(p.name for p in self.root.iterdir() if p.is_dir())
         rows = []
         for sym in symbols:
-            for target in TARGETS:
-                latest = self.latest(sym, target) if (self.root / sym / target).is_dir() else None
+            for target in self.problems(sym):
+                latest = self.latest(sym, target)
                 for name in self.versions(sym, target):
                     try:
                         meta = json.loads((self.root / sym / target / name / "metadata.json").read_text())
@@ -194,5 +225,6 @@ class ModelStore:
                     rows.append({"symbol": sym, "target": target, "version": name, "latest": name == latest,
                                  "model_type": meta.get("config", {}).get("model_type"),
                                  "variant": meta.get("config", {}).get("variant"),
+                                 "problem": meta.get("problem", {"type": target}),
                                  "metrics": meta.get("summary", {})})
         return rows

@@ -1,58 +1,243 @@
-"""Prediction tasks: the output head and the loss each one needs."""
+"""Prediction tasks: each one owns its output head, loss, metrics and target checks.
+
+A task is an object, so adding one (say, a ranking head) is a new class plus one line in
+:data:`TASK_TYPES`; nothing else in the library asks ``if task == ...``.
+
+Tasks:
+    regression: linear head with ``output_dim`` units, MSE.
+    binary: one sigmoid unit, binary cross-entropy.
+    multiclass: ``num_classes`` softmax units, sparse categorical cross-entropy.
+    quantile: one unit per quantile, ordered by construction, pinball loss.
+    positive: one strictly positive unit (``exp`` of a linear unit), a log-space loss
+        (log2-MSE by default) for targets like a height or a volatility.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
 
 from ml.training_pipeline.validation import unknown_name_error
 
-TASKS: tuple[str, ...] = ("regression", "binary", "multiclass")
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}. Received: {name}={value!r}")
+    return value
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """How a task shapes the head and the loss.
+class Task:
+    """Base class: the head, loss and metrics of one kind of prediction.
 
     Attributes:
-        task: one of :data:`TASKS`.
+        task: the task name (``"regression"``, ...).
         units: width of the output layer.
-        activation: output activation.
-        loss: Keras loss name.
-        metrics: Keras metric names.
+        activation: activation of the output ``Dense`` layer.
     """
 
-    task: str
-    units: int
-    activation: str
-    loss: str
-    metrics: tuple[str, ...]
+    name: ClassVar[str] = ""
+    estimator_type: ClassVar[str | None] = None
+    """``"regressor"`` or ``"classifier"`` when a tree estimator can learn it, else ``None``."""
+
+    task: str = ""
+    units: int = 1
+    activation: str = "linear"
+
+    def head(self, features, name: str = "head"):
+        """Puts the output layer on the feature tensor (float32, safe under mixed precision)."""
+        import keras
+
+        return keras.layers.Dense(self.units, activation=self.activation, dtype="float32", name=name)(features)
+
+    def loss(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def metrics(self) -> tuple[Any, ...]:
+        """Metric names or objects (built fresh on each access: Keras metrics hold state)."""
+        return ()
+
+    def check_targets(self, y: np.ndarray, where: str = "y") -> np.ndarray:
+        """Validates a target array for this task and returns it as the model is fitted on it."""
+        y = np.asarray(y)
+        if not np.issubdtype(y.dtype, np.number) or y.dtype == bool:
+            raise ValueError(f"{where} must be numeric for task={self.task!r}. Received dtype={y.dtype}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{where} contains NaN or inf. Received {int(np.sum(~np.isfinite(y)))} non-finite targets")
+        return y.astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly form for metadata and the feature schema."""
+        return {"task": self.task, "units": self.units}
+
+    @property
+    def loss_name(self) -> str:
+        loss = self.loss()
+        return loss if isinstance(loss, str) else getattr(loss, "name", type(loss).__name__)
 
 
-def resolve_task(task: str, *, output_dim: int | None = None, num_classes: int | None = None) -> TaskSpec:
-    """Validates the task arguments and returns the head and loss to use.
+@dataclass(frozen=True)
+class RegressionTask(Task):
+    name: ClassVar[str] = "regression"
+    estimator_type: ClassVar[str | None] = "regressor"
 
-    ``output_dim`` is only for regression (default 1); ``num_classes`` only for, and
-    required by, multiclass. Passing either to another task raises instead of being ignored.
+    def loss(self):
+        return "mse"
+
+    @property
+    def metrics(self):
+        import keras
+
+        return ("mae", keras.metrics.RootMeanSquaredError(name="rmse"))
+
+
+@dataclass(frozen=True)
+class BinaryTask(Task):
+    name: ClassVar[str] = "binary"
+    estimator_type: ClassVar[str | None] = "classifier"
+
+    def loss(self):
+        return "binary_crossentropy"
+
+    @property
+    def metrics(self):
+        return ("accuracy",)
+
+    def check_targets(self, y, where="y"):
+        y = super().check_targets(y, where)
+        bad = np.setdiff1d(np.unique(y), [0.0, 1.0])
+        if bad.size:
+            raise ValueError(f"{where} must hold 0/1 labels for task='binary'. Received a value {bad[0]!r}")
+        return y
+
+
+@dataclass(frozen=True)
+class MulticlassTask(Task):
+    name: ClassVar[str] = "multiclass"
+    estimator_type: ClassVar[str | None] = "classifier"
+
+    def loss(self):
+        return "sparse_categorical_crossentropy"
+
+    @property
+    def metrics(self):
+        return ("accuracy",)
+
+    def check_targets(self, y, where="y"):
+        y = super().check_targets(y, where)
+        if np.any(y != np.round(y)) or y.min() < 0 or y.max() >= self.units:
+            raise ValueError(f"{where} must hold class ids 0..{self.units - 1} for task='multiclass'. "
+                             f"Received values in [{y.min():g}, {y.max():g}]")
+        return y.astype(np.int32)
+
+
+@dataclass(frozen=True)
+class QuantileTask(Task):
+    """One output per quantile; a cumulative-softplus head keeps them ordered (no crossing)."""
+
+    name: ClassVar[str] = "quantile"
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+
+    def head(self, features, name: str = "head"):
+        import keras
+
+        from ml.training_pipeline.layers import OrderedQuantiles
+
+        raw = keras.layers.Dense(self.units, dtype="float32", name=f"{name}_raw")(features)
+        return OrderedQuantiles(dtype="float32", name=name)(raw)
+
+    def loss(self):
+        from ml.training_pipeline.losses import PinballLoss
+
+        return PinballLoss(self.quantiles)
+
+    def describe(self):
+        return {**super().describe(), "quantiles": list(self.quantiles)}
+
+
+@dataclass(frozen=True)
+class PositiveTask(Task):
+    """A strictly positive target learned in log space: ``exp`` head, log2-MSE loss."""
+
+    name: ClassVar[str] = "positive"
+    estimator_type: ClassVar[str | None] = None
+
+    def loss(self):
+        from ml.training_pipeline.losses import Log2MSE
+
+        return Log2MSE()
+
+    @property
+    def metrics(self):
+        return ("mae",)
+
+    def check_targets(self, y, where="y"):
+        y = super().check_targets(y, where)
+        if np.any(y <= 0):
+            raise ValueError(f"{where} must be > 0 for task='positive'. Received a value {float(y.min())!r}")
+        return y
+
+
+TASK_TYPES: dict[str, type[Task]] = {cls.name: cls for cls in
+                                     (RegressionTask, BinaryTask, MulticlassTask, QuantileTask, PositiveTask)}
+TASKS: tuple[str, ...] = tuple(TASK_TYPES)
+
+TaskSpec = Task  # the name older code imported
+
+
+_ARGUMENT_OWNER = {"output_dim": "regression", "num_classes": "multiclass", "quantiles": "quantile"}
+"""Task argument -> the one task it applies to."""
+
+
+def resolve_task(
+    task: str | Task,
+    *,
+    output_dim: int | None = None,
+    num_classes: int | None = None,
+    quantiles: Sequence[float] | None = None,
+) -> Task:
+    """Validates the task arguments and returns the :class:`Task` to use.
+
+    ``output_dim`` is only for regression (default 1), ``num_classes`` only for, and
+    required by, multiclass, ``quantiles`` only for quantile (default 0.1, 0.5, 0.9).
+    Passing one to another task raises instead of being ignored.
 
     Example:
         >>> resolve_task("multiclass", num_classes=3).activation
         'softmax'
+        >>> resolve_task("quantile", quantiles=[0.05, 0.5, 0.95]).units
+        3
     """
-    if task not in TASKS:
+    if isinstance(task, Task):
+        return task
+    if task not in TASK_TYPES:
         raise unknown_name_error("task", task, TASKS)
-    if task != "regression" and output_dim is not None:
-        raise ValueError(f"output_dim applies to task='regression' only. Received: task={task!r}, output_dim={output_dim!r}")
-    if task != "multiclass" and num_classes is not None:
-        raise ValueError(f"num_classes applies to task='multiclass' only. Received: task={task!r}, num_classes={num_classes!r}")
-    if task == "regression":
+    given = {"output_dim": output_dim, "num_classes": num_classes, "quantiles": quantiles}
+    for arg, owner in _ARGUMENT_OWNER.items():
+        if owner != task and given[arg] is not None:
+            raise ValueError(f"{arg} applies to task={owner!r} only. Received: task={task!r}, {arg}={given[arg]!r}")
+    if task == RegressionTask.name:
         units = 1 if output_dim is None else output_dim
         if not isinstance(units, int) or isinstance(units, bool) or units < 1:
             raise ValueError(f"output_dim must be an int >= 1. Received: output_dim={output_dim!r}")
-        return TaskSpec(task, units, "linear", "mse", ("mae",))
-    if task == "binary":
-        return TaskSpec(task, 1, "sigmoid", "binary_crossentropy", ("accuracy",))
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ValueError(
-            f"task='multiclass' needs num_classes, an int >= 2. Received: num_classes={num_classes!r}"
-        )
-    return TaskSpec(task, num_classes, "softmax", "sparse_categorical_crossentropy", ("accuracy",))
+        return RegressionTask(task, units, "linear")
+    if task == MulticlassTask.name:
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+            raise ValueError(f"task='multiclass' needs num_classes, an int >= 2. Received: num_classes={num_classes!r}")
+        return MulticlassTask(task, num_classes, "softmax")
+    if task == QuantileTask.name:
+        qs = (0.1, 0.5, 0.9) if quantiles is None else quantiles
+        try:
+            qs = tuple(float(q) for q in qs)
+        except (TypeError, ValueError):
+            qs = ()
+        if not qs or not all(0 < q < 1 for q in qs) or list(qs) != sorted(set(qs)):
+            raise ValueError(f"quantiles must be increasing values in (0, 1). Received: quantiles={quantiles!r}")
+        return QuantileTask(task, len(qs), "linear", qs)
+    if task == BinaryTask.name:
+        return BinaryTask(task, 1, "sigmoid")
+    return TASK_TYPES[task](task, 1, "exponential")

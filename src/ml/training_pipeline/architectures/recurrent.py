@@ -15,6 +15,7 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict]] = {
         "lightweight": {"units": (32,), "dropout": 0.1, "learning_rate": 1e-3},
         "default": {"units": (64,), "dropout": 0.2, "learning_rate": 1e-3},
         "deep": {"units": (128, 64), "dropout": 0.3, "learning_rate": 5e-4},
+        "tiny": {"units": (4, 4), "dropout": 0.1, "learning_rate": 1e-3},
     },
     "cnn_lstm": {
         "lightweight": {"conv_filters": (32,), "kernel_size": 3, "pool_size": 2, "lstm_units": (32,),
@@ -23,6 +24,8 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict]] = {
                     "dense_units": 32, "dropout": 0.2, "learning_rate": 1e-3},
         "deep": {"conv_filters": (64, 128, 128), "kernel_size": 3, "pool_size": 2, "lstm_units": (128, 64),
                  "dense_units": 64, "dropout": 0.3, "learning_rate": 5e-4},
+        "tiny": {"conv_filters": (4,), "kernel_size": 3, "pool_size": 2, "lstm_units": (4,),
+                 "dense_units": 4, "dropout": 0.1, "learning_rate": 1e-3},
     },
     "attention_lstm": {
         "lightweight": {"lstm_units": (64, 32), "attention_units": 32, "dense_units": 32,
@@ -31,6 +34,7 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict]] = {
                     "dropout": 0.2, "learning_rate": 1e-3},
         "deep": {"lstm_units": (256, 128, 64), "attention_units": 128, "dense_units": 128,
                  "dropout": 0.3, "learning_rate": 5e-4},
+        "tiny": {"lstm_units": (4, 4), "attention_units": 4, "dense_units": 4, "dropout": 0.1, "learning_rate": 1e-3},
     },
 }
 

@@ -18,6 +18,8 @@ _TCN_VARIANTS = {
                 "dense_units": 0, "dropout": 0.1, "learning_rate": 1e-3},
     "deep": {"filters": 128, "num_levels": 6, "kernel_size": 3, "dilation_base": 2,
              "dense_units": 64, "dropout": 0.15, "learning_rate": 5e-4},
+    "tiny": {"filters": 4, "num_levels": 2, "kernel_size": 3, "dilation_base": 2,
+             "dense_units": 4, "dropout": 0.1, "learning_rate": 1e-3},
 }
 RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict]] = {
     "tcn": _TCN_VARIANTS,

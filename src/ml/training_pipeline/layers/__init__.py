@@ -6,7 +6,8 @@ when a model is built.
 
 from ml.training_pipeline.layers.dense_block import dense_block
 from ml.training_pipeline.layers.last_timestep import LastTimestep
+from ml.training_pipeline.layers.ordered_quantiles import OrderedQuantiles
 from ml.training_pipeline.layers.tcn_block import residual_tcn_block
 from ml.training_pipeline.layers.temporal_attention import TemporalAttention
 
-__all__ = ["LastTimestep", "TemporalAttention", "dense_block", "residual_tcn_block"]
+__all__ = ["LastTimestep", "OrderedQuantiles", "TemporalAttention", "dense_block", "residual_tcn_block"]

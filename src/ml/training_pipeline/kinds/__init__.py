@@ -1,0 +1,54 @@
+"""One adapter per model kind: how a model of that kind is built, fitted, used, saved and exported.
+
+Everything that differs between a Keras network and a tree estimator (or, later, a model
+that predicts by sampling) lives in its adapter; the rest of the library calls
+:func:`get_kind` or :func:`kind_of` and never asks which kind it holds.
+
+Example:
+    >>> from ml.training_pipeline.kinds import get_kind
+    >>> get_kind("keras").name
+    'keras'
+"""
+
+from __future__ import annotations
+
+from ml.training_pipeline.kinds.base import ModelKind
+from ml.training_pipeline.kinds.estimator import EstimatorKind
+from ml.training_pipeline.kinds.keras_kind import KerasKind
+from ml.training_pipeline.registry import register_kind
+from ml.training_pipeline.validation import unknown_name_error
+
+_ADAPTERS: dict[str, ModelKind] = {}
+
+
+def register_adapter(adapter: ModelKind) -> ModelKind:
+    """Adds a kind adapter (and its name to the registry's accepted kinds)."""
+    register_kind(adapter.name)
+    _ADAPTERS[adapter.name] = adapter
+    return adapter
+
+
+for _adapter in (EstimatorKind(), KerasKind()):  # estimator first: its ownership test is the narrower one
+    register_adapter(_adapter)
+
+
+def get_kind(name: str) -> ModelKind:
+    """The adapter registered under ``name``."""
+    if name not in _ADAPTERS:
+        raise unknown_name_error("model kind", name, _ADAPTERS)
+    return _ADAPTERS[name]
+
+
+def kind_of(model) -> ModelKind:
+    """The adapter that owns a model object.
+
+    Raises:
+        ValueError: no adapter accepts the object.
+    """
+    for adapter in _ADAPTERS.values():
+        if adapter.owns(model):
+            return adapter
+    raise ValueError(f"Expected a Keras model or a LightGBM estimator. Received: {type(model).__name__}")
+
+
+__all__ = ["EstimatorKind", "KerasKind", "ModelKind", "get_kind", "kind_of", "register_adapter"]

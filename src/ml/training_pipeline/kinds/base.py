@@ -1,0 +1,101 @@
+"""The interface every model-kind adapter implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.training_pipeline.registry import ModelSpec, TensorSpec
+from ml.training_pipeline.tasks import Task
+
+
+@dataclass(frozen=True)
+class FitData:
+    """Named inputs, targets and optional per-row weights of one split.
+
+    Attributes:
+        inputs: ``{input name: array}`` with the same number of rows each.
+        y: targets as the model is fitted on them.
+        weight: per-row sample weights (mean 1 over the training rows), or ``None``.
+    """
+
+    inputs: Mapping[str, np.ndarray]
+    y: np.ndarray
+    weight: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How long and how to fit; each kind reads what applies to it."""
+
+    epochs: int = 80
+    batch_size: int = 128
+    patience: int = 10
+    seed: int = 42
+    verbose: int = 0
+    callbacks: Sequence[Any] | None = None
+    """Extra callbacks, appended to the kind's own early stopping and learning-rate schedule."""
+    callback_settings: Mapping[str, Any] | None = None
+    """The family's tuning of those (``ModelSpec.callback_settings``)."""
+
+
+class ModelKind:
+    """Base adapter. Subclasses implement every method; ``supports_gradients`` gates the harness's
+    gradient, optimizer-step and ``get_config`` checks."""
+
+    name: str = ""
+    supports_gradients: bool = False
+    model_file: str = ""
+
+    def owns(self, model: Any) -> bool:
+        raise NotImplementedError
+
+    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def declared_inputs(self, model: Any) -> tuple[TensorSpec, ...]:
+        raise NotImplementedError
+
+    def callbacks(self, spec: ModelSpec, patience: int, monitor: str, checkpoint_path: str | None) -> list:
+        raise NotImplementedError
+
+    def fit(self, model: Any, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
+        """Fits in place and returns the per-epoch (or per-round) history."""
+        raise NotImplementedError
+
+    def predict(self, model: Any, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The prediction output, 2-D: regression values, P(positive) for binary, class probabilities."""
+        raise NotImplementedError
+
+    def save(self, model: Any, folder: Path) -> str:
+        """Writes the native model file into ``folder``; returns its file name."""
+        raise NotImplementedError
+
+    def load(self, path: Path) -> Any:
+        raise NotImplementedError
+
+    def write_onnx(self, model: Any, path: Path, sample: Mapping[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def reference_outputs(self, model: Any, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output by its ONNX name, as the framework computes it (for the parity check)."""
+        raise NotImplementedError
+
+    def onnx_feed(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Named inputs as the kind's ONNX graph takes them."""
+        return dict(inputs)
+
+    def prediction_from_onnx(self, outputs: Mapping[str, np.ndarray], task: Mapping[str, Any]) -> np.ndarray:
+        """The same 2-D prediction as :meth:`predict`, from ONNX Runtime's named outputs."""
+        raise NotImplementedError
+
+    def size(self, model: Any) -> int:
+        """Parameters (or trees) for reports."""
+        raise NotImplementedError

@@ -1,0 +1,131 @@
+"""Adapter for Keras 3 models (functional, named inputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.training_pipeline.kinds.base import FitData, FitSettings, ModelKind
+from ml.training_pipeline.registry import KERAS, ModelSpec, TensorSpec
+from ml.training_pipeline.tasks import Task
+
+SINGLE_OUTPUT_NAME = "outputs"
+"""ONNX name of the output of a single-output model."""
+
+_DEFAULT_CALLBACK_SETTINGS = {"lr_patience_fraction": 1 / 3, "lr_factor": 0.5, "min_lr": 1e-6}
+_PREDICT_BATCH = 1024
+
+
+def _model_argument(model, inputs: Mapping[str, np.ndarray]):
+    """A bare array for a single-input model (Keras warns on dict-vs-tensor structure mismatch)."""
+    return next(iter(inputs.values())) if len(model.inputs) == 1 else dict(inputs)
+
+
+class KerasKind(ModelKind):
+    """Builds the declared ``keras.Input``s, puts the task head on the builder's features and compiles."""
+
+    name = KERAS
+    supports_gradients = True
+    model_file = "model.keras"
+
+    def owns(self, model: Any) -> bool:
+        return hasattr(model, "export") and hasattr(model, "inputs") and hasattr(model, "get_config")
+
+    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]):
+        import keras
+
+        params = dict(params)
+        learning_rate = params.pop("learning_rate", 1e-3)
+        inputs = {s.name: keras.Input(shape=s.shape, dtype=s.dtype, name=s.name) for s in declared}
+        single = len(inputs) == 1
+        features = spec.builder(next(iter(inputs.values())) if single else inputs, **params)
+        outputs = task.head(features)
+        model = keras.Model(next(iter(inputs.values())) if single else inputs, outputs, name=spec.name)
+        # weighted_metrics: with sample weights the metrics weigh rows like the loss does; without, they equal
+        # the plain metrics (and keep their plain names: "mae", "rmse", "accuracy").
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
+                      loss=task.loss(), weighted_metrics=list(task.metrics))
+        return model
+
+    def declared_inputs(self, model) -> tuple[TensorSpec, ...]:
+        specs = []
+        for tensor in model.inputs:
+            dtype = str(tensor.dtype)
+            dtype = "int32" if "int" in dtype else "bool" if dtype == "bool" else "float32"
+            specs.append(TensorSpec(tensor.name, tuple(tensor.shape[1:]), dtype))
+        return tuple(specs)
+
+    def callbacks(self, spec: ModelSpec, patience: int, monitor: str, checkpoint_path: str | None) -> list:
+        return self._callbacks(spec.callback_settings, patience, monitor, checkpoint_path)
+
+    def _callbacks(self, family_settings, patience: int, monitor: str, checkpoint_path: str | None) -> list:
+        import keras
+
+        if checkpoint_path is not None and not str(checkpoint_path).endswith(".keras"):
+            raise ValueError(f"checkpoint_path must end with '.keras'. Received: checkpoint_path={checkpoint_path!r}")
+        settings = {**_DEFAULT_CALLBACK_SETTINGS, **(family_settings or {})}
+        mode = "min" if ("loss" in monitor or "error" in monitor or monitor.endswith(("mae", "mse", "rmse"))) else "max"
+        callbacks = [
+            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=settings["lr_factor"],
+                                              patience=max(1, round(patience * settings["lr_patience_fraction"])),
+                                              min_lr=settings["min_lr"]),
+        ]
+        if checkpoint_path is not None:
+            callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor=monitor, mode=mode,
+                                                             save_best_only=True))
+        return callbacks
+
+    def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
+        from ml.training_pipeline.datasets import to_tf_dataset
+
+        callbacks = self._callbacks(settings.callback_settings, settings.patience, "val_loss", None)
+        history = model.fit(
+            to_tf_dataset(_model_argument(model, train.inputs), train.y, settings.batch_size, shuffle=True,
+                          seed=settings.seed, sample_weight=train.weight),
+            validation_data=to_tf_dataset(_model_argument(model, validation.inputs), validation.y, 1024,
+                                          shuffle=False, sample_weight=validation.weight),
+            epochs=settings.epochs,
+            callbacks=[*callbacks, *(settings.callbacks or ())],
+            verbose=settings.verbose,
+            shuffle=False,  # the training dataset shuffles itself, with the configured seed
+        )
+        return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+    def predict(self, model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        out = model.predict(_model_argument(model, inputs), batch_size=_PREDICT_BATCH, verbose=0)
+        out = np.asarray(out)
+        return out.reshape(len(out), -1)
+
+    def save(self, model, folder: Path) -> str:
+        model.save(Path(folder) / self.model_file)
+        return self.model_file
+
+    def load(self, path: Path):
+        import keras
+
+        import ml.training_pipeline.layers  # noqa: F401  (registers the custom layers)
+        import ml.training_pipeline.losses  # noqa: F401  (registers the custom losses)
+
+        return keras.models.load_model(path, safe_mode=True)
+
+    def write_onnx(self, model, path: Path, sample: Mapping[str, np.ndarray]) -> None:
+        first = {name: array[:1] for name, array in sample.items()}
+        model(_model_argument(model, first), training=False)  # Keras refuses to export a never-called model
+        model.export(str(path), format="onnx", verbose=False)
+
+    def reference_outputs(self, model, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = model(_model_argument(model, sample), training=False)
+        if isinstance(out, Mapping):
+            return {name: np.asarray(value) for name, value in out.items()}
+        return {SINGLE_OUTPUT_NAME: np.asarray(out)}
+
+    def prediction_from_onnx(self, outputs: Mapping[str, np.ndarray], task: Mapping[str, Any]) -> np.ndarray:
+        out = np.asarray(outputs[SINGLE_OUTPUT_NAME] if SINGLE_OUTPUT_NAME in outputs else outputs["prediction"])
+        return out.reshape(len(out), -1)
+
+    def size(self, model) -> int:
+        return int(model.count_params())

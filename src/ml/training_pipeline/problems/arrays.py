@@ -1,0 +1,242 @@
+"""A user's own data as a problem: named input arrays (or DataFrame columns), a target, optional
+groups and weights, and a task; trained, evaluated, exported and stored by the same ``train``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ml.training_pipeline.kinds.base import FitData
+from ml.training_pipeline.problems.base import Problem, ProblemData, check_weights, register_problem
+from ml.training_pipeline.registry import DEFAULT_INPUT_NAME, TensorSpec
+from ml.training_pipeline.schema import take_rows
+from ml.training_pipeline.tasks import Task, resolve_task
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    if array.dtype.kind == "b":
+        return "bool"
+    if array.dtype.kind in "iu":
+        return "int32"
+    if array.dtype.kind == "f":
+        return "float32"
+    raise ValueError(f"inputs must be numeric or boolean arrays. Received dtype={array.dtype}")
+
+
+class ArraysProblem(Problem):
+    """Named arrays in, one target out; splits in row order (or shuffled with a seed).
+
+    Baselines: the training mean (regression), the training majority class with the training
+    class frequencies as probabilities (binary, multiclass), the training geometric mean
+    (positive), the training empirical quantiles (quantile). Sample weights are normalised
+    to mean 1 over the training rows and weigh the loss, the metrics and the baselines.
+
+    Args:
+        inputs: ``{input name: array}`` with one row per sample (dtypes: float, int ids, bool masks).
+        target: one value per row.
+        task: ``regression``, ``binary``, ``multiclass``, ``quantile`` or ``positive``.
+        name: the problem's store key (lower case letters, digits, ``_``, ``-``).
+        groups: optional group label per row (reported per group; used by ``group_weights``).
+        weights: optional non-negative weight per row.
+        group_weights: ``{group: weight}`` or ``"balanced"`` (inverse group frequency), multiplied into ``weights``.
+        validation_fraction, test_fraction: split sizes.
+        shuffle: shuffle rows (seeded by the config) before splitting; off for time-ordered data.
+        **task_kwargs: ``num_classes``, ``output_dim`` or ``quantiles`` for the task.
+
+    Example:
+        >>> problem = ArraysProblem({"window": x, "ids": ids}, y, task="regression", name="shops")  # doctest: +SKIP
+        >>> train(TrainingConfig(symbol="SHOPS", model_type="embedding_lstm"), problem=problem)  # doctest: +SKIP
+    """
+
+    type_name = "arrays"
+
+    def __init__(self, inputs: Mapping[str, Any] | np.ndarray, target: Any, task: str = "regression", *,
+                 name: str = "arrays", groups: Any = None, weights: Any = None,
+                 group_weights: Mapping[Any, float] | str | None = None, validation_fraction: float = 0.15,
+                 test_fraction: float = 0.15, shuffle: bool = False, **task_kwargs: Any):
+        if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS or len(name) > 32 or name[0] in "_-":
+            raise ValueError("name must be 1-32 lower-case letters, digits, '_' or '-' (no path characters). "
+                             f"Received: name={name!r}")
+        self._name = name
+        self._task = resolve_task(task, **task_kwargs)
+        arrays = dict(inputs) if isinstance(inputs, Mapping) else {DEFAULT_INPUT_NAME: inputs}
+        if not arrays:
+            raise ValueError("inputs must name at least one array. Received: {}")
+        self.arrays = {str(k): np.asarray(v) for k, v in arrays.items()}
+        rows = {k: len(v) if v.ndim else 0 for k, v in self.arrays.items()}
+        y = np.asarray(target)
+        rows["target"] = len(y) if y.ndim else 0
+        if len(set(rows.values())) != 1 or rows["target"] == 0:
+            raise ValueError(f"inputs and target must have the same number of rows (> 0). Received: {rows}")
+        self.input_specs = tuple(TensorSpec(k, v.shape[1:], _dtype_name(v)) for k, v in self.arrays.items())
+        self.y = self._task.check_targets(y, where="target")
+        n = len(self.y)
+        self.groups = None if groups is None else self._check_groups(groups, n)
+        self.weights = None if weights is None else check_weights(weights, n)
+        if group_weights is not None:
+            if self.groups is None:
+                raise ValueError("group_weights needs groups. Received: groups=None")
+            self.weights = (self.weights if self.weights is not None else np.ones(n)) * \
+                self._group_weight(group_weights)
+        for label, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+            if not isinstance(value, float) or not 0.05 <= value <= 0.4:
+                raise ValueError(f"{label} must be a float in [0.05, 0.4]. Received: {label}={value!r}")
+        self.fractions = (validation_fraction, test_fraction)
+        self.shuffle = bool(shuffle)
+
+    @classmethod
+    def from_frame(cls, frame, target: str, features: Sequence[str] | None = None, *, group: str | None = None,
+                   weight: str | None = None, **kwargs: Any) -> ArraysProblem:
+        """A problem from DataFrame columns: the feature columns become one float input named ``inputs``.
+
+        Example:
+            >>> ArraysProblem.from_frame(df, target="y", group="shop", task="regression")  # doctest: +SKIP
+        """
+        named = [target, *(c for c in (group, weight) if c)]
+        missing = [c for c in [*named, *(features or [])] if c not in frame.columns]
+        if missing:
+            raise ValueError(f"Column {missing[0]!r} is not in the frame. Received columns: {list(frame.columns)}")
+        features = list(features) if features is not None else [c for c in frame.columns if c not in named]
+        values = frame[features]
+        non_numeric = [c for c in features if values[c].dtype.kind not in "fiub"]
+        if non_numeric:
+            raise ValueError(f"Feature column {non_numeric[0]!r} is not numeric. Received dtype={values[non_numeric[0]].dtype}")
+        return cls({DEFAULT_INPUT_NAME: values.to_numpy(np.float32)}, frame[target].to_numpy(),
+                   groups=None if group is None else frame[group].to_numpy(),
+                   weights=None if weight is None else frame[weight].to_numpy(), **kwargs)
+
+    @staticmethod
+    def _check_groups(groups: Any, n: int) -> np.ndarray:
+        array = np.asarray(groups, dtype=object).reshape(-1)
+        if len(array) != n:
+            raise ValueError(f"groups must have one value per row ({n}). Received: {len(array)} values")
+        missing = [i for i, g in enumerate(array) if g is None or (isinstance(g, float) and np.isnan(g))]
+        if missing:
+            raise ValueError(f"groups must not have missing values. Received {len(missing)} missing, first at row {missing[0]}")
+        return np.asarray([str(g) for g in array])
+
+    def _group_weight(self, group_weights) -> np.ndarray:
+        names, counts = np.unique(self.groups, return_counts=True)
+        if group_weights == "balanced":
+            table = dict(zip(names, len(self.groups) / (len(names) * counts), strict=True))
+        elif isinstance(group_weights, Mapping):
+            table = {str(k): float(v) for k, v in group_weights.items()}
+            absent = [g for g in names if g not in table]
+            if absent:
+                raise ValueError(f"group_weights lacks the group {absent[0]!r}. Received groups: {', '.join(table)}")
+        else:
+            raise ValueError(f"group_weights must be a dict or 'balanced'. Received: {group_weights!r}")
+        return check_weights([table[g] for g in self.groups], len(self.groups), where="group_weights")
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._name
+
+    @property
+    def task(self) -> Task:
+        return self._task
+
+    def prepare(self, config) -> ProblemData:
+        n = len(self.y)
+        order = np.random.default_rng(config.seed).permutation(n) if self.shuffle else np.arange(n)
+        n_val, n_test = int(n * self.fractions[0]), int(n * self.fractions[1])
+        n_train = n - n_val - n_test
+        if min(n_train, n_val, n_test) < 10:
+            raise ValueError(f"Too few rows: {n} rows give train/validation/test parts of {n_train}/{n_val}/{n_test}; "
+                             "each needs >= 10")
+        parts = {"train": order[:n_train], "validation": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+        weights = None
+        if self.weights is not None:
+            scale = self.weights[parts["train"]].mean()
+            if scale <= 0:
+                raise ValueError("sample weights of the training rows must not all be 0. Received: all 0")
+            weights = self.weights / scale
+        fit = {name: FitData(take_rows(self.arrays, idx), self.y[idx], None if weights is None else weights[idx])
+               for name, idx in parts.items()}
+        schema = {"inputs": [s.to_dict() for s in self.input_specs], "target": self.name,
+                  "task": self.task.describe(), "baselines": self._baseline_outputs(fit["train"]).tolist()}
+        return ProblemData(
+            train=fit["train"], validation=fit["validation"], test=fit["test"], inputs=self.input_specs,
+            schema=schema, data={"source": "arrays", "rows": n, "inputs": [s.to_dict() for s in self.input_specs],
+                                 "groups": None if self.groups is None else int(len(np.unique(self.groups))),
+                                 "weighted": self.weights is not None},
+            row_counts={f"{name}_rows": int(len(idx)) for name, idx in parts.items()},
+            splits={name: [f"row {int(idx.min())}", f"row {int(idx.max())}"] for name, idx in parts.items()},
+            context=parts)
+
+    def _baseline_outputs(self, train: FitData) -> np.ndarray:
+        """The constant prediction the model must beat, learned on the (weighted) training rows."""
+        y, w = train.y.astype(np.float64), train.weight if train.weight is not None else np.ones(len(train.y))
+        if self.task.name in ("binary", "multiclass"):
+            classes = 2 if self.task.name == "binary" else self.task.units
+            frequency = np.bincount(y.astype(int), weights=w, minlength=classes) / w.sum()
+            return frequency[1:2] if self.task.name == "binary" else frequency
+        if self.task.name == "quantile":
+            order = np.argsort(y)
+            cumulative = np.cumsum(w[order]) / w.sum()
+            return np.array([y[order][np.searchsorted(cumulative, q)] for q in self.task.quantiles])
+        if self.task.name == "positive":
+            return np.array([np.exp(np.average(np.log(y), weights=w))])
+        return np.average(y.reshape(len(y), -1), axis=0, weights=w)
+
+    def to_prediction(self, outputs, data):
+        outputs = np.asarray(outputs, dtype=np.float64)
+        return outputs if outputs.shape[1] > 1 else outputs[:, 0]
+
+    def _metrics(self, predictions: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> dict[str, float]:
+        from ml.training_pipeline.evaluation import classification_metrics
+
+        if self.task.name == "binary":
+            return classification_metrics(predictions >= 0.5, y, predictions, w)
+        if self.task.name == "multiclass":
+            from sklearn.metrics import log_loss
+
+            return {"accuracy": float(np.average(predictions.argmax(axis=1) == y, weights=w)), "log_loss": float(log_loss(
+                y, np.clip(predictions, 1e-7, 1), labels=list(range(self.task.units)), sample_weight=w))}
+        if self.task.name == "quantile":
+            error = y[:, None] - predictions
+            q = np.asarray(self.task.quantiles)
+            pinball = np.maximum(q * error, (q - 1) * error).mean(axis=1)
+            return {"pinball": float(np.average(pinball, weights=w)),
+                    "coverage": float(np.average((y >= predictions[:, 0]) & (y <= predictions[:, -1]), weights=w))}
+        if self.task.name == "positive":
+            log_error = np.log2(np.maximum(predictions, 1e-12)) - np.log2(y)
+            return {"log2_mse": float(np.average(log_error**2, weights=w)), "rmse": float(np.sqrt(np.average(
+                (predictions - y) ** 2, weights=w)))}
+        error = (predictions.reshape(len(y), -1) - y.reshape(len(y), -1)).mean(axis=1)
+        return {"rmse": float(np.sqrt(np.average(error**2, weights=w))),
+                "mae": float(np.average(np.abs(error), weights=w))}
+
+    def evaluate(self, predictions, data):
+        test = data.test
+        y = test.y.astype(np.float64)
+        baseline = np.repeat(np.asarray(data.schema["baselines"])[None], len(y), axis=0)
+        baseline = baseline if baseline.shape[1] > 1 else baseline[:, 0]
+        report = {"model": self._metrics(predictions, y, test.weight),
+                  "train_prior": self._metrics(baseline, y, test.weight), "n": int(len(y)),
+                  "weighted": test.weight is not None}
+        headline = next(iter(report["model"]))
+        if headline in ("rmse", "log2_mse", "pinball"):
+            report["skill_train_prior"] = 1.0 - report["model"][headline] / report["train_prior"][headline] \
+                if report["train_prior"][headline] > 0 else 0.0
+        if self.groups is not None:
+            groups = self.groups[data.context["test"]]
+            report["by_group"] = {str(g): self._metrics(predictions[groups == g], y[groups == g],
+                                                        None if test.weight is None else test.weight[groups == g])
+                                  for g in np.unique(groups) if np.sum(groups == g) >= 2}
+        return report
+
+    def summary(self, report):
+        headline = next(iter(report["model"]))
+        return {"metric": headline, "model": report["model"][headline], "baseline": report["train_prior"][headline]}
+
+    @classmethod
+    def summary_line(cls, m):
+        return f"{m['metric']} {m['model']:.4g} vs train prior {m['baseline']:.4g}"
+
+
+register_problem(ArraysProblem)

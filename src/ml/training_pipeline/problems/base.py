@@ -1,0 +1,137 @@
+"""What every problem provides to the pipeline, and the problem registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ml.training_pipeline.kinds.base import FitData
+from ml.training_pipeline.registry import TensorSpec
+from ml.training_pipeline.tasks import Task
+from ml.training_pipeline.validation import unknown_name_error
+
+
+@dataclass(frozen=True)
+class ProblemData:
+    """A problem's data, ready for any model kind.
+
+    Attributes:
+        train, validation, test: named inputs, fit-space targets and optional weights per split.
+        inputs: the data's inputs (name, per-sample shape, dtype); the model must declare the same.
+        schema: what a stored model needs to rebuild its inputs (written as ``feature_schema.json``).
+        data: where the data came from (source, rows, range...), for metadata and the CLI.
+        row_counts: rows (or windows) per split and bookkeeping.
+        splits: the range each split covers (times or row numbers).
+        notes: lines a user should read (gaps, resampling, dropped rows).
+        context: problem-private values its evaluation needs (e.g. closes of each window).
+    """
+
+    train: FitData
+    validation: FitData
+    test: FitData
+    inputs: tuple[TensorSpec, ...]
+    schema: dict[str, Any]
+    data: dict[str, Any]
+    row_counts: dict[str, int]
+    splits: dict[str, list[str]]
+    notes: tuple[str, ...] = ()
+    context: Any = None
+    parity_rows: int = field(default=256)
+
+    def parity_sample(self) -> dict[str, np.ndarray]:
+        """Real test inputs for the ONNX parity check."""
+        return {name: array[: self.parity_rows] for name, array in self.test.inputs.items()}
+
+
+class Problem:
+    """One prediction problem: its data, target, task, baselines, metrics, summary and plots.
+
+    Subclasses set :attr:`name` (the store key, e.g. ``"return"``) and implement the methods.
+    """
+
+    name: ClassVar[str] = ""
+    type_name: ClassVar[str] = ""
+    """Key in :data:`PROBLEM_TYPES`, recorded in metadata so a stored version finds its problem again."""
+
+    @property
+    def store_key(self) -> str:
+        """The folder under the model name in the store."""
+        return self.name
+
+    @property
+    def task(self) -> Task:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly identity of the problem, stored in metadata."""
+        return {"type": self.type_name, "name": self.store_key, **self.task.describe()}
+
+    def prepare(self, config) -> ProblemData:
+        raise NotImplementedError
+
+    def to_prediction(self, outputs: np.ndarray, data: ProblemData) -> np.ndarray:
+        """Model outputs (2-D, fit space) -> predictions in target units."""
+        raise NotImplementedError
+
+    def evaluate(self, predictions: np.ndarray, data: ProblemData) -> dict[str, Any]:
+        """Test metrics of the model next to the problem's naive baselines on the same rows."""
+        raise NotImplementedError
+
+    def summary(self, report: dict[str, Any]) -> dict[str, float]:
+        """The few numbers ``atb models list`` shows, each next to its baseline."""
+        raise NotImplementedError
+
+    @classmethod
+    def summary_line(cls, summary: dict[str, float]) -> str:
+        raise NotImplementedError
+
+    def plot(self, predictions: np.ndarray, data: ProblemData, history: dict, folder: Path, title: str) -> None:
+        from ml.training_pipeline.plots import plot_history
+
+        plot_history(history, folder / "training_history.png", title)
+
+
+PROBLEM_TYPES: dict[str, type[Problem]] = {}
+"""type name -> problem class (filled by the problem modules)."""
+
+CONFIG_PROBLEMS: dict[str, type[Problem]] = {}
+"""Problems a ``TrainingConfig`` can name by ``target`` (the OHLCV ones); others are passed as objects."""
+
+
+def register_problem(cls: type[Problem], *, from_config: bool = False) -> type[Problem]:
+    PROBLEM_TYPES[cls.type_name] = cls
+    if from_config:
+        CONFIG_PROBLEMS[cls.name] = cls
+    return cls
+
+
+def problem_type(type_name: str) -> type[Problem]:
+    """The problem class recorded in a stored version's metadata."""
+    if type_name not in PROBLEM_TYPES:
+        raise unknown_name_error("problem type", type_name, PROBLEM_TYPES)
+    return PROBLEM_TYPES[type_name]
+
+
+def check_weights(weights: Any, rows: int, where: str = "sample weights") -> np.ndarray:
+    """Finite, non-negative per-row weights with a positive sum.
+
+    Example:
+        >>> check_weights([1, 3], 2).tolist()
+        [1.0, 3.0]
+    """
+    array = np.asarray(weights)
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"{where} must be numeric. Received dtype={array.dtype}")
+    array = array.astype(np.float64).reshape(-1)
+    if len(array) != rows:
+        raise ValueError(f"{where} must have one value per row ({rows}). Received: {len(array)} values")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{where} must be finite. Received {int(np.sum(~np.isfinite(array)))} NaN/inf values")
+    if np.any(array < 0):
+        raise ValueError(f"{where} must be >= 0. Received a weight {float(array.min())!r}")
+    if array.sum() <= 0:
+        raise ValueError(f"{where} must not all be 0. Received: sum=0")
+    return array
