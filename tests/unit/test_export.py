@@ -44,9 +44,9 @@ def test_predictor_runs_any_batch_and_accepts_float64(exported):
 
 @pytest.mark.parametrize(
     "x,message",
-    [(np.zeros((2, 20, 5), "float32"), r"Input must have shape \(batch, 20, 4\)\. Received: shape=\(2, 20, 5\)"),
+    [(np.zeros((2, 20, 5), "float32"), r"input\['inputs'\] must have shape \(batch, 20, 4\)\. Received: shape=\(2, 20, 5\)"),
      (np.zeros((20, 4), "float32"), r"Received: shape=\(20, 4\)"),
-     (np.array([[["a"] * 4] * 20]), r"Input must be numeric.*Received dtype=<U1"),
+     (np.array([[["a"] * 4] * 20]), r"input\['inputs'\] must be a float.*Received dtype=<U1"),
      (np.full((1, 20, 4), np.nan, "float32"), r"NaN or inf")],
 )
 def test_predictor_rejects_bad_input(exported, x, message):
@@ -67,7 +67,7 @@ def test_export_rejects_bad_arguments(exported, tmp_path):
     model, _ = exported
     with pytest.raises(ValueError, match=r"path must end with '\.onnx'"):
         export_onnx(model, tmp_path / "m.pb")
-    with pytest.raises(ValueError, match=r"sample must have shape \(n, 20, 4\).*Received: sample.shape=\(3, 20, 3\)"):
+    with pytest.raises(ValueError, match=r"sample\['inputs'\] must have shape \(batch, 20, 4\).*Received: shape=\(3, 20, 3\)"):
         export_onnx(model, tmp_path / "m.onnx", sample=np.zeros((3, 20, 3)))
     with pytest.raises(ValueError, match="Keras model or a fitted LightGBM estimator. Received: dict"):
         export_onnx({}, tmp_path / "m.onnx")
@@ -79,8 +79,11 @@ def test_export_rejects_bad_arguments(exported, tmp_path):
 def test_parity_failure_leaves_no_file(exported, tmp_path, monkeypatch):
     """A graph that disagrees with Keras is refused and nothing is left on disk."""
     model, _ = exported
-    real = export._reference_predictions
-    monkeypatch.setattr(export, "_reference_predictions", lambda m, s: real(m, s) + 1e-2)
+    from ml.training_pipeline.kinds import KerasKind
+
+    real = KerasKind.reference_outputs
+    monkeypatch.setattr(KerasKind, "reference_outputs",
+                        lambda self, m, s: {k: v + 1e-2 for k, v in real(self, m, s).items()})
     with pytest.raises(OnnxParityError, match="differs from the model by 0.01"):
         export_onnx(model, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []

@@ -16,18 +16,21 @@ from ml.training_pipeline.models import (
 from ml.training_pipeline.registry import KERAS, get_spec, register_model
 
 FAMILIES = ["attention_lstm", "cnn_lstm", "lightgbm", "lstm", "tcn", "tcn_attention"]
+"""The user's guide's families: they keep the guide's lightweight/default/deep sizes."""
 
 
 def test_registry_lists_every_family_with_a_description():
-    assert list_models() == FAMILIES
-    assert set(AVAILABLE_MODELS) == set(FAMILIES)
+    assert set(FAMILIES) <= set(list_models())
+    assert set(AVAILABLE_MODELS) == set(list_models())
     assert all(isinstance(d, str) and d for d in AVAILABLE_MODELS.values())
     assert MODEL_VARIANTS == ("lightweight", "default", "deep")
     for name in FAMILIES:
-        assert set(RECOMMENDED_HYPERPARAMETERS[get_spec(name).family]) == set(MODEL_VARIANTS)
+        assert set(RECOMMENDED_HYPERPARAMETERS[get_spec(name).family]) == {*MODEL_VARIANTS, "tiny"}
+    for name in list_models():  # every model: default and tiny, others free
+        assert {"default", "tiny"} <= set(get_spec(name).presets)
 
 
-@pytest.mark.parametrize("name", [n for n in FAMILIES if n != "lightgbm"])
+@pytest.mark.parametrize("name", [n for n in list_models() if get_spec(n).kind == KERAS])
 def test_variant_keys_are_exactly_the_builder_arguments(name):
     import inspect
 
@@ -76,7 +79,7 @@ def test_unknown_model_type_suggests_the_closest_name():
 
 
 def test_unknown_variant_lists_the_variants():
-    with pytest.raises(ValueError, match=r"Unknown variant 'huge'.*Accepted: deep, default, lightweight\. Received: variant='huge'"):
+    with pytest.raises(ValueError, match=r"Unknown variant 'huge'.*Accepted: deep, default, lightweight, tiny\. Received: variant='huge'"):
         create_model("tcn", input_shape=(10, 3), variant="huge")
 
 
@@ -110,10 +113,10 @@ def test_bad_units_list():
 
 
 def test_register_model_rejects_missing_variants_and_duplicates():
-    with pytest.raises(ValueError, match="must define the variants"):
+    with pytest.raises(ValueError, match=r"must define the presets default, tiny \(others are free\)\. Received: default"):
         register_model("toy", description="x", variants={"default": {}})
     with pytest.raises(ValueError, match="already registered: 'tcn'"):
-        register_model("tcn", description="x", variants={v: {} for v in MODEL_VARIANTS})(lambda inputs: inputs)
+        register_model("tcn", description="x", variants={"default": {}, "tiny": {}})(lambda inputs: inputs)
 
 
 def test_a_registered_model_is_buildable_through_the_factory():
@@ -122,7 +125,8 @@ def test_a_registered_model_is_buildable_through_the_factory():
 
     from ml.training_pipeline import registry
 
-    @register_model("toy_mlp", description="Flatten and Dense.", variants={v: {"units": 4, "learning_rate": 1e-3} for v in MODEL_VARIANTS})
+    @register_model("toy_mlp", description="Flatten and Dense.",
+                    variants={v: {"units": 4, "learning_rate": 1e-3} for v in ("default", "tiny", "wide")})
     def build_toy(inputs, *, units):
         return keras.layers.Dense(units)(keras.layers.Flatten()(inputs))
 
@@ -130,7 +134,7 @@ def test_a_registered_model_is_buildable_through_the_factory():
         model = create_model("Toy_MLP", input_shape=(5, 2), units=3)
         assert model.output_shape == (None, 1) and model.name == "toy_mlp"
     finally:
-        registry._REGISTRY.pop("toy_mlp")
+        registry.unregister_model("toy_mlp")
 
 
 def test_callbacks_are_tuned_per_family(tmp_path):
@@ -163,7 +167,7 @@ def test_only_keras_models_are_compiled_models():
     import keras
 
     for name in list_models():
-        model = create_model(name, input_shape=(8, 2), variant="lightweight")
+        model = create_model(name, input_shape=(8, 2), variant="tiny")
         assert isinstance(model, keras.Model) == (get_spec(name).kind == KERAS)
         if isinstance(model, keras.Model):
             assert model.compiled

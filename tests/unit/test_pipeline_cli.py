@@ -138,7 +138,7 @@ def test_lightgbm_direction_model_through_the_cli(tmp_path, capsys):
                        "--timeframe", "4h", "--days", "400", "--sequence-length", "12", "--models-dir", tmp_path)
     assert code == 0 and "majority" in out and "accuracy" in out
     version = (tmp_path / "BTCUSDT" / "direction" / "latest").resolve()
-    assert (version / "model.txt").is_file() and json.loads((version / "feature_schema.json").read_text())["input_layout"] == "flat"
+    assert (version / "model.txt").is_file() and json.loads((version / "metadata.json").read_text())["model"]["kind"] == "estimator"
     code, out, _ = run(capsys, "predict", "BTCUSDT", "--json", "--models-dir", tmp_path)
     assert code == 0 and 0.0 <= json.loads(out)["probability_up"] <= 1.0
     code, out, err = run(capsys, "predict", "BTCUSDT", "--target", "return", "--models-dir", tmp_path)
@@ -274,21 +274,22 @@ def test_feature_schema_mismatch_at_predict(store, tmp_path, capsys):
     code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
     assert code == 2 and "Feature schema mismatch" in err and "funding_rate" in err
     schema["feature_names"][0] = "log_return"
-    schema["input_shape"] = [30, 15]
+    schema["inputs"][0]["shape"] = [30, 15]
     schema_path.write_text(json.dumps(schema))
     code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
-    assert code == 2 and "model.onnx expects input [24, 15]" in err
+    assert code == 2 and "model.onnx expects inputs {'inputs': (24, 15)}" in err
 
 
 def test_onnx_parity_failure_stores_nothing(tmp_path, capsys, monkeypatch):
-    from ml.training_pipeline import export
+    from ml.training_pipeline.kinds import KerasKind
 
-    real = export._reference_predictions
-    monkeypatch.setattr(export, "_reference_predictions", lambda m, s: real(m, s) + 1.0)
+    real = KerasKind.reference_outputs
+    monkeypatch.setattr(KerasKind, "reference_outputs",
+                        lambda self, m, s: {k: v + 1.0 for k, v in real(self, m, s).items()})
     root = tmp_path / "models"
     code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "lightweight",
                          *SMALL, "--models-dir", root)
-    assert code == 1 and err.strip().splitlines()[-1].startswith("atb: error: ONNX Runtime output differs")
+    assert code == 1 and err.strip().splitlines()[-1].startswith("atb: error: ONNX Runtime output 'outputs' differs")
     assert not root.exists()
 
 

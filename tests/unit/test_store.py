@@ -65,7 +65,7 @@ def test_resolve_errors_name_what_is_there(tmp_path):
     with pytest.raises(StoreError, match="corrupt: metadata.json is not valid JSON"):
         store.resolve("BTCUSDT", "return")
     (version / "model.onnx").unlink()
-    with pytest.raises(StoreError, match="incomplete or corrupt: missing model.onnx"):
+    with pytest.raises(StoreError, match="incomplete or corrupt: missing a model file"):
         store.resolve("BTCUSDT", "return")
 
 
@@ -84,7 +84,25 @@ def test_listing_reads_metrics(tmp_path):
                                                            "summary": {"accuracy": 0.51}}))
     rows = store.list()
     assert rows == [{"symbol": "BTCUSDT", "target": "direction", "version": "2024-01-31_14h_v1", "latest": True,
-                     "model_type": "tcn", "variant": "default", "metrics": {"accuracy": 0.51}}]
+                     "model_type": "tcn", "variant": "default", "problem": {"type": "direction"},
+                     "metrics": {"accuracy": 0.51}}]
+
+
+def test_any_problem_key_is_a_store_key_and_files_are_readable_by_others(tmp_path):
+    store = ModelStore(tmp_path)
+    with store.new_version("MY_DATA", "shop-sales", now=NOW) as staging:
+        _complete(staging)
+    version = store.resolve("my_data", "shop-sales")
+    assert version.parent.name == "shop-sales" and store.problems("MY_DATA") == ["shop-sales"]
+    assert version.stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in version.iterdir()} == {0o644}
+
+
+@pytest.mark.parametrize("problem", ["../evil", "Return", "", "a/b", "x" * 33])
+def test_problem_keys_cannot_escape_the_store(tmp_path, problem):
+    with pytest.raises(ValueError, match=r"problem must be 1-32 lower-case letters.*Received: problem="):
+        ModelStore(tmp_path).target_dir("BTCUSDT", problem)
+    assert not any(tmp_path.iterdir())
 
 
 def test_default_location_follows_the_environment(tmp_path, monkeypatch):

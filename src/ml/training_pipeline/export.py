@@ -143,7 +143,11 @@ def export_onnx(
         raise ValueError(f"path must end with '.onnx'. Received: path={str(path)!r}")
     adapter = kind_of(model)
     declared = adapter.declared_inputs(model)
-    sample = generate_inputs(declared, rows=16) if sample is None else sample
+    if sample is None:
+        sample = generate_inputs(declared, rows=16)
+    elif isinstance(sample, Mapping) or len(declared) == 1:
+        # the kind's own layout of the inputs, e.g. windows flattened for a tree model
+        sample = adapter.onnx_feed(sample if isinstance(sample, Mapping) else {declared[0].name: sample})
     sample = check_named_inputs(sample, declared, where="sample")
     if len(next(iter(sample.values()))) == 0:
         raise ValueError("sample must have at least one row. Received: 0 rows")

@@ -57,6 +57,10 @@ class ModelKind:
     def owns(self, model: Any) -> bool:
         raise NotImplementedError
 
+    def supports_task(self, task: Task) -> bool:
+        """Whether models of this kind can learn the task."""
+        return True
+
     def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]) -> Any:
         raise NotImplementedError
 

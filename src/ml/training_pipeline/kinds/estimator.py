@@ -18,6 +18,8 @@ MIN_EARLY_STOPPING_ROUNDS = 20
 
 
 def _matrix(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    if len(inputs) != 1:
+        raise ValueError(f"Tree estimators take one input. Received inputs: {', '.join(inputs)}")
     (array,) = inputs.values()
     array = np.asarray(array, dtype=np.float32)
     return array.reshape(len(array), -1)
@@ -33,10 +35,14 @@ class EstimatorKind(ModelKind):
     def owns(self, model: Any) -> bool:
         return type(model).__module__.startswith("lightgbm")
 
+    def supports_task(self, task: Task) -> bool:
+        # one tree ensemble per model: a single regression target, or classes
+        return task.estimator_type == "classifier" or (task.estimator_type == "regressor" and task.units == 1)
+
     def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]):
-        if task.estimator_type is None:
-            raise ValueError(f"model_type={spec.name!r} cannot learn task={task.task!r}. "
-                             "Accepted: regression, binary, multiclass")
+        if not self.supports_task(task):
+            raise ValueError(f"model_type={spec.name!r} cannot learn task={task.task!r} with {task.units} outputs. "
+                             "Accepted: regression (one output), binary, multiclass")
         (primary,) = declared
         return spec.builder(task=task, n_features=math.prod(primary.shape), **params)
 

@@ -19,6 +19,9 @@ class LastTimestep(keras.layers.Layer):
         (2, 3)
     """
 
+    EXAMPLE = {"init_kwargs": {}, "input_shape": (2, 5, 3)}
+    """Arguments ``ml.testing.run_layer_test`` uses."""
+
     def call(self, inputs):
         return inputs[:, -1, :]
 

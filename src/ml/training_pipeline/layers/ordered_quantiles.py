@@ -21,6 +21,9 @@ class OrderedQuantiles(keras.layers.Layer):
         True
     """
 
+    EXAMPLE = {"init_kwargs": {}, "input_shape": (4, 3)}
+    """Arguments ``ml.testing.run_layer_test`` uses."""
+
     def call(self, inputs):
         base = inputs[:, :1]
         steps = ops.softplus(inputs[:, 1:])

@@ -25,6 +25,9 @@ class TemporalAttention(keras.layers.Layer):
         (2, 3)
     """
 
+    EXAMPLE = {"init_kwargs": {"units": 4}, "input_shape": (2, 5, 3)}
+    """Arguments ``ml.testing.run_layer_test`` uses."""
+
     def __init__(self, units: int = 64, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, int) or units < 1:

@@ -1,0 +1,260 @@
+"""A model and layer test harness, in the spirit of keras-hub's ``run_backbone_test`` and Keras'
+``run_layer_test``: one call checks everything the library promises about a model or layer.
+
+The unit suite runs :func:`run_model_test` over every registered model (``tiny`` presets) and
+:func:`run_layer_test` over every custom layer; a user adding a model gets the same checks
+with one line:
+
+Example:
+    >>> from ml.testing import run_model_test
+    >>> report = run_model_test("tcn", preset="tiny", task="quantile")  # doctest: +SKIP
+    >>> report["onnx_max_abs_diff"] < 1e-4  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROWS = 48
+TOLERANCE = 1e-4
+
+
+def _targets(inputs: Mapping[str, np.ndarray], declared, task) -> np.ndarray:
+    """Targets a model can learn: a function of the last steps of the first float input."""
+    first = next(s.name for s in declared if s.dtype == "float32")
+    x = inputs[first]
+    signal = x.reshape(len(x), -1)[:, -3:].mean(axis=1) if x.ndim > 1 else x
+    by_task = {
+        "regression": lambda: np.repeat(signal[:, None], task.units, axis=1),
+        "binary": lambda: (signal > 0).astype("float32")[:, None],
+        "multiclass": lambda: np.digitize(signal, np.quantile(signal, np.linspace(0, 1, task.units + 1)[1:-1])),
+        "quantile": lambda: signal[:, None],
+        "positive": lambda: np.exp(signal)[:, None],
+    }
+    return np.asarray(by_task[task.task](), dtype="float32" if task.task != "multiclass" else "int32")
+
+
+def _disable_dropout(model) -> None:
+    """Rate 0 in every dropout layer, so an optimizer step is taken and judged on the same function."""
+    for layer in model._flatten_layers(include_self=False):
+        if hasattr(layer, "rate") and isinstance(layer.rate, float):
+            layer.rate = 0.0
+
+
+def _keras_checks(model, inputs, y, task, folder: Path, report: dict) -> None:
+    import keras
+    import tensorflow as tf
+
+    from ml.training_pipeline.kinds.keras_kind import _model_argument
+
+    arg = _model_argument(model, inputs)
+    out = np.asarray(model(arg, training=False))
+    # gradients reach every trainable weight
+    loss_fn = keras.losses.get(task.loss()) if isinstance(task.loss(), str) else task.loss()
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, model(arg, training=True))
+        loss += sum(model.losses) if model.losses else 0.0
+    grads = tape.gradient(loss, model.trainable_variables)
+    dead = [v.path for v, g in zip(model.trainable_variables, grads, strict=True) if g is None or not np.any(np.asarray(g))]
+    assert not dead, f"{model.name}: no gradient reaches {dead}"
+    # one small SGD step lowers the loss on a learnable batch (first-order certainty when gradients are right)
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    _disable_dropout(clone)
+    clone.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-2), loss=task.loss())
+    before = clone.evaluate(arg, y, verbose=0, return_dict=True)["loss"]
+    clone.train_on_batch(arg, y)
+    after = clone.evaluate(arg, y, verbose=0, return_dict=True)["loss"]
+    assert after < before, f"{model.name}: one SGD step did not lower the loss ({before:.6g} -> {after:.6g})"
+    report["loss_before_after_step"] = (float(before), float(after))
+    # get_config round trip rebuilds the same function
+    rebuilt = keras.Model.from_config(model.get_config())
+    rebuilt.set_weights(model.get_weights())
+    np.testing.assert_array_equal(np.asarray(rebuilt(arg, training=False)), out)
+    # .keras round trip in safe mode
+    path = folder / f"{model.name}.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(loaded(arg, training=False)), out)
+
+
+def run_model_test(
+    name: str,
+    preset: str = "tiny",
+    task: str = "regression",
+    input_shape: Any = None,
+    *,
+    check_onnx: bool | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Builds a registered model from its declared inputs and checks it end to end.
+
+    Checks: generated inputs of the declared names, dtypes and shapes are accepted; output
+    shape and finite values (probabilities in range for classifiers); for models with
+    gradients, gradients reach every trainable weight, one SGD step lowers the loss, and
+    ``get_config`` and ``.keras`` round trips give identical predictions; for other kinds,
+    fit, predict, and save/load give identical predictions; ONNX parity on every output
+    (with integer inputs still integer) when the spec says the model exports; the same
+    prediction twice when the spec says it is deterministic.
+
+    Args:
+        name: a registered model name.
+        preset: the preset to build (``tiny`` by default).
+        task: ``regression``, ``binary``, ``multiclass``, ``quantile`` or ``positive``.
+        input_shape: the primary input's shape; default ``(12, 3)`` (or ``(12,)`` for 1-D models).
+        check_onnx: force the ONNX check on or off; default: the spec's ``onnx_exportable``.
+        seed: seed for weights and data.
+        **kwargs: passed to ``create_model`` (e.g. ``num_classes=3``).
+
+    Returns:
+        Facts found (``params``, ``output_shape``, ``onnx_max_abs_diff``...).
+
+    Raises:
+        AssertionError: naming the check that failed.
+    """
+    import keras
+
+    from ml.training_pipeline.export import OnnxPredictor, export_onnx
+    from ml.training_pipeline.kinds import get_kind
+    from ml.training_pipeline.kinds.base import FitData, FitSettings
+    from ml.training_pipeline.models import create_model, declared_inputs, get_spec
+    from ml.training_pipeline.schema import generate_inputs, take_rows
+    from ml.training_pipeline.tasks import resolve_task
+
+    spec = get_spec(name)
+    adapter = get_kind(spec.kind)
+    if input_shape is None:
+        input_shape = (12, 3) if spec.shape_ndim[1] >= 2 else (12,)
+    task_kwargs = {k: kwargs[k] for k in ("output_dim", "num_classes", "quantiles") if k in kwargs}
+    task_spec = resolve_task(task, **task_kwargs)
+    declared = declared_inputs(name, input_shape, preset, **kwargs)
+    keras.utils.set_random_seed(seed)
+    model = create_model(name, input_shape, variant=preset, task=task, **kwargs)
+    inputs = generate_inputs(declared, ROWS, seed=seed)
+    y = _targets(inputs, declared, task_spec)
+    report: dict[str, Any] = {"model": spec.name, "preset": preset, "task": task}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if not adapter.supports_gradients:
+            half = ROWS // 2
+            train = FitData(take_rows(inputs, slice(0, half)), y[:half].reshape(half, -1).squeeze(-1)
+                            if task_spec.task != "regression" or task_spec.units == 1 else y[:half])
+            validation = FitData(take_rows(inputs, slice(half, None)), y[half:].reshape(ROWS - half, -1).squeeze(-1))
+            adapter.fit(model, train, validation, FitSettings(epochs=5, patience=2, seed=seed))
+        out = adapter.predict(model, inputs)
+        expected_width = 1 if task_spec.task == "binary" else task_spec.units
+        assert out.shape == (ROWS, expected_width), f"{name}: output shape {out.shape}, expected {(ROWS, expected_width)}"
+        assert np.all(np.isfinite(out)), f"{name}: non-finite outputs"
+        if task_spec.task in ("binary", "multiclass"):
+            assert np.all((out >= 0) & (out <= 1)), f"{name}: probabilities outside [0, 1]"
+        if task_spec.task == "multiclass":
+            np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+        if task_spec.task == "quantile":
+            assert np.all(np.diff(out, axis=1) >= 0), f"{name}: quantiles cross"
+        if task_spec.task == "positive":
+            assert np.all(out > 0), f"{name}: a positive-task output <= 0"
+        if spec.capabilities.deterministic:
+            np.testing.assert_array_equal(adapter.predict(model, inputs), out)
+        if adapter.supports_gradients:
+            _keras_checks(model, inputs, y, task_spec, folder, report)
+        else:
+            model_file = adapter.save(model, folder)
+            np.testing.assert_allclose(adapter.predict(adapter.load(folder / model_file), inputs), out, rtol=1e-6, atol=1e-9)
+        if spec.capabilities.onnx_exportable if check_onnx is None else check_onnx:
+            export = export_onnx(model, folder / "model.onnx", sample=inputs)
+            assert export.max_abs_diff <= TOLERANCE, f"{name}: ONNX differs by {export.max_abs_diff}"
+            predictor = OnnxPredictor(export.path)
+            onnx_dtypes = {s.name: s.dtype for s in predictor.inputs}
+            feed = adapter.onnx_feed(inputs)
+            for input_name, array in feed.items():
+                assert onnx_dtypes[input_name] == str(array.dtype) or (array.dtype == np.float32 and
+                                                                       onnx_dtypes[input_name] == "float32"), \
+                    f"{name}: ONNX input {input_name!r} is {onnx_dtypes[input_name]}, declared {array.dtype}"
+            few = {k: v[:3] for k, v in inputs.items()}  # a batch size other than the sample's runs too
+            np.testing.assert_allclose(adapter.prediction_from_onnx(predictor.run(adapter.onnx_feed(few)), {}),
+                                       out[:3], atol=TOLERANCE)
+            report["onnx_max_abs_diff"] = export.max_abs_diff
+            report["onnx_inputs"] = {s.name: s.dtype for s in predictor.inputs}
+    report.update(params=adapter.size(model), output_shape=out.shape, inputs=[s.to_dict() for s in declared])
+    return report
+
+
+def custom_layers() -> dict[str, type]:
+    """Every Keras layer class this package registers as serializable (``package="ml"``)."""
+    import keras
+
+    import ml.training_pipeline.layers  # noqa: F401  (registers them)
+
+    return {key.split(">", 1)[1]: cls for key, cls in keras.saving.get_custom_objects().items()
+            if key.startswith("ml>") and isinstance(cls, type) and issubclass(cls, keras.layers.Layer)}
+
+
+def run_layer_test(
+    layer_cls: type,
+    init_kwargs: Mapping[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+    *,
+    expected_output_shape: Sequence[int] | None = None,
+    check_onnx: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Checks a custom layer: call, finite output, declared output shape, ``get_config`` round trip,
+    serialization by name, gradients to every weight and its input, ``.keras`` and ONNX round trips
+    inside a model.
+
+    A layer class may carry ``EXAMPLE = {"init_kwargs": {...}, "input_shape": (...)}``, used when
+    the arguments are not given.
+
+    Example:
+        >>> from ml.training_pipeline.layers import TemporalAttention
+        >>> run_layer_test(TemporalAttention, {"units": 4}, (2, 5, 3))  # doctest: +SKIP
+    """
+    import keras
+    import tensorflow as tf
+
+    from ml.training_pipeline.export import export_onnx
+
+    example = getattr(layer_cls, "EXAMPLE", {})
+    init_kwargs = dict(example.get("init_kwargs", {}) if init_kwargs is None else init_kwargs)
+    input_shape = tuple(example.get("input_shape", (2, 5, 3)) if input_shape is None else input_shape)
+    keras.utils.set_random_seed(seed)
+    x = np.random.default_rng(seed).standard_normal(input_shape).astype("float32")
+    layer = layer_cls(**init_kwargs)
+    out = np.asarray(layer(x))
+    assert np.all(np.isfinite(out)), f"{layer_cls.__name__}: non-finite output"
+    assert tuple(layer.compute_output_shape(input_shape)) == out.shape, \
+        f"{layer_cls.__name__}: compute_output_shape says {layer.compute_output_shape(input_shape)}, call gives {out.shape}"
+    if expected_output_shape is not None:
+        assert out.shape == tuple(expected_output_shape)
+    config = layer.get_config()
+    clone = layer_cls.from_config(config)
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(np.asarray(clone(x)), out)
+    assert clone.get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is layer_cls
+    variable = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(layer(variable)))
+    grads = tape.gradient(loss, [*layer.trainable_variables, variable])
+    dead = [getattr(v, "path", "input") for v, g in zip([*layer.trainable_variables, variable], grads, strict=True)
+            if g is None or not np.any(np.asarray(g))]
+    assert not dead, f"{layer_cls.__name__}: no gradient reaches {dead}"
+    inputs = keras.Input(input_shape[1:], name="inputs")
+    model = keras.Model(inputs, layer_cls(**init_kwargs)(inputs))
+    report: dict[str, Any] = {"layer": layer_cls.__name__, "output_shape": out.shape}
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "layer.keras")
+        loaded = keras.models.load_model(Path(tmp) / "layer.keras", safe_mode=True)
+        np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+        if check_onnx:
+            report["onnx_max_abs_diff"] = export_onnx(model, Path(tmp) / "layer.onnx", sample=x).max_abs_diff
+    return report
