@@ -33,7 +33,8 @@ class ArraysProblem(Problem):
     Baselines: the training mean (regression), the training majority class with the training
     class frequencies as probabilities (binary, multiclass), the training geometric mean
     (positive), the training empirical quantiles (quantile). Sample weights are normalised
-    to mean 1 over the training rows and weigh the loss, the metrics and the baselines.
+    to mean 1 over the training rows and weigh the loss, the metrics and the baselines; per-group
+    metrics leave out groups whose test rows all weigh 0.
 
     Args:
         inputs: ``{input name: array}`` with one row per sample (dtypes: float, int ids, bool masks).
@@ -227,7 +228,8 @@ class ArraysProblem(Problem):
             groups = self.groups[data.context["test"]]
             report["by_group"] = {str(g): self._metrics(predictions[groups == g], y[groups == g],
                                                         None if test.weight is None else test.weight[groups == g])
-                                  for g in np.unique(groups) if np.sum(groups == g) >= 2}
+                                  for g in np.unique(groups) if np.sum(groups == g) >= 2
+                                  and (test.weight is None or test.weight[groups == g].sum() > 0)}
         return report
 
     def summary(self, report):
