@@ -57,27 +57,28 @@ def real_windows(shape: tuple[int, int], n: int) -> np.ndarray:
 
 def bench_model(name: str, shape: tuple[int, int], repeats: int, workdir: Path) -> dict:
     from ml.training_pipeline.export import OnnxPredictor, export_onnx
+    from ml.training_pipeline.kinds import get_kind
+    from ml.training_pipeline.kinds.base import FitData, FitSettings
     from ml.training_pipeline.models import create_model
-    from ml.training_pipeline.registry import ESTIMATOR, get_spec
+    from ml.training_pipeline.registry import get_spec
 
     spec = get_spec(name)
+    adapter = get_kind(spec.kind)
     x = real_windows(shape, 512)
-    if spec.kind == ESTIMATOR:
-        flat = x.reshape(len(x), -1)
-        target = np.roll(x[:, -1, 3], -1)  # the next window's last close return
-        # a fixed 300 trees (no early stopping) so the size is the same on every run
-        model = create_model(name, input_shape=shape, variant="default", n_estimators=300).fit(flat, target)
-        sample, one = flat[:64], flat[:1]
-        params = model.booster_.num_trees()
-        native = lambda: model.predict(one)  # noqa: E731
-    else:
-        model = create_model(name, input_shape=shape, variant="default")
-        sample, one = x[:64], x[:1]
-        params = model.count_params()
-        native = lambda: model.predict(one, verbose=0)  # noqa: E731
-    report = export_onnx(model, workdir / f"{name}.onnx", sample=sample)
+    target = np.roll(x[:, -1, 3], -1).astype(np.float32)  # the next window's last close return
+    inputs = {"inputs": x}
+    # a fixed 300 trees (no early stopping) so a tree model's size is the same on every run
+    extra = {"n_estimators": 300} if "n_estimators" in spec.variants["default"] else {}
+    model = create_model(name, input_shape=shape, variant="default", **extra)
+    if not adapter.supports_gradients:  # estimators must be fitted before they can be exported
+        adapter.fit(model, FitData(inputs, target), FitData(inputs, target), FitSettings(patience=10**6))
+    one = {"inputs": x[:1]}
+    params = adapter.size(model)
+    native = lambda: adapter.predict(model, one)  # noqa: E731
+    report = export_onnx(model, workdir / f"{name}.onnx", sample=x[:64])
     predictor = OnnxPredictor(report.path)
-    onnx_p50, onnx_p90 = percentiles(lambda: predictor.predict(one), repeats)
+    feed = adapter.onnx_feed(one)
+    onnx_p50, onnx_p90 = percentiles(lambda: predictor.run(feed), repeats)
     native_p50, native_p90 = percentiles(native, max(20, repeats // 5), warmup=3)
     return {
         "model": name, "kind": spec.kind, "size": params, "parity": report.max_abs_diff,
@@ -86,13 +87,18 @@ def bench_model(name: str, shape: tuple[int, int], repeats: int, workdir: Path) 
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ml.training_pipeline.models import list_models
+def window_models() -> list[str]:
+    """Models whose only input is one float window named "inputs" (the OHLCV layout)."""
+    from ml.training_pipeline.models import declared_inputs, list_models
 
+    return [n for n in list_models() if [s.name for s in declared_inputs(n, (60, 15))] == ["inputs"]]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--shape", type=int, nargs=2, default=(60, 15))
-    parser.add_argument("--models", nargs="*", default=list_models())
+    parser.add_argument("--models", nargs="*", default=window_models())
     args = parser.parse_args(argv)
 
     rows = []

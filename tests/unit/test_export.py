@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.training_pipeline import export
 from ml.training_pipeline.export import OnnxParityError, OnnxPredictor, export_onnx
 from ml.training_pipeline.models import create_model
 

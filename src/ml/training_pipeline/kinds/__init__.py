@@ -48,7 +48,7 @@ def kind_of(model) -> ModelKind:
     for adapter in _ADAPTERS.values():
         if adapter.owns(model):
             return adapter
-    raise ValueError(f"Expected a Keras model or a LightGBM estimator. Received: {type(model).__name__}")
+    raise ValueError(f"export_onnx accepts a Keras model or a fitted LightGBM estimator. Received: {type(model).__name__}")
 
 
 __all__ = ["EstimatorKind", "KerasKind", "ModelKind", "get_kind", "kind_of", "register_adapter"]
