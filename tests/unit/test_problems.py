@@ -176,3 +176,33 @@ def test_volatility_target_has_no_look_ahead_in_its_baselines(btc_hourly):
     target = problem.target(close, "1h")
     expected = 0.5 * np.log(np.sum(np.diff(np.log(close.to_numpy()[1000:1005])) ** 2))
     assert target.iloc[1000] == pytest.approx(expected)
+
+
+def test_a_model_that_cannot_export_is_stored_without_onnx_and_still_serves(tmp_path):
+    from ml.training_pipeline.inference import StoredModel
+    from ml.training_pipeline.pipeline import train
+    from ml.training_pipeline.registry import Capabilities, register_model, unregister_model
+
+    @register_model("toy_no_onnx", description="A Dense layer that says it cannot export.",
+                    variants={"default": {"units": 8, "learning_rate": 1e-2}, "tiny": {"units": 2, "learning_rate": 1e-2}},
+                    capabilities=Capabilities(onnx_exportable=False), shape_ndim=(1, 1))
+    def build_toy(inputs, *, units):
+        import keras
+
+        return keras.layers.Dense(units, activation="relu")(inputs)
+
+    try:
+        x = np.random.default_rng(0).standard_normal((300, 4)).astype("float32")
+        problem = ArraysProblem(x, x[:, 0] * 2, name="plain")
+        config = TrainingConfig(symbol="toy", model_type="toy_no_onnx", variant="tiny", epochs=2,
+                                models_dir=str(tmp_path / "models"))
+        result = train(config, verbose=0, problem=problem)
+        files = {p.name for p in result.version_dir.iterdir()}
+        assert "model.onnx" not in files and "model.keras" in files
+        meta = json.loads((result.version_dir / "metadata.json").read_text())
+        assert meta["onnx"]["exported"] is False and meta["model"]["capabilities"]["onnx_exportable"] is False
+        assert "not exported" in result.table()
+        served = StoredModel.load("TOY", target="plain", models_dir=str(tmp_path / "models")).predict(x[:5])
+        assert served.shape == (5, 1) and np.all(np.isfinite(served))
+    finally:
+        unregister_model("toy_no_onnx")

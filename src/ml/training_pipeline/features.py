@@ -68,17 +68,15 @@ def build_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_target(close: pd.Series, target: str, horizon: int) -> pd.Series:
-    """The value to predict at each bar: ``log(close[t+h] / close[t])`` or its sign (1 = up).
+    """The value to predict at each bar for an OHLCV problem (``return``, ``direction``, ``volatility``).
 
-    The last ``horizon`` bars have no future and get NaN.
+    The problem object owns the definition; this is a shortcut for notebooks. The last bars,
+    whose future is unknown, get NaN.
 
     Example:
         >>> build_target(pd.Series([1.0, 2.0, 1.0]), "direction", 1).tolist()
         [1.0, 0.0, nan]
     """
-    future = np.log(close.shift(-horizon) / close)
-    if target == "return":
-        return future
-    if target == "direction":
-        return (future > 0).astype("float64").where(future.notna())
-    raise ValueError(f"Unknown target {target!r}. Accepted: direction, return. Received: target={target!r}")
+    from ml.training_pipeline.problems import get_problem
+
+    return get_problem(target, horizon).target(close, "1h")
