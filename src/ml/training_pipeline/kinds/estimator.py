@@ -22,7 +22,7 @@ def _matrix(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         raise ValueError(f"Tree estimators take one input. Received inputs: {', '.join(inputs)}")
     (array,) = inputs.values()
     array = np.asarray(array, dtype=np.float32)
-    return array.reshape(len(array), -1)
+    return array.reshape(len(array), int(np.prod(array.shape[1:])))
 
 
 class EstimatorKind(ModelKind):
