@@ -320,7 +320,10 @@ def test_ctrl_c_during_training_leaves_nothing(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "ml.cli", "train", "model", "BTCUSDT", "--model-type", "lstm", "--days", "200",
          "--epochs", "50", "--models-dir", str(root)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # a runner started in the background (`.ci/run &`) ignores SIGINT and children inherit that;
+        # a user's terminal does not, so give the child the default disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     for line in process.stdout:  # wait until training is under way
         if line.startswith("Epoch 2/") or time.monotonic() > deadline:
