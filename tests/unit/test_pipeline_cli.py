@@ -318,12 +318,13 @@ def test_ctrl_c_during_training_leaves_nothing(tmp_path):
     root = tmp_path / "models"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ml.cli", "train", "model", "BTCUSDT", "--model-type", "lstm", "--days", "200",
+        # A runner started in the background (`.ci/run &`) ignores SIGINT, children inherit that and Python
+        # then installs no KeyboardInterrupt handler; a user's terminal does not, so restore Python's handler.
+        [sys.executable, "-c", "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "sys.argv = ['atb', *sys.argv[1:]]; runpy.run_module('ml.cli', run_name='__main__')",
+         "train", "model", "BTCUSDT", "--model-type", "lstm", "--days", "200",
          "--epochs", "50", "--models-dir", str(root)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        # a runner started in the background (`.ci/run &`) ignores SIGINT and children inherit that;
-        # a user's terminal does not, so give the child the default disposition
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     for line in process.stdout:  # wait until training is under way
         if line.startswith("Epoch 2/") or time.monotonic() > deadline:
