@@ -27,6 +27,8 @@ EXAMPLES = """examples:
   atb train model BTCUSDT --model-type lightgbm --target direction --timeframe 4h
   atb train model BTCUSDT --model-type tcn --target volatility
   atb train model ETHUSDT --model-type tcn --data eth_1h.parquet
+  atb train model BTCUSDT ETHUSDT --model-type tcn --data ETHUSDT=eth_1h.csv --group-weights ETHUSDT=2 \
+      --curriculum "BTCUSDT:10,all:40"
   atb models list BTCUSDT
   atb predict BTCUSDT --json
   atb evaluate BTCUSDT --data later_period.csv
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Train, evaluate against naive baselines, export to ONNX and store a versioned model.\n\n"
                     f"model types:\n{models_help}",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    model.add_argument("symbol", help="market symbol, e.g. BTCUSDT (bundled sample: BTCUSDT 1h)")
+    model.add_argument("symbol", nargs="+", help="market symbol, e.g. BTCUSDT (bundled sample: BTCUSDT 1h); several "
+                       "symbols train one model on all of them (stored as BTCUSDT-ETHUSDT; predict takes any of them)")
     model.add_argument("--model-type", required=True, help="one of the model types above (case-insensitive)")
     model.add_argument("--variant", default="default",
                        help=f"a preset: {', '.join(MODEL_VARIANTS)} or tiny (some models have others; default: default)")
@@ -76,7 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--target", default="return",
                        help=f"one of {', '.join(TARGETS)} (default return; volatility: log realized volatility "
                             "of the next --horizon bars, judged against persistence and HAR-RV)")
-    model.add_argument("--data", help="CSV or Parquet OHLCV file (Binance klines or generic)")
+    model.add_argument("--data", action="append", default=[], metavar="[SYMBOL=]FILE",
+                       help="CSV or Parquet OHLCV file (Binance klines or generic); with several symbols, "
+                            "SYMBOL=FILE, repeatable (a bare FILE is the first symbol's)")
+    model.add_argument("--group-weights", metavar="GROUP=W[,GROUP=W]|balanced",
+                       help="loss weight per group (here: per symbol), normalised to mean 1 over the training rows; "
+                            "'balanced' weighs each group by its inverse frequency")
+    model.add_argument("--pos-weight", metavar="W|balanced",
+                       help="--target direction: weight of an 'up' row relative to a 'down' row")
+    model.add_argument("--curriculum", metavar="GROUPS:EPOCHS,...",
+                       help="train in phases, e.g. 'BTCUSDT:10,all:40' (groups joined by '+', optional '@LR'); "
+                            "replaces --epochs; early stopping watches the last phase only")
     model.add_argument("--exchange", help="download from this ccxt exchange, e.g. binance (needs network and "
                        "pip install 'atb-ml[exchange]')")
     model.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -126,14 +139,79 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def parse_data_files(values: list[str], symbols: list[str]) -> tuple[str | None, dict[str, str]]:
+    """``--data`` values -> (the first symbol's file, ``{symbol: file}`` for the others).
+
+    ``SYMBOL=FILE`` names the symbol; a bare ``FILE`` belongs to the first symbol.
+
+    Example:
+        >>> parse_data_files(["btc.csv", "ETHUSDT=eth.csv"], ["BTCUSDT", "ETHUSDT"])
+        ('btc.csv', {'ETHUSDT': 'eth.csv'})
+    """
+    from ml.training_pipeline.config import check_symbol
+
+    upper = [check_symbol(s) for s in symbols]
+    first, named = None, {}
+    for value in values:
+        head, sep, tail = value.partition("=")
+        if sep and head.strip().upper() in upper:
+            symbol = head.strip().upper()
+            if symbol in named or (symbol == upper[0] and first is not None):
+                raise ValueError(f"--data gives {symbol}'s file twice. Received: --data {value!r}")
+            if symbol == upper[0]:
+                first = tail
+            else:
+                named[symbol] = tail
+        elif sep and len(upper) > 1 and "/" not in head and "." not in head:
+            raise ValueError(f"--data names {head!r}, which is not trained. Accepted: {', '.join(upper)}. "
+                             f"Received: --data {value!r}")
+        elif first is None:
+            first = value
+        else:
+            raise ValueError(f"--data: only the first symbol's file may be given without SYMBOL=. Received: --data {value!r}")
+    return first, named
+
+
+def parse_group_weights(text: str | None) -> dict[str, float] | str | None:
+    """``"ETHUSDT=2,BTCUSDT=1"`` -> ``{"ETHUSDT": 2.0, "BTCUSDT": 1.0}``; ``"balanced"`` stays a word.
+
+    Example:
+        >>> parse_group_weights("ETHUSDT=2")
+        {'ETHUSDT': 2.0}
+    """
+    if text is None or text.strip() == "balanced":
+        return None if text is None else "balanced"
+    weights = {}
+    for part in text.split(","):
+        group, sep, value = part.strip().partition("=")
+        try:
+            weights[group.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--group-weights takes GROUP=NUMBER[,GROUP=NUMBER] or 'balanced'. Received: {part.strip()!r}") \
+                from None
+        if not sep or not group.strip():
+            raise ValueError(f"--group-weights takes GROUP=NUMBER[,GROUP=NUMBER] or 'balanced'. Received: {part.strip()!r}")
+    return weights
+
+
+def _number_or_word(text: str | None) -> float | str | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return text
+
+
 def _train(args) -> int:
     from ml.training_pipeline.config import TrainingConfig
 
+    data_path, data_paths = parse_data_files(args.data, args.symbol)
     config = TrainingConfig(
-        symbol=args.symbol, model_type=args.model_type, variant=args.variant, timeframe=args.timeframe,
+        symbol=args.symbol[0], symbols=tuple(args.symbol[1:]), data_paths=data_paths,
+        group_weights=parse_group_weights(args.group_weights), pos_weight=_number_or_word(args.pos_weight),
+        curriculum=args.curriculum, model_type=args.model_type, variant=args.variant, timeframe=args.timeframe,
         target=args.target, sequence_length=args.sequence_length, horizon=args.horizon, epochs=args.epochs,
         batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate, seed=args.seed,
-        days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=args.data,
+        days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=data_path,
         exchange=args.exchange, models_dir=args.models_dir, model_kwargs=parse_params(args.param),
     )
     from ml.training_pipeline.pipeline import train
@@ -144,7 +222,8 @@ def _train(args) -> int:
     if args.json:
         _print_json({"version_dir": str(result.version_dir), "problem": result.problem, "report": result.report,
                      "onnx": result.onnx,
-                     "data": result.data, "row_counts": result.row_counts, "timings": result.timings})
+                     "data": result.data, "row_counts": result.row_counts, "timings": result.timings,
+                     "history": result.history})
     else:
         print(result.table())
     return 0
@@ -162,7 +241,8 @@ def _models_list(args) -> int:
     if not rows:
         print(f"no stored models in {store.root}")
         return 0
-    print(f"{'symbol':<10}{'target':<11}{'version':<22}{'model':<16}{'variant':<12}metrics (model vs baseline)")
+    width = max(10, *(len(row["symbol"]) + 2 for row in rows))
+    print(f"{'symbol':<{width}}{'target':<11}{'version':<22}{'model':<16}{'variant':<12}metrics (model vs baseline)")
     for row in rows:
         problem = PROBLEM_TYPES.get(row["problem"].get("type"))
         try:
@@ -170,7 +250,7 @@ def _models_list(args) -> int:
         except (KeyError, TypeError, ValueError):  # a summary written by another version of the library
             text = json.dumps(row["metrics"])
         mark = "*" if row["latest"] else " "
-        print(f"{row['symbol']:<10}{row['target']:<11}{row['version'] + mark:<22}{row['model_type'] or '?':<16}"
+        print(f"{row['symbol']:<{width}}{row['target']:<11}{row['version'] + mark:<22}{row['model_type'] or '?':<16}"
               f"{row['variant'] or '?':<12}{text}")
     print("* latest")
     return 0
@@ -183,7 +263,8 @@ def _predict(args) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"{result['symbol']} {result['model_type']} {result['version']} ({result['target']}): "
+        shared = f" [{result['stored_as']}]" if result.get("stored_as", result["symbol"]) != result["symbol"] else ""
+        print(f"{result['symbol']} {result['model_type']}{shared} {result['version']} ({result['target']}): "
               f"as of {result['as_of']} {result['text']}")
     return 0
 

@@ -123,7 +123,7 @@ def test_sample_and_group_weights_reach_the_fit(tmp_path):
     # weighted metrics: the zero-weight rows do not count, and the model fits the signal rows
     assert result.report["weighted"] and result.report["model"]["rmse"] < 0.5 * result.report["train_prior"]["rmse"]
     assert set(result.report["by_group"]) == {"signal"}  # a group whose rows all weigh 0 is not scored
-    assert result.report["by_group"]["signal"]["rmse"] < 0.5
+    assert result.report["by_group"]["signal"]["model"]["rmse"] < 0.5
 
 
 def test_config_targets_name_problems_with_their_default_horizon():

@@ -71,6 +71,15 @@ class TrainingConfig:
         models_dir: model store root; ``None`` uses ``ATB_MODELS_DIR`` or the default.
         model_kwargs: hyperparameters passed to ``create_model``.
         validation_fraction, test_fraction: chronological split sizes.
+        symbols: more symbols trained into the same model as ``symbol`` (one group per symbol; each
+            symbol's features and target are scaled on its own training part). The version is stored
+            under :attr:`store_name` (``"BTCUSDT-ETHUSDT"``).
+        data_paths: ``{symbol: file}`` for the symbols ``data_path`` does not cover.
+        group_weights: ``{group: weight}``, ``"balanced"`` or a callable; see
+            :func:`ml.training_pipeline.weights.group_weights` (groups: the symbols, or the problem's groups).
+        pos_weight: binary targets: weight of a positive row relative to a negative (a number or ``"balanced"``).
+        curriculum: phases as ``"BTCUSDT:10,all:40"`` or a list of
+            :class:`~ml.training_pipeline.curriculum.Phase`; replaces ``epochs`` (their sum).
 
     Example:
         >>> config = TrainingConfig(symbol="BTCUSDT", model_type="tcn", days=365, epochs=5)
@@ -99,6 +108,11 @@ class TrainingConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     validation_fraction: float = 0.15
     test_fraction: float = 0.15
+    symbols: tuple[str, ...] = ()
+    data_paths: dict[str, str] = field(default_factory=dict)
+    group_weights: Any = None
+    pos_weight: float | str | None = None
+    curriculum: Any = None
 
     def __post_init__(self):
         # importing the factory fills the registry (cheap: no TensorFlow)
@@ -140,6 +154,56 @@ class TrainingConfig:
         if self.data_path is not None and not Path(self.data_path).is_file():
             raise ValueError(f"data file not found. Received: data_path={self.data_path!r}")
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        self._check_grouping()
+
+    def _check_grouping(self) -> None:
+        from ml.training_pipeline.curriculum import check_phases
+        from ml.training_pipeline.weights import check_group_weights
+
+        if isinstance(self.symbols, str) or not isinstance(self.symbols, (tuple, list)):
+            raise ValueError(f"symbols must be a list of symbols. Received: symbols={self.symbols!r}")
+        symbols = tuple(check_symbol(s) for s in self.symbols)
+        everything = (self.symbol, *symbols)
+        if len(set(everything)) != len(everything):
+            raise ValueError(f"Each symbol may appear once. Received: {', '.join(everything)}")
+        object.__setattr__(self, "symbols", symbols)
+        paths = {check_symbol(k): str(v) for k, v in dict(self.data_paths).items()}
+        for symbol, path in paths.items():
+            if symbol not in everything:
+                raise ValueError(f"data_paths names {symbol!r}, which is not trained. Accepted: {', '.join(everything)}. "
+                                 f"Received: data_paths={dict(self.data_paths)!r}")
+            if not Path(path).is_file():
+                raise ValueError(f"data file not found. Received: {symbol}={path!r}")
+        if self.symbol in paths and self.data_path is not None:
+            raise ValueError(f"Give {self.symbol}'s file once: data_path or data_paths. Received both")
+        object.__setattr__(self, "data_paths", paths)
+        known = everything if symbols else None  # other problems' groups are known only once the data is loaded
+        if self.group_weights is not None:
+            # without several symbols the groups come with the data: names are checked once it is loaded
+            own = list(self.group_weights) if isinstance(self.group_weights, dict) else []
+            check_group_weights(self.group_weights, known if known else own)
+        if self.pos_weight is not None and not (self.pos_weight == "balanced" or (
+                isinstance(self.pos_weight, (int, float)) and not isinstance(self.pos_weight, bool)
+                and 0 < self.pos_weight < float("inf"))):
+            raise ValueError(f"pos_weight must be a number > 0 or 'balanced'. Received: pos_weight={self.pos_weight!r}")
+        if self.curriculum is not None:
+            phases = check_phases(self.curriculum, known)
+            object.__setattr__(self, "curriculum", phases)
+            object.__setattr__(self, "epochs", sum(p.epochs for p in phases))
+
+    @property
+    def all_symbols(self) -> tuple[str, ...]:
+        """``symbol`` and ``symbols``: every symbol the model is trained on."""
+        return (self.symbol, *self.symbols)
+
+    @property
+    def store_name(self) -> str:
+        """The store folder: the symbol, or the symbols joined by ``-`` for a several-symbol model."""
+        return "-".join(self.all_symbols)
+
+    def data_path_of(self, symbol: str) -> str | None:
+        """The data file of one trained symbol (``None``: the bundled sample or the exchange)."""
+        return self.data_path if symbol == self.symbol and self.data_path else self.data_paths.get(symbol)
 
     @property
     def task(self) -> str:
@@ -150,4 +214,9 @@ class TrainingConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form stored in ``metadata.json``."""
-        return asdict(self)
+        values = asdict(self)
+        if self.curriculum is not None:
+            values["curriculum"] = [p.to_dict() for p in self.curriculum]
+        if callable(self.group_weights):
+            values["group_weights"] = getattr(self.group_weights, "__name__", "callable")
+        return values

@@ -122,7 +122,7 @@ def format_report(report: dict) -> str:
     Example:
         >>> print(format_report(report))  # doctest: +SKIP
     """
-    rows = [name for name, value in report.items() if isinstance(value, dict) and name != "by_group"]
+    rows = [name for name, value in report.items() if isinstance(value, dict) and name not in ("by_group", "groups")]
     columns = list(report["model"])
     widths = [max(12, len(c) + 2) for c in columns]
     header = f"{'':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
@@ -135,4 +135,55 @@ def format_report(report: dict) -> str:
         if key.startswith("skill"):
             against = key.removeprefix("skill").strip("_") or "persistence"
             lines.append(f"skill vs {against} (1 - RMSE_model / RMSE_{against}): {value:+.4f}")
+    if report.get("by_group"):
+        lines.append(format_group_table(report))
+    return "\n".join(lines)
+
+
+LOWER_IS_BETTER = ("rmse", "mae", "mape", "log2_mse", "pinball", "log_loss", "qlike", "mse")
+"""Metrics where smaller is better; every other metric (accuracy, f1, skill...) is larger-is-better."""
+
+
+def group_summary(values: dict[str, float], metric: str) -> dict:
+    """The worst and best group on one metric and the spread between them.
+
+    Args:
+        values: ``{group: value of the metric}``.
+        metric: the metric's name (its direction comes from :data:`LOWER_IS_BETTER`).
+
+    Example:
+        >>> group_summary({"a": 1.0, "b": 3.0}, "rmse")["worst"]
+        'b'
+        >>> group_summary({"a": 0.1, "b": -0.2}, "skill")["worst"]
+        'b'
+    """
+    finite = {g: float(v) for g, v in values.items() if np.isfinite(v)}
+    lower = metric in LOWER_IS_BETTER or metric.rsplit("_", 1)[-1] in LOWER_IS_BETTER
+    if not finite:
+        return {"metric": metric, "lower_is_better": lower, "worst": None, "best": None, "spread": float("nan")}
+    ordered = sorted(finite, key=finite.get, reverse=lower)
+    return {"metric": metric, "lower_is_better": lower, "worst": ordered[0], "best": ordered[-1],
+            "worst_value": finite[ordered[0]], "best_value": finite[ordered[-1]],
+            "spread": abs(finite[ordered[0]] - finite[ordered[-1]])}
+
+
+def format_group_table(report: dict) -> str:
+    """One row per group: rows, then the headline metric of the model and of each baseline, worst group marked.
+
+    Example:
+        >>> print(format_group_table(report))  # doctest: +SKIP
+    """
+    summary = report["groups"]
+    metric, groups = summary.get("table_metric", summary["metric"]), report["by_group"]
+    first = next(iter(groups.values()))
+    sources = [k for k, v in first.items() if isinstance(v, dict)]
+    skills = [k for k in first if k.startswith("skill")]
+    header = f"{'group':<16}{'n':>7}" + "".join(f"{s[:18]:>20}" for s in [*sources, *skills])
+    lines = [f"per group ({metric} of the model and each baseline on the group's rows; worst by "
+             f"{summary['metric']}: {summary['worst']}, spread {summary['spread']:.4g}):", header]
+    for group, values in groups.items():
+        mark = " <- worst" if group == summary["worst"] else ""
+        lines.append(f"{group[:15]:<16}{values.get('n', 0):>7}" + "".join(
+            f"{values[s].get(metric, float('nan')):>20.5g}" for s in sources) + "".join(
+            f"{values[k]:>+20.4f}" for k in skills) + mark)
     return "\n".join(lines)

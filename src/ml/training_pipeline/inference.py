@@ -22,6 +22,7 @@ from ml.training_pipeline.ingestion import LoadedData, load_ohlcv
 from ml.training_pipeline.problems import PriceProblem, problem_type
 from ml.training_pipeline.registry import TensorSpec
 from ml.training_pipeline.schema import check_named_inputs
+from ml.training_pipeline.config import check_symbol
 from ml.training_pipeline.store import ModelStore
 
 _BATCH = 2048
@@ -61,9 +62,37 @@ class StoredModel:
     @classmethod
     def load(cls, symbol: str, version: str | None = None, models_dir: str | None = None,
              target: str | None = None) -> StoredModel:
-        path = ModelStore(models_dir).find(symbol, version, target)
-        return cls(path, json.loads((path / "metadata.json").read_text()),
-                   json.loads((path / "feature_schema.json").read_text()))
+        """The stored version for ``symbol``: its own, or else the newest several-symbol model trained on it.
+
+        A several-symbol version comes back as the view of ``symbol``: its scaler, baselines and splits.
+        """
+        store = ModelStore(models_dir)
+        name = check_symbol(symbol)
+        if not store.problems(name):
+            name = next(iter(store.names_trained_on(name, target)), name)  # none: find() says nothing is stored
+        path = store.find(name, version, target)
+        stored = cls(path, json.loads((path / "metadata.json").read_text()),
+                     json.loads((path / "feature_schema.json").read_text()))
+        return stored.for_symbol(check_symbol(symbol)) if "symbols" in stored.schema else stored
+
+    def for_symbol(self, symbol: str) -> StoredModel:
+        """The view of one symbol of a several-symbol version (its scaler, baselines and splits).
+
+        Raises:
+            ValueError: the version was not trained on ``symbol``.
+        """
+        trained = self.schema["symbols"]
+        if symbol not in trained:
+            raise ValueError(f"Version {self.version!r} was trained on {', '.join(trained)}, not {symbol}. "
+                             f"Accepted: {', '.join(trained)}")
+        problem = self.metadata["problem"]
+        splits = self.metadata.get("splits", {}).get("by_symbol", {}).get(symbol)
+        metadata = {**self.metadata, "problem": problem.get("base", problem),
+                    "config": {**self.metadata["config"], "symbol": symbol,
+                               "store_name": self.path.parent.parent.name},
+                    "metrics": self.metadata["metrics"].get("by_group", {}).get(symbol, self.metadata["metrics"]),
+                    **({"splits": splits} if splits else {})}
+        return StoredModel(self.path, metadata, {**self.schema, **trained[symbol]})
 
     def _kind(self):
         from ml.training_pipeline.kinds import get_kind
@@ -149,7 +178,8 @@ class StoredModel:
 
     def _identity(self) -> dict[str, Any]:
         return {"symbol": self.metadata["config"]["symbol"], "version": self.version,
-                "model_type": self.metadata["config"]["model_type"]}
+                "model_type": self.metadata["config"]["model_type"],
+                "stored_as": self.metadata["config"].get("store_name", self.metadata["config"]["symbol"])}
 
 
 def predict_next(symbol: str, version: str | None = None, data_path: str | None = None,

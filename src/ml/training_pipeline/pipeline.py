@@ -70,7 +70,8 @@ class TrainingResult:
                 if self.onnx.get("exported", True) else f"not exported: {self.onnx.get('reason')}")
         lines = [
             f"model      {self.config.model_type} ({self.config.variant}), problem={self.problem.get('name')} "
-            f"({self.problem.get('task')}), epochs run={len(next(iter(self.history.values()), []))}",
+            f"({self.problem.get('task')}), epochs run={len(next(iter(self.history.values()), []))}"
+            + (f" in {max(self.history['phase'])} curriculum phases" if self.history.get("phase") else ""),
             f"data       {source}" + (f" [{self.data['layout']}]" if "layout" in self.data else "") + span,
             f"split      {counts}",
             format_report(self.report),
@@ -78,6 +79,24 @@ class TrainingResult:
             f"stored     {self.version_dir}",
         ]
         return "\n".join(lines)
+
+
+def _grouping(config: TrainingConfig, data: ProblemData) -> dict[str, Any] | None:
+    """What a stored version records of its groups: names, rows, weights and phases."""
+    if data.train.groups is None:
+        return None
+    import numpy as np
+
+    names, counts = np.unique(data.train.groups, return_counts=True)
+    weight = data.train.weight
+    return {
+        "groups": [str(n) for n in names],
+        "train_rows": {str(n): int(c) for n, c in zip(names, counts, strict=True)},
+        "mean_weight": None if weight is None else {str(n): float(weight[data.train.groups == n].mean()) for n in names},
+        "group_weights": config.to_dict()["group_weights"],
+        "pos_weight": config.pos_weight,
+        "curriculum": None if config.curriculum is None else [p.to_dict() for p in config.curriculum],
+    }
 
 
 def _library_versions() -> dict[str, str]:
@@ -112,6 +131,32 @@ def check_problem_fits_model(config: TrainingConfig, problem: Problem, data: Pro
         check_named_inputs(split.inputs, declared, where=f"{name} inputs")
 
 
+def apply_grouping(config: TrainingConfig, data: ProblemData, adapter) -> ProblemData:
+    """Checks the config's group weights and curriculum against the data's groups, then weighs the splits.
+
+    Raises:
+        ValueError: weights or phases naming a group the data lacks, grouping asked of a problem
+            without groups, or a curriculum for a model kind that cannot run one.
+    """
+    from ml.training_pipeline.curriculum import check_phases
+    from ml.training_pipeline.weights import check_group_weights, weigh_splits
+
+    splits = (data.train, data.validation, data.test)
+    known = None if data.train.groups is None else sorted(set().union(*(map(str, s.groups) for s in splits)))
+    for name, value in (("group_weights", config.group_weights), ("curriculum", config.curriculum)):
+        if value is not None and known is None:
+            raise ValueError(f"{name} needs a problem with groups (several symbols, or ArraysProblem(groups=...)). "
+                             f"Received: {name}={value!r} for a problem without groups")
+    if config.group_weights is not None:
+        check_group_weights(config.group_weights, known)
+    if config.curriculum is not None:
+        check_phases(config.curriculum, known)
+        if not adapter.supports_curriculum:
+            raise ValueError(f"model_type={config.model_type!r} ({adapter.name}) cannot train in curriculum phases; "
+                             "use a Keras model or leave curriculum out")
+    return weigh_splits(data, config.group_weights, config.pos_weight)
+
+
 def train(config: TrainingConfig, verbose: int | None = None, log=None, problem: Problem | None = None) -> TrainingResult:
     """Trains, evaluates, exports and stores one model.
 
@@ -135,11 +180,13 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     log = log or (lambda line: None)
-    problem = problem or get_problem(config.target, config.horizon)
+    problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
     store = ModelStore(config.models_dir)
-    store.target_dir(config.symbol, problem.store_key)  # a bad name fails now, not after training
+    store.target_dir(config.store_name, problem.store_key)  # a bad name fails now, not after training
+    spec = get_spec(config.model_type)
+    adapter = get_kind(spec.kind)
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
-    data = problem.prepare(config)
+    data = apply_grouping(config, problem.prepare(config), adapter)
     check_problem_fits_model(config, problem, data)
     timings["data_s"] = time.perf_counter() - started
 
@@ -163,15 +210,14 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     log(f"split: {', '.join(f'{k} {v}' for k, v in data.row_counts.items())} (chronological; scaling fitted on train only)")
     log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "
         f"for up to {config.epochs} epochs ...")
-    spec = get_spec(config.model_type)
-    adapter = get_kind(spec.kind)
     fit_start = time.perf_counter()
     # estimators that take a seed get the run's seed unless the user set one
     seeded = {"random_state": config.seed} if "random_state" in spec.variants[config.variant] else {}
     model = create_model(config.model_type, {s.name: s.shape for s in data.inputs}, variant=config.variant,
                          task=problem.task, **_model_arguments(config, **seeded))
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
-                           seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings)
+                           seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
+                           phases=config.curriculum)
     history = adapter.fit(model, data.train, data.validation, settings)
     predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
     timings["fit_s"] = time.perf_counter() - fit_start
@@ -179,7 +225,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
 
     log("exporting to ONNX (with parity check) and storing ..." if spec.capabilities.onnx_exportable
         else "storing (this model cannot be exported to ONNX) ...")
-    with store.new_version(config.symbol, problem.store_key) as staging:
+    with store.new_version(config.store_name, problem.store_key) as staging:
         if spec.capabilities.onnx_exportable:
             onnx_report = export_onnx(model, staging / "model.onnx", sample=data.parity_sample()).to_dict()
             onnx_report = {"exported": True, **{k: v for k, v in onnx_report.items() if k != "path"}}
@@ -196,6 +242,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
             "model": {"kind": spec.kind, "file": model_file, "size": adapter.size(model),
                       "inputs": [s.to_dict() for s in data.inputs], "capabilities": spec.capabilities.to_dict()},
             "data": data.data,
+            "grouping": _grouping(config, data),
             "row_counts": data.row_counts,
             # rows the model saw while fitting or early stopping end here: `atb evaluate` flags them
             "splits": data.splits,

@@ -23,9 +23,17 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     # Keras logs "loss"/"val_loss"; LightGBM logs its metric ("val_l2", "val_binary_logloss")
-    series = {k: v for k, v in history.items() if "loss" in k} or dict(history)
+    series = {k: v for k, v in history.items() if "loss" in k} or {k: v for k, v in history.items()
+                                                                      if not k.startswith("phase")}
     for name, values in series.items():
-        ax.plot(np.arange(1, len(values) + 1), values, label=name)
+        ax.plot(np.arange(1, len(values) + 1), [np.nan if v is None else v for v in values], label=name)
+    phases = history.get("phase") or []
+    labels = history.get("phase_label") or phases
+    for epoch in range(1, len(phases)):  # curriculum: a dashed line where each phase begins
+        if phases[epoch] != phases[epoch - 1]:
+            ax.axvline(epoch + 0.5, color="grey", linestyle="--", linewidth=0.8)
+            ax.annotate(f"phase {phases[epoch]}: {labels[epoch]}", (epoch + 0.6, 0.97), xycoords=("data", "axes fraction"),
+                        fontsize=7, va="top")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)
@@ -48,6 +56,28 @@ def plot_predictions(time, actual, predicted, baseline, path: Path, title: str, 
     ax.set_title(title)
     ax.legend()
     fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_group_metric(report: dict, path: Path, title: str) -> None:
+    """Bar chart of the headline metric per group: the model beside each baseline, worst group marked."""
+    plt = _pyplot()
+    summary, groups = report["groups"], report["by_group"]
+    metric = summary["metric"]
+    sources = [k for k, v in next(iter(groups.values())).items() if isinstance(v, dict)]
+    names = list(groups)
+    x = np.arange(len(names))
+    width = 0.8 / len(sources)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(names) + 2), 4))
+    for i, source in enumerate(sources):
+        ax.bar(x + i * width - 0.4 + width / 2, [groups[g][source].get(metric, np.nan) for g in names], width,
+               label=source)
+    ax.set_xticks(x, [f"{g}\n(worst)" if g == summary["worst"] else g for g in names], fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{title}: {metric} per group")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -208,6 +208,31 @@ class ModelStore:
             return self.resolve(symbol, targets[0] if targets else "return")  # raises "No stored model ..."
         return max(newest, key=lambda path: (path / "metadata.json").stat().st_mtime)
 
+    def names_trained_on(self, symbol: str, target: str | None = None) -> list[str]:
+        """Store names of several-symbol models whose latest version was trained on ``symbol``, newest first.
+
+        Example:
+            >>> ModelStore(root).names_trained_on("ETHUSDT")  # doctest: +SKIP
+            ['BTCUSDT-ETHUSDT']
+        """
+        symbol = check_symbol(symbol)
+        found = []
+        if not self.root.is_dir():
+            return []
+        for folder in self.root.iterdir():
+            if not folder.is_dir() or folder.name == symbol:
+                continue
+            for name in [target] if target else self.problems(folder.name):
+                version = self.latest(folder.name, name)
+                meta_file = folder / name / str(version) / "metadata.json"
+                try:
+                    config = json.loads(meta_file.read_text()).get("config", {}) if version else {}
+                except (OSError, json.JSONDecodeError):
+                    continue
+                if symbol in config.get("symbols", ()) or (config.get("symbols") and config.get("symbol") == symbol):
+                    found.append((meta_file.stat().st_mtime, folder.name))
+        return [name for _, name in sorted(set(found), reverse=True)]
+
     def list(self, symbol: str | None = None) -> list[dict]:
         """Every complete version with its key metrics, for ``atb models list``."""
         if not self.root.is_dir():

@@ -26,6 +26,8 @@ class FitData:
     inputs: Mapping[str, np.ndarray]
     y: np.ndarray
     weight: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    """The group label (str) of each row, when the problem has groups (symbols, (k, m) classes...)."""
 
     def __len__(self) -> int:
         return len(self.y)
@@ -44,6 +46,8 @@ class FitSettings:
     """Extra callbacks, appended to the kind's own early stopping and learning-rate schedule."""
     callback_settings: Mapping[str, Any] | None = None
     """The family's tuning of those (``ModelSpec.callback_settings``)."""
+    phases: Sequence[Any] | None = None
+    """Curriculum phases (``curriculum.Phase``); the training rows' ``groups`` pick each phase's rows."""
 
 
 class ModelKind:
@@ -52,6 +56,8 @@ class ModelKind:
 
     name: str = ""
     supports_gradients: bool = False
+    supports_curriculum: bool = False
+    """Whether :meth:`fit` can run curriculum phases (one optimizer carried across row subsets)."""
     model_file: str = ""
 
     def owns(self, model: Any) -> bool:

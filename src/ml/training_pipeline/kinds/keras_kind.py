@@ -29,6 +29,7 @@ class KerasKind(ModelKind):
 
     name = KERAS
     supports_gradients = True
+    supports_curriculum = True
     model_file = "model.keras"
 
     def owns(self, model: Any) -> bool:
@@ -83,6 +84,16 @@ class KerasKind(ModelKind):
         from ml.training_pipeline.datasets import to_tf_dataset
 
         callbacks = self._callbacks(settings.callback_settings, settings.patience, "val_loss", None)
+        if settings.phases:
+            from ml.training_pipeline.curriculum import fit_curriculum
+
+            if train.groups is None:
+                raise ValueError("Curriculum phases need groups in the training data. Received: groups=None")
+            return fit_curriculum(
+                model, _model_argument(model, train.inputs), train.y, groups=train.groups, phases=settings.phases,
+                sample_weight=train.weight, batch_size=settings.batch_size, seed=settings.seed,
+                validation_data=(_model_argument(model, validation.inputs), validation.y, validation.weight),
+                callbacks=list(settings.callbacks or ()), final_callbacks=callbacks, verbose=settings.verbose)
         history = model.fit(
             to_tf_dataset(_model_argument(model, train.inputs), train.y, settings.batch_size, shuffle=True,
                           seed=settings.seed, sample_weight=train.weight),

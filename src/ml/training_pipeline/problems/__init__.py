@@ -18,11 +18,12 @@ from ml.training_pipeline.problems.base import (
     problem_type,
 )
 from ml.training_pipeline.problems.price import PriceDirection, PriceProblem, PriceReturn, RealizedVolatility
+from ml.training_pipeline.problems.symbols import SymbolsProblem
 from ml.training_pipeline.validation import unknown_name_error
 
 
-def get_problem(target: str, horizon: int | None = None) -> Problem:
-    """The OHLCV problem a config's ``target`` names.
+def get_problem(target: str, horizon: int | None = None, symbols: tuple[str, ...] = ()) -> Problem:
+    """The OHLCV problem a config's ``target`` names (over several symbols when ``symbols`` has more than one).
 
     Example:
         >>> get_problem("volatility").horizon
@@ -30,8 +31,9 @@ def get_problem(target: str, horizon: int | None = None) -> Problem:
     """
     if target not in CONFIG_PROBLEMS:
         raise unknown_name_error("target", target, CONFIG_PROBLEMS)
-    return CONFIG_PROBLEMS[target](horizon=horizon)
+    problem = CONFIG_PROBLEMS[target](horizon=horizon)
+    return SymbolsProblem(problem, tuple(symbols)) if len(symbols) > 1 else problem
 
 
 __all__ = ["ArraysProblem", "CONFIG_PROBLEMS", "PROBLEM_TYPES", "PriceDirection", "PriceProblem", "PriceReturn",
-           "Problem", "ProblemData", "RealizedVolatility", "check_weights", "get_problem", "problem_type"]
+           "Problem", "ProblemData", "RealizedVolatility", "SymbolsProblem", "check_weights", "get_problem", "problem_type"]

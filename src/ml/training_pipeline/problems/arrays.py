@@ -13,6 +13,7 @@ from ml.training_pipeline.problems.base import Problem, ProblemData, check_weigh
 from ml.training_pipeline.registry import DEFAULT_INPUT_NAME, TensorSpec
 from ml.training_pipeline.schema import take_rows
 from ml.training_pipeline.tasks import Task, resolve_task
+from ml.training_pipeline.weights import GroupWeights, check_group_weights, class_weights, sample_weights
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -43,7 +44,9 @@ class ArraysProblem(Problem):
         name: the problem's store key (lower case letters, digits, ``_``, ``-``).
         groups: optional group label per row (reported per group; used by ``group_weights``).
         weights: optional non-negative weight per row.
-        group_weights: ``{group: weight}`` or ``"balanced"`` (inverse group frequency), multiplied into ``weights``.
+        group_weights: ``{group: weight}``, ``"balanced"`` (inverse group frequency on the training rows) or a
+            callable ``group -> weight``, multiplied into ``weights`` (see :mod:`ml.training_pipeline.weights`).
+        pos_weight: binary task: weight of a positive row relative to a negative (a number or ``"balanced"``).
         validation_fraction, test_fraction: split sizes.
         shuffle: shuffle rows (seeded by the config) before splitting; off for time-ordered data.
         **task_kwargs: ``num_classes``, ``output_dim`` or ``quantiles`` for the task.
@@ -57,7 +60,8 @@ class ArraysProblem(Problem):
 
     def __init__(self, inputs: Mapping[str, Any] | np.ndarray, target: Any, task: str = "regression", *,
                  name: str = "arrays", groups: Any = None, weights: Any = None,
-                 group_weights: Mapping[Any, float] | str | None = None, validation_fraction: float = 0.15,
+                 group_weights: GroupWeights | None = None, pos_weight: float | str | None = None,
+                 validation_fraction: float = 0.15,
                  test_fraction: float = 0.15, shuffle: bool = False, **task_kwargs: Any):
         if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS or len(name) > 32 or name[0] in "_-":
             raise ValueError("name must be 1-32 lower-case letters, digits, '_' or '-' (no path characters). "
@@ -81,8 +85,10 @@ class ArraysProblem(Problem):
         if group_weights is not None:
             if self.groups is None:
                 raise ValueError("group_weights needs groups. Received: groups=None")
-            self.weights = (self.weights if self.weights is not None else np.ones(n)) * \
-                self._group_weight(group_weights)
+            check_group_weights(group_weights, self.groups)
+        if pos_weight is not None:
+            class_weights(self.y, pos_weight)  # the labels and the value are checked now, not after loading
+        self.group_weights, self.pos_weight = group_weights, pos_weight
         for label, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
             if not isinstance(value, float) or not 0.05 <= value <= 0.4:
                 raise ValueError(f"{label} must be a float in [0.05, 0.4]. Received: {label}={value!r}")
@@ -120,19 +126,6 @@ class ArraysProblem(Problem):
             raise ValueError(f"groups must not have missing values. Received {len(missing)} missing, first at row {missing[0]}")
         return np.asarray([str(g) for g in array])
 
-    def _group_weight(self, group_weights) -> np.ndarray:
-        names, counts = np.unique(self.groups, return_counts=True)
-        if group_weights == "balanced":
-            table = dict(zip(names, len(self.groups) / (len(names) * counts), strict=True))
-        elif isinstance(group_weights, Mapping):
-            table = {str(k): float(v) for k, v in group_weights.items()}
-            absent = [g for g in names if g not in table]
-            if absent:
-                raise ValueError(f"group_weights lacks the group {absent[0]!r}. Received groups: {', '.join(table)}")
-        else:
-            raise ValueError(f"group_weights must be a dict or 'balanced'. Received: {group_weights!r}")
-        return check_weights([table[g] for g in self.groups], len(self.groups), where="group_weights")
-
     @property
     def name(self) -> str:  # type: ignore[override]
         return self._name
@@ -150,16 +143,22 @@ class ArraysProblem(Problem):
             raise ValueError(f"Too few rows: {n} rows give train/validation/test parts of {n_train}/{n_val}/{n_test}; "
                              "each needs >= 10")
         parts = {"train": order[:n_train], "validation": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
-        weights = None
-        if self.weights is not None:
-            scale = self.weights[parts["train"]].mean()
-            if scale <= 0:
-                raise ValueError("sample weights of the training rows must not all be 0. Received: all 0")
-            weights = self.weights / scale
-        fit = {name: FitData(take_rows(self.arrays, idx), self.y[idx], None if weights is None else weights[idx])
+        weights = sample_weights(n, groups=self.groups, group_spec=self.group_weights, y=self.y,
+                                 pos_weight=self.pos_weight, base=self.weights, fit_rows=parts["train"])
+        fit = {name: FitData(take_rows(self.arrays, idx), self.y[idx], None if weights is None else weights[idx],
+                             None if self.groups is None else self.groups[idx])
                for name, idx in parts.items()}
         schema = {"inputs": [s.to_dict() for s in self.input_specs], "target": self.name,
                   "task": self.task.describe(), "baselines": self._baseline_outputs(fit["train"]).tolist()}
+        if self.groups is not None:
+            # each group's own training prior: the naive forecast that knows the group
+            train = fit["train"]
+            schema["group_baselines"] = {
+                str(g): self._baseline_outputs(FitData({}, train.y[train.groups == g],
+                                                       None if train.weight is None else train.weight[train.groups == g])
+                                               ).tolist()
+                for g in np.unique(train.groups)
+                if train.weight is None or train.weight[train.groups == g].sum() > 0}
         return ProblemData(
             train=fit["train"], validation=fit["validation"], test=fit["test"], inputs=self.input_specs,
             schema=schema, data={"source": "arrays", "rows": n, "inputs": [s.to_dict() for s in self.input_specs],
@@ -212,33 +211,65 @@ class ArraysProblem(Problem):
         return {"rmse": float(np.sqrt(np.average(error**2, weights=w))),
                 "mae": float(np.average(np.abs(error), weights=w))}
 
+    @staticmethod
+    def _constant(values, rows: int) -> np.ndarray:
+        baseline = np.repeat(np.asarray(values, dtype=np.float64)[None], rows, axis=0)
+        return baseline if baseline.shape[1] > 1 else baseline[:, 0]
+
     def evaluate(self, predictions, data):
+        from ml.training_pipeline.evaluation import group_summary
+
         test = data.test
         y = test.y.astype(np.float64)
-        baseline = np.repeat(np.asarray(data.schema["baselines"])[None], len(y), axis=0)
-        baseline = baseline if baseline.shape[1] > 1 else baseline[:, 0]
         report = {"model": self._metrics(predictions, y, test.weight),
-                  "train_prior": self._metrics(baseline, y, test.weight), "n": int(len(y)),
-                  "weighted": test.weight is not None}
+                  "train_prior": self._metrics(self._constant(data.schema["baselines"], len(y)), y, test.weight),
+                  "n": int(len(y)), "weighted": test.weight is not None}
         headline = next(iter(report["model"]))
         if headline in ("rmse", "log2_mse", "pinball"):
             report["skill_train_prior"] = 1.0 - report["model"][headline] / report["train_prior"][headline] \
                 if report["train_prior"][headline] > 0 else 0.0
-        if self.groups is not None:
-            groups = self.groups[data.context["test"]]
-            report["by_group"] = {str(g): self._metrics(predictions[groups == g], y[groups == g],
-                                                        None if test.weight is None else test.weight[groups == g])
-                                  for g in np.unique(groups) if np.sum(groups == g) >= 2
-                                  and (test.weight is None or test.weight[groups == g].sum() > 0)}
+        if test.groups is None:
+            return report
+        known = data.schema.get("group_baselines", {})
+        group_prior = np.stack([self._constant(known.get(g, data.schema["baselines"]), 1)[0] for g in test.groups]) \
+            if len(y) else np.zeros(0)
+        report["group_prior"] = self._metrics(group_prior, y, test.weight)
+        by_group = {}
+        for g in np.unique(test.groups):
+            rows = test.groups == g
+            w = None if test.weight is None else test.weight[rows]
+            if rows.sum() < 2 or (w is not None and w.sum() <= 0):
+                continue  # one row, or rows that all weigh 0, give no meaningful figure
+            by_group[str(g)] = {"model": self._metrics(predictions[rows], y[rows], w),
+                                "train_prior": self._metrics(self._constant(data.schema["baselines"], int(rows.sum())),
+                                                             y[rows], w),
+                                "group_prior": self._metrics(group_prior[rows], y[rows], w), "n": int(rows.sum())}
+        report["by_group"] = by_group
+        report["groups"] = group_summary({g: r["model"][headline] for g, r in by_group.items()}, headline)
         return report
+
+    def plot(self, predictions, data, history, folder, title):
+        from ml.training_pipeline.plots import plot_group_metric
+
+        super().plot(predictions, data, history, folder, title)
+        report = self.evaluate(predictions, data)
+        if report.get("by_group"):
+            plot_group_metric(report, folder / "per_group.png", title)
 
     def summary(self, report):
         headline = next(iter(report["model"]))
-        return {"metric": headline, "model": report["model"][headline], "baseline": report["train_prior"][headline]}
+        summary = {"metric": headline, "model": report["model"][headline], "baseline": report["train_prior"][headline]}
+        if report.get("groups", {}).get("worst") is not None:
+            summary.update(group_prior=report["group_prior"][headline], worst_group=report["groups"]["worst"],
+                           worst_value=report["groups"]["worst_value"])
+        return summary
 
     @classmethod
     def summary_line(cls, m):
-        return f"{m['metric']} {m['model']:.4g} vs train prior {m['baseline']:.4g}"
+        line = f"{m['metric']} {m['model']:.4g} vs train prior {m['baseline']:.4g}"
+        if "worst_group" in m:
+            line += f" / group prior {m['group_prior']:.4g}, worst group {m['worst_group']} {m['worst_value']:.4g}"
+        return line
 
 
 register_problem(ArraysProblem)

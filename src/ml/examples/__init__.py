@@ -1,0 +1,1 @@
+"""Real example problems: generators and loaders of data sets the library ships."""
