@@ -132,7 +132,7 @@ def run_model_test(
     adapter = get_kind(spec.kind)
     if input_shape is None:
         input_shape = (12, 3) if spec.shape_ndim[1] >= 2 else (12,)
-    task_kwargs = {k: kwargs[k] for k in ("output_dim", "num_classes", "quantiles") if k in kwargs}
+    task_kwargs = {k: kwargs[k] for k in ("output_dim", "num_classes", "quantiles", "minimum") if k in kwargs}
     task_spec = resolve_task(task, **task_kwargs)
     declared = declared_inputs(name, input_shape, preset, **kwargs)
     keras.utils.set_random_seed(seed)
@@ -223,14 +223,19 @@ def run_layer_test(
 
     example = getattr(layer_cls, "EXAMPLE", {})
     init_kwargs = dict(example.get("init_kwargs", {}) if init_kwargs is None else init_kwargs)
-    input_shape = tuple(example.get("input_shape", (2, 5, 3)) if input_shape is None else input_shape)
+    shapes = example.get("input_shape", (2, 5, 3)) if input_shape is None else input_shape
+    several = isinstance(shapes[0], (tuple, list))  # a layer of several inputs takes a list of shapes
+    shapes = [tuple(s) for s in shapes] if several else [tuple(shapes)]
     keras.utils.set_random_seed(seed)
-    x = np.random.default_rng(seed).standard_normal(input_shape).astype("float32")
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(shape).astype("float32") for shape in shapes]
+    x = arrays if several else arrays[0]
     layer = layer_cls(**init_kwargs)
     out = np.asarray(layer(x))
     assert np.all(np.isfinite(out)), f"{layer_cls.__name__}: non-finite output"
-    assert tuple(layer.compute_output_shape(input_shape)) == out.shape, \
-        f"{layer_cls.__name__}: compute_output_shape says {layer.compute_output_shape(input_shape)}, call gives {out.shape}"
+    declared_shape = layer.compute_output_shape(shapes if several else shapes[0])
+    assert tuple(declared_shape) == out.shape, \
+        f"{layer_cls.__name__}: compute_output_shape says {declared_shape}, call gives {out.shape}"
     if expected_output_shape is not None:
         assert out.shape == tuple(expected_output_shape)
     config = layer.get_config()
@@ -241,20 +246,22 @@ def run_layer_test(
     assert clone.get_config() == config
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is layer_cls
-    variable = tf.Variable(x)
+    variables = [tf.Variable(a) for a in arrays]
     with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.square(layer(variable)))
-    grads = tape.gradient(loss, [*layer.trainable_variables, variable])
-    dead = [getattr(v, "path", "input") for v, g in zip([*layer.trainable_variables, variable], grads, strict=True)
-            if g is None or not np.any(np.asarray(g))]
+        loss = tf.reduce_sum(tf.square(layer(variables if several else variables[0])))
+    watched = [*layer.trainable_variables, *variables]
+    grads = tape.gradient(loss, watched)
+    dead = [getattr(v, "path", f"input {i - len(layer.trainable_variables)}") for i, (v, g) in
+            enumerate(zip(watched, grads, strict=True)) if g is None or not np.any(np.asarray(g))]
     assert not dead, f"{layer_cls.__name__}: no gradient reaches {dead}"
-    inputs = keras.Input(input_shape[1:], name="inputs")
-    model = keras.Model(inputs, layer_cls(**init_kwargs)(inputs))
+    inputs = [keras.Input(shape[1:], name=f"inputs_{i}" if several else "inputs") for i, shape in enumerate(shapes)]
+    model = keras.Model(inputs if several else inputs[0], layer_cls(**init_kwargs)(inputs if several else inputs[0]))
     report: dict[str, Any] = {"layer": layer_cls.__name__, "output_shape": out.shape}
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "layer.keras")
         loaded = keras.models.load_model(Path(tmp) / "layer.keras", safe_mode=True)
         np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
         if check_onnx:
-            report["onnx_max_abs_diff"] = export_onnx(model, Path(tmp) / "layer.onnx", sample=x).max_abs_diff
+            sample = {f"inputs_{i}": a for i, a in enumerate(arrays)} if several else x
+            report["onnx_max_abs_diff"] = export_onnx(model, Path(tmp) / "layer.onnx", sample=sample).max_abs_diff
     return report

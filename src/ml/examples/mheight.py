@@ -216,6 +216,107 @@ def save_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+# --- loading a table and turning it into a problem ------------------------------------------
+
+COLUMNS = ("n", "k", "m", "P", "m_height")
+
+
+def _matrix(value: Any) -> np.ndarray:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return np.asarray(value, dtype=np.float64)
+
+
+def load_table(path: str | Path | None = None):
+    """An m-height table (columns ``n, k, m, P, m_height``) from pickle, Parquet or CSV.
+
+    ``P`` may be a nested list, a NumPy array or (CSV) the JSON text of a nested list. Default: the
+    bundled data set.
+
+    Raises:
+        ValueError: an unknown suffix, a missing column, a ``P`` whose shape is not ``k x (n-k)``, an
+            ``m`` outside ``[1, n-1]``, or an m-height that is not finite and >= 1 (each naming the row).
+
+    Example:
+        >>> frame = load_table()  # doctest: +SKIP
+        >>> frame.groupby(["k", "m"]).size()  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    path = Path(DATA_FILE if path is None else path)
+    if not path.is_file():
+        raise ValueError(f"m-height table not found. Received: {str(path)!r}")
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if suffixes.endswith((".pkl", ".pickle")):
+        frame = pd.read_pickle(path)
+    elif suffixes.endswith(".parquet"):
+        frame = pd.read_parquet(path)
+    elif suffixes.endswith((".csv", ".csv.gz")):
+        frame = pd.read_csv(path)
+    else:
+        raise ValueError(f"m-height tables are .pkl, .parquet, .csv or .csv.gz files. Received: {path.name!r}")
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"m-height table {path.name!r} lacks column {missing[0]!r}. Needs: {', '.join(COLUMNS)}. "
+                         f"Received columns: {list(frame.columns)}")
+    frame = frame.reset_index(drop=True).copy()
+    frame["P"] = [_matrix(p) for p in frame["P"]]
+    for row in frame.itertuples():
+        n, k, m = int(row.n), int(row.k), int(row.m)
+        if row.P.shape != (k, n - k):
+            raise ValueError(f"Row {row.Index}: P must be k x (n-k) = {k} x {n - k} for (n={n}, k={k}). "
+                             f"Received a {' x '.join(map(str, row.P.shape))} P")
+        if not 1 <= m <= n - 1:
+            raise ValueError(f"Row {row.Index}: m must be in [1, n-1] = [1, {n - 1}]. Received: m={m}")
+        if not (np.isfinite(row.m_height) and row.m_height >= 1):
+            raise ValueError(f"Row {row.Index}: m_height must be finite and >= 1 (log2-MSE needs a positive target). "
+                             f"Received: m_height={row.m_height!r}")
+    return frame
+
+
+def group_name(k: int, m: int) -> str:
+    """The group label of a ``(k, m)`` pair, e.g. ``k4_m2`` (usable in a curriculum string)."""
+    return f"k{int(k)}_m{int(m)}"
+
+
+def to_inputs(frame, max_k: int | None = None, max_cols: int | None = None) -> dict[str, np.ndarray]:
+    """Named model inputs: ``n``, ``k``, ``m`` as ``(rows, 1)`` int32 and ``P`` zero-padded to ``(max_k, max_cols)``."""
+    max_k = int(frame["k"].max()) if max_k is None else max_k
+    max_cols = int((frame["n"] - frame["k"]).max()) if max_cols is None else max_cols
+    P = np.zeros((len(frame), max_k, max_cols), np.float32)
+    for i, matrix in enumerate(frame["P"]):
+        if matrix.shape[0] > max_k or matrix.shape[1] > max_cols:
+            raise ValueError(f"Row {i}: P is {matrix.shape[0]} x {matrix.shape[1]}, larger than the model's "
+                             f"{max_k} x {max_cols}")
+        P[i, : matrix.shape[0], : matrix.shape[1]] = matrix
+    return {"P": P, **{c: frame[c].to_numpy(np.int32)[:, None] for c in ("n", "k", "m")}}
+
+
+def mheight_problem(frame=None, **kwargs: Any):
+    """The grouped regression: predict the m-height from ``(n, k, m, P)``, one group per ``(k, m)``.
+
+    Task ``positive`` with ``minimum=1`` (log2-MSE, an output never below 1); rows shuffled with the
+    config's seed before the split (the rows are independent codes, not a time series).
+
+    Args:
+        frame: a table from :func:`load_table` (default: the bundled data set).
+        **kwargs: passed to :class:`~ml.training_pipeline.problems.ArraysProblem` (``group_weights``,
+            ``interpolate``, fractions...).
+
+    Example:
+        >>> from ml.training_pipeline.config import TrainingConfig
+        >>> from ml.training_pipeline.pipeline import train
+        >>> problem = mheight_problem(group_weights={"k4_m5": 5.0})  # doctest: +SKIP
+        >>> train(TrainingConfig(symbol="MHEIGHT", model_type="complexity_gated"), problem=problem)  # doctest: +SKIP
+    """
+    from ml.training_pipeline.problems import ArraysProblem
+
+    frame = load_table() if frame is None else frame
+    options = {"task": "positive", "minimum": 1.0, "name": "mheight", "shuffle": True, **kwargs}
+    groups = [group_name(k, m) for k, m in zip(frame["k"], frame["m"], strict=True)]
+    return ArraysProblem(to_inputs(frame), frame["m_height"].to_numpy(np.float64), groups=groups, **options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate an m-height data set (n = 9, the nine (k, m) groups).")
     parser.add_argument("--seconds", type=float, default=600.0, help="compute budget, split evenly over the groups")

@@ -48,7 +48,7 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
 """Family -> preset -> hyperparameters, as the families registered them (a copy: edit kwargs, not this)."""
 
 # Arguments that belong to the task head, not the architecture.
-_TASK_KWARGS = ("output_dim", "num_classes", "quantiles")
+_TASK_KWARGS = ("output_dim", "num_classes", "quantiles", "minimum")
 
 
 def list_models() -> list[str]:
@@ -156,7 +156,7 @@ def create_model(
 
     spec = get_spec(model_type)
     task_spec = resolve_task(task, output_dim=kwargs.get("output_dim"), num_classes=kwargs.get("num_classes"),
-                             quantiles=kwargs.get("quantiles"))
+                             quantiles=kwargs.get("quantiles"), minimum=kwargs.get("minimum"))
     params = resolve_params(spec, variant, kwargs)
     declared = _declare(spec, input_shape, params)
     return get_kind(spec.kind).build(spec, declared, task_spec, params)

@@ -42,6 +42,8 @@ class Task:
     name: ClassVar[str] = ""
     estimator_type: ClassVar[str | None] = None
     """``"regressor"`` or ``"classifier"`` when a tree estimator can learn it, else ``None``."""
+    log_space: ClassVar[bool] = False
+    """Whether targets are compared (and interpolated) in log space."""
 
     task: str = ""
     units: int = 1
@@ -161,10 +163,29 @@ class QuantileTask(Task):
 
 @dataclass(frozen=True)
 class PositiveTask(Task):
-    """A strictly positive target learned in log space: ``exp`` head, log2-MSE loss."""
+    """A strictly positive target learned in log space, scored by log2-MSE.
+
+    Head: ``exp`` of a linear unit, or with ``minimum`` set, ``minimum * 2 ** softplus(z)`` (never
+    below the floor: the m-height, for instance, is >= 1).
+    """
 
     name: ClassVar[str] = "positive"
     estimator_type: ClassVar[str | None] = None
+    log_space: ClassVar[bool] = True
+    minimum: float | None = None
+
+    def head(self, features, name: str = "head"):
+        if self.minimum is None:
+            return super().head(features, name)
+        import keras
+
+        from ml.training_pipeline.layers import Log2SoftplusPositive
+
+        raw = keras.layers.Dense(1, dtype="float32", name=f"{name}_log2")(features)
+        return Log2SoftplusPositive(self.minimum, dtype="float32", name=name)(raw)
+
+    def describe(self):
+        return {**super().describe(), **({"minimum": self.minimum} if self.minimum is not None else {})}
 
     def loss(self):
         from ml.training_pipeline.losses import Log2MSE
@@ -173,12 +194,16 @@ class PositiveTask(Task):
 
     @property
     def metrics(self):
-        return ("mae",)
+        from ml.training_pipeline.losses import Log2MSEMetric
+
+        return (Log2MSEMetric(), "mae")
 
     def check_targets(self, y, where="y"):
         y = super().check_targets(y, where)
         if np.any(y <= 0):
-            raise ValueError(f"{where} must be > 0 for task='positive'. Received a value {float(y.min())!r}")
+            raise ValueError(f"{where} must be > 0 for task='positive' (log2-MSE). Received a value {float(y.min())!r}")
+        if self.minimum is not None and np.any(y < self.minimum):
+            raise ValueError(f"{where} must be >= minimum={self.minimum:g} for this task. Received a value {float(y.min())!r}")
         return y
 
 
@@ -189,7 +214,8 @@ TASKS: tuple[str, ...] = tuple(TASK_TYPES)
 TaskSpec = Task  # the name older code imported
 
 
-_ARGUMENT_OWNER = {"output_dim": "regression", "num_classes": "multiclass", "quantiles": "quantile"}
+_ARGUMENT_OWNER = {"output_dim": "regression", "num_classes": "multiclass", "quantiles": "quantile",
+                   "minimum": "positive"}
 """Task argument -> the one task it applies to."""
 
 
@@ -199,11 +225,13 @@ def resolve_task(
     output_dim: int | None = None,
     num_classes: int | None = None,
     quantiles: Sequence[float] | None = None,
+    minimum: float | None = None,
 ) -> Task:
     """Validates the task arguments and returns the :class:`Task` to use.
 
     ``output_dim`` is only for regression (default 1), ``num_classes`` only for, and
-    required by, multiclass, ``quantiles`` only for quantile (default 0.1, 0.5, 0.9).
+    required by, multiclass, ``quantiles`` only for quantile (default 0.1, 0.5, 0.9),
+    ``minimum`` only for positive (a floor the output never goes below).
     Passing one to another task raises instead of being ignored.
 
     Example:
@@ -216,7 +244,7 @@ def resolve_task(
         return task
     if task not in TASK_TYPES:
         raise unknown_name_error("task", task, TASKS)
-    given = {"output_dim": output_dim, "num_classes": num_classes, "quantiles": quantiles}
+    given = {"output_dim": output_dim, "num_classes": num_classes, "quantiles": quantiles, "minimum": minimum}
     for arg, owner in _ARGUMENT_OWNER.items():
         if owner != task and given[arg] is not None:
             raise ValueError(f"{arg} applies to task={owner!r} only. Received: task={task!r}, {arg}={given[arg]!r}")
@@ -240,4 +268,6 @@ def resolve_task(
         return QuantileTask(task, len(qs), "linear", qs)
     if task == BinaryTask.name:
         return BinaryTask(task, 1, "sigmoid")
-    return TASK_TYPES[task](task, 1, "exponential")
+    if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or not minimum > 0):
+        raise ValueError(f"minimum must be a number > 0. Received: minimum={minimum!r}")
+    return PositiveTask(task, 1, "exponential", None if minimum is None else float(minimum))

@@ -47,6 +47,8 @@ class ArraysProblem(Problem):
         group_weights: ``{group: weight}``, ``"balanced"`` (inverse group frequency on the training rows) or a
             callable ``group -> weight``, multiplied into ``weights`` (see :mod:`ml.training_pipeline.weights`).
         pos_weight: binary task: weight of a positive row relative to a negative (a number or ``"balanced"``).
+        interpolate: add this fraction of extra training rows, each interpolated between two training rows
+            of one group (needs groups; see :mod:`ml.training_pipeline.augmentation`); 0 = off.
         validation_fraction, test_fraction: split sizes.
         shuffle: shuffle rows (seeded by the config) before splitting; off for time-ordered data.
         **task_kwargs: ``num_classes``, ``output_dim`` or ``quantiles`` for the task.
@@ -61,7 +63,7 @@ class ArraysProblem(Problem):
     def __init__(self, inputs: Mapping[str, Any] | np.ndarray, target: Any, task: str = "regression", *,
                  name: str = "arrays", groups: Any = None, weights: Any = None,
                  group_weights: GroupWeights | None = None, pos_weight: float | str | None = None,
-                 validation_fraction: float = 0.15,
+                 interpolate: float = 0.0, validation_fraction: float = 0.15,
                  test_fraction: float = 0.15, shuffle: bool = False, **task_kwargs: Any):
         if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS or len(name) > 32 or name[0] in "_-":
             raise ValueError("name must be 1-32 lower-case letters, digits, '_' or '-' (no path characters). "
@@ -89,6 +91,11 @@ class ArraysProblem(Problem):
         if pos_weight is not None:
             class_weights(self.y, pos_weight)  # the labels and the value are checked now, not after loading
         self.group_weights, self.pos_weight = group_weights, pos_weight
+        if isinstance(interpolate, bool) or not isinstance(interpolate, (int, float)) or not 0 <= interpolate <= 10:
+            raise ValueError(f"interpolate must be a number in [0, 10]. Received: interpolate={interpolate!r}")
+        if interpolate and self.groups is None:
+            raise ValueError("interpolate mixes rows of one group and needs groups. Received: groups=None")
+        self.interpolate = float(interpolate)
         for label, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
             if not isinstance(value, float) or not 0.05 <= value <= 0.4:
                 raise ValueError(f"{label} must be a float in [0.05, 0.4]. Received: {label}={value!r}")
@@ -148,6 +155,9 @@ class ArraysProblem(Problem):
         fit = {name: FitData(take_rows(self.arrays, idx), self.y[idx], None if weights is None else weights[idx],
                              None if self.groups is None else self.groups[idx])
                for name, idx in parts.items()}
+        augmented = self._augment(fit["train"], config.seed) if self.interpolate else None
+        if augmented is not None:
+            fit["train"] = augmented[0]
         schema = {"inputs": [s.to_dict() for s in self.input_specs], "target": self.name,
                   "task": self.task.describe(), "baselines": self._baseline_outputs(fit["train"]).tolist()}
         if self.groups is not None:
@@ -163,8 +173,10 @@ class ArraysProblem(Problem):
             train=fit["train"], validation=fit["validation"], test=fit["test"], inputs=self.input_specs,
             schema=schema, data={"source": "arrays", "rows": n, "inputs": [s.to_dict() for s in self.input_specs],
                                  "groups": None if self.groups is None else int(len(np.unique(self.groups))),
-                                 "weighted": self.weights is not None},
-            row_counts={f"{name}_rows": int(len(idx)) for name, idx in parts.items()},
+                                 "weighted": weights is not None,
+                                 **({"augmentation": augmented[1]} if augmented else {})},
+            row_counts={**{f"{name}_rows": int(len(idx)) for name, idx in parts.items()},
+                        **({"augmented_rows": augmented[1]["accepted"]} if augmented else {})},
             splits={name: [f"row {int(idx.min())}", f"row {int(idx.max())}"] for name, idx in parts.items()},
             context=parts)
 
@@ -210,6 +222,18 @@ class ArraysProblem(Problem):
         error = (predictions.reshape(len(y), -1) - y.reshape(len(y), -1)).mean(axis=1)
         return {"rmse": float(np.sqrt(np.average(error**2, weights=w))),
                 "mae": float(np.average(np.abs(error), weights=w))}
+
+    def _augment(self, train: FitData, seed: int) -> tuple[FitData, dict[str, Any]]:
+        """The training rows plus rows interpolated within each group (the originals come first)."""
+        from ml.training_pipeline.augmentation import interpolate_within_groups
+
+        extra = interpolate_within_groups(train.inputs, train.y, train.groups, int(round(self.interpolate * len(train))),
+                                          seed=seed, log_target=self.task.log_space)
+        joined = FitData({k: np.concatenate([v, extra.inputs[k]]) for k, v in train.inputs.items()},
+                         np.concatenate([train.y, extra.y]),
+                         None if train.weight is None else np.concatenate([train.weight, train.weight[extra.parents]]),
+                         np.concatenate([train.groups, extra.groups]))
+        return joined, {"kind": "interpolation within groups", "fraction": self.interpolate, **extra.report}
 
     @staticmethod
     def _constant(values, rows: int) -> np.ndarray:
