@@ -86,3 +86,16 @@ def test_parity_failure_leaves_no_file(exported, tmp_path, monkeypatch):
     with pytest.raises(OnnxParityError, match="differs from the model by 0.01"):
         export_onnx(model, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_parity_is_relative_for_large_outputs(tmp_path):
+    """An output near 1e6 (an m-height, a price) cannot match to 1e-4 in float32: above 1 the check is relative."""
+    import keras
+
+    inputs = keras.Input((3,), name="inputs")
+    outputs = keras.layers.Dense(1, kernel_initializer="ones", bias_initializer=keras.initializers.Constant(1e6))(inputs)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).standard_normal((32, 3)).astype("float32") * 1e3
+    report = export_onnx(model, tmp_path / "large.onnx", sample=x)
+    assert report.max_scaled_diff <= 1e-4 and report.max_scaled_diff <= report.max_abs_diff
+    assert report.to_dict()["max_scaled_diff"] == report.max_scaled_diff

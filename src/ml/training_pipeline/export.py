@@ -48,6 +48,9 @@ class OnnxExportReport:
         max_abs_diff: largest absolute difference to the source model over every output.
         per_output_diff: that difference per output name.
         tolerance: the limit it was checked against.
+        max_scaled_diff: largest ``|onnx - model| / max(1, |model|)``: the absolute difference for values
+            up to 1 and the relative one above (float32 cannot match an output of 1e5 to 1e-4 absolutely);
+            this is the figure compared with ``tolerance``.
         n_samples: rows in the parity sample.
         file_size_bytes: size of the written file.
     """
@@ -60,6 +63,7 @@ class OnnxExportReport:
     tolerance: float
     n_samples: int
     file_size_bytes: int
+    max_scaled_diff: float = 0.0
 
     @property
     def input_name(self) -> str:
@@ -75,7 +79,8 @@ class OnnxExportReport:
         """JSON-friendly form for metadata files."""
         return {"path": str(self.path), "input_name": self.input_name, "input_shape": list(self.input_shape),
                 "inputs": [s.to_dict() for s in self.inputs], "output_names": list(self.output_names),
-                "max_abs_diff": self.max_abs_diff, "per_output_diff": dict(self.per_output_diff),
+                "max_abs_diff": self.max_abs_diff, "max_scaled_diff": self.max_scaled_diff,
+                "per_output_diff": dict(self.per_output_diff),
                 "tolerance": self.tolerance, "n_samples": self.n_samples, "file_size_bytes": self.file_size_bytes}
 
 
@@ -122,7 +127,8 @@ def export_onnx(
         sample: inputs for the parity check, batch first (real data is best): a dict
             ``{input name: array}``, or one array for a single-input model; default: 16
             seeded random rows of the declared inputs.
-        tolerance: largest accepted max absolute difference (:data:`DEFAULT_TOLERANCE`).
+        tolerance: largest accepted difference (:data:`DEFAULT_TOLERANCE`), absolute for values up to 1 and
+            relative above: ``|onnx - model| <= tolerance * max(1, |model|)`` element-wise.
 
     Returns:
         An :class:`OnnxExportReport`.
@@ -166,15 +172,19 @@ def export_onnx(
         if missing:
             raise OnnxParityError(f"The ONNX graph lacks the model output {missing[0]!r}; no file was written. "
                                   f"Received outputs: {', '.join(onnx_out)}")
-        diffs = {}
+        diffs, scaled = {}, {}
         for name, expected in reference.items():
             got = np.asarray(onnx_out[name], dtype=np.float64)
-            diffs[name] = float(np.max(np.abs(got - np.asarray(expected, dtype=np.float64).reshape(got.shape))))
-        max_abs_diff = max(diffs.values())
-        if not max_abs_diff <= tolerance:  # also catches NaN
-            worst = max(diffs, key=lambda k: diffs[k] if np.isfinite(diffs[k]) else np.inf)
+            expected = np.asarray(expected, dtype=np.float64).reshape(got.shape)
+            gap = np.abs(got - expected)
+            diffs[name] = float(np.max(gap))
+            scaled[name] = float(np.max(gap / np.maximum(1.0, np.abs(expected))))
+        max_abs_diff, max_scaled_diff = max(diffs.values()), max(scaled.values())
+        if not max_scaled_diff <= tolerance:  # also catches NaN
+            worst = max(scaled, key=lambda k: scaled[k] if np.isfinite(scaled[k]) else np.inf)
             raise OnnxParityError(
-                f"ONNX Runtime output {worst!r} differs from the model by {max_abs_diff:.3g} (tolerance {tolerance:.3g}); "
+                f"ONNX Runtime output {worst!r} differs from the model by {max_abs_diff:.3g} (scaled "
+                f"{max_scaled_diff:.3g}, tolerance {tolerance:.3g}); "
                 f"no file was written. Received: model={getattr(model, 'name', type(model).__name__)!r}"
             )
         os.chmod(tmp_path, 0o644)  # mkstemp makes files private; a model file is meant to be shared
@@ -186,6 +196,7 @@ def export_onnx(
         inputs=predictor.inputs,
         output_names=predictor.output_names,
         max_abs_diff=max_abs_diff,
+        max_scaled_diff=max_scaled_diff,
         per_output_diff=diffs,
         tolerance=tolerance,
         n_samples=len(next(iter(sample.values()))),

@@ -66,7 +66,10 @@ class TrainingResult:
         source = self.data.get("source", "?")
         span = (f", {self.data.get('timeframe')}, {str(self.data.get('start'))[:16]} .. {str(self.data.get('end'))[:16]}"
                 if self.data.get("start") else f", {self.data.get('rows')} rows")
-        onnx = (f"parity max |diff| {self.onnx['max_abs_diff']:.2e} (tolerance {self.onnx['tolerance']:.0e})"
+        onnx = (f"parity max |diff| {self.onnx['max_abs_diff']:.2e}"
+                + (f" (relative {self.onnx['max_scaled_diff']:.2e})"
+                   if self.onnx.get("max_scaled_diff", self.onnx["max_abs_diff"]) < self.onnx["max_abs_diff"] else "")
+                + f" (tolerance {self.onnx['tolerance']:.0e})"
                 if self.onnx.get("exported", True) else f"not exported: {self.onnx.get('reason')}")
         lines = [
             f"model      {self.config.model_type} ({self.config.variant}), problem={self.problem.get('name')} "
