@@ -27,8 +27,7 @@ EXAMPLES = """examples:
   atb train model BTCUSDT --model-type lightgbm --target direction --timeframe 4h
   atb train model BTCUSDT --model-type tcn --target volatility
   atb train model ETHUSDT --model-type tcn --data eth_1h.parquet
-  atb train model BTCUSDT ETHUSDT --model-type tcn --data ETHUSDT=eth_1h.csv --group-weights ETHUSDT=2 \
-      --curriculum "BTCUSDT:10,all:40"
+  atb train model BTCUSDT ETHUSDT --model-type tcn --data ETHUSDT=eth_1h.csv --curriculum "BTCUSDT:10,all:40"
   atb models list BTCUSDT
   atb predict BTCUSDT --json
   atb evaluate BTCUSDT --data later_period.csv
@@ -40,6 +39,12 @@ def _common(parser: argparse.ArgumentParser, json_output: bool = False) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     if json_output:
         parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def _choosers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeframe", help="the stored model's timeframe, when several are stored")
+    parser.add_argument("--model-type", help="the stored model's type, when several are stored "
+                        "(one model per symbol, target, timeframe and type is 'latest'; an ambiguous choice is refused)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"atb-ml {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="{train,models,predict,evaluate}")
 
-    train = commands.add_parser("train", help="train a model").add_subparsers(dest="what", metavar="model")
+    train = commands.add_parser(
+        "train", help="train a model", description="Train a model: 'atb train model SYMBOL --model-type T' trains, "
+        "evaluates against naive baselines, exports to ONNX and stores a version.").add_subparsers(
+        dest="what", metavar="{model}", title="subcommands")
     models_help = "\n".join(f"  {name:<16}{text}" for name, text in AVAILABLE_MODELS.items())
     model = train.add_parser(
         "model", help="train, evaluate, export and store a model for SYMBOL",
@@ -69,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--days", type=int, help="use the last N days of data")
     model.add_argument("--start-date", help="first day, e.g. 2021-01-01")
     model.add_argument("--end-date", help="last day, e.g. 2021-12-31")
-    model.add_argument("--epochs", type=int, default=80, help="maximum epochs (default 80; early stopping)")
+    model.add_argument("--epochs", type=int, help="most epochs (default 80, early stopping usually ends sooner); "
+                       "for lightgbm the most boosting rounds (default: the preset's n_estimators)")
     model.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
     model.add_argument("--patience", type=int, default=10, help="early-stopping patience (default 10)")
     model.add_argument("--learning-rate", type=float, help="override the variant's learning rate")
@@ -94,28 +103,37 @@ def build_parser() -> argparse.ArgumentParser:
                        "pip install 'atb-ml[exchange]')")
     model.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="model hyperparameter overriding the variant, repeatable; VALUE is JSON "
-                            "(e.g. --param filters=32 --param 'lstm_units=[64, 32]')")
+                            "(e.g. --param dropout=0.2, or for tcn --param filters=32; a wrong name lists the "
+                            "model's names)")
     model.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     model.add_argument("--json", action="store_true", help="print the result as JSON")
+    model.add_argument("--quiet", action="store_true", help="no progress lines: only the result (or the error)")
     _common(model)
 
-    models = commands.add_parser("models", help="inspect the model store").add_subparsers(dest="what", metavar="list")
+    models = commands.add_parser(
+        "models", help="inspect the model store", description="Inspect the model store: 'atb models list' shows "
+        "every stored version with its key metric next to its baseline.").add_subparsers(
+        dest="what", metavar="{list}", title="subcommands")
     listing = models.add_parser("list", help="stored versions with their key metrics")
     listing.add_argument("symbol", nargs="?", help="only this symbol")
+    listing.add_argument("--model-type", help="only this model type")
+    listing.add_argument("--timeframe", help=f"only this timeframe ({', '.join(TIMEFRAMES)})")
     _common(listing, json_output=True)
 
     predict = commands.add_parser("predict", help="predict the next bar with a stored model (ONNX Runtime)")
     predict.add_argument("symbol")
     predict.add_argument("--version", dest="model_version", help="stored version (default: latest)")
     predict.add_argument("--data", help="OHLCV file ending at the bar to predict from (default: bundled sample)")
-    predict.add_argument("--target", help=f"which stored problem, e.g. {', '.join(TARGETS)} (default: the newest model)")
+    predict.add_argument("--target", help=f"which stored problem, e.g. {', '.join(TARGETS)}")
+    _choosers(predict)
     _common(predict, json_output=True)
 
     evaluate = commands.add_parser("evaluate", help="metrics and naive baselines of a stored model on a data file")
     evaluate.add_argument("symbol")
     evaluate.add_argument("--version", dest="model_version", help="stored version (default: latest)")
     evaluate.add_argument("--data", required=True, help="OHLCV file to evaluate on, e.g. a later period")
-    evaluate.add_argument("--target", help=f"which stored problem, e.g. {', '.join(TARGETS)} (default: the newest model)")
+    evaluate.add_argument("--target", help=f"which stored problem, e.g. {', '.join(TARGETS)}")
+    _choosers(evaluate)
     _common(evaluate, json_output=True)
     return parser
 
@@ -201,6 +219,15 @@ def _number_or_word(text: str | None) -> float | str | None:
         return text
 
 
+def _model_type(name: str | None) -> str | None:
+    """A model type as the store records it (aliases and case resolved; an unknown name fails here)."""
+    if name is None:
+        return None
+    from ml.training_pipeline.registry import get_spec
+
+    return get_spec(name).name
+
+
 def _train(args) -> int:
     from ml.training_pipeline.config import TrainingConfig
 
@@ -218,7 +245,8 @@ def _train(args) -> int:
 
     # With --json, stdout carries only the JSON document: progress and Keras' epoch lines go to stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        result = train(config, log=lambda line: print(line, flush=True))
+        result = train(config, verbose=0 if args.quiet else None,
+                       log=None if args.quiet else (lambda line: print(line, flush=True)))
     if args.json:
         _print_json({"version_dir": str(result.version_dir), "problem": result.problem, "report": result.report,
                      "onnx": result.onnx,
@@ -234,7 +262,7 @@ def _models_list(args) -> int:
     from ml.training_pipeline.store import ModelStore
 
     store = ModelStore(args.models_dir)
-    rows = store.list(args.symbol)
+    rows = store.list(args.symbol, model_type=args.model_type, timeframe=args.timeframe)
     if args.json:
         _print_json(rows)
         return 0
@@ -242,30 +270,40 @@ def _models_list(args) -> int:
         print(f"no stored models in {store.root}")
         return 0
     width = max(10, *(len(row["symbol"]) + 2 for row in rows))
-    print(f"{'symbol':<{width}}{'target':<11}{'version':<22}{'model':<16}{'variant':<12}metrics (model vs baseline)")
+    print(f"{'symbol':<{width}}{'target':<11}{'version':<22}{'model':<18}{'variant':<12}{'tf':<4}"
+          f"{'data':<28}metrics (model vs baseline)")
     for row in rows:
+        mark = "*" if row["latest"] else " "
+        if row.get("corrupt"):
+            print(f"{row['symbol']:<{width}}{row['target']:<11}{row['version'] + mark:<22}CORRUPT: {row['corrupt']} "
+                  "(never used by predict/evaluate)")
+            continue
         problem = PROBLEM_TYPES.get(row["problem"].get("type"))
         try:
             text = problem.summary_line(row["metrics"]) if problem else "?"
         except (KeyError, TypeError, ValueError):  # a summary written by another version of the library
             text = json.dumps(row["metrics"])
-        mark = "*" if row["latest"] else " "
-        print(f"{row['symbol']:<{width}}{row['target']:<11}{row['version'] + mark:<22}{row['model_type'] or '?':<16}"
-              f"{row['variant'] or '?':<12}{text}")
-    print("* latest")
+        data = str(row.get("data") or "?")
+        data = data if len(data) <= 26 else "..." + data[-23:]
+        print(f"{row['symbol']:<{width}}{row['target']:<11}{row['version'] + mark:<22}{row['model_type'] or '?':<18}"
+              f"{row['variant'] or '?':<12}{row.get('timeframe') or '-':<4}{data:<28}{text}")
+    print("* latest of its target")
     return 0
 
 
 def _predict(args) -> int:
     from ml.training_pipeline.inference import predict_next
 
-    result = predict_next(args.symbol, args.model_version, args.data, args.models_dir, args.target)
+    result = predict_next(args.symbol, args.model_version, args.data, args.models_dir, args.target, args.timeframe,
+                          _model_type(args.model_type))
     if args.json:
         _print_json(result)
     else:
         shared = f" [{result['stored_as']}]" if result.get("stored_as", result["symbol"]) != result["symbol"] else ""
         print(f"{result['symbol']} {result['model_type']}{shared} {result['version']} ({result['target']}): "
               f"as of {result['as_of']} {result['text']}")
+        for note in result.get("notes", []):
+            print(note)
     return 0
 
 
@@ -273,7 +311,8 @@ def _evaluate(args) -> int:
     from ml.training_pipeline.evaluation import format_report
     from ml.training_pipeline.inference import evaluate_stored
 
-    result = evaluate_stored(args.symbol, args.data, args.model_version, args.models_dir, args.target)
+    result = evaluate_stored(args.symbol, args.data, args.model_version, args.models_dir, args.target, args.timeframe,
+                             _model_type(args.model_type))
     if args.json:
         _print_json(result)
     else:
@@ -281,6 +320,8 @@ def _evaluate(args) -> int:
         print(f"{result['symbol']} {result['model_type']} {result['version']} on {data['source']} "
               f"[{data['layout']}], {data['start'][:16]} .. {data['end'][:16]}")
         print(format_report(result["report"]))
+        for note in result.get("notes", []):
+            print(note)
         if result["in_sample_bars"]:
             start, end = (t[:16] for t in result["model_fitted_on"])
             print(f"warning: {result['in_sample_bars']} of {result['report']['n']} bars fall in {start} .. {end}, "
@@ -298,8 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = HANDLERS.get((args.command, getattr(args, "what", None)))
     if handler is None:
-        parser.print_help()
-        return 0 if args.command is None else EXIT_BAD_INPUT
+        if args.command is None:
+            parser.print_help()
+            return 0
+        subcommands = ", ".join(what for command, what in HANDLERS if command == args.command and what)
+        print(f"atb: error: 'atb {args.command}' needs a subcommand: {subcommands} "
+              f"(see 'atb {args.command} --help')", file=sys.stderr)
+        return EXIT_BAD_INPUT
     from ml.training_pipeline.export import OnnxParityError  # light (NumPy only); after --help has exited
 
     try:

@@ -84,8 +84,8 @@ def test_listing_reads_metrics(tmp_path):
                                                            "summary": {"accuracy": 0.51}}))
     rows = store.list()
     assert rows == [{"symbol": "BTCUSDT", "target": "direction", "version": "2024-01-31_14h_v1", "latest": True,
-                     "model_type": "tcn", "variant": "default", "problem": {"type": "direction"},
-                     "metrics": {"accuracy": 0.51}}]
+                     "model_type": "tcn", "variant": "default", "timeframe": None, "problem": {"type": "direction"},
+                     "data": None, "metrics": {"accuracy": 0.51}}]
 
 
 def test_any_problem_key_is_a_store_key_and_files_are_readable_by_others(tmp_path):

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ml.training_pipeline.validation import check_positive_int, unknown_name_error
+from ml.training_pipeline.validation import check_learning_rate, check_positive_int, unknown_name_error
 
 TARGETS: tuple[str, ...] = ("return", "direction", "volatility")
 """``return``: next-step log return (regression); ``direction``: up or not (binary);
@@ -59,7 +59,8 @@ class TrainingConfig:
             ``train`` is given a problem object.
         sequence_length: time steps per input window.
         horizon: bars ahead to predict; ``None``: the target's default (1; 24 for volatility).
-        epochs: maximum epochs (early stopping usually ends sooner).
+        epochs: most epochs for Keras models (``None``: 80; early stopping usually ends sooner), most
+            boosting rounds for LightGBM (``None``: the preset's ``n_estimators``).
         batch_size: training batch size.
         patience: early-stopping patience in epochs.
         learning_rate: optimizer learning rate; ``None`` keeps the variant's.
@@ -94,7 +95,7 @@ class TrainingConfig:
     target: str = "return"
     sequence_length: int = 60
     horizon: int | None = None
-    epochs: int = 80
+    epochs: int | None = None
     batch_size: int = 128
     patience: int = 10
     learning_rate: float | None = None
@@ -131,14 +132,21 @@ class TrainingConfig:
         if self.horizon is not None:
             check_positive_int("horizon", self.horizon)
         object.__setattr__(self, "horizon", get_problem(self.target, self.horizon).horizon)
-        check_positive_int("epochs", self.epochs)
+        if self.epochs is not None:
+            check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("patience", self.patience)
         check_positive_int("seed", self.seed, minimum=0)
         if self.days is not None:
             check_positive_int("days", self.days)
-        if self.learning_rate is not None and not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate!r}")
+        if self.learning_rate is not None:
+            object.__setattr__(self, "learning_rate", check_learning_rate(self.learning_rate))
+        if not isinstance(self.model_kwargs, dict):
+            raise ValueError(f"model_kwargs must be a dict of hyperparameters. Received: {self.model_kwargs!r}")
+        # hyperparameter names and values fail here, before any data is read or TensorFlow imported
+        from ml.training_pipeline.models import resolve_params
+
+        resolve_params(spec, self.variant, self.model_kwargs)
         start, end = _check_date("start_date", self.start_date), _check_date("end_date", self.end_date)
         if start and end and start > end:
             raise ValueError(f"start_date must not be after end_date. Received: start_date={start}, end_date={end}")

@@ -195,11 +195,37 @@ def prepare_data(
     if short:
         raise ValueError(f"Too few usable windows (target and baselines known) in {', '.join(short)}: {short}; "
                          f"each split needs >= {MIN_WINDOWS_PER_SPLIT}. Use more data (--days)")
+    check_target_varies(sets["train"].y)
     counts = {f"{name}_windows": len(ws) for name, ws in sets.items()}
     counts.update({"feature_rows": n, "gap_rows": gap})
     target_scaler = StandardScaler.fit(sets["train"].y[:, None].astype(np.float64)) if scale_target else None
     return PreparedData(sets["train"], sets["validation"], sets["test"], scaler, tuple(features.columns), counts,
                         target_scaler)
+
+
+def check_target_varies(y: np.ndarray, where: str = "the training part", max_share: float | None = 0.99) -> None:
+    """Refuses a target with (almost) no variation: there is nothing to learn, and every metric would flatter.
+
+    A constant price gives zero returns and a constant direction: RMSE 0 and accuracy 1.0 for any model.
+
+    Example:
+        >>> check_target_varies(np.zeros(10))
+        Traceback (most recent call last):
+        ...
+        ValueError: The target is constant over the training part (every value 0): nothing to learn. Check the data (a constant price, a frozen feed?)
+    """
+    values = np.asarray(y, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return
+    spread = float(values.max() - values.min())
+    if spread <= 1e-9 * max(1.0, float(np.abs(values).max())):
+        raise ValueError(f"The target is constant over {where} (every value {values[0]:g}): nothing to learn. "
+                         "Check the data (a constant price, a frozen feed?)")
+    share = float(np.mean(values == np.median(values)))
+    if max_share is not None and share >= max_share:
+        raise ValueError(f"The target is near-constant over {where}: {share:.1%} of the values equal "
+                         f"{float(np.median(values)):g}. Check the data (a constant price, a frozen feed?)")
 
 
 def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | None = None,

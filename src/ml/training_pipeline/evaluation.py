@@ -116,6 +116,13 @@ def skill(model_rmse: float, baseline_rmse: float) -> float:
     return 1.0 - model_rmse / baseline_rmse if baseline_rmse > 0 else 0.0
 
 
+def _number(value: float) -> str:
+    """Fixed decimals, so a column reads the same for every row (no 0.00027571 under 0.5108)."""
+    if not np.isfinite(value):
+        return "nan"
+    return f"{value:.2f}" if abs(value) >= 1000 else f"{value:.4f}"
+
+
 def format_report(report: dict) -> str:
     """A compact text table: one row per model or baseline, then every skill figure.
 
@@ -129,7 +136,7 @@ def format_report(report: dict) -> str:
     lines = [f"evaluated on {report['n']} rows (model and baselines on the same rows)", header]
     for name in rows:
         values = report[name]
-        lines.append(f"{name:<16}" + "".join(f"{values.get(c, float('nan')):>{w}.6g}"
+        lines.append(f"{name:<16}" + "".join(f"{_number(values.get(c, float('nan'))):>{w}}"
                                              for c, w in zip(columns, widths, strict=True)))
     for key, value in report.items():
         if key.startswith("skill"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +164,10 @@ def export_onnx(
     os.close(handle)
     tmp_path = Path(tmp_name)
     try:
-        adapter.write_onnx(model, tmp_path, sample)
+        with warnings.catch_warnings():
+            # Keras' tf2onnx shim probes `np.object`; NumPy's FutureWarning about it is not the user's to act on
+            warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
+            adapter.write_onnx(model, tmp_path, sample)
         reference = adapter.reference_outputs(model, sample)
         _normalize_io_names(tmp_path, declared, reference)
         predictor = OnnxPredictor(tmp_path)

@@ -26,6 +26,8 @@ from ml.training_pipeline.config import check_symbol
 from ml.training_pipeline.store import ModelStore
 
 _BATCH = 2048
+KNOWN_BASES = ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "DOT", "LTC", "AVAX", "LINK", "MATIC", "TRX")
+"""Base assets a file name is checked against for the 'looks like another market' note."""
 
 
 class SchemaMismatchError(ValueError):
@@ -61,7 +63,7 @@ class StoredModel:
 
     @classmethod
     def load(cls, symbol: str, version: str | None = None, models_dir: str | None = None,
-             target: str | None = None) -> StoredModel:
+             target: str | None = None, timeframe: str | None = None, model_type: str | None = None) -> StoredModel:
         """The stored version for ``symbol``: its own, or else the newest several-symbol model trained on it.
 
         A several-symbol version comes back as the view of ``symbol``: its scaler, baselines and splits.
@@ -70,7 +72,7 @@ class StoredModel:
         name = check_symbol(symbol)
         if not store.problems(name):
             name = next(iter(store.names_trained_on(name, target)), name)  # none: find() says nothing is stored
-        path = store.find(name, version, target)
+        path = store.find(name, version, target, timeframe=timeframe, model_type=model_type)
         stored = cls(path, json.loads((path / "metadata.json").read_text()),
                      json.loads((path / "feature_schema.json").read_text()))
         return stored.for_symbol(check_symbol(symbol)) if "symbols" in stored.schema else stored
@@ -176,6 +178,30 @@ class StoredModel:
             outputs = StandardScaler.from_dict(self.schema["target_scaler"]).inverse_transform(outputs[:, None]).reshape(-1)
         return outputs
 
+    def data_notes(self, data: LoadedData, data_path: str | None) -> list[str]:
+        """One-line notes (not errors) when the data looks unlike what the model was trained on.
+
+        Checked: a file name that names another known symbol and a price level far (over 5x) from the
+        training data's; the loader's notes (resampled bars, day-first dates, gaps) are passed on.
+        """
+        notes = []
+        symbol = self.metadata["config"]["symbol"]
+        name = Path(str(data_path)).name.upper() if data_path else ""
+        base = symbol[:-4] if symbol.endswith(("USDT", "BUSD", "USDC")) else symbol
+        others = [s for s in KNOWN_BASES if s in name and s != base and not base.startswith(s)]
+        if name and base not in name and others:
+            notes.append(f"note: the file {Path(str(data_path)).name!r} looks like {others[0]} data, but the model was "
+                         f"trained on {symbol}")
+        # the loader's own notes: resampling to the model's bars, day-first dates, another separator, gaps
+        notes.extend(f"note: {line}" for line in data.notes)
+        prices = self.schema.get("close_range")
+        if prices:
+            last = float(data.frame["close"].iloc[-1])
+            if last > 5 * prices[1] or last < prices[0] / 5:
+                notes.append(f"note: the last close {last:,.2f} is far from the training closes "
+                             f"({prices[0]:,.2f} .. {prices[1]:,.2f}); is this the same market?")
+        return notes
+
     def _identity(self) -> dict[str, Any]:
         return {"symbol": self.metadata["config"]["symbol"], "version": self.version,
                 "model_type": self.metadata["config"]["model_type"],
@@ -183,7 +209,8 @@ class StoredModel:
 
 
 def predict_next(symbol: str, version: str | None = None, data_path: str | None = None,
-                 models_dir: str | None = None, target: str | None = None) -> dict:
+                 models_dir: str | None = None, target: str | None = None, timeframe: str | None = None,
+                 model_type: str | None = None) -> dict:
     """Predicts the bar ``horizon`` steps after the last bar of the data.
 
     ``target`` picks the stored problem (``return``, ``direction``, ``volatility``); by default the newest.
@@ -191,7 +218,7 @@ def predict_next(symbol: str, version: str | None = None, data_path: str | None 
     Example:
         >>> predict_next("BTCUSDT")["predicted_close"]  # doctest: +SKIP
     """
-    stored = StoredModel.load(symbol, version, models_dir, target)
+    stored = StoredModel.load(symbol, version, models_dir, target, timeframe, model_type)
     problem = stored.price_problem()
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)
@@ -203,17 +230,19 @@ def predict_next(symbol: str, version: str | None = None, data_path: str | None 
               "last_close": last_close, "data": data.describe()}
     result.update(problem.next_prediction(value, last_close))
     result["text"] = problem.next_line(result)
+    result["notes"] = stored.data_notes(data, data_path)
     return result
 
 
 def evaluate_stored(symbol: str, data_path: str | None, version: str | None = None,
-                    models_dir: str | None = None, target: str | None = None) -> dict:
+                    models_dir: str | None = None, target: str | None = None, timeframe: str | None = None,
+                    model_type: str | None = None) -> dict:
     """Metrics and naive baselines of a stored model on every window of the given data.
 
     Example:
         >>> evaluate_stored("BTCUSDT", "later_period.csv")["report"]["skill"]  # doctest: +SKIP
     """
-    stored = StoredModel.load(symbol, version, models_dir, target)
+    stored = StoredModel.load(symbol, version, models_dir, target, timeframe, model_type)
     problem = stored.price_problem()
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)
@@ -238,4 +267,5 @@ def evaluate_stored(symbol: str, data_path: str | None, version: str | None = No
                                       else (stored.metadata["data"]["start"], stored.metadata["data"]["end"]))]
     in_sample = int(np.sum((windows.time >= seen[0]) & (windows.time <= seen[1])))
     return {**stored._identity(), "target": problem.name, "data": data.describe(), "report": report,
-            "in_sample_bars": in_sample, "model_fitted_on": [t.isoformat() for t in seen]}
+            "in_sample_bars": in_sample, "model_fitted_on": [t.isoformat() for t in seen],
+            "notes": stored.data_notes(data, data_path)}

@@ -12,6 +12,8 @@ values are errors; gaps (missing bars) are counted and reported, and left as the
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,9 @@ import pandas as pd
 from ml.training_pipeline.config import TIMEFRAMES
 
 OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+_SLASH_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
 BINANCE_COLUMNS: tuple[str, ...] = (
     "time", "open", "high", "low", "close", "volume", "closetime", "assetvolume", "trade_count",
     "taker_buy_asset_volume", "taker_buy_quote_volume", "ignore",
@@ -71,10 +76,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
             frame = pd.read_parquet(path)
             if not isinstance(frame.index, pd.RangeIndex):
                 frame = frame.reset_index()
-            return frame
+            return _check_rows(frame, path)
         frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{str(path)!r} is empty: no header and no rows") from None
+    except ImportError as error:  # a Parquet engine missing from a custom install
+        raise DataError(f"Reading Parquet needs pyarrow: pip install pyarrow ({str(error).splitlines()[0]})") from None
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise DataError(f"Cannot read {str(path)!r} as CSV or Parquet: {str(error).splitlines()[0]}") from None
+    frame = _other_separator(frame, path)
     if len(frame.columns) and all(_is_number(c) for c in frame.columns):
         # a Binance export without a header row: the first row was taken as names
         frame = pd.read_csv(path, header=None)
@@ -82,8 +92,29 @@ def read_table(path: str | Path) -> pd.DataFrame:
             raise DataError(f"{str(path)!r} has no header and {len(frame.columns)} columns; a Binance kline "
                             f"export has {len(BINANCE_COLUMNS)}")
         frame.columns = list(BINANCE_COLUMNS[: len(frame.columns)])
+    return _check_rows(frame, path)
+
+
+def _check_rows(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if frame.empty:
+        raise DataError(f"{str(path)!r} has a header ({', '.join(map(str, frame.columns[:6]))}) but no rows")
     return frame
 
+
+SEPARATORS = {";": "';'", "\t": "tab", "|": "'|'"}
+
+
+def _other_separator(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A CSV whose fields are split by ';', tab or '|' is read with that separator (the note says so)."""
+    if len(frame.columns) != 1:
+        return frame
+    header = str(frame.columns[0])
+    for separator, name in SEPARATORS.items():
+        if header.count(separator) >= 4:
+            reread = pd.read_csv(path, sep=separator)
+            reread.attrs["note"] = f"read {path.name} with {name} as the field separator"
+            return reread
+    return frame
 
 def _is_number(text: object) -> bool:
     try:
@@ -93,8 +124,27 @@ def _is_number(text: object) -> bool:
         return False
 
 
+def _day_first(values: pd.Series) -> tuple[bool | None, str]:
+    """For ``dd/mm/yyyy``-like text: ``True`` when a first field > 12 proves day-first, ``False`` when a second
+    field > 12 proves month-first, ``None`` when every date reads both ways (or the text is not of that form)."""
+    parts = values.astype(str).str.extract(_SLASH_DATE)
+    if not len(parts) or parts.isna().any().any():
+        return None, ""
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    if (first > 12).any():
+        return True, str(values.iloc[int(np.argmax((first > 12).to_numpy()))])
+    if (second > 12).any():
+        return False, ""
+    return None, "ambiguous"
+
+
 def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]:
-    """Parses timestamps; integers are read as s/ms/us/ns since epoch by magnitude. Returns (index, was_ms)."""
+    """Parses timestamps; integers are read as s/ms/us/ns since epoch by magnitude. Returns (index, was_ms).
+
+    Text dates like ``13/01/2021`` are read day-first when a first field above 12 proves it (or, when every
+    date reads both ways, when only the day-first reading is in time order); the index's ``attrs["note"]``
+    then says so.
+    """
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().all():
         magnitude = float(numeric.abs().max())
@@ -103,14 +153,28 @@ def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]
                             "index, not timestamps; add a time column (e.g. 'time' in ms or 'date')")
         unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns"
         return pd.DatetimeIndex(pd.to_datetime(numeric.astype("int64"), unit=unit, utc=True)), unit == "ms"
-    try:
-        parsed = pd.to_datetime(values, utc=True, format="mixed")
-    except (ValueError, TypeError):
-        parsed = pd.to_datetime(values, utc=True, errors="coerce")
+    day_first, example = _day_first(values)
+    note = ""
+    with warnings.catch_warnings():  # pandas' "Could not infer format" is ours to turn into a message
+        warnings.simplefilter("ignore", UserWarning)
+        if day_first is None and example == "ambiguous":
+            month_first = pd.to_datetime(values, utc=True, errors="coerce", dayfirst=False, format="mixed")
+            if not pd.DatetimeIndex(month_first).is_monotonic_increasing:
+                other = pd.to_datetime(values, utc=True, errors="coerce", dayfirst=True, format="mixed")
+                if pd.DatetimeIndex(other).is_monotonic_increasing:
+                    day_first, note = True, f"read {column!r} as day-first dates (dd/mm/yyyy): only that reading is in time order"
+        elif day_first:
+            note = f"read {column!r} as day-first dates (dd/mm/yyyy), as {example!r} shows"
+        try:
+            parsed = pd.to_datetime(values, utc=True, format="mixed", dayfirst=bool(day_first))
+        except (ValueError, TypeError):
+            parsed = pd.to_datetime(values, utc=True, errors="coerce", dayfirst=bool(day_first))
     if parsed.isna().any():
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise DataError(f"Column {column!r} has a value that is not a timestamp at row {row}: {values.iloc[row]!r}")
-    return pd.DatetimeIndex(parsed), False
+    index = pd.DatetimeIndex(parsed)
+    index.attrs = {"note": note} if note else {}
+    return index, False
 
 
 def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame") -> tuple[pd.DataFrame, str]:
@@ -137,19 +201,30 @@ def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame") -> tuple[pd.DataFr
     if missing:
         raise DataError(f"Missing required column(s) {missing} in {source}. Received columns: {list(raw.columns)}")
     index, was_ms = _parse_time(frame[time_column], time_column)
+    notes = [n for n in (raw.attrs.get("note"), getattr(index, "attrs", {}).get("note")) if n]
     layout = BINANCE if was_ms and ("closetime" in frame.columns or "close_time" in frame.columns) else GENERIC
 
     values = {}
     for column in OHLCV:
+        if pd.api.types.is_bool_dtype(frame[column]):
+            raise DataError(f"Column {column!r} holds true/false values in {source}; prices and volume must be numbers")
         numeric = pd.to_numeric(frame[column], errors="coerce")
         bad = numeric.isna() & frame[column].notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"Column {column!r} has a non-numeric value at row {row}: {frame[column].iloc[row]!r}")
+            value = frame[column].iloc[row]
+            hint = ""
+            if isinstance(value, str) and _THOUSANDS.match(value.strip()):
+                hint = (" (a ',' thousands separator: save the file with plain numbers such as "
+                        f"{value.strip().replace(',', '')})")
+            elif isinstance(value, str) and _DECIMAL_COMMA.match(value.strip()):
+                hint = f" (a decimal comma: save the file with '.' decimals such as {value.strip().replace(',', '.')})"
+            raise DataError(f"Column {column!r} has a non-numeric value at row {row}: {value!r}{hint}")
         values[column] = numeric.to_numpy(dtype="float64")
     # one resolution everywhere, so integer arithmetic on the index is in nanoseconds
     ohlcv = pd.DataFrame(values, index=index.as_unit("ns").rename("time"))
     validate_ohlcv(ohlcv, source)
+    ohlcv.attrs["notes"] = notes
     return ohlcv, layout
 
 
@@ -164,6 +239,12 @@ def validate_ohlcv(frame: pd.DataFrame, source: str = "data") -> None:
     if (prices <= 0).any():
         row = int(np.argwhere(prices <= 0)[0][0])
         raise DataError(f"{source} has a price <= 0 at {frame.index[row]}")
+    high_low = (frame["high"] < frame[["open", "close"]].max(axis=1)) | (frame["low"] > frame[["open", "close"]].min(axis=1)) \
+        | (frame["high"] < frame["low"])
+    if high_low.any():
+        first = frame.index[int(np.argmax(high_low.to_numpy()))]
+        raise DataError(f"{source} has {int(high_low.sum())} bar(s) where high < max(open, close) or low > "
+                        f"min(open, close); first at {first}. Check the column order (open, high, low, close)")
     if (frame["volume"] < 0).any():
         raise DataError(f"{source} has negative volume at {frame.index[int(np.argmax(frame['volume'] < 0))]}")
     index = frame.index
@@ -306,9 +387,9 @@ def load_ohlcv(
             raise DataError(str(error)) from None
         raw, source, layout_hint = read_table(path), f"bundled:{path.name}", None
     frame, layout = normalize_ohlcv(raw, source)
+    notes = list(frame.attrs.get("notes", []))
     frame = filter_dates(frame, days, start_date, end_date)
     frame.index = frame.index.as_unit("ns")
-    notes = []
     bar = infer_bar(frame.index)
     gaps, missing = count_gaps(frame.index, bar)
     if gaps:

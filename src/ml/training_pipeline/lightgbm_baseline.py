@@ -8,7 +8,7 @@ LightGBM is imported only when a model is built.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +35,30 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def check_lightgbm_params(params: Mapping[str, Any]) -> None:
+    """LightGBM sizes and rates, checked when the model is configured (LightGBM itself only complains at ``fit``).
+
+    Example:
+        >>> check_lightgbm_params({"n_estimators": -1})
+        Traceback (most recent call last):
+        ...
+        ValueError: n_estimators must be an int >= 1. Received: n_estimators=-1
+    """
+    for name, minimum in (("n_estimators", 1), ("num_leaves", 2), ("min_child_samples", 1)):
+        if name in params:
+            check_positive_int(name, params[name], minimum)
+    if "max_depth" in params and params["max_depth"] != -1:
+        check_positive_int("max_depth", params["max_depth"])  # -1 means no limit
+    for name in ("subsample", "colsample_bytree"):
+        value = params.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1):
+            raise ValueError(f"{name} must be a number in (0, 1]. Received: {name}={value!r}")
+    for name in ("reg_lambda", "reg_alpha"):
+        value = params.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
+
+
 @register_model(
     "lightgbm",
     description="LightGBM gradient-boosted trees on lagged and rolling features (the tree baseline).",
@@ -42,6 +66,7 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     aliases=("lgb", "lgbm"),
     kind=ESTIMATOR,
     shape_ndim=(1, 2),
+    check_params=check_lightgbm_params,
 )
 def create_lightgbm_model(task: TaskSpec | str = "regression", n_features: int | None = None, **params: Any):
     """Builds an unfitted LightGBM estimator for the task.
@@ -138,6 +163,7 @@ def train_lightgbm_with_early_stopping(
     early_stopping_rounds: int = 50,
     sample_weight=None,
     eval_sample_weight=None,
+    log_every: int = 0,
 ):
     """Fits ``model`` and stops when the validation score has not improved for a while.
 
@@ -148,6 +174,7 @@ def train_lightgbm_with_early_stopping(
         early_stopping_rounds: boosting rounds without improvement before stopping.
         sample_weight: optional per-row training weights.
         eval_sample_weight: optional per-row validation weights (the early-stopping score weighs rows alike).
+        log_every: print the validation score every this many rounds (0: silent).
 
     Returns:
         The fitted model (``best_iteration_`` is set).
@@ -175,7 +202,7 @@ def train_lightgbm_with_early_stopping(
         eval_X=(X_val,),
         eval_y=(np.asarray(y_val),),
         eval_sample_weight=None if eval_sample_weight is None else [np.asarray(eval_sample_weight)],
-        callbacks=[lightgbm.early_stopping(early_stopping_rounds, verbose=False), lightgbm.log_evaluation(0)],
+        callbacks=[lightgbm.early_stopping(early_stopping_rounds, verbose=False), _progress(log_every)],
     )
     return model
 
@@ -217,3 +244,20 @@ def _as_matrix(X, name: str) -> np.ndarray:
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-D (rows, features) or 3-D windows. Received: {name}.shape={X.shape}")
     return X
+
+
+def _progress(every: int):
+    """A LightGBM callback printing ``round 50/500: val l2 0.0123, 1.2 s`` every ``every`` rounds (0: silent)."""
+    import time
+
+    started = time.perf_counter()
+
+    def callback(env) -> None:
+        done = env.iteration + 1
+        if not every or (done % every and done != env.end_iteration):
+            return
+        scores = ", ".join(f"val {name} {value:.6g}" for _, name, value, _ in env.evaluation_result_list)
+        print(f"round {done}/{env.end_iteration}: {scores}, {time.perf_counter() - started:.1f} s", flush=True)
+
+    callback.order = 30
+    return callback

@@ -18,7 +18,13 @@ import ml.training_pipeline.architectures  # noqa: F401  (fills the registry)
 from ml.training_pipeline.architectures.tcn import calculate_receptive_field
 from ml.training_pipeline.registry import GUIDE_VARIANTS, ModelSpec, TensorSpec, get_spec, registered_names
 from ml.training_pipeline.tasks import TASKS, resolve_task
-from ml.training_pipeline.validation import check_input_shape, suggest, unknown_name_error
+from ml.training_pipeline.validation import (
+    check_input_shape,
+    check_learning_rate,
+    check_param_kinds,
+    suggest,
+    unknown_name_error,
+)
 
 __all__ = [
     "AVAILABLE_MODELS",
@@ -56,7 +62,7 @@ def list_models() -> list[str]:
 
     Example:
         >>> list_models()[:3]
-        ['attention_lstm', 'cnn_lstm', 'embedding_lstm']
+        ['attention_lstm', 'cnn_lstm', 'complexity_gated']
     """
     return registered_names()
 
@@ -74,7 +80,13 @@ def resolve_params(spec: ModelSpec, variant: str, kwargs: Mapping[str, Any]) -> 
             f"Unknown keyword argument {unknown[0]!r} for model_type={spec.name!r}.{suggest(unknown[0], allowed)} "
             f"Accepted: {', '.join(allowed)}. Received: {', '.join(unknown)}"
         )
-    params.update({k: v for k, v in kwargs.items() if k not in _TASK_KWARGS})
+    given = {k: v for k, v in kwargs.items() if k not in _TASK_KWARGS}
+    check_param_kinds(spec.name, params, given)
+    params.update(given)
+    if "learning_rate" in params:
+        params["learning_rate"] = check_learning_rate(params["learning_rate"])
+    if spec.check_params is not None:
+        spec.check_params(params)
     return params
 
 

@@ -186,6 +186,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
     store = ModelStore(config.models_dir)
     store.target_dir(config.store_name, problem.store_key)  # a bad name fails now, not after training
+    store.check_writable()  # and a store that is a file or read-only, before the data is read
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
@@ -211,8 +212,6 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     for note in data.notes:
         log(f"data: {note}")
     log(f"split: {', '.join(f'{k} {v}' for k, v in data.row_counts.items())} (chronological; scaling fitted on train only)")
-    log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "
-        f"for up to {config.epochs} epochs ...")
     fit_start = time.perf_counter()
     # estimators that take a seed get the run's seed unless the user set one
     seeded = {"random_state": config.seed} if "random_state" in spec.variants[config.variant] else {}
@@ -221,6 +220,8 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
                            seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
                            phases=config.curriculum)
+    log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "
+        f"for {adapter.budget(model, settings)} ...")
     history = adapter.fit(model, data.train, data.validation, settings)
     predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
     timings["fit_s"] = time.perf_counter() - fit_start

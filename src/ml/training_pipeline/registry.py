@@ -117,6 +117,8 @@ class ModelSpec:
             ``create_model(input_shape=...)`` gives.
         capabilities: flags read by the pipeline and the test harness.
         shape_ndim: ``(min, max)`` dimensions of the primary ``input_shape``.
+        check_params: ``check_params(params)`` raises ``ValueError`` for a bad hyperparameter value;
+            run by the factory and by ``TrainingConfig`` before any data is loaded or TensorFlow imported.
     """
 
     name: str
@@ -130,6 +132,7 @@ class ModelSpec:
     declare_inputs: Callable[[tuple[int, ...], Mapping[str, Any]], tuple[TensorSpec, ...]] = single_window_inputs
     capabilities: Capabilities = Capabilities()
     shape_ndim: tuple[int, int] = (2, 2)
+    check_params: Callable[[Mapping[str, Any]], None] | None = None
 
     @property
     def presets(self) -> tuple[str, ...]:
@@ -167,6 +170,7 @@ def register_model(
     declare_inputs: Callable[[tuple[int, ...], Mapping[str, Any]], tuple[TensorSpec, ...]] | None = None,
     capabilities: Capabilities | None = None,
     shape_ndim: tuple[int, int] = (2, 2),
+    check_params: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Registers a model builder under ``name``.
 
@@ -182,6 +186,7 @@ def register_model(
             float window named ``"inputs"``.
         capabilities: flags such as ``onnx_exportable``; default: all the usual ones.
         shape_ndim: accepted dimensions of the primary ``input_shape``.
+        check_params: validates hyperparameter values cheaply (no TensorFlow), see :class:`ModelSpec`.
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
@@ -218,6 +223,7 @@ def register_model(
             declare_inputs=declare_inputs or single_window_inputs,
             capabilities=capabilities or Capabilities(),
             shape_ndim=shape_ndim,
+            check_params=check_params,
         )
         for alias in aliases:
             _ALIASES[normalize_name(alias)] = canonical

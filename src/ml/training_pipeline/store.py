@@ -11,6 +11,13 @@ A version is written into a hidden temporary folder and renamed into place in on
 so a crash or Ctrl-C never leaves a half version; an existing version is never
 overwritten; ``latest`` is a symlink replaced atomically (a one-line text file where
 symlinks are not available).
+
+A staging folder records its owner (pid and host) in ``.owner``; one whose owner is gone (a run killed
+with SIGKILL, a power cut) is removed by the next write to the same folder.
+
+Several models of one problem can live side by side (a 1h TCN and a 4h LightGBM): a model's
+identity is (name, problem, timeframe, model type), and :meth:`ModelStore.find` picks the newest
+version of the identity asked for, refusing to guess when the request matches several.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +61,27 @@ class StoreError(ValueError):
     """A requested version is missing or incomplete."""
 
 
+OWNER_FILE = ".owner"
+STALE_WITHOUT_OWNER_S = 3600
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def identity(metadata: dict) -> tuple[str, str, str]:
+    """``(problem, timeframe, model type)`` of a stored version, from its metadata."""
+    config = metadata.get("config", {})
+    problem = metadata.get("problem", {}).get("name") or config.get("target") or "?"
+    return str(problem), str(config.get("timeframe") or "-"), str(config.get("model_type") or "?")
+
+
 def default_models_dir() -> Path:
     """``ATB_MODELS_DIR``, else ``src/ml/models`` in a checkout, else ``~/.atb/models``."""
     if os.environ.get("ATB_MODELS_DIR"):
@@ -74,6 +104,44 @@ class ModelStore:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else default_models_dir()
+
+    def check_writable(self) -> None:
+        """Raises :class:`StoreError` now (before any data is read) when versions could not be written.
+
+        Nothing is created: the root, or its nearest existing parent, must be a writable folder.
+        """
+        probe = self.root
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if probe.exists() and not probe.is_dir():
+            raise StoreError(f"The model store {str(self.root)!r} cannot be used: {str(probe)!r} is a file, not a folder. "
+                             "Pass a folder to --models-dir")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise StoreError(f"The model store {str(self.root)!r} is not writable ({str(probe)!r} refuses writes). "
+                             "Pass a writable folder to --models-dir")
+
+    def clean_stale(self, folder: Path) -> list[str]:
+        """Removes staging folders in ``folder`` whose owner process is gone; returns their names.
+
+        A folder with an owner file is stale when that pid no longer runs on this host; one without
+        (written before owners were recorded, or killed before writing it) when it is over an hour old.
+        """
+        removed = []
+        if not folder.is_dir():
+            return removed
+        for staging in folder.glob(".staging-*"):
+            if not staging.is_dir():
+                continue
+            try:
+                owner = json.loads((staging / OWNER_FILE).read_text())
+                stale = owner.get("host") == socket.gethostname() and not _alive(int(owner["pid"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                with contextlib.suppress(OSError):
+                    stale = time.time() - staging.stat().st_mtime > STALE_WITHOUT_OWNER_S
+            if stale:
+                shutil.rmtree(staging, ignore_errors=True)
+                removed.append(staging.name)
+        return removed
 
     def target_dir(self, symbol: str, target: str) -> Path:
         return self.root / check_symbol(symbol) / check_problem_key(target)
@@ -107,8 +175,11 @@ class ModelStore:
         folder = self.target_dir(symbol, target)
         created = [p for p in (folder, folder.parent, self.root) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
+        self.cleaned = self.clean_stale(folder)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a stored version is meant to be shared
+        (staging / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                      "started": datetime.now(UTC).isoformat(timespec="seconds")}))
         try:
             yield staging
             self.last_committed = self._commit(folder, staging, now or datetime.now(UTC))
@@ -120,6 +191,7 @@ class ModelStore:
             raise
 
     def _commit(self, folder: Path, staging: Path, now: datetime) -> Path:
+        (staging / OWNER_FILE).unlink(missing_ok=True)
         missing = [name for name in REQUIRED_FILES if not (staging / name).is_file()]
         if not any((staging / name).is_file() for name in MODEL_FILES):
             missing.append(" or ".join(MODEL_FILES))
@@ -188,11 +260,19 @@ class ModelStore:
                 raise StoreError(f"Version {name!r} is corrupt: {json_file} is not valid JSON") from None
         return path
 
-    def find(self, symbol: str, version: str | None = None, target: str | None = None) -> Path:
-        """Like :meth:`resolve` over one or all targets: the named version, or the newest ``latest``.
+    def find(self, symbol: str, version: str | None = None, target: str | None = None,
+             timeframe: str | None = None, model_type: str | None = None) -> Path:
+        """The named version, or the newest version of the one model identity the filters leave.
+
+        Args:
+            symbol: the store name.
+            version: an exact version name (the filters are then only checked).
+            target: the problem key (``return``, ``volatility``...); ``None``: any.
+            timeframe, model_type: narrow the choice when several models are stored.
 
         Raises:
-            StoreError: nothing stored, or no such version (listing what is stored).
+            StoreError: nothing stored, no such version, or several model identities match (listing them
+                and the options that choose one).
         """
         targets = [target] if target else self.problems(symbol)
         if version is not None:
@@ -203,10 +283,40 @@ class ModelStore:
                     return self.resolve(symbol, name, version)
             stored = ", ".join(f"{name}/{v}" for name in targets for v in self.versions(symbol, name)) or "none"
             raise StoreError(f"Version {version!r} not found for {check_symbol(symbol)}. Stored: {stored}")
-        newest = [self.resolve(symbol, name) for name in targets if self.latest(symbol, name)]
+        newest: dict[tuple[str, str, str], tuple[tuple, str, str]] = {}
+        for name in targets:
+            for number, candidate in enumerate(self.versions(symbol, name)):
+                try:
+                    meta = json.loads((self.target_dir(symbol, name) / candidate / "metadata.json").read_text())
+                except (OSError, ValueError):
+                    continue  # corrupt versions are listed as such, never chosen
+                key = identity(meta)
+                if (timeframe and key[1] != timeframe) or (model_type and key[2] != model_type):
+                    continue
+                order = (meta.get("created_at", ""), number)
+                if key not in newest or order > newest[key][0]:
+                    newest[key] = (order, name, candidate)
         if not newest:
+            wanted = ", ".join(f"{k}={v}" for k, v in (("target", target), ("timeframe", timeframe),
+                                                        ("model_type", model_type)) if v)
+            if wanted and any(self.versions(symbol, name) for name in targets):
+                raise StoreError(f"No stored model for {check_symbol(symbol)} with {wanted}. Stored: "
+                                 f"{self._identities(symbol)}")
             return self.resolve(symbol, targets[0] if targets else "return")  # raises "No stored model ..."
-        return max(newest, key=lambda path: (path / "metadata.json").stat().st_mtime)
+        if len(newest) > 1:
+            listing = "; ".join(f"{p} {t} {m}" for p, t, m in sorted(newest))
+            raise StoreError(f"{check_symbol(symbol)} has {len(newest)} stored models ({listing}); choose one with "
+                             "--target, --timeframe or --model-type (Python: target=, timeframe=, model_type=)")
+        _, name, candidate = next(iter(newest.values()))
+        return self.resolve(symbol, name, candidate)
+
+    def _identities(self, symbol: str) -> str:
+        found = set()
+        for name in self.problems(symbol):
+            for candidate in self.versions(symbol, name):
+                with contextlib.suppress(OSError, ValueError):
+                    found.add(identity(json.loads((self.target_dir(symbol, name) / candidate / "metadata.json").read_text())))
+        return "; ".join(f"{p} {t} {m}" for p, t, m in sorted(found)) or "none"
 
     def names_trained_on(self, symbol: str, target: str | None = None) -> list[str]:
         """Store names of several-symbol models whose latest version was trained on ``symbol``, newest first.
@@ -233,8 +343,10 @@ class ModelStore:
                     found.append((meta_file.stat().st_mtime, folder.name))
         return [name for _, name in sorted(set(found), reverse=True)]
 
-    def list(self, symbol: str | None = None) -> list[dict]:
-        """Every complete version with its key metrics, for ``atb models list``."""
+    def list(self, symbol: str | None = None, model_type: str | None = None,
+             timeframe: str | None = None) -> list[dict]:
+        """Every version with its key metrics, for ``atb models list``; a version whose metadata cannot be
+        read is listed with ``corrupt`` set (and is never chosen by :meth:`find`)."""
         if not self.root.is_dir():
             return []
         symbols = [check_symbol(symbol)] if symbol else sorted(p.name for p in self.root.iterdir() if p.is_dir())
@@ -243,13 +355,23 @@ class ModelStore:
             for target in self.problems(sym):
                 latest = self.latest(sym, target)
                 for name in self.versions(sym, target):
+                    row = {"symbol": sym, "target": target, "version": name, "latest": name == latest}
                     try:
                         meta = json.loads((self.root / sym / target / name / "metadata.json").read_text())
-                    except (OSError, json.JSONDecodeError):
+                        if not isinstance(meta, dict):
+                            raise ValueError("not an object")
+                    except (OSError, ValueError) as error:
+                        reason = "metadata.json missing" if isinstance(error, FileNotFoundError) else \
+                            "metadata.json unreadable"
+                        if not model_type and not timeframe:
+                            rows.append({**row, "corrupt": reason, "model_type": None, "variant": None,
+                                         "timeframe": None, "problem": {"type": target}, "metrics": {}, "data": None})
                         continue
-                    rows.append({"symbol": sym, "target": target, "version": name, "latest": name == latest,
-                                 "model_type": meta.get("config", {}).get("model_type"),
-                                 "variant": meta.get("config", {}).get("variant"),
-                                 "problem": meta.get("problem", {"type": target}),
-                                 "metrics": meta.get("summary", {})})
+                    config = meta.get("config", {})
+                    if (model_type and config.get("model_type") != model_type) or \
+                            (timeframe and config.get("timeframe") != timeframe):
+                        continue
+                    rows.append({**row, "model_type": config.get("model_type"), "variant": config.get("variant"),
+                                 "timeframe": config.get("timeframe"), "problem": meta.get("problem", {"type": target}),
+                                 "data": meta.get("data", {}).get("source"), "metrics": meta.get("summary", {})})
         return rows

@@ -7,7 +7,10 @@ accepted name when the received one looks like a typo.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
 
 
 def suggest(received: str, accepted: Iterable[str]) -> str:
@@ -57,6 +60,8 @@ def check_input_shape(input_shape: object, min_ndim: int = 1, max_ndim: int = 2)
         raise ValueError(
             f"input_shape must be a tuple like (timesteps, features). Received: input_shape={input_shape!r}"
         ) from None
+    # NumPy integers (a shape read off an array, np.int64(60)) are ints too
+    shape = tuple(int(d) if isinstance(d, np.integer) else d for d in shape)
     valid = min_ndim <= len(shape) <= max_ndim and all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
     )
@@ -97,3 +102,51 @@ def check_rate(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"{name} must be a float in [0, 1). Received: {name}={value!r}")
     return float(value)
+
+
+def check_learning_rate(value: object, name: str = "learning_rate") -> float:
+    """A finite number > 0 (ints are accepted and made floats, as Keras' optimizers need).
+
+    Example:
+        >>> check_learning_rate(1)
+        1.0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a number > 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def _same_kind(default: object, value: object) -> bool:
+    """Whether ``value`` can stand where the preset has ``default`` (numbers for numbers, sizes for sizes...)."""
+    number = (int, float, np.integer, np.floating)
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) == isinstance(value, bool)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list, int, np.integer))  # an int means one layer
+    if isinstance(default, number):
+        return isinstance(value, number)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True
+
+
+def check_param_kinds(model_type: str, preset: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+    """Refuses a hyperparameter of the wrong kind (text for a size, a list for a rate) and a bad learning rate.
+
+    Example:
+        >>> check_param_kinds("tcn", {"filters": 64}, {"filters": "many"})
+        Traceback (most recent call last):
+        ...
+        ValueError: filters must be a number like the preset's 64 for model_type='tcn'. Received: filters='many'
+    """
+    for key, value in params.items():
+        if key == "learning_rate":
+            check_learning_rate(value)
+            continue
+        default = preset.get(key)
+        if key in preset and default is not None and not _same_kind(default, value):
+            kind = ("a list of sizes (or one int)" if isinstance(default, (tuple, list)) else "true or false"
+                    if isinstance(default, bool) else "a number" if not isinstance(default, str) else "a name")
+            raise ValueError(f"{key} must be {kind} like the preset's {default!r} for model_type={model_type!r}. "
+                             f"Received: {key}={value!r}")

@@ -37,7 +37,8 @@ class FitData:
 class FitSettings:
     """How long and how to fit; each kind reads what applies to it."""
 
-    epochs: int = 80
+    epochs: int | None = None
+    """Most epochs (Keras; ``None``: 80) or boosting rounds (LightGBM; ``None``: the preset's ``n_estimators``)."""
     batch_size: int = 128
     patience: int = 10
     seed: int = 42
@@ -75,6 +76,10 @@ class ModelKind:
 
     def callbacks(self, spec: ModelSpec, patience: int, monitor: str, checkpoint_path: str | None) -> list:
         raise NotImplementedError
+
+    def budget(self, model: Any, settings: FitSettings) -> str:
+        """How long :meth:`fit` may run, in words for the log (``"up to 80 epochs"``)."""
+        return f"up to {settings.epochs} epochs"
 
     def fit(self, model: Any, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
         """Fits in place and returns the per-epoch (or per-round) history."""

@@ -64,11 +64,20 @@ class EstimatorKind(ModelKind):
     def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
         from ml.training_pipeline.lightgbm_baseline import train_lightgbm_with_early_stopping
 
+        if settings.epochs:  # --epochs is the most boosting rounds
+            model.set_params(n_estimators=settings.epochs)
         train_lightgbm_with_early_stopping(
             model, _matrix(train.inputs), train.y, _matrix(validation.inputs), validation.y,
             early_stopping_rounds=max(settings.patience, MIN_EARLY_STOPPING_ROUNDS),
-            sample_weight=train.weight, eval_sample_weight=validation.weight)
+            sample_weight=train.weight, eval_sample_weight=validation.weight,
+            log_every=max(1, model.get_params()["n_estimators"] // 10) if settings.verbose else 0)
         return {f"val_{name}": [float(v) for v in values] for name, values in model.evals_result_["valid_0"].items()}
+
+    def budget(self, model, settings: FitSettings) -> str:
+        rounds = settings.epochs or model.get_params()["n_estimators"]
+        source = "--epochs / epochs" if settings.epochs else "the preset's n_estimators; --epochs sets it"
+        return (f"up to {rounds} boosting rounds ({source}; early stopping after "
+                f"{max(settings.patience, MIN_EARLY_STOPPING_ROUNDS)} rounds without improvement)")
 
     def predict(self, model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         x = _matrix(inputs)

@@ -17,6 +17,7 @@ SINGLE_OUTPUT_NAME = "outputs"
 
 _DEFAULT_CALLBACK_SETTINGS = {"lr_patience_fraction": 1 / 3, "lr_factor": 0.5, "min_lr": 1e-6}
 _PREDICT_BATCH = 1024
+DEFAULT_EPOCHS = 80
 
 
 def _model_argument(model, inputs: Mapping[str, np.ndarray]):
@@ -84,6 +85,14 @@ class KerasKind(ModelKind):
         from ml.training_pipeline.datasets import to_tf_dataset
 
         callbacks = self._callbacks(settings.callback_settings, settings.patience, "val_loss", None)
+        extra = list(settings.callbacks or ())
+        keras_verbose = settings.verbose
+        if settings.verbose == 2:  # not a terminal: our flushed lines with elapsed time and time left
+            from ml.training_pipeline.kinds.progress import progress_callback
+
+            total = sum(p.epochs for p in settings.phases) if settings.phases else settings.epochs or DEFAULT_EPOCHS
+            extra.append(progress_callback(total))
+            keras_verbose = 0
         if settings.phases:
             from ml.training_pipeline.curriculum import fit_curriculum
 
@@ -93,18 +102,23 @@ class KerasKind(ModelKind):
                 model, _model_argument(model, train.inputs), train.y, groups=train.groups, phases=settings.phases,
                 sample_weight=train.weight, batch_size=settings.batch_size, seed=settings.seed,
                 validation_data=(_model_argument(model, validation.inputs), validation.y, validation.weight),
-                callbacks=list(settings.callbacks or ()), final_callbacks=callbacks, verbose=settings.verbose)
+                callbacks=extra, final_callbacks=callbacks, verbose=keras_verbose)
         history = model.fit(
             to_tf_dataset(_model_argument(model, train.inputs), train.y, settings.batch_size, shuffle=True,
                           seed=settings.seed, sample_weight=train.weight),
             validation_data=to_tf_dataset(_model_argument(model, validation.inputs), validation.y, 1024,
                                           shuffle=False, sample_weight=validation.weight),
-            epochs=settings.epochs,
-            callbacks=[*callbacks, *(settings.callbacks or ())],
-            verbose=settings.verbose,
+            epochs=settings.epochs or DEFAULT_EPOCHS,
+            callbacks=[*callbacks, *extra],
+            verbose=keras_verbose,
             shuffle=False,  # the training dataset shuffles itself, with the configured seed
         )
         return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+    def budget(self, model, settings: FitSettings) -> str:
+        if settings.phases:
+            return f"{sum(p.epochs for p in settings.phases)} epochs in {len(settings.phases)} curriculum phases"
+        return f"up to {settings.epochs or DEFAULT_EPOCHS} epochs (early stopping after {settings.patience} without improvement)"
 
     def predict(self, model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         out = model.predict(_model_argument(model, inputs), batch_size=_PREDICT_BATCH, verbose=0)

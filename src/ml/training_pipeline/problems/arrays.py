@@ -150,14 +150,16 @@ class ArraysProblem(Problem):
             raise ValueError(f"Too few rows: {n} rows give train/validation/test parts of {n_train}/{n_val}/{n_test}; "
                              "each needs >= 10")
         parts = {"train": order[:n_train], "validation": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+        from ml.training_pipeline.datasets import check_target_varies
+
+        # a rare class (1% anomalies) is a real problem; only a target with no variation at all is refused
+        check_target_varies(self.y[parts["train"]], max_share=None)
         weights = sample_weights(n, groups=self.groups, group_spec=self.group_weights, y=self.y,
                                  pos_weight=self.pos_weight, base=self.weights, fit_rows=parts["train"])
         fit = {name: FitData(take_rows(self.arrays, idx), self.y[idx], None if weights is None else weights[idx],
                              None if self.groups is None else self.groups[idx])
                for name, idx in parts.items()}
-        augmented = self._augment(fit["train"], config.seed) if self.interpolate else None
-        if augmented is not None:
-            fit["train"] = augmented[0]
+        # baselines from the real training rows only (interpolated rows are not evidence of the prior)
         schema = {"inputs": [s.to_dict() for s in self.input_specs], "target": self.name,
                   "task": self.task.describe(), "baselines": self._baseline_outputs(fit["train"]).tolist()}
         if self.groups is not None:
@@ -169,6 +171,9 @@ class ArraysProblem(Problem):
                                                ).tolist()
                 for g in np.unique(train.groups)
                 if train.weight is None or train.weight[train.groups == g].sum() > 0}
+        augmented = self._augment(fit["train"], config.seed) if self.interpolate else None
+        if augmented is not None:
+            fit["train"] = augmented[0]
         return ProblemData(
             train=fit["train"], validation=fit["validation"], test=fit["test"], inputs=self.input_specs,
             schema=schema, data={"source": "arrays", "rows": n, "inputs": [s.to_dict() for s in self.input_specs],

@@ -101,6 +101,8 @@ class PriceProblem(Problem):
             "scaler": prepared.scaler.to_dict(),
             "target_scaler": prepared.target_scaler.to_dict() if prepared.target_scaler else None,
             "baselines": params,
+            # the training closes' range: a prediction on a market far from it gets a note
+            "close_range": [float(loaded.frame["close"].min()), float(loaded.frame["close"].max())],
         }
         span = lambda ws: [ws.time[0].isoformat(), ws.time[-1].isoformat()]  # noqa: E731
         return ProblemData(
