@@ -259,5 +259,5 @@ def _progress(every: int):
         scores = ", ".join(f"val {name} {value:.6g}" for _, name, value, _ in env.evaluation_result_list)
         print(f"round {done}/{env.end_iteration}: {scores}, {time.perf_counter() - started:.1f} s", flush=True)
 
-    callback.order = 30
+    callback.order = 10  # before early stopping (30), which raises on the last round
     return callback

@@ -1,0 +1,287 @@
+"""Nothing wrong gets stored, nothing right gets refused: data sanity, one `latest` per model identity,
+early checks, clean interrupts, readable progress and notes. Each bad case: exit 2, one line, no store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.cli import main
+from ml.training_pipeline.ingestion import DataError, load_ohlcv
+
+TINY = ["--variant", "tiny", "--days", "60", "--epochs", "2", "--sequence-length", "24", "--batch-size", "64"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, fragment, root=None):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("atb: error: ") and fragment in lines[0], err
+    if root is not None:
+        assert not root.exists() or not any(p.is_file() for p in root.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def generic(btc_hourly):
+    """The last 2,000 real bars as a generic OHLCV table with a `date` column."""
+    frame = btc_hourly.iloc[-2000:][["open", "high", "low", "close", "volume"]].copy()
+    frame.insert(0, "date", frame.index.strftime("%Y-%m-%d %H:%M"))
+    return frame.reset_index(drop=True)
+
+
+# --- data sanity -------------------------------------------------------------------------------
+
+def _write(frame_or_text, path, **kwargs):
+    if isinstance(frame_or_text, str):
+        path.write_text(frame_or_text)
+    elif path.suffix == ".parquet":
+        frame_or_text.to_parquet(path)
+    else:
+        frame_or_text.to_csv(path, index=False, **kwargs)
+    return path
+
+
+BAD = {
+    "boolean close (parquet)": ("bad.parquet", lambda f: f.assign(close=f["close"] > 30000),
+                                "Column 'close' holds true/false values"),
+    "high below low": ("bad.csv", lambda f: f.assign(high=f["high"].where(f.index != 7, f["low"] * 0.5)),
+                       "1 bar(s) where high < max(open, close) or low > min(open, close); first at"),
+    "constant price": ("bad.csv", lambda f: f.assign(open=100.0, high=100.0, low=100.0, close=100.0),
+                       "The target is constant over the training part"),
+    "header only": ("bad.csv", lambda f: "date,open,high,low,close,volume\n", "has a header (date, open"),
+    "empty file": ("bad.csv", lambda f: "", "is empty: no header and no rows"),
+    "thousands separators": ("bad.csv", lambda f: f.assign(close=f["close"].map(lambda v: f"{v:,.2f}")),
+                             "a ',' thousands separator: save the file with plain numbers such as"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_nonsense_data_is_refused_before_training(generic, tmp_path, capsys, case):
+    name, mutate, fragment = BAD[case]
+    path = _write(mutate(generic.copy()), tmp_path / name)
+    root = tmp_path / "models"
+    code, _, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--data", path,
+                       "--models-dir", root, "--quiet")
+    one_line_error(code, err, fragment, root)
+
+
+def test_day_first_dates_and_other_separators_are_read_and_said(generic, tmp_path):
+    day_first = generic.assign(date=pd.to_datetime(generic["date"]).dt.strftime("%d/%m/%Y %H:%M"))
+    loaded = load_ohlcv("BTCUSDT", _write(day_first, tmp_path / "dmy.csv", sep=";"))
+    assert loaded.frame.index.is_monotonic_increasing and len(loaded.frame) == len(generic)
+    assert any("';' as the field separator" in n for n in loaded.notes)
+    assert any("day-first dates (dd/mm/yyyy)" in n for n in loaded.notes)
+    np.testing.assert_allclose(loaded.frame["close"].to_numpy(), generic["close"].to_numpy())
+    month_first = generic.assign(date=pd.to_datetime(generic["date"]).dt.strftime("%m/%d/%Y %H:%M"))
+    assert load_ohlcv("BTCUSDT", _write(month_first, tmp_path / "mdy.csv")).notes == ()
+    with pytest.raises(DataError, match="decimal comma"):
+        load_ohlcv("BTCUSDT", _write(generic.assign(close=generic["close"].map(lambda v: f"{v:.2f}".replace(".", ","))),
+                                     tmp_path / "comma.csv", sep=";"))
+
+
+def test_parquet_reads_in_the_base_install(generic, tmp_path):
+    """pyarrow is a base dependency: the README's Parquet example works without the dev extra."""
+    from importlib.metadata import requires
+
+    assert any(r.startswith("pyarrow") and "extra" not in r for r in requires("atb-ml"))
+    loaded = load_ohlcv("BTCUSDT", _write(generic, tmp_path / "bars.parquet"))
+    assert len(loaded.frame) == len(generic)
+
+
+# --- early checks ------------------------------------------------------------------------------
+
+def _cli_in_child(args: list[str]) -> subprocess.CompletedProcess:
+    code = ("import sys, time; from ml.cli import main\n"
+            f"started = time.perf_counter(); rc = main({args!r})\n"
+            "print(rc, 'tensorflow' in sys.modules, round(time.perf_counter() - started, 1))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--param", 'units="abc"', "--model-type", "lstm"], "units must be a list of sizes (or one int)"),
+    (["--param", "n_estimators=-1", "--model-type", "lightgbm"], "n_estimators must be an int >= 1"),
+    (["--param", "lstm_units=[64, 32]", "--model-type", "lstm"], "Unknown keyword argument 'lstm_units'"),
+    (["--model-type", "tcn", "--learning-rate", "0"], "learning_rate must be a number > 0"),
+    (["--model-type", "tcn", "--models-dir", "FILE"], "is a file, not a folder"),
+])
+def test_bad_settings_fail_before_the_data_and_tensorflow(tmp_path, extra, fragment):
+    a_file = tmp_path / "store.txt"
+    a_file.write_text("not a folder")
+    args = ["train", "model", "BTCUSDT", *[str(a_file) if a == "FILE" else a for a in extra]]
+    if "--models-dir" not in args:
+        args += ["--models-dir", str(tmp_path / "models")]
+    done = _cli_in_child(args)
+    rc, heavy, _ = done.stdout.split()
+    assert rc == "2" and heavy == "False", done.stderr
+    assert fragment in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "models").exists() and a_file.read_text() == "not a folder"
+
+
+def test_the_python_api_validates_like_the_cli():
+    from ml.training_pipeline.config import TrainingConfig
+    from ml.training_pipeline.models import create_model, declared_inputs
+
+    for value in (0, -1e-3, "fast", float("nan")):
+        with pytest.raises(ValueError, match="learning_rate must be a number > 0"):
+            TrainingConfig(symbol="BTCUSDT", model_type="tcn", learning_rate=value)
+    assert TrainingConfig(symbol="BTCUSDT", model_type="tcn", learning_rate=1).learning_rate == 1.0
+    with pytest.raises(ValueError, match="n_estimators must be an int >= 1. Received: n_estimators=-1"):
+        create_model("lightgbm", (10,), n_estimators=-1)  # at creation, not at fit
+    with pytest.raises(ValueError, match="learning_rate must be a number > 0"):
+        create_model("tcn", (30, 4), variant="tiny", learning_rate=0)
+    assert declared_inputs("tcn", (np.int64(60), np.int32(15)))[0].shape == (60, 15)
+
+
+# --- several models of one symbol: one latest per identity -------------------------------------
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    """A 1h TCN, then a 4h LightGBM, both for BTCUSDT/return."""
+    root = tmp_path_factory.mktemp("identity") / "models"
+    assert main(["train", "model", "BTCUSDT", "--model-type", "tcn", *TINY, "--models-dir", str(root), "--quiet"]) == 0
+    assert main(["train", "model", "BTCUSDT", "--model-type", "lightgbm", "--variant", "tiny", "--days", "200",
+                 "--timeframe", "4h", "--sequence-length", "12", "--models-dir", str(root), "--quiet"]) == 0
+    return root
+
+
+def test_predict_never_picks_one_of_several_models_silently(two_models, capsys):
+    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", two_models)
+    one_line_error(code, err, "BTCUSDT has 2 stored models (return 1h tcn; return 4h lightgbm); choose one with")
+    code, out, err = run(capsys, "predict", "BTCUSDT", "--model-type", "TCN", "--models-dir", two_models, "--json")
+    assert code == 0 and json.loads(out)["model_type"] == "tcn" and json.loads(out)["timeframe"] == "1h", err
+    code, out, err = run(capsys, "predict", "BTCUSDT", "--timeframe", "4h", "--models-dir", two_models, "--json")
+    assert code == 0 and json.loads(out)["model_type"] == "lightgbm", err
+    code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", "x.csv", "--timeframe", "1d", "--models-dir", two_models)
+    one_line_error(code, err, "No stored model for BTCUSDT with timeframe=1d. Stored: return 1h tcn; return 4h lightgbm")
+
+
+def test_models_list_shows_identity_filters_and_corrupt_versions(two_models, tmp_path, capsys):
+    code, out, _ = run(capsys, "models", "list", "--models-dir", two_models)
+    assert code == 0 and "tf" in out.splitlines()[0] and "data" in out.splitlines()[0]
+    rows = [line for line in out.splitlines() if line.startswith("BTCUSDT")]
+    assert len(rows) == 2 and any(" 4h " in r and "lightgbm" in r for r in rows)
+    assert all("bundled:BTCUSDT_1h.csv.gz" in r and " vs " in r for r in rows)
+    code, out, _ = run(capsys, "models", "list", "--model-type", "lightgbm", "--models-dir", two_models)
+    assert len([line for line in out.splitlines() if line.startswith("BTCUSDT")]) == 1
+    broken = tmp_path / "broken"
+    shutil.copytree(two_models, broken, symlinks=True)
+    first = sorted((broken / "BTCUSDT" / "return").glob("*_v1"))[0]
+    (first / "metadata.json").write_text("{ not json")
+    code, out, _ = run(capsys, "models", "list", "--models-dir", broken)
+    assert code == 0 and "CORRUPT: metadata.json unreadable" in out and len(
+        [line for line in out.splitlines() if line.startswith("BTCUSDT")]) == 2
+    code, out, err = run(capsys, "predict", "BTCUSDT", "--models-dir", broken, "--json")
+    assert code == 0 and json.loads(out)["model_type"] == "lightgbm", err  # the corrupt one is never chosen
+
+
+def test_a_prediction_on_another_market_gets_a_note(two_models, btc_hourly, tmp_path, capsys):
+    other = btc_hourly.iloc[-500:].copy()
+    other[["open", "high", "low", "close"]] *= 0.05  # ETH-like price level
+    path = tmp_path / "ETHUSDT_1h.csv"
+    other.insert(0, "time", other.index.astype("int64") // 10**6)
+    other.to_csv(path, index=False)
+    code, out, err = run(capsys, "predict", "BTCUSDT", "--model-type", "tcn", "--data", path, "--models-dir", two_models)
+    assert code == 0, err
+    assert "looks like ETH data, but the model was trained on BTCUSDT" in out and "far from the training closes" in out
+
+
+# --- LightGBM rounds, progress, quiet --------------------------------------------------------
+
+def test_lightgbm_epochs_are_its_boosting_rounds_and_it_shows_progress(tmp_path, capsys):
+    root = tmp_path / "models"
+    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lightgbm", "--variant", "tiny",
+                         "--days", "120", "--epochs", "7", "--models-dir", root)
+    assert code == 0, err
+    assert "up to 7 boosting rounds (--epochs" in out and "round 7/7" in out, out
+    booster = __import__("lightgbm").Booster(model_file=str((root / "BTCUSDT" / "return" / "latest" / "model.txt")))
+    assert booster.num_trees() <= 7
+
+
+def test_progress_lines_say_time_left_and_quiet_says_only_the_result(tmp_path, capsys):
+    root = tmp_path / "models"
+    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lstm", *TINY, "--models-dir", root)
+    assert code == 0, err
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2 and "elapsed" in epoch_lines[0] and "left" in epoch_lines[0]
+    assert "estimate: the whole run takes at most" in out and "np.object" not in err
+    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lstm", *TINY, "--models-dir", root,
+                         "--quiet")
+    assert code == 0 and not any(line.startswith(("epoch ", "data:", "training ")) for line in out.splitlines())
+    assert "skill vs persistence" in out and "persistence" in out
+
+
+def test_report_columns_use_fixed_decimals():
+    from ml.training_pipeline.evaluation import format_report
+
+    text = format_report({"model": {"rmse": 250.123456, "directional_accuracy": 0.5108},
+                          "persistence": {"rmse": 251.0, "directional_accuracy": 0.00027571}, "n": 10})
+    assert "0.0003" in text and "0.00027571" not in text and "250.1235" in text
+
+
+# --- the command line itself -------------------------------------------------------------------
+
+def test_subcommand_groups_say_what_they_need(capsys):
+    code, _, err = run(capsys, "train")
+    one_line_error(code, err, "'atb train' needs a subcommand: model")
+    code, _, err = run(capsys, "models")
+    one_line_error(code, err, "'atb models' needs a subcommand: list")
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "model     train, evaluate, export and store a model" in out and "Train a model:" in out
+
+
+# --- interrupts --------------------------------------------------------------------------------
+
+KILLED_DURING_EXPORT = """
+import os, signal, sys
+import numpy as np
+import ml.training_pipeline.export as export
+from ml.training_pipeline.config import TrainingConfig
+from ml.training_pipeline.pipeline import train
+from ml.training_pipeline.problems import ArraysProblem
+
+def die_half_way(model, path, sample=None, **kwargs):
+    with open(path, "wb") as handle:
+        handle.write(b"partial onnx")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+export.export_onnx = die_half_way
+x = np.random.default_rng(0).standard_normal((300, 4)).astype("float32")
+train(TrainingConfig(symbol="KILLED", model_type="lightgbm", variant="tiny", models_dir=sys.argv[1]), verbose=0,
+      problem=ArraysProblem(x, x[:, 0], name="plain"))
+"""
+
+
+def test_a_run_killed_during_export_leaves_a_staging_folder_the_next_run_removes(tmp_path):
+    from ml.training_pipeline.store import ModelStore
+
+    root = tmp_path / "models"
+    done = subprocess.run([sys.executable, "-c", KILLED_DURING_EXPORT, str(root)], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-500:]
+    folder = root / "KILLED" / "plain"
+    left = list(folder.glob(".staging-*"))
+    assert len(left) == 1 and (left[0] / "model.onnx").read_bytes() == b"partial onnx"
+    store = ModelStore(root)
+    live = folder / ".staging-live"  # a staging folder of a running process is left alone
+    live.mkdir()
+    (live / ".owner").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+    with store.new_version("KILLED", "plain") as staging:
+        for name in ("metadata.json", "feature_schema.json", "model.txt"):
+            (staging / name).write_text("{}")
+    assert store.cleaned == [left[0].name] and not left[0].exists() and live.exists()
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".staging")] == [".staging-live"]
+    assert not (store.last_committed / ".owner").exists()
