@@ -200,6 +200,16 @@ def test_m_height_agrees_with_the_literal_family_and_bounds_every_sampled_codewo
             assert sampled >= 0.9 * height
 
 
+def test_canonical_form_is_one_representative_with_the_same_height():
+    rng = np.random.default_rng(6)
+    P = rng.standard_normal((4, 5))
+    shuffled = P[rng.permutation(4)][:, rng.permutation(5)] * rng.choice([-1.0, 1.0], size=(4, 1)) * rng.choice(
+        [-1.0, 1.0], size=(1, 5))
+    np.testing.assert_allclose(mheight.canonical_form(shuffled), mheight.canonical_form(P))
+    assert mheight.m_height(mheight.canonical_form(P), 3) == pytest.approx(mheight.m_height(P, 3), rel=1e-9)
+    assert np.all(mheight.canonical_form(P)[:, 0] >= 0) and np.all(mheight.canonical_form(P)[0] >= 0)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda f: f.assign(P=[np.zeros((4, 4))] + list(f["P"][1:])), r"Row 0: P must be k x \(n-k\) = 4 x 5"),
     (lambda f: f.assign(m_height=[-1.0] + list(f["m_height"][1:])), "Row 0: m_height must be finite and >= 1"),

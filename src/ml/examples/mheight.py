@@ -279,12 +279,39 @@ def group_name(k: int, m: int) -> str:
     return f"k{int(k)}_m{int(m)}"
 
 
-def to_inputs(frame, max_k: int | None = None, max_cols: int | None = None) -> dict[str, np.ndarray]:
-    """Named model inputs: ``n``, ``k``, ``m`` as ``(rows, 1)`` int32 and ``P`` zero-padded to ``(max_k, max_cols)``."""
+def canonical_form(P: Any) -> np.ndarray:
+    """``P`` with its rows and columns sorted by norm (largest first) and its signs normalised.
+
+    The m-height does not change when rows or columns of ``P`` are permuted or negated (each is a
+    relabelling or a sign flip of codeword coordinates, with ``u`` permuted or negated to match), so a
+    model may see one representative of the 2^k 2^(n-k) k! (n-k)! equivalent matrices: after sorting,
+    rows are negated so the first column is >= 0, then columns so the first row is >= 0 (which keeps
+    the first column as it is). Ties in norm keep their order.
+
+    Example:
+        >>> import numpy as np
+        >>> P = np.array([[1.0, -3.0], [-2.0, 0.5]])
+        >>> m_height(canonical_form(P), 1) == m_height(P, 1)
+        True
+    """
+    P = np.asarray(P, dtype=np.float64)
+    P = P[np.argsort(-np.linalg.norm(P, axis=1), kind="stable")]
+    P = P[:, np.argsort(-np.linalg.norm(P, axis=0), kind="stable")]
+    P = P * np.where(P[:, :1] < 0, -1.0, 1.0)
+    return P * np.where(P[:1, :] < 0, -1.0, 1.0)
+
+
+def to_inputs(frame, max_k: int | None = None, max_cols: int | None = None,
+              canonical: bool = True) -> dict[str, np.ndarray]:
+    """Named model inputs: ``n``, ``k``, ``m`` as ``(rows, 1)`` int32 and ``P`` zero-padded to ``(max_k, max_cols)``.
+
+    ``canonical`` feeds :func:`canonical_form` of each ``P`` (the same m-height, fewer shapes to learn).
+    """
     max_k = int(frame["k"].max()) if max_k is None else max_k
     max_cols = int((frame["n"] - frame["k"]).max()) if max_cols is None else max_cols
     P = np.zeros((len(frame), max_k, max_cols), np.float32)
     for i, matrix in enumerate(frame["P"]):
+        matrix = canonical_form(matrix) if canonical else matrix
         if matrix.shape[0] > max_k or matrix.shape[1] > max_cols:
             raise ValueError(f"Row {i}: P is {matrix.shape[0]} x {matrix.shape[1]}, larger than the model's "
                              f"{max_k} x {max_cols}")
@@ -292,7 +319,7 @@ def to_inputs(frame, max_k: int | None = None, max_cols: int | None = None) -> d
     return {"P": P, **{c: frame[c].to_numpy(np.int32)[:, None] for c in ("n", "k", "m")}}
 
 
-def mheight_problem(frame=None, **kwargs: Any):
+def mheight_problem(frame=None, canonical: bool = True, **kwargs: Any):
     """The grouped regression: predict the m-height from ``(n, k, m, P)``, one group per ``(k, m)``.
 
     Task ``positive`` with ``minimum=1`` (log2-MSE, an output never below 1); rows shuffled with the
@@ -300,6 +327,7 @@ def mheight_problem(frame=None, **kwargs: Any):
 
     Args:
         frame: a table from :func:`load_table` (default: the bundled data set).
+        canonical: feed each ``P`` in :func:`canonical_form` (exact: the m-height does not change).
         **kwargs: passed to :class:`~ml.training_pipeline.problems.ArraysProblem` (``group_weights``,
             ``interpolate``, fractions...).
 
@@ -314,7 +342,7 @@ def mheight_problem(frame=None, **kwargs: Any):
     frame = load_table() if frame is None else frame
     options = {"task": "positive", "minimum": 1.0, "name": "mheight", "shuffle": True, **kwargs}
     groups = [group_name(k, m) for k, m in zip(frame["k"], frame["m"], strict=True)]
-    return ArraysProblem(to_inputs(frame), frame["m_height"].to_numpy(np.float64), groups=groups, **options)
+    return ArraysProblem(to_inputs(frame, canonical=canonical), frame["m_height"].to_numpy(np.float64), groups=groups, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
