@@ -16,7 +16,6 @@ from ml.training_pipeline.curriculum import Phase, check_phases, parse_curriculu
 from ml.training_pipeline.problems import ArraysProblem
 from ml.training_pipeline.weights import class_weights, group_weights, sample_weights
 
-
 # --- weights ---------------------------------------------------------------------------------
 
 def test_group_weights_from_a_dict_by_frequency_and_by_callable_have_mean_one_on_the_fit_rows():

@@ -206,7 +206,7 @@ def test_lightgbm_epochs_are_its_boosting_rounds_and_it_shows_progress(tmp_path,
                          "--days", "120", "--epochs", "7", "--models-dir", root)
     assert code == 0, err
     assert "up to 7 boosting rounds (--epochs" in out and "round 7/7" in out, out
-    booster = __import__("lightgbm").Booster(model_file=str((root / "BTCUSDT" / "return" / "latest" / "model.txt")))
+    booster = __import__("lightgbm").Booster(model_file=str(root / "BTCUSDT" / "return" / "latest" / "model.txt"))
     assert booster.num_trees() <= 7
 
 

@@ -182,6 +182,6 @@ def fit_curriculum(model, x, y, *, groups: Any, phases: Any, sample_weight: Any 
         history.setdefault("phase_label", []).extend([phase.label] * run)
         history.setdefault("phase_rows", []).extend([int(rows.size)] * run)
         epoch += run
-    for key, values in history.items():  # a series logged only in later phases (e.g. learning_rate) is padded
+    for values in history.values():  # a series logged only in later phases (e.g. learning_rate) is padded
         values.extend([None] * (epoch - len(values)))
     return history

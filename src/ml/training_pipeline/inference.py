@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.training_pipeline.config import check_symbol
 from ml.training_pipeline.datasets import StandardScaler, windows_for_rows
 from ml.training_pipeline.features import build_features
 from ml.training_pipeline.ingestion import LoadedData, load_ohlcv
 from ml.training_pipeline.problems import PriceProblem, problem_type
 from ml.training_pipeline.registry import TensorSpec
 from ml.training_pipeline.schema import check_named_inputs
-from ml.training_pipeline.config import check_symbol
 from ml.training_pipeline.store import ModelStore
 
 _BATCH = 2048

@@ -18,11 +18,11 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
-GroupWeights = Union[Mapping[Any, float], str, Callable[[str], float]]
+GroupWeights = Mapping[Any, float] | str | Callable[[str], float]
 """``{group: weight}``, ``"balanced"`` (inverse group frequency) or a callable ``group -> weight``."""
 
 
