@@ -141,7 +141,8 @@ def format_report(report: dict) -> str:
     for key, value in report.items():
         if key.startswith("skill"):
             against = key.removeprefix("skill").strip("_") or "persistence"
-            lines.append(f"skill vs {against} (1 - RMSE_model / RMSE_{against}): {value:+.4f}")
+            metric = report.get("error_metric", "RMSE")
+            lines.append(f"skill vs {against} (1 - {metric}_model / {metric}_{against}): {value:+.4f}")
     if report.get("by_group"):
         lines.append(format_group_table(report))
     return "\n".join(lines)

@@ -23,6 +23,10 @@ import numpy as np
 from ml.training_pipeline.validation import unknown_name_error
 
 
+def _weights(weight: np.ndarray | None, rows: int) -> np.ndarray:
+    return np.ones(rows) if weight is None else np.asarray(weight, dtype=np.float64)
+
+
 def _check_int(name: str, value: object, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}. Received: {name}={value!r}")
@@ -76,6 +80,24 @@ class Task:
         """JSON-friendly form for metadata and the feature schema."""
         return {"task": self.task, "units": self.units}
 
+    def constant_baseline(self, y: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        """The best constant prediction on (weighted) training targets: the naive forecast to beat.
+
+        Regression: the mean. Subclasses: class frequencies, empirical quantiles, the geometric mean.
+        """
+        y, w = np.asarray(y, np.float64), _weights(weight, len(y))
+        return np.average(y.reshape(len(y), -1), axis=0, weights=w)
+
+    def score(self, predictions: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> dict[str, float]:
+        """Test metrics of predictions in target units (weighted when ``weight`` is given); the first is the headline.
+
+        Regression: RMSE and MAE (of the mean over the outputs).
+        """
+        y = np.asarray(y, np.float64)
+        error = (np.asarray(predictions).reshape(len(y), -1) - y.reshape(len(y), -1)).mean(axis=1)
+        return {"rmse": float(np.sqrt(np.average(error**2, weights=weight))),
+                "mae": float(np.average(np.abs(error), weights=weight))}
+
     @property
     def loss_name(self) -> str:
         loss = self.loss()
@@ -109,6 +131,16 @@ class BinaryTask(Task):
     def metrics(self):
         return ("accuracy",)
 
+    def constant_baseline(self, y, weight=None):
+        y, w = np.asarray(y), _weights(weight, len(y))
+        return np.bincount(y.astype(int), weights=w, minlength=2)[1:2] / w.sum()
+
+    def score(self, predictions, y, weight=None):
+        from ml.training_pipeline.evaluation import classification_metrics
+
+        predictions = np.asarray(predictions, np.float64).reshape(-1)
+        return classification_metrics(predictions >= 0.5, y, predictions, weight)
+
     def check_targets(self, y, where="y"):
         y = super().check_targets(y, where)
         bad = np.setdiff1d(np.unique(y), [0.0, 1.0])
@@ -128,6 +160,18 @@ class MulticlassTask(Task):
     @property
     def metrics(self):
         return ("accuracy",)
+
+    def constant_baseline(self, y, weight=None):
+        y, w = np.asarray(y), _weights(weight, len(y))
+        return np.bincount(y.astype(int), weights=w, minlength=self.units) / w.sum()
+
+    def score(self, predictions, y, weight=None):
+        from sklearn.metrics import log_loss
+
+        predictions = np.asarray(predictions, np.float64)
+        return {"accuracy": float(np.average(predictions.argmax(axis=1) == y, weights=weight)),
+                "log_loss": float(log_loss(y, np.clip(predictions, 1e-7, 1), labels=list(range(self.units)),
+                                           sample_weight=weight))}
 
     def check_targets(self, y, where="y"):
         y = super().check_targets(y, where)
@@ -160,6 +204,20 @@ class QuantileTask(Task):
     def describe(self):
         return {**super().describe(), "quantiles": list(self.quantiles)}
 
+    def constant_baseline(self, y, weight=None):
+        y, w = np.asarray(y, np.float64), _weights(weight, len(y))
+        order = np.argsort(y)
+        cumulative = np.cumsum(w[order]) / w.sum()
+        return np.array([y[order][min(np.searchsorted(cumulative, q), len(y) - 1)] for q in self.quantiles])
+
+    def score(self, predictions, y, weight=None):
+        y, predictions = np.asarray(y, np.float64), np.asarray(predictions, np.float64)
+        error = y[:, None] - predictions
+        q = np.asarray(self.quantiles)
+        pinball = np.maximum(q * error, (q - 1) * error).mean(axis=1)
+        return {"pinball": float(np.average(pinball, weights=weight)),
+                "coverage": float(np.average((y >= predictions[:, 0]) & (y <= predictions[:, -1]), weights=weight))}
+
 
 @dataclass(frozen=True)
 class PositiveTask(Task):
@@ -186,6 +244,17 @@ class PositiveTask(Task):
 
     def describe(self):
         return {**super().describe(), **({"minimum": self.minimum} if self.minimum is not None else {})}
+
+    def constant_baseline(self, y, weight=None):
+        """The geometric mean: the best constant for log2-MSE."""
+        y = np.asarray(y, np.float64)
+        return np.array([np.exp(np.average(np.log(y), weights=_weights(weight, len(y))))])
+
+    def score(self, predictions, y, weight=None):
+        y, predictions = np.asarray(y, np.float64), np.asarray(predictions, np.float64).reshape(-1)
+        log_error = np.log2(np.maximum(predictions, 1e-12)) - np.log2(y)
+        return {"log2_mse": float(np.average(log_error**2, weights=weight)),
+                "rmse": float(np.sqrt(np.average((predictions - y) ** 2, weights=weight)))}
 
     def loss(self):
         from ml.training_pipeline.losses import Log2MSE

@@ -187,46 +187,14 @@ class ArraysProblem(Problem):
 
     def _baseline_outputs(self, train: FitData) -> np.ndarray:
         """The constant prediction the model must beat, learned on the (weighted) training rows."""
-        y, w = train.y.astype(np.float64), train.weight if train.weight is not None else np.ones(len(train.y))
-        if self.task.name in ("binary", "multiclass"):
-            classes = 2 if self.task.name == "binary" else self.task.units
-            frequency = np.bincount(y.astype(int), weights=w, minlength=classes) / w.sum()
-            return frequency[1:2] if self.task.name == "binary" else frequency
-        if self.task.name == "quantile":
-            order = np.argsort(y)
-            cumulative = np.cumsum(w[order]) / w.sum()
-            return np.array([y[order][np.searchsorted(cumulative, q)] for q in self.task.quantiles])
-        if self.task.name == "positive":
-            return np.array([np.exp(np.average(np.log(y), weights=w))])
-        return np.average(y.reshape(len(y), -1), axis=0, weights=w)
+        return self.task.constant_baseline(train.y, train.weight)
 
     def to_prediction(self, outputs, data):
         outputs = np.asarray(outputs, dtype=np.float64)
         return outputs if outputs.shape[1] > 1 else outputs[:, 0]
 
     def _metrics(self, predictions: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> dict[str, float]:
-        from ml.training_pipeline.evaluation import classification_metrics
-
-        if self.task.name == "binary":
-            return classification_metrics(predictions >= 0.5, y, predictions, w)
-        if self.task.name == "multiclass":
-            from sklearn.metrics import log_loss
-
-            return {"accuracy": float(np.average(predictions.argmax(axis=1) == y, weights=w)), "log_loss": float(log_loss(
-                y, np.clip(predictions, 1e-7, 1), labels=list(range(self.task.units)), sample_weight=w))}
-        if self.task.name == "quantile":
-            error = y[:, None] - predictions
-            q = np.asarray(self.task.quantiles)
-            pinball = np.maximum(q * error, (q - 1) * error).mean(axis=1)
-            return {"pinball": float(np.average(pinball, weights=w)),
-                    "coverage": float(np.average((y >= predictions[:, 0]) & (y <= predictions[:, -1]), weights=w))}
-        if self.task.name == "positive":
-            log_error = np.log2(np.maximum(predictions, 1e-12)) - np.log2(y)
-            return {"log2_mse": float(np.average(log_error**2, weights=w)), "rmse": float(np.sqrt(np.average(
-                (predictions - y) ** 2, weights=w)))}
-        error = (predictions.reshape(len(y), -1) - y.reshape(len(y), -1)).mean(axis=1)
-        return {"rmse": float(np.sqrt(np.average(error**2, weights=w))),
-                "mae": float(np.average(np.abs(error), weights=w))}
+        return self.task.score(predictions, y, w)
 
     def _augment(self, train: FitData, seed: int) -> tuple[FitData, dict[str, Any]]:
         """The training rows plus rows interpolated within each group (the originals come first)."""
@@ -246,7 +214,7 @@ class ArraysProblem(Problem):
         return baseline if baseline.shape[1] > 1 else baseline[:, 0]
 
     def evaluate(self, predictions, data):
-        from ml.training_pipeline.evaluation import group_summary
+        from ml.training_pipeline.evaluation import LOWER_IS_BETTER, group_summary
 
         test = data.test
         y = test.y.astype(np.float64)
@@ -254,7 +222,8 @@ class ArraysProblem(Problem):
                   "train_prior": self._metrics(self._constant(data.schema["baselines"], len(y)), y, test.weight),
                   "n": int(len(y)), "weighted": test.weight is not None}
         headline = next(iter(report["model"]))
-        if headline in ("rmse", "log2_mse", "pinball"):
+        if headline in LOWER_IS_BETTER:  # an error metric: skill = 1 - model / prior
+            report["error_metric"] = headline
             report["skill_train_prior"] = 1.0 - report["model"][headline] / report["train_prior"][headline] \
                 if report["train_prior"][headline] > 0 else 0.0
         if test.groups is None:
