@@ -79,8 +79,13 @@ def test_nonsense_data_is_refused_before_training(generic, tmp_path, capsys, cas
 
 
 def test_day_first_dates_and_other_separators_are_read_and_said(generic, tmp_path):
+    import warnings
+
     day_first = generic.assign(date=pd.to_datetime(generic["date"]).dt.strftime("%d/%m/%Y %H:%M"))
-    loaded = load_ohlcv("BTCUSDT", _write(day_first, tmp_path / "dmy.csv", sep=";"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_ohlcv("BTCUSDT", _write(day_first, tmp_path / "dmy.csv", sep=";"))
+    assert not [w for w in caught if "infer format" in str(w.message)]  # pandas' warning does not reach the user
     assert loaded.frame.index.is_monotonic_increasing and len(loaded.frame) == len(generic)
     assert any("';' as the field separator" in n for n in loaded.notes)
     assert any("day-first dates (dd/mm/yyyy)" in n for n in loaded.notes)
@@ -232,6 +237,15 @@ def test_report_columns_use_fixed_decimals():
 
 
 # --- the command line itself -------------------------------------------------------------------
+
+def test_an_unknown_model_lists_each_accepted_name_once_and_no_aliases(capsys):
+    from ml.training_pipeline.models import list_models
+
+    code, _, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "transformerx")
+    one_line_error(code, err, "Unknown model_type 'transformerx'")
+    accepted = err.split("Accepted: ")[1].split(". Received")[0].split(", ")
+    assert accepted == list_models() and not {"adaptive", "lgb", "lgbm"} & set(accepted)
+
 
 def test_subcommand_groups_say_what_they_need(capsys):
     code, _, err = run(capsys, "train")
