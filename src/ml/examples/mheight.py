@@ -22,7 +22,7 @@ programs). :func:`m_height_by_signs` solves the literal family, and the tests ch
 Generate the bundled data set (the documented command; the time budget splits evenly over the
 nine groups, so the hard groups, whose programs are more numerous, end up with fewer codes)::
 
-    python -m ml.examples.mheight --seconds 600 --out src/ml/data/mheight_n9.csv.gz
+    python -m ml.examples.mheight --seconds 2700 --seed 0 --out src/ml/data/mheight_n9.csv.gz
 
 Example:
     >>> import numpy as np
