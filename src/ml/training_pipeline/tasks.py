@@ -27,6 +27,12 @@ def _weights(weight: np.ndarray | None, rows: int) -> np.ndarray:
     return np.ones(rows) if weight is None else np.asarray(weight, dtype=np.float64)
 
 
+def _class_frequencies(y: np.ndarray, weight: np.ndarray | None, classes: int) -> np.ndarray:
+    """Weighted share of each class id among the rows: the constant forecast of a classifier."""
+    w = _weights(weight, len(y))
+    return np.bincount(np.asarray(y).astype(int), weights=w, minlength=classes) / w.sum()
+
+
 def _check_int(name: str, value: object, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}. Received: {name}={value!r}")
@@ -132,8 +138,7 @@ class BinaryTask(Task):
         return ("accuracy",)
 
     def constant_baseline(self, y, weight=None):
-        y, w = np.asarray(y), _weights(weight, len(y))
-        return np.bincount(y.astype(int), weights=w, minlength=2)[1:2] / w.sum()
+        return _class_frequencies(y, weight, 2)[1:2]  # P(positive)
 
     def score(self, predictions, y, weight=None):
         from ml.training_pipeline.evaluation import classification_metrics
@@ -162,8 +167,7 @@ class MulticlassTask(Task):
         return ("accuracy",)
 
     def constant_baseline(self, y, weight=None):
-        y, w = np.asarray(y), _weights(weight, len(y))
-        return np.bincount(y.astype(int), weights=w, minlength=self.units) / w.sum()
+        return _class_frequencies(y, weight, self.units)
 
     def score(self, predictions, y, weight=None):
         from sklearn.metrics import log_loss

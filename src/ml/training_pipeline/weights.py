@@ -26,11 +26,26 @@ GroupWeights = Mapping[Any, float] | str | Callable[[str], float]
 """``{group: weight}``, ``"balanced"`` (inverse group frequency) or a callable ``group -> weight``."""
 
 
-def _finite_non_negative(values: np.ndarray, where: str) -> np.ndarray:
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        bad = values[~np.isfinite(values) | (values < 0)][0]
-        raise ValueError(f"{where} must be finite and >= 0. Received a weight {float(bad)!r}")
-    return values
+def check_weights(weights: Any, rows: int, where: str = "sample weights") -> np.ndarray:
+    """Finite, non-negative per-row weights with a positive sum.
+
+    Example:
+        >>> check_weights([1, 3], 2).tolist()
+        [1.0, 3.0]
+    """
+    array = np.asarray(weights)
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"{where} must be numeric. Received dtype={array.dtype}")
+    array = array.astype(np.float64).reshape(-1)
+    if len(array) != rows:
+        raise ValueError(f"{where} must have one value per row ({rows}). Received: {len(array)} values")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{where} must be finite. Received {int(np.sum(~np.isfinite(array)))} NaN/inf values")
+    if np.any(array < 0):
+        raise ValueError(f"{where} must be >= 0. Received a weight {float(array.min())!r}")
+    if array.sum() <= 0:
+        raise ValueError(f"{where} must not all be 0. Received: sum=0")
+    return array
 
 
 def _normalise(weights: np.ndarray, fit_rows: np.ndarray | None, where: str) -> np.ndarray:
@@ -104,7 +119,7 @@ def group_weights(groups: Any, spec: GroupWeights, *, fit_rows: Any = None, defa
     else:
         table = {str(k): float(v) for k, v in spec.items()}
         raw = np.asarray([table.get(g, default) for g in labels], dtype=np.float64)
-    return _normalise(_finite_non_negative(raw, "group_weights"), fit_rows, "group_weights")
+    return _normalise(check_weights(raw, len(raw), "group_weights"), fit_rows, "group_weights")
 
 
 def class_weights(y: Any, pos_weight: float | str, *, fit_rows: Any = None) -> np.ndarray:

@@ -12,6 +12,7 @@ from ml.training_pipeline.kinds.base import FitData
 from ml.training_pipeline.registry import TensorSpec
 from ml.training_pipeline.tasks import Task
 from ml.training_pipeline.validation import unknown_name_error
+from ml.training_pipeline.weights import check_weights  # noqa: F401  (re-exported: problems.check_weights)
 
 
 @dataclass(frozen=True)
@@ -113,25 +114,3 @@ def problem_type(type_name: str) -> type[Problem]:
     if type_name not in PROBLEM_TYPES:
         raise unknown_name_error("problem type", type_name, PROBLEM_TYPES)
     return PROBLEM_TYPES[type_name]
-
-
-def check_weights(weights: Any, rows: int, where: str = "sample weights") -> np.ndarray:
-    """Finite, non-negative per-row weights with a positive sum.
-
-    Example:
-        >>> check_weights([1, 3], 2).tolist()
-        [1.0, 3.0]
-    """
-    array = np.asarray(weights)
-    if array.dtype.kind not in "fiu":
-        raise ValueError(f"{where} must be numeric. Received dtype={array.dtype}")
-    array = array.astype(np.float64).reshape(-1)
-    if len(array) != rows:
-        raise ValueError(f"{where} must have one value per row ({rows}). Received: {len(array)} values")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{where} must be finite. Received {int(np.sum(~np.isfinite(array)))} NaN/inf values")
-    if np.any(array < 0):
-        raise ValueError(f"{where} must be >= 0. Received a weight {float(array.min())!r}")
-    if array.sum() <= 0:
-        raise ValueError(f"{where} must not all be 0. Received: sum=0")
-    return array
