@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -251,7 +252,9 @@ def run_layer_test(
     assert type(restored) is layer_cls
     variables = [tf.Variable(a) for a in arrays]
     with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.square(layer(variables if several else variables[0])))
+        # training=True where the layer takes it: training-only paths (weight noise, dropout) need gradients too
+        trains = "training" in inspect.signature(layer.call).parameters
+        loss = tf.reduce_sum(tf.square(layer(variables if several else variables[0], **({"training": True} if trains else {}))))
     watched = [*layer.trainable_variables, *variables]
     grads = tape.gradient(loss, watched)
     dead = [getattr(v, "path", f"input {i - len(layer.trainable_variables)}") for i, (v, g) in

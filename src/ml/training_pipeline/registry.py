@@ -79,12 +79,16 @@ class Capabilities:
         onnx_exportable: ``export_onnx`` works; otherwise the model is stored without ONNX.
         adds_losses: the model adds its own losses (``add_loss``), e.g. a KL term.
         supports_masks: the model accepts a padding mask input.
+        samples: the model draws predictions from a distribution when called with ``training=True``
+            (weight posteriors, MC dropout), so ``predict_with_uncertainty`` can sample it; its plain
+            prediction (and ONNX export) stays deterministic.
     """
 
     deterministic: bool = True
     onnx_exportable: bool = True
     adds_losses: bool = False
     supports_masks: bool = False
+    samples: bool = False
 
     def to_dict(self) -> dict[str, bool]:
         return dict(self.__dict__)

@@ -4,14 +4,17 @@ Importing this package imports Keras (and so TensorFlow); the factory imports it
 when a model is built.
 """
 
+from ml.training_pipeline.layers.activations import gelu_tanh
+from ml.training_pipeline.layers.bayesian import BayesianDense, BayesianSelfAttention
 from ml.training_pipeline.layers.dense_block import dense_block
 from ml.training_pipeline.layers.feature_noise import FeatureNoise
 from ml.training_pipeline.layers.gated_mix import GatedMix
 from ml.training_pipeline.layers.last_timestep import LastTimestep
 from ml.training_pipeline.layers.ordered_quantiles import OrderedQuantiles
+from ml.training_pipeline.layers.positions import SinusoidalPositions
 from ml.training_pipeline.layers.positive_output import Log2SoftplusPositive
 from ml.training_pipeline.layers.row_set_attention import RowSetAttention
 from ml.training_pipeline.layers.tcn_block import residual_tcn_block
 from ml.training_pipeline.layers.temporal_attention import TemporalAttention
 
-__all__ = ["FeatureNoise", "GatedMix", "LastTimestep", "Log2SoftplusPositive", "OrderedQuantiles", "RowSetAttention", "TemporalAttention", "dense_block", "residual_tcn_block"]
+__all__ = ["BayesianDense", "BayesianSelfAttention", "FeatureNoise", "GatedMix", "LastTimestep", "Log2SoftplusPositive", "OrderedQuantiles", "RowSetAttention", "SinusoidalPositions", "TemporalAttention", "dense_block", "gelu_tanh", "residual_tcn_block"]
