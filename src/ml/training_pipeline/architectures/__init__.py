@@ -5,4 +5,12 @@ models stays cheap. Adding a family: a new module here and one import line below
 """
 
 from ml.training_pipeline import lightgbm_baseline  # noqa: F401  (registers "lightgbm")
-from ml.training_pipeline.architectures import complexity_gated, embedding, recurrent, tcn, transformers  # noqa: F401  (registers)
+from ml.training_pipeline.architectures import (  # noqa: F401  (registers)
+    complexity_gated,
+    embedding,
+    recurrent,
+    state_space,
+    tcn,
+    tft,
+    transformers,
+)

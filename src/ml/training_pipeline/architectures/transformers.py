@@ -255,7 +255,7 @@ def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: 
     for i in range(num_layers):
         name = f"block{i}"
         h = keras.layers.LayerNormalization(name=f"{name}_attention_norm")(x)
-        h = BayesianSelfAttention(num_heads, name=f"{name}_attention", **prior)(h, padding_mask=mask)
+        h = BayesianSelfAttention(num_heads, name=f"{name}_attention", **prior)(h, padding_mask=mask)[0]
         if dropout:
             h = keras.layers.Dropout(dropout, name=f"{name}_attention_dropout")(h)
         x = keras.layers.Add(name=f"{name}_attention_residual")([x, h])

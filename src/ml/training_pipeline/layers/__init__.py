@@ -10,11 +10,21 @@ from ml.training_pipeline.layers.dense_block import dense_block
 from ml.training_pipeline.layers.feature_noise import FeatureNoise
 from ml.training_pipeline.layers.gated_mix import GatedMix
 from ml.training_pipeline.layers.last_timestep import LastTimestep
+from ml.training_pipeline.layers.mamba import MambaBlock
 from ml.training_pipeline.layers.ordered_quantiles import OrderedQuantiles
 from ml.training_pipeline.layers.positions import SinusoidalPositions
 from ml.training_pipeline.layers.positive_output import Log2SoftplusPositive
 from ml.training_pipeline.layers.row_set_attention import RowSetAttention
 from ml.training_pipeline.layers.tcn_block import residual_tcn_block
 from ml.training_pipeline.layers.temporal_attention import TemporalAttention
+from ml.training_pipeline.layers.tft import (
+    GateAddNorm,
+    GatedResidualNetwork,
+    InterpretableMultiHeadAttention,
+    TimeSlice,
+    VariableSelection,
+)
+from ml.training_pipeline.layers.xlstm import MLSTMBlock, SLSTMBlock
 
-__all__ = ["BayesianDense", "BayesianSelfAttention", "FeatureNoise", "GatedMix", "LastTimestep", "Log2SoftplusPositive", "OrderedQuantiles", "RowSetAttention", "SinusoidalPositions", "TemporalAttention", "dense_block", "gelu_tanh", "residual_tcn_block"]
+__all__ = ["BayesianDense", "BayesianSelfAttention", "FeatureNoise", "GateAddNorm", "GatedMix", "GatedResidualNetwork",
+           "InterpretableMultiHeadAttention", "LastTimestep", "Log2SoftplusPositive", "MLSTMBlock", "MambaBlock", "OrderedQuantiles", "RowSetAttention", "SLSTMBlock", "SinusoidalPositions", "TemporalAttention", "TimeSlice", "VariableSelection", "dense_block", "gelu_tanh", "residual_tcn_block"]

@@ -108,8 +108,8 @@ class BayesianSelfAttention(keras.layers.Layer):
     """Multi-head self-attention whose query, key, value and output projections are :class:`BayesianDense`.
 
     Called as ``layer(x)`` or ``layer(x, padding_mask=mask)`` with a ``(batch, time)`` boolean
-    mask of real steps; returns the ``(batch, time, d_model)`` output. ``attention_scores(x)``
-    gives the ``(batch, heads, time, time)`` weights (posterior mean) for plots.
+    mask of real steps; returns ``[output, weights]``: the ``(batch, time, d_model)`` output and
+    the ``(batch, heads, time, time)`` attention weights (for plots).
 
     Args:
         num_heads: heads; ``d_model`` (the input width) must be divisible by it.
@@ -117,11 +117,12 @@ class BayesianSelfAttention(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> BayesianSelfAttention(2)(np.zeros((2, 5, 4), "float32")).shape
+        >>> BayesianSelfAttention(2)(np.zeros((2, 5, 4), "float32"))[0].shape
         (2, 5, 4)
     """
 
     EXAMPLE = {"init_kwargs": {"num_heads": 2}, "input_shape": (2, 5, 4)}
+    EXPLAINS = "attention"
 
     def __init__(self, num_heads: int, prior_mu: float = 0.0, prior_sigma: float = 1.0, kl_weight: float = 1e-4,
                  seed: int | None = None, **kwargs):
@@ -152,18 +153,15 @@ class BayesianSelfAttention(keras.layers.Layer):
             logits = ops.where(ops.cast(padding_mask, "bool")[:, None, None, :], logits, -1e9)
         return ops.softmax(logits, axis=-1), value
 
-    def attention_scores(self, inputs, padding_mask=None):
-        return self._scores(inputs, padding_mask, False)[0]
-
     def call(self, inputs, padding_mask=None, training=False):
         scores, value = self._scores(inputs, padding_mask, training)
         heads = ops.matmul(scores, self._split(value(inputs, training=training)))
         batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
         merged = ops.reshape(ops.transpose(heads, (0, 2, 1, 3)), (batch, length, self.num_heads * self.head_dim))
-        return self.projections[3](merged, training=training)
+        return [self.projections[3](merged, training=training), scores]
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
+        return [tuple(input_shape), (input_shape[0], self.num_heads, input_shape[1], input_shape[1])]
 
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, **self.prior}
