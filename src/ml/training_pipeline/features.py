@@ -80,3 +80,37 @@ def build_target(close: pd.Series, target: str, horizon: int) -> pd.Series:
     from ml.training_pipeline.problems import get_problem
 
     return get_problem(target, horizon).target(close, "1h")
+
+
+CALENDAR_NAMES: tuple[str, ...] = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
+"""Columns of :func:`calendar_window`: values known in advance for any bar, past or future."""
+
+
+def calendar_window(end_times: pd.DatetimeIndex, length: int, horizon: int, timeframe: str) -> np.ndarray:
+    """Calendar features of each window's ``length`` bars and of the bar ``horizon`` steps after it.
+
+    Times are counted back and forward from each window's last bar in steps of ``timeframe``
+    (a gap inside a window shifts its earlier steps' calendar; the loader reports gaps).
+
+    Args:
+        end_times: time of each window's last bar.
+        length: bars per window.
+        horizon: bars between the last bar and the forecast bar.
+        timeframe: bar length (``"1h"``, ``"4h"``, ``"1d"``...).
+
+    Returns:
+        ``(n, length + 1, 4)`` float32: sin/cos of the hour of day and of the day of week.
+
+    Example:
+        >>> t = pd.DatetimeIndex(["2024-01-01 23:00"])
+        >>> calendar_window(t, length=2, horizon=1, timeframe="1h").shape
+        (1, 3, 4)
+    """
+    step = pd.Timedelta(timeframe)
+    offsets = np.r_[np.arange(-(length - 1), 1), horizon]
+    times = pd.DatetimeIndex(np.asarray(end_times, dtype="datetime64[ns]")[:, None].repeat(len(offsets), 1).ravel()) \
+        + pd.to_timedelta(np.tile(offsets, len(end_times)) * step.value, unit="ns")
+    hour = 2 * np.pi * (times.hour.to_numpy() + times.minute.to_numpy() / 60) / 24
+    weekday = 2 * np.pi * times.dayofweek.to_numpy() / 7
+    table = np.stack([np.sin(hour), np.cos(hour), np.sin(weekday), np.cos(weekday)], axis=-1)
+    return table.reshape(len(end_times), len(offsets), len(CALENDAR_NAMES)).astype(np.float32)

@@ -21,7 +21,7 @@ from ml.training_pipeline.datasets import StandardScaler, windows_for_rows
 from ml.training_pipeline.features import build_features
 from ml.training_pipeline.ingestion import LoadedData, load_ohlcv
 from ml.training_pipeline.problems import PriceProblem, problem_type
-from ml.training_pipeline.registry import TensorSpec
+from ml.training_pipeline.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.schema import check_named_inputs
 from ml.training_pipeline.store import ModelStore
 
@@ -94,7 +94,16 @@ class StoredModel:
                                "store_name": self.path.parent.parent.name},
                     "metrics": self.metadata["metrics"].get("by_group", {}).get(symbol, self.metadata["metrics"]),
                     **({"splits": splits} if splits else {})}
-        return StoredModel(self.path, metadata, {**self.schema, **trained[symbol]})
+        # the model's inputs are the version's (the per-symbol schemas list all the inputs a problem offered)
+        return StoredModel(self.path, metadata, {**self.schema, **trained[symbol], "inputs": self.schema["inputs"],
+                                                 "static_id": list(trained).index(symbol)})
+
+    def window_inputs(self, problem: PriceProblem, x: np.ndarray, end_times: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+        """The model's named inputs for price windows ``x`` ending at ``end_times`` (calendar, symbol id as stored)."""
+        offered = problem.window_inputs(x, end_times, self.schema["timeframe"])
+        if "static_id" in self.schema:
+            offered[STATIC_INPUT] = np.full((len(x), 1), self.schema["static_id"], np.int32)
+        return {spec.name: offered[spec.name] for spec in self.inputs}
 
     def _kind(self):
         from ml.training_pipeline.kinds import get_kind
@@ -223,7 +232,7 @@ def predict_next(symbol: str, version: str | None = None, data_path: str | None 
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)
     window = scaled[-stored.schema["sequence_length"]:][None]
-    value = float(stored.to_target(stored.predict({stored.inputs[0].name: window}))[0])
+    value = float(stored.to_target(stored.predict(stored.window_inputs(problem, window, features.index[-1:])))[0])
     last_close = float(data.frame["close"].loc[features.index[-1]])
     result = {**stored._identity(), "target": problem.name, "as_of": features.index[-1].isoformat(),
               "horizon_bars": stored.schema["horizon"], "timeframe": stored.schema["timeframe"],
@@ -257,7 +266,7 @@ def evaluate_stored(symbol: str, data_path: str | None, version: str | None = No
                                len(features), extras)
     if not len(windows):
         raise ValueError(f"No window with a known outcome: need more than {length + horizon} bars after warm-up")
-    predictions = stored.to_target(stored.predict({stored.inputs[0].name: windows.x}))
+    predictions = stored.to_target(stored.predict(stored.window_inputs(problem, windows.x, windows.time)))
     report = problem.evaluate_windows(predictions, windows, stored.schema.get("baselines")
                                       or {"majority_class": stored.metadata["metrics"].get("majority_class", 1)})
     # Bars from the start of the training part to the end of the validation part were used

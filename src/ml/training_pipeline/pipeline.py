@@ -121,17 +121,28 @@ def _model_arguments(config: TrainingConfig, **defaults: Any) -> dict[str, Any]:
     return kwargs
 
 
-def check_problem_fits_model(config: TrainingConfig, problem: Problem, data: ProblemData) -> None:
-    """Rejects, before any training, a model whose declared inputs the data cannot feed.
+def fit_inputs_to_model(config: TrainingConfig, problem: Problem, data: ProblemData) -> ProblemData:
+    """The data restricted to the inputs the model reads; rejects, before any training, a model the data cannot feed.
+
+    A problem may offer optional inputs (a price window's calendar ``known``, a several-symbols
+    problem's ``static`` symbol id): they go to the models that declare them and are dropped for
+    the others. Every other input must match the model's declaration exactly.
 
     Raises:
         ValueError: naming the input and what the model declares.
     """
     kwargs = _model_arguments(config)
-    shapes = {spec.name: spec.shape for spec in data.inputs}
-    declared = declared_inputs(config.model_type, shapes, config.variant, **kwargs)
+    required = {spec.name: spec.shape for spec in data.inputs if spec.name not in data.optional}
+    declared = declared_inputs(config.model_type, required, config.variant, **kwargs)
+    offered = [spec.name for spec in data.inputs]
+    missing = [spec.name for spec in declared if spec.name not in offered]
+    if missing:
+        raise ValueError(f"model_type={config.model_type!r} reads the input {missing[0]!r}, which the "
+                         f"{problem.name!r} problem does not provide. Provided: {', '.join(offered)}")
+    data = data.with_inputs([spec.name for spec in declared])
     for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test)):
         check_named_inputs(split.inputs, declared, where=f"{name} inputs")
+    return data
 
 
 def apply_grouping(config: TrainingConfig, data: ProblemData, adapter) -> ProblemData:
@@ -191,7 +202,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     adapter = get_kind(spec.kind)
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
     data = apply_grouping(config, problem.prepare(config), adapter)
-    check_problem_fits_model(config, problem, data)
+    data = fit_inputs_to_model(config, problem, data)
     timings["data_s"] = time.perf_counter() - started
 
     import keras

@@ -32,6 +32,12 @@ ESTIMATOR = "estimator"
 DEFAULT_INPUT_NAME = "inputs"
 """Name of the single float window input of the classic ``(timesteps, features)`` models."""
 
+KNOWN_INPUT = "known"
+"""Name of the inputs known in advance (calendar), one step longer than the window: its last row is the forecast bar."""
+
+STATIC_INPUT = "static"
+"""Name of the per-series id input (e.g. the symbol of a several-symbols model)."""
+
 DTYPES: tuple[str, ...] = ("float32", "int32", "bool")
 
 

@@ -23,10 +23,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ml.training_pipeline.architectures.transformers import check_attention_params
-from ml.training_pipeline.registry import TensorSpec, register_model
+from ml.training_pipeline.registry import KNOWN_INPUT, STATIC_INPUT, TensorSpec, register_model
 from ml.training_pipeline.validation import check_positive_int
 
-KNOWN_INPUT, STATIC_INPUT = "known", "static"
 CALENDAR_FEATURES = 4
 """sin/cos of the hour of day and of the day of week."""
 

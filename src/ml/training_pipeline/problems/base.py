@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,6 +43,19 @@ class ProblemData:
     notes: tuple[str, ...] = ()
     context: Any = None
     parity_rows: int = field(default=256)
+    optional: tuple[str, ...] = ()
+    """Inputs offered for the models that read them (e.g. calendar ``known``); dropped for the others."""
+
+    def with_inputs(self, names: Sequence[str]) -> ProblemData:
+        """The same data restricted to the named inputs (in that order), in the splits, ``inputs`` and the schema."""
+        keep = lambda split: dataclasses.replace(split, inputs={n: split.inputs[n] for n in names})  # noqa: E731
+        specs = {s.name: s for s in self.inputs}
+        schema = dict(self.schema)
+        if "inputs" in schema:
+            schema["inputs"] = [s for s in schema["inputs"] if s["name"] in names]
+        return dataclasses.replace(self, train=keep(self.train), validation=keep(self.validation), test=keep(self.test),
+                                   inputs=tuple(specs[n] for n in names), schema=schema,
+                                   optional=tuple(n for n in self.optional if n in names))
 
     def parity_sample(self) -> dict[str, np.ndarray]:
         """Real test inputs for the ONNX parity check."""

@@ -15,10 +15,10 @@ import pandas as pd
 
 from ml.training_pipeline.datasets import WindowSet, prepare_data
 from ml.training_pipeline.evaluation import evaluate_direction, evaluate_returns, log_volatility_metrics, skill
-from ml.training_pipeline.features import WARMUP_BARS, build_features
+from ml.training_pipeline.features import CALENDAR_NAMES, WARMUP_BARS, build_features, calendar_window
 from ml.training_pipeline.kinds.base import FitData
 from ml.training_pipeline.problems.base import Problem, ProblemData, register_problem
-from ml.training_pipeline.registry import DEFAULT_INPUT_NAME, TensorSpec
+from ml.training_pipeline.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT, TensorSpec
 from ml.training_pipeline.tasks import Task, resolve_task
 
 FEATURE_SCHEMA_VERSION = 2
@@ -86,8 +86,9 @@ class PriceProblem(Problem):
                                 self.horizon, config.validation_fraction, config.test_fraction,
                                 scale_target=self.scale_target, extras=extras)
         params = self.fit_baselines(prepared.train)
-        fit = lambda ws: FitData({DEFAULT_INPUT_NAME: ws.x}, prepared.fit_targets(ws))  # noqa: E731
+        fit = lambda ws: FitData(self.window_inputs(ws.x, ws.time, config.timeframe), prepared.fit_targets(ws))  # noqa: E731
         n_features = len(prepared.feature_names)
+        offered = self.offered_inputs(config.sequence_length, n_features)
         schema = {
             "schema_version": FEATURE_SCHEMA_VERSION,
             "feature_names": list(prepared.feature_names),
@@ -96,7 +97,8 @@ class PriceProblem(Problem):
             "timeframe": config.timeframe,
             "target": self.name,
             "warmup_bars": WARMUP_BARS,
-            "inputs": [TensorSpec(DEFAULT_INPUT_NAME, (config.sequence_length, n_features)).to_dict()],
+            "inputs": [spec.to_dict() for spec in offered],
+            "known_names": list(CALENDAR_NAMES),
             "input_shape": [config.sequence_length, n_features],
             "scaler": prepared.scaler.to_dict(),
             "target_scaler": prepared.target_scaler.to_dict() if prepared.target_scaler else None,
@@ -107,11 +109,20 @@ class PriceProblem(Problem):
         span = lambda ws: [ws.time[0].isoformat(), ws.time[-1].isoformat()]  # noqa: E731
         return ProblemData(
             train=fit(prepared.train), validation=fit(prepared.validation), test=fit(prepared.test),
-            inputs=(TensorSpec(DEFAULT_INPUT_NAME, (config.sequence_length, n_features)),),
+            inputs=offered, optional=(KNOWN_INPUT,),
             schema=schema, data=loaded.describe(), row_counts=prepared.row_counts,
             splits={"train": span(prepared.train), "validation": span(prepared.validation),
                     "test": span(prepared.test)},
             notes=loaded.notes, context=(prepared, params))
+
+    def offered_inputs(self, length: int, n_features: int) -> tuple[TensorSpec, ...]:
+        """The window, and its calendar for the models that read inputs known in advance."""
+        return (TensorSpec(DEFAULT_INPUT_NAME, (length, n_features)),
+                TensorSpec(KNOWN_INPUT, (length + 1, len(CALENDAR_NAMES))))
+
+    def window_inputs(self, x: np.ndarray, end_times: pd.DatetimeIndex, timeframe: str) -> dict[str, np.ndarray]:
+        """Every input a model may read for these windows: ``inputs`` and the calendar ``known`` (to the forecast bar)."""
+        return {DEFAULT_INPUT_NAME: x, KNOWN_INPUT: calendar_window(end_times, x.shape[1], self.horizon, timeframe)}
 
     def to_prediction(self, outputs: np.ndarray, data: ProblemData) -> np.ndarray:
         prepared, _ = data.context

@@ -24,12 +24,16 @@ import numpy as np
 from ml.training_pipeline.kinds.base import FitData
 from ml.training_pipeline.problems.base import Problem, ProblemData, register_problem
 from ml.training_pipeline.problems.price import PriceProblem
+from ml.training_pipeline.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.tasks import Task
 
 
 def _pool(parts: list[FitData], symbols: tuple[str, ...]) -> FitData:
     names = parts[0].inputs.keys()
-    return FitData({name: np.concatenate([p.inputs[name] for p in parts]) for name in names},
+    pooled = {name: np.concatenate([p.inputs[name] for p in parts]) for name in names}
+    # the symbol's position as a static id, for the models that read one (tft with static_vocab=len(symbols))
+    pooled[STATIC_INPUT] = np.concatenate([np.full((len(p), 1), i, np.int32) for i, p in enumerate(parts)])
+    return FitData(pooled,
                    np.concatenate([p.y for p in parts]), None,
                    np.concatenate([np.full(len(p), s) for p, s in zip(parts, symbols, strict=True)]))
 
@@ -77,7 +81,8 @@ class SymbolsProblem(Problem):
         pooled = {split: _pool([getattr(prepared[s], split) for s in self.symbols], self.symbols)
                   for split in ("train", "validation", "test")}
         shared = {k: v for k, v in first.schema.items() if k not in ("scaler", "target_scaler", "baselines")}
-        schema = {**shared, "symbols": {s: d.schema for s, d in prepared.items()}}
+        schema = {**shared, "symbols": {s: d.schema for s, d in prepared.items()},
+                  "inputs": [*shared["inputs"], TensorSpec(STATIC_INPUT, (1,), "int32", len(self.symbols)).to_dict()]}
         counts: dict[str, int] = {}
         for data in prepared.values():
             for key, value in data.row_counts.items():
@@ -92,7 +97,9 @@ class SymbolsProblem(Problem):
         splits = {split: [min(d.splits[split][0] for d in prepared.values()),
                           max(d.splits[split][1] for d in prepared.values())] for split in first.splits}
         return ProblemData(
-            train=pooled["train"], validation=pooled["validation"], test=pooled["test"], inputs=first.inputs,
+            train=pooled["train"], validation=pooled["validation"], test=pooled["test"],
+            inputs=(*first.inputs, TensorSpec(STATIC_INPUT, (1,), "int32", len(self.symbols))),
+            optional=(*first.optional, STATIC_INPUT),
             schema=schema, data=described, row_counts=counts,
             splits={**splits, "by_symbol": {s: d.splits for s, d in prepared.items()}},
             notes=tuple(f"{s}: {note}" for s, d in prepared.items() for note in d.notes), context=prepared)
