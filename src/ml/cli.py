@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--version", dest="model_version", help="stored version (default: latest)")
     predict.add_argument("--data", help="OHLCV file ending at the bar to predict from (default: bundled sample)")
     predict.add_argument("--target", help=f"which stored problem, e.g. {', '.join(TARGETS)}")
+    predict.add_argument("--uncertainty", action="store_true",
+                         help="also print the mean, std and central interval (models that sample, or quantile models)")
+    predict.add_argument("--samples", type=int, default=100, help="forward passes for --uncertainty (default: 100)")
+    predict.add_argument("--interval", type=float, default=0.8, help="coverage of the --uncertainty interval (default: 0.8)")
     _choosers(predict)
     _common(predict, json_output=True)
 
@@ -295,13 +299,16 @@ def _predict(args) -> int:
     from ml.training_pipeline.inference import predict_next
 
     result = predict_next(args.symbol, args.model_version, args.data, args.models_dir, args.target, args.timeframe,
-                          _model_type(args.model_type))
+                          _model_type(args.model_type), uncertainty=args.uncertainty, n_samples=args.samples,
+                          interval=args.interval)
     if args.json:
         _print_json(result)
     else:
         shared = f" [{result['stored_as']}]" if result.get("stored_as", result["symbol"]) != result["symbol"] else ""
         print(f"{result['symbol']} {result['model_type']}{shared} {result['version']} ({result['target']}): "
               f"as of {result['as_of']} {result['text']}")
+        if "uncertainty" in result:
+            print(result["uncertainty"]["text"])
         for note in result.get("notes", []):
             print(note)
     return 0

@@ -79,6 +79,7 @@ class TrainingConfig:
         group_weights: ``{group: weight}``, ``"balanced"`` or a callable; see
             :func:`ml.training_pipeline.weights.group_weights` (groups: the symbols, or the problem's groups).
         pos_weight: binary targets: weight of a positive row relative to a negative (a number or ``"balanced"``).
+        uncertainty_samples: forward passes for the test-part interval of a sampling model (>= 2).
         curriculum: phases as ``"BTCUSDT:10,all:40"`` or a list of
             :class:`~ml.training_pipeline.curriculum.Phase`; replaces ``epochs`` (their sum).
 
@@ -113,6 +114,7 @@ class TrainingConfig:
     data_paths: dict[str, str] = field(default_factory=dict)
     group_weights: Any = None
     pos_weight: float | str | None = None
+    uncertainty_samples: int = 50
     curriculum: Any = None
 
     def __post_init__(self):
@@ -190,6 +192,9 @@ class TrainingConfig:
             # without several symbols the groups come with the data: names are checked once it is loaded
             own = list(self.group_weights) if isinstance(self.group_weights, dict) else []
             check_group_weights(self.group_weights, known if known else own)
+        from ml.training_pipeline.uncertainty import check_n_samples
+
+        check_n_samples(self.uncertainty_samples)
         if self.pos_weight is not None and not (self.pos_weight == "balanced" or (
                 isinstance(self.pos_weight, (int, float)) and not isinstance(self.pos_weight, bool)
                 and 0 < self.pos_weight < float("inf"))):

@@ -129,7 +129,8 @@ def format_report(report: dict) -> str:
     Example:
         >>> print(format_report(report))  # doctest: +SKIP
     """
-    rows = [name for name, value in report.items() if isinstance(value, dict) and name not in ("by_group", "groups")]
+    rows = [name for name, value in report.items()
+            if isinstance(value, dict) and name not in ("by_group", "groups", "uncertainty")]
     columns = list(report["model"])
     widths = [max(12, len(c) + 2) for c in columns]
     header = f"{'':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
@@ -143,9 +144,24 @@ def format_report(report: dict) -> str:
             against = key.removeprefix("skill").strip("_") or "persistence"
             metric = report.get("error_metric", "RMSE")
             lines.append(f"skill vs {against} (1 - {metric}_model / {metric}_{against}): {value:+.4f}")
+    if report.get("uncertainty"):
+        lines.append(format_interval(report["uncertainty"]))
     if report.get("by_group"):
         lines.append(format_group_table(report))
     return "\n".join(lines)
+
+
+def format_interval(interval: dict) -> str:
+    """One line: the interval's coverage on held-out targets next to its nominal level.
+
+    Example:
+        >>> format_interval({"nominal": 0.8, "coverage": 0.74, "method": "sampling", "n_samples": 50,
+        ...                  "mean_width": 0.01, "n": 200})
+        'interval   80% interval covers 74.0% of 200 test targets (nominal 80%; sampling, 50 samples; mean width 0.01)'
+    """
+    how = interval["method"] + (f", {interval['n_samples']} samples" if interval.get("n_samples") else "")
+    return (f"interval   {interval['nominal']:.0%} interval covers {interval['coverage']:.1%} of {interval['n']} test "
+            f"targets (nominal {interval['nominal']:.0%}; {how}; mean width {interval['mean_width']:.4g})")
 
 
 LOWER_IS_BETTER = ("rmse", "mae", "mape", "log2_mse", "pinball", "log_loss", "qlike", "mse")

@@ -98,6 +98,35 @@ class StoredModel:
         return StoredModel(self.path, metadata, {**self.schema, **trained[symbol], "inputs": self.schema["inputs"],
                                                  "static_id": list(trained).index(symbol)})
 
+    def uncertain_model(self):
+        """The native model, when it can give uncertainty.
+
+        Raises:
+            ValueError: the stored model is deterministic with point outputs.
+        """
+        kind = self._kind()
+        model = kind.load(self.path / self.metadata["model"]["file"])
+        if kind.uncertainty_method(model) is None:
+            raise ValueError(f"Version {self.version!r} ({self.metadata['config']['model_type']}) is deterministic and "
+                             "has no quantile outputs, so it has no uncertainty to give. Accepted: bayesian_transformer, "
+                             "mcdropout_transformer, or a model trained with task='quantile'")
+        return model
+
+    def uncertainty(self, model, inputs: dict[str, np.ndarray], problem: PriceProblem, last_close: float,
+                    n_samples: int, interval: float) -> dict[str, Any]:
+        """Mean, std and interval of one prediction in the target's units, and what each bound means."""
+        from ml.training_pipeline.uncertainty import predict_with_uncertainty
+
+        found = predict_with_uncertainty(model, inputs, n_samples=n_samples, interval=interval)
+        mean, lower, upper = (float(self.to_target(a)[0]) for a in (found.mean, found.lower, found.upper))
+        std = abs(float(self.to_target(found.mean + found.std)[0]) - mean)
+        low, high = problem.next_prediction(lower, last_close), problem.next_prediction(upper, last_close)
+        return {"method": found.method, "n_samples": found.n_samples, "interval": interval, "mean": mean, "std": std,
+                "lower": lower, "upper": upper, "lower_prediction": low, "upper_prediction": high,
+                **({"entropy": float(found.entropy[0])} if found.entropy is not None else {}),
+                "text": f"{interval:.0%} interval: {problem.interval_line(low, high)}; std {std:.3g} "
+                        f"({found.method}{f', {found.n_samples} samples' if found.n_samples else ''})"}
+
     def window_inputs(self, problem: PriceProblem, x: np.ndarray, end_times: pd.DatetimeIndex) -> dict[str, np.ndarray]:
         """The model's named inputs for price windows ``x`` ending at ``end_times`` (calendar, symbol id as stored)."""
         offered = problem.window_inputs(x, end_times, self.schema["timeframe"])
@@ -219,26 +248,40 @@ class StoredModel:
 
 def predict_next(symbol: str, version: str | None = None, data_path: str | None = None,
                  models_dir: str | None = None, target: str | None = None, timeframe: str | None = None,
-                 model_type: str | None = None) -> dict:
+                 model_type: str | None = None, uncertainty: bool = False, n_samples: int = 100,
+                 interval: float = 0.8) -> dict:
     """Predicts the bar ``horizon`` steps after the last bar of the data.
 
     ``target`` picks the stored problem (``return``, ``direction``, ``volatility``); by default the newest.
+    With ``uncertainty=True`` the native model also gives the mean, standard deviation and central
+    ``interval`` (sampled ``n_samples`` times, or read from quantile outputs), under ``"uncertainty"``.
+
+    Raises:
+        ValueError: uncertainty asked of a deterministic model, ``n_samples < 2``, a bad interval.
 
     Example:
         >>> predict_next("BTCUSDT")["predicted_close"]  # doctest: +SKIP
     """
+    from ml.training_pipeline.uncertainty import check_interval, check_n_samples
+
+    if uncertainty:
+        n_samples, interval = check_n_samples(n_samples), check_interval(interval)
     stored = StoredModel.load(symbol, version, models_dir, target, timeframe, model_type)
     problem = stored.price_problem()
+    native = stored.uncertain_model() if uncertainty else None  # refuses a deterministic model before data is read
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)
     window = scaled[-stored.schema["sequence_length"]:][None]
-    value = float(stored.to_target(stored.predict(stored.window_inputs(problem, window, features.index[-1:])))[0])
+    inputs = stored.window_inputs(problem, window, features.index[-1:])
+    value = float(stored.to_target(stored.predict(inputs))[0])
     last_close = float(data.frame["close"].loc[features.index[-1]])
     result = {**stored._identity(), "target": problem.name, "as_of": features.index[-1].isoformat(),
               "horizon_bars": stored.schema["horizon"], "timeframe": stored.schema["timeframe"],
               "last_close": last_close, "data": data.describe()}
     result.update(problem.next_prediction(value, last_close))
     result["text"] = problem.next_line(result)
+    if native is not None:
+        result["uncertainty"] = stored.uncertainty(native, inputs, problem, last_close, n_samples, interval)
     result["notes"] = stored.data_notes(data, data_path)
     return result
 

@@ -29,6 +29,7 @@ from ml.training_pipeline.kinds import get_kind
 from ml.training_pipeline.kinds.base import FitSettings
 from ml.training_pipeline.models import declared_inputs, get_spec
 from ml.training_pipeline.problems import Problem, ProblemData, get_problem
+from ml.training_pipeline.registry import KNOWN_INPUT
 from ml.training_pipeline.schema import check_named_inputs
 from ml.training_pipeline.store import ModelStore
 
@@ -145,6 +146,47 @@ def fit_inputs_to_model(config: TrainingConfig, problem: Problem, data: ProblemD
     return data
 
 
+def _uncertainty(model, adapter, problem: Problem, data: ProblemData, config: TrainingConfig, log) -> dict | None:
+    """Coverage of the central interval on the test part, for models that give one and targets that have one."""
+    if not problem.task.has_intervals or adapter.uncertainty_method(model) is None:
+        return None
+    from ml.training_pipeline.uncertainty import interval_report, predict_with_uncertainty
+
+    log(f"uncertainty: {adapter.uncertainty_method(model)} ({config.uncertainty_samples} samples where sampled) "
+        "on the test part ...")
+    prediction = predict_with_uncertainty(model, data.test.inputs, n_samples=config.uncertainty_samples)
+    return interval_report(prediction, data.test.y, to_target=lambda outputs: problem.to_prediction(outputs, data))
+
+
+def _variable_names(schema: dict, width: int) -> list[str] | None:
+    """Names of the variables a selection layer weighs: the window's features (+ known ones), or the known ones."""
+    known = list(schema.get("known_names", [])) if any(i["name"] == KNOWN_INPUT for i in schema.get("inputs", [])) else []
+    for names in (list(schema.get("feature_names", [])) + known, known):
+        if names and len(names) == width:
+            return names
+    return None
+
+
+def _interpretation(model, data: ProblemData) -> dict:
+    """Variable importance and mean attention maps of the model's interpretable layers, on real test inputs."""
+    from ml.training_pipeline.interpretation import interpret, mean_attention, variable_importance
+
+    found = interpret(model, data.parity_sample())
+    importance = {layer: variable_importance(w, _variable_names(data.schema, w.shape[-1]))
+                  for layer, w in found["variable_selection"].items()}
+    return {"variable_importance": importance,
+            "attention": {layer: mean_attention(w) for layer, w in found["attention"].items()}}
+
+
+def _plot_interpretation(explained: dict, folder: Path, title: str) -> None:
+    from ml.training_pipeline.plots import plot_attention, plot_variable_importance
+
+    if explained["variable_importance"]:
+        plot_variable_importance(explained["variable_importance"], folder / "variable_importance.png", title)
+    if explained["attention"]:
+        plot_attention(explained["attention"], folder / "attention.png", title)
+
+
 def apply_grouping(config: TrainingConfig, data: ProblemData, adapter) -> ProblemData:
     """Checks the config's group weights and curriculum against the data's groups, then weighs the splits.
 
@@ -237,6 +279,10 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
     timings["fit_s"] = time.perf_counter() - fit_start
     report = problem.evaluate(predictions, data)
+    uncertainty = _uncertainty(model, adapter, problem, data, config, log)
+    if uncertainty:
+        report["uncertainty"] = uncertainty
+    explained = _interpretation(model, data)
 
     log("exporting to ONNX (with parity check) and storing ..." if spec.capabilities.onnx_exportable
         else "storing (this model cannot be exported to ONNX) ...")
@@ -248,7 +294,9 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
             onnx_report = {"exported": False, "reason": f"model_type={spec.name!r} declares onnx_exportable=False"}
         model_file = adapter.save(model, staging)
         (staging / "feature_schema.json").write_text(json.dumps(data.schema, indent=2))
-        problem.plot(predictions, data, history, staging, f"{config.symbol} {config.model_type} ({config.variant})")
+        title = f"{config.symbol} {config.model_type} ({config.variant})"
+        problem.plot(predictions, data, history, staging, title)
+        _plot_interpretation(explained, staging, title)
         timings["total_s"] = time.perf_counter() - started
         metadata = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -263,6 +311,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
             "splits": data.splits,
             "metrics": report,
             "summary": problem.summary(report),
+            "interpretation": {"variable_importance": explained["variable_importance"]},
             "onnx": onnx_report,
             "history": history,
             "timings": timings,

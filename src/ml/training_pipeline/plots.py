@@ -81,3 +81,36 @@ def plot_group_metric(report: dict, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_variable_importance(importance: dict[str, dict[str, float]], path: Path, title: str) -> None:
+    """Horizontal bars of the mean variable-selection weight, one panel per selection layer."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(importance), figsize=(5 * len(importance), max(3, 0.3 * max(map(len, importance.values())) + 1)),
+                             squeeze=False)
+    for ax, (layer, weights) in zip(axes[0], importance.items(), strict=True):
+        names = list(weights)[::-1]
+        ax.barh(names, [weights[n] for n in names])
+        ax.set_title(f"{layer}", fontsize=9)
+        ax.set_xlabel("mean selection weight")
+        ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle(f"{title}: variable importance")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_attention(maps: dict[str, np.ndarray], path: Path, title: str) -> None:
+    """Heatmaps of the mean ``(query step, key step)`` attention, one panel per attention layer."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4), squeeze=False)
+    for ax, (layer, weights) in zip(axes[0], maps.items(), strict=True):
+        image = ax.imshow(weights, cmap="viridis", aspect="auto")
+        ax.set_title(layer, fontsize=9)
+        ax.set_xlabel("attended step")
+        ax.set_ylabel("query step")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.suptitle(f"{title}: attention (mean over windows)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -54,6 +54,8 @@ class Task:
     """``"regressor"`` or ``"classifier"`` when a tree estimator can learn it, else ``None``."""
     log_space: ClassVar[bool] = False
     """Whether targets are compared (and interpolated) in log space."""
+    has_intervals: ClassVar[bool] = True
+    """Whether a central interval of the prediction means something (not for class probabilities)."""
 
     task: str = ""
     units: int = 1
@@ -128,6 +130,7 @@ class RegressionTask(Task):
 @dataclass(frozen=True)
 class BinaryTask(Task):
     name: ClassVar[str] = "binary"
+    has_intervals: ClassVar[bool] = False
     estimator_type: ClassVar[str | None] = "classifier"
 
     def loss(self):
@@ -157,6 +160,7 @@ class BinaryTask(Task):
 @dataclass(frozen=True)
 class MulticlassTask(Task):
     name: ClassVar[str] = "multiclass"
+    has_intervals: ClassVar[bool] = False
     estimator_type: ClassVar[str | None] = "classifier"
 
     def loss(self):

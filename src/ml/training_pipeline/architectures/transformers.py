@@ -11,7 +11,8 @@ uncertain:
   (``predict_with_uncertainty``) draws masks from every one of them; ``MultiHeadAttention``'s
   internal dropout is off (it uses stateless random ops that do not export).
 - ``bayesian_transformer``: Gaussian posteriors on every attention and feed-forward projection
-  (``BayesianDense``, ``BayesianSelfAttention``), KL term times ``kl_weight`` as a model loss.
+  and on the step embedding (``BayesianDense``, ``BayesianSelfAttention``), KL term times
+  ``kl_weight`` as a model loss.
 
 With ``padding_mask=True`` the model declares a second input ``padding_mask`` (bool,
 ``(time,)``, True on real steps): padded steps are neither attended to nor pooled.
@@ -29,9 +30,16 @@ PADDING_MASK = "padding_mask"
 DEFAULT_MAX_LENGTH = 512
 
 
-def _sizes(d_model, num_heads, ff_dim, num_layers, dropout, **extra):
+def _sizes(d_model, num_heads, ff_dim, num_layers, dropout, final_norm=True, **extra):
     return {"d_model": d_model, "num_heads": num_heads, "ff_dim": ff_dim, "num_layers": num_layers,
-            "dropout": dropout, "max_length": DEFAULT_MAX_LENGTH, "padding_mask": False, **extra}
+            "dropout": dropout, "max_length": DEFAULT_MAX_LENGTH, "padding_mask": False, "final_norm": final_norm,
+            **extra}
+
+
+# The sampling models leave the residual stream unnormalised before the head: a final LayerNorm makes the
+# head blind to the stream's scale, so inputs far from the training data (large activations) would get the
+# same, or a smaller, spread than familiar ones. Without it, the sampled noise grows with the distance.
+_SAMPLING = {"final_norm": False}
 
 
 RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
@@ -42,16 +50,16 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
         "tiny": _sizes(8, 2, 16, 1, 0.1, learning_rate=1e-3),
     },
     "mcdropout_transformer": {
-        "lightweight": _sizes(64, 4, 256, 2, 0.2, learning_rate=1e-3),
-        "default": _sizes(128, 8, 512, 2, 0.2, learning_rate=5e-4),
-        "deep": _sizes(192, 8, 768, 4, 0.25, learning_rate=3e-4),
-        "tiny": _sizes(8, 2, 16, 1, 0.2, learning_rate=1e-3),
+        "lightweight": _sizes(64, 4, 256, 2, 0.2, learning_rate=1e-3, **_SAMPLING),
+        "default": _sizes(128, 8, 512, 2, 0.2, learning_rate=5e-4, **_SAMPLING),
+        "deep": _sizes(192, 8, 768, 4, 0.25, learning_rate=3e-4, **_SAMPLING),
+        "tiny": _sizes(8, 2, 16, 1, 0.2, learning_rate=1e-3, **_SAMPLING),
     },
     "bayesian_transformer": {
-        "lightweight": _sizes(64, 4, 256, 1, 0.05, prior_mu=0.0, prior_sigma=1.0, kl_weight=1e-4, learning_rate=1e-3),
-        "default": _sizes(96, 8, 384, 2, 0.05, prior_mu=0.0, prior_sigma=1.0, kl_weight=1e-4, learning_rate=5e-4),
-        "deep": _sizes(128, 8, 512, 4, 0.05, prior_mu=0.0, prior_sigma=1.0, kl_weight=1e-4, learning_rate=3e-4),
-        "tiny": _sizes(8, 2, 16, 1, 0.05, prior_mu=0.0, prior_sigma=1.0, kl_weight=1e-4, learning_rate=1e-3),
+        "lightweight": _sizes(64, 4, 256, 1, 0.05, prior_mu=0.0, prior_sigma=1.0, kl_weight=1e-4, learning_rate=1e-3, **_SAMPLING),
+        "default": _sizes(96, 8, 384, 2, 0.05, prior_mu=0.0, prior_sigma=1.0, kl_weight=1e-4, learning_rate=5e-4, **_SAMPLING),
+        "deep": _sizes(128, 8, 512, 4, 0.05, prior_mu=0.0, prior_sigma=1.0, kl_weight=1e-4, learning_rate=3e-4, **_SAMPLING),
+        "tiny": _sizes(8, 2, 16, 1, 0.05, prior_mu=0.0, prior_sigma=1.0, kl_weight=1e-4, learning_rate=1e-3, **_SAMPLING),
     },
 }
 
@@ -94,20 +102,21 @@ def _split_inputs(inputs):
     return inputs, None
 
 
-def _embed(x, d_model: int, max_length: int, dropout: float):
+def _embed(x, d_model: int, max_length: int, dropout: float, dense=None):
     import keras
 
     from ml.training_pipeline.layers import SinusoidalPositions
 
-    x = keras.layers.Dense(d_model, name="embedding")(x)
+    x = (dense or keras.layers.Dense)(d_model, name="embedding")(x)
     x = SinusoidalPositions(max_length, name="positions")(x)
     return keras.layers.Dropout(dropout, name="embedding_dropout")(x) if dropout else x
 
 
-def _pool(x, mask):
+def _pool(x, mask, final_norm: bool):
     import keras
 
-    x = keras.layers.LayerNormalization(name="final_norm")(x)
+    if final_norm:
+        x = keras.layers.LayerNormalization(name="final_norm")(x)
     return keras.layers.GlobalAveragePooling1D(name="pool")(x, mask=mask)
 
 
@@ -137,7 +146,7 @@ def _activation(name):
     return gelu_tanh if name == "gelu_tanh" else name
 
 
-def _encoder(inputs, *, d_model, num_heads, ff_dim, num_layers, dropout, max_length, attention_dropout):
+def _encoder(inputs, *, d_model, num_heads, ff_dim, num_layers, dropout, max_length, attention_dropout, final_norm):
     """Pre-norm encoder blocks with Keras' MultiHeadAttention (the plain and the MC-dropout model)."""
     import keras
 
@@ -153,7 +162,7 @@ def _encoder(inputs, *, d_model, num_heads, ff_dim, num_layers, dropout, max_len
             h = keras.layers.Dropout(dropout, name=f"{name}_attention_dropout")(h)
         x = keras.layers.Add(name=f"{name}_attention_residual")([x, h])
         x = _feed_forward(x, ff_dim, d_model, dropout, name, _plain_dense)
-    return _pool(x, mask)
+    return _pool(x, mask, final_norm)
 
 
 _COMMON = "sinusoidal positions, pre-norm blocks, optional padding mask, mean pooling"
@@ -168,7 +177,7 @@ _COMMON = "sinusoidal positions, pre-norm blocks, optional padding mask, mean po
     check_params=check_attention_params,
 )
 def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int, dropout: float,
-                      max_length: int, padding_mask: bool):
+                      max_length: int, padding_mask: bool, final_norm: bool):
     """Transformer encoder over a window.
 
     Args:
@@ -180,6 +189,7 @@ def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_
         dropout: dropout in the residual branches and inside attention.
         max_length: the positional limit (longer windows are refused).
         padding_mask: whether the model takes a ``padding_mask`` input.
+        final_norm: LayerNorm before pooling (off for the sampling models, see ``_SAMPLING``).
 
     Returns:
         The ``(batch, d_model)`` pooled encoding.
@@ -189,7 +199,7 @@ def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_
         >>> model = create_model("transformer", input_shape=(60, 15), variant="lightweight")  # doctest: +SKIP
     """
     return _encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim, num_layers=num_layers,
-                    dropout=dropout, max_length=max_length, attention_dropout=dropout)
+                    dropout=dropout, max_length=max_length, attention_dropout=dropout, final_norm=final_norm)
 
 
 @register_model(
@@ -203,7 +213,7 @@ def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_
     check_params=check_attention_params,
 )
 def build_mcdropout_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int,
-                                dropout: float, max_length: int, padding_mask: bool):
+                                dropout: float, max_length: int, padding_mask: bool, final_norm: bool):
     """Transformer encoder whose dropout layers are sampled by ``predict_with_uncertainty``.
 
     Arguments as for ``transformer``; ``dropout`` is applied by ``Dropout`` layers only.
@@ -215,7 +225,7 @@ def build_mcdropout_transformer(inputs, *, d_model: int, num_heads: int, ff_dim:
         >>> predict_with_uncertainty(model, x, n_samples=50).std  # doctest: +SKIP
     """
     return _encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim, num_layers=num_layers,
-                    dropout=dropout, max_length=max_length, attention_dropout=0.0)
+                    dropout=dropout, max_length=max_length, attention_dropout=0.0, final_norm=final_norm)
 
 
 @register_model(
@@ -228,8 +238,8 @@ def build_mcdropout_transformer(inputs, *, d_model: int, num_heads: int, ff_dim:
     check_params=check_attention_params,
 )
 def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int, dropout: float,
-                               max_length: int, padding_mask: bool, prior_mu: float, prior_sigma: float,
-                               kl_weight: float):
+                               max_length: int, padding_mask: bool, final_norm: bool, prior_mu: float,
+                               prior_sigma: float, kl_weight: float):
     """Transformer encoder with weight distributions on every attention and feed-forward projection.
 
     Args:
@@ -251,7 +261,7 @@ def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: 
         return BayesianDense(units, activation=_activation(activation), name=name, **prior)
 
     x, mask = _split_inputs(inputs)
-    x = _embed(x, d_model, max_length, dropout)
+    x = _embed(x, d_model, max_length, dropout, dense=lambda units, name: BayesianDense(units, name=name, **prior))
     for i in range(num_layers):
         name = f"block{i}"
         h = keras.layers.LayerNormalization(name=f"{name}_attention_norm")(x)
@@ -260,4 +270,4 @@ def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: 
             h = keras.layers.Dropout(dropout, name=f"{name}_attention_dropout")(h)
         x = keras.layers.Add(name=f"{name}_attention_residual")([x, h])
         x = _feed_forward(x, ff_dim, d_model, dropout, name, bayesian_dense)
-    return _pool(x, mask)
+    return _pool(x, mask, final_norm)

@@ -61,6 +61,10 @@ class ModelKind:
     """Whether :meth:`fit` can run curriculum phases (one optimizer carried across row subsets)."""
     model_file: str = ""
 
+    def uncertainty_method(self, model: Any) -> str | None:
+        """``"sampling"``, ``"quantiles"`` or ``None``: what ``predict_with_uncertainty`` can do with this model."""
+        return None
+
     def owns(self, model: Any) -> bool:
         raise NotImplementedError
 

@@ -33,6 +33,11 @@ class KerasKind(ModelKind):
     supports_curriculum = True
     model_file = "model.keras"
 
+    def uncertainty_method(self, model) -> str | None:
+        from ml.training_pipeline.uncertainty import uncertainty_method
+
+        return uncertainty_method(model)
+
     def owns(self, model: Any) -> bool:
         return hasattr(model, "export") and hasattr(model, "inputs") and hasattr(model, "get_config")
 

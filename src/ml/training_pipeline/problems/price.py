@@ -67,6 +67,12 @@ class PriceProblem(Problem):
     def next_line(cls, result: dict[str, Any]) -> str:
         raise NotImplementedError
 
+    @classmethod
+    def interval_line(cls, low: dict[str, Any], high: dict[str, Any]) -> str:
+        """The interval of ``atb predict --uncertainty`` from the bounds' :meth:`next_prediction` dicts."""
+        key = next(iter(low))
+        return f"{key} in [{low[key]:.6g}, {high[key]:.6g}]"
+
     def plot_series(self, predictions: np.ndarray, windows: WindowSet):
         """(actual, predicted, baseline, y label, caption) for the prediction plot."""
         raise NotImplementedError
@@ -171,6 +177,11 @@ class PriceReturn(PriceProblem):
     def next_prediction(self, value, last_close):
         return {"predicted_log_return": value, "predicted_close": last_close * float(np.exp(value)),
                 "direction": "up" if value > 0 else "down"}
+
+    @classmethod
+    def interval_line(cls, low, high):
+        return (f"close in [{low['predicted_close']:,.2f}, {high['predicted_close']:,.2f}] "
+                f"(log return {low['predicted_log_return']:+.5f} .. {high['predicted_log_return']:+.5f})")
 
     @classmethod
     def next_line(cls, r):
@@ -282,6 +293,10 @@ class RealizedVolatility(PriceProblem):
 
     def next_prediction(self, value, last_close):
         return {"predicted_log_volatility": value, "predicted_volatility": float(np.exp(value))}
+
+    @classmethod
+    def interval_line(cls, low, high):
+        return f"volatility in [{low['predicted_volatility']:.6g}, {high['predicted_volatility']:.6g}]"
 
     @classmethod
     def next_line(cls, r):

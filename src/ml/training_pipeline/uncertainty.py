@@ -1,0 +1,202 @@
+"""Predictive uncertainty: sampling for models that sample, quantile outputs for quantile models.
+
+Two sources, chosen from the model itself:
+
+- **sampling** (``bayesian_transformer``, ``mcdropout_transformer``: the spec's ``samples``
+  capability): ``n_samples`` forward passes with ``training=True`` draw weights from the
+  posterior, or dropout masks; the mean, standard deviation and central interval are taken over
+  the samples. Binary models also get the predictive entropy of the mean probability and the
+  mutual information (the part of it due to the weights: epistemic).
+- **quantiles** (any model compiled with ``task="quantile"``, e.g. ``tft``): the interval is read
+  from the quantile outputs (the interval's two quantiles must be among them), the median is the
+  centre, and ``std`` is the interval width over the normal interval's width (an approximation).
+
+ONNX files hold the deterministic forward pass (``training=False``): the posterior mean weights,
+dropout off, or the quantiles; never samples.
+
+Example:
+    >>> from ml.training_pipeline.uncertainty import predict_with_uncertainty
+    >>> result = predict_with_uncertainty(model, x, n_samples=100)  # doctest: +SKIP
+    >>> result.lower.shape == result.mean.shape  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+SAMPLING, QUANTILES = "sampling", "quantiles"
+DEFAULT_INTERVAL = 0.8
+_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class UncertainPrediction:
+    """Predictions with their uncertainty, each ``(rows, outputs)``.
+
+    Attributes:
+        mean: the centre (sample mean, or the median quantile).
+        std: the predictive standard deviation.
+        lower, upper: the central ``interval`` bounds.
+        interval: nominal coverage of ``[lower, upper]`` (e.g. 0.8).
+        method: ``"sampling"`` or ``"quantiles"``.
+        n_samples: forward passes drawn (sampling only).
+        entropy: binary and multiclass: predictive entropy (nats) of the mean probabilities, ``(rows,)``.
+        mutual_information: sampling classifiers: entropy minus the mean entropy of the samples, ``(rows,)``.
+        samples: the ``(n_samples, rows, outputs)`` draws when asked for.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    interval: float
+    method: str
+    n_samples: int | None = None
+    entropy: np.ndarray | None = None
+    mutual_information: np.ndarray | None = None
+    samples: np.ndarray | None = field(default=None, repr=False)
+
+
+def uncertainty_method(model) -> str | None:
+    """``"quantiles"``, ``"sampling"`` or ``None`` (a deterministic point model) for a Keras model."""
+    if getattr(getattr(model, "loss", None), "quantiles", None) is not None:
+        return QUANTILES
+    from ml.training_pipeline.registry import get_spec
+
+    try:
+        spec = get_spec(getattr(model, "name", ""))
+    except ValueError:
+        return None
+    return SAMPLING if spec.capabilities.samples else None
+
+
+def check_interval(interval: Any) -> float:
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < 1:
+        raise ValueError(f"interval must be a coverage in (0, 1), e.g. 0.8. Received: interval={interval!r}")
+    return float(interval)
+
+
+def check_n_samples(n_samples: Any) -> int:
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
+        raise ValueError(f"n_samples must be an int >= 2 (a spread needs two draws). Received: n_samples={n_samples!r}")
+    return int(n_samples)
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy in nats of probabilities ``(..., outputs)``; one output is a binary probability."""
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    if p.shape[-1] == 1:
+        p = np.concatenate([1 - p, p], axis=-1)
+    return -np.sum(p * np.log(p), axis=-1)
+
+
+def _is_classifier(model) -> bool:
+    activation = getattr(getattr(model, "layers", [None])[-1], "activation", None)
+    return getattr(activation, "__name__", "") in ("sigmoid", "softmax")
+
+
+def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_samples: int = 100,
+                             interval: float = DEFAULT_INTERVAL, keep_samples: bool = False) -> UncertainPrediction:
+    """Mean, standard deviation and central interval of a model's predictions.
+
+    Args:
+        model: a Keras model that samples (``bayesian_transformer``, ``mcdropout_transformer``) or
+            that was built with ``task="quantile"``.
+        x: its inputs: one array, or ``{input name: array}``.
+        n_samples: forward passes for sampling models (>= 2; ignored for quantile models).
+        interval: nominal coverage of the interval (0.8: from the 10% to the 90% quantile).
+        keep_samples: also return the draws.
+
+    Returns:
+        An :class:`UncertainPrediction`.
+
+    Raises:
+        ValueError: a deterministic point model, ``n_samples < 2``, an interval outside (0, 1), or
+            quantile outputs that lack the interval's bounds.
+
+    Example:
+        >>> model = create_model("mcdropout_transformer", input_shape=(60, 15), variant="tiny")  # doctest: +SKIP
+        >>> predict_with_uncertainty(model, x, n_samples=50).std.shape  # doctest: +SKIP
+        (len(x), 1)
+    """
+    from ml.training_pipeline.kinds.keras_kind import _model_argument
+
+    interval = check_interval(interval)
+    method = uncertainty_method(model)
+    if method is None:
+        raise ValueError(f"model {getattr(model, 'name', type(model).__name__)!r} is deterministic and has no quantile "
+                         "outputs, so it has no uncertainty to give. Accepted: a model that samples "
+                         "(bayesian_transformer, mcdropout_transformer) or one built with task='quantile'")
+    named = x if isinstance(x, Mapping) else {model.inputs[0].name: x}
+    named = {k: np.asarray(v) for k, v in named.items()}
+    if method == QUANTILES:
+        return _from_quantiles(model, named, interval)
+    n_samples = check_n_samples(n_samples)
+    rows = len(next(iter(named.values())))
+    draws = []
+    for _ in range(n_samples):
+        parts = [np.asarray(model(_model_argument(model, {k: v[i:i + _BATCH] for k, v in named.items()}), training=True))
+                 for i in range(0, rows, _BATCH)]
+        draws.append(np.concatenate(parts).reshape(rows, -1))
+    samples = np.stack(draws).astype(np.float64)
+    tail = (1 - interval) / 2
+    mean = samples.mean(axis=0)
+    entropy = mutual_information = None
+    if _is_classifier(model):
+        entropy = _entropy(mean)
+        mutual_information = entropy - _entropy(samples).mean(axis=0)
+    return UncertainPrediction(mean=mean, std=samples.std(axis=0, ddof=1), lower=np.quantile(samples, tail, axis=0),
+                               upper=np.quantile(samples, 1 - tail, axis=0), interval=interval, method=SAMPLING,
+                               n_samples=n_samples, entropy=entropy, mutual_information=mutual_information,
+                               samples=samples if keep_samples else None)
+
+
+def _from_quantiles(model, named: Mapping[str, np.ndarray], interval: float) -> UncertainPrediction:
+    from ml.training_pipeline.kinds.keras_kind import _model_argument
+
+    levels = [float(q) for q in model.loss.quantiles]
+    tail = (1 - interval) / 2
+    wanted = {"lower": tail, "upper": 1 - tail}
+    found = {}
+    for bound, level in wanted.items():
+        close = [i for i, q in enumerate(levels) if abs(q - level) < 1e-6]
+        if not close:
+            raise ValueError(f"a {interval:g} interval needs the quantiles {tail:g} and {1 - tail:g}; the model "
+                             f"predicts {levels}. Received: interval={interval!r}")
+        found[bound] = close[0]
+    out = np.asarray(model.predict(_model_argument(model, named), batch_size=_BATCH, verbose=0), np.float64)
+    lower, upper = out[:, [found["lower"]]], out[:, [found["upper"]]]
+    median = [i for i, q in enumerate(levels) if abs(q - 0.5) < 1e-6]
+    centre = out[:, median] if median else out.mean(axis=1, keepdims=True)
+    z = NormalDist().inv_cdf(1 - tail)
+    return UncertainPrediction(mean=centre, std=(upper - lower) / (2 * z), lower=lower, upper=upper,
+                               interval=interval, method=QUANTILES)
+
+
+def interval_report(prediction: UncertainPrediction, y: np.ndarray, to_target=None) -> dict[str, Any]:
+    """Coverage of the interval on held-out targets, next to its nominal level.
+
+    Args:
+        prediction: from :func:`predict_with_uncertainty`.
+        y: the held-out targets, in the model's output units.
+        to_target: an increasing map from the model's output units to the target's (e.g. undoing
+            target scaling), so the widths are reported in the target's units; coverage is unchanged.
+
+    Example:
+        >>> p = UncertainPrediction(np.zeros((4, 1)), np.ones((4, 1)), -np.ones((4, 1)), np.ones((4, 1)), 0.8, "sampling")
+        >>> interval_report(p, np.array([0.0, 0.5, 2.0, -3.0]))["coverage"]
+        0.5
+    """
+    convert = (lambda a: np.asarray(a, np.float64).reshape(len(a), -1)[:, :1]) if to_target is None else \
+        (lambda a: np.asarray(to_target(np.asarray(a, np.float64)[:, :1]), np.float64).reshape(len(a), -1)[:, :1])
+    y, lower, upper = convert(np.asarray(y).reshape(len(y), -1)), convert(prediction.lower), convert(prediction.upper)
+    inside = (y >= lower) & (y <= upper)
+    return {"nominal": prediction.interval, "coverage": float(inside.mean()), "method": prediction.method,
+            "mean_width": float(np.mean(upper - lower)), "n": int(len(y)),
+            **({"n_samples": prediction.n_samples} if prediction.n_samples else {})}
