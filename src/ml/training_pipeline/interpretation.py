@@ -62,7 +62,7 @@ def interpret(model, inputs: Mapping[str, np.ndarray] | np.ndarray, max_rows: in
 
     named = inputs if isinstance(inputs, Mapping) else {model.inputs[0].name: inputs}
     named = {k: np.asarray(v)[:max_rows] for k, v in named.items()}
-    probe = keras.Model(model.inputs, {name: tensor for name, (_, tensor) in found.items()})
+    probe = keras.Model(model.input, {name: tensor for name, (_, tensor) in found.items()})
     outputs = probe(_model_argument(model, named), training=False)
     for name, (explains, _) in found.items():
         result[explains][name] = keras.ops.convert_to_numpy(outputs[name])
