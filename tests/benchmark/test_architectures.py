@@ -12,6 +12,7 @@ import math
 import pytest
 
 from ml.training_pipeline.models import declared_inputs, list_models
+from ml.training_pipeline.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT
 
 pytestmark = pytest.mark.benchmark
 
@@ -19,8 +20,10 @@ DAYS, EPOCHS = 365, 30
 RESULTS: dict[str, dict] = {}
 
 
-# models whose one input is the OHLCV window (multi-input models need other data)
-WINDOW_MODELS = [n for n in list_models() if [s.name for s in declared_inputs(n, (60, 15))] == ["inputs"]]
+# models that read the OHLCV window and what the price problem offers beside it (the calendar `known`);
+# other multi-input models need other data
+WINDOW_MODELS = [n for n in list_models()
+                 if {s.name for s in declared_inputs(n, (60, 15))} <= {DEFAULT_INPUT_NAME, KNOWN_INPUT}]
 
 
 @pytest.mark.parametrize("model_type", WINDOW_MODELS)

@@ -1,7 +1,8 @@
 """Building blocks of the Temporal Fusion Transformer (Lim et al., 2021).
 
 - :class:`GatedResidualNetwork` (GRN): ``LayerNorm(skip(a) + GLU(W1 ELU(W2 a + W3 c)))`` with an
-  optional context ``c``; lets the network skip what it does not need.
+  optional context ``c``; lets the network skip what it does not need. ``W2`` maps to the hidden
+  width, ``W1`` from it to the output width.
 - :class:`VariableSelection`: per-variable linear embeddings, a shared GRN over them, and softmax
   selection weights from a GRN of the raw variables (and the static context); returns the
   weighted sum and the weights (the model's variable importance).
@@ -62,10 +63,12 @@ class GatedResidualNetwork(keras.layers.Layer):
         self.context = keras.layers.Dense(self.units, use_bias=False, name="context") if has_context else None
         if self.context is not None:
             self.context.build(tuple(input_shape[1]))
-        self.inner = keras.layers.Dense(self.units, name="inner")
+        # hidden width -> output width, as a transformer's feed-forward block (the position-wise GRN's
+        # ff_dim is its hidden width; a square inner layer would cost ff_dim^2 weights)
+        self.inner = keras.layers.Dense(self.output_units, name="inner")
         self.inner.build((*x_shape[:-1], self.units))
         self.gate = _glu(self.output_units, "gate")
-        self.gate.build((*x_shape[:-1], self.units))
+        self.gate.build((*x_shape[:-1], self.output_units))
         self.skip = keras.layers.Dense(self.output_units, name="skip") if x_shape[-1] != self.output_units else None
         if self.skip is not None:
             self.skip.build(x_shape)
