@@ -279,3 +279,43 @@ def test_tft_and_a_sampling_model_through_atb(tmp_path, capsys):
     assert bounds["lower_prediction"]["predicted_close"] <= bounds["upper_prediction"]["predicted_close"]
     assert main(["predict", "BTCUSDT", *chosen, "--uncertainty", "--samples", "1"]) == 2
     assert "n_samples must be an int >= 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs", [{"static_vocab": 3}, {"known_features": 0}, {"padding_mask": True}])
+def test_optional_inputs_pass_the_harness(kwargs):
+    """The paths the tiny presets leave off: TFT's static id and no known input, the encoder's padding mask."""
+    from ml.testing import run_model_test
+
+    name = "transformer" if "padding_mask" in kwargs else "tft"
+    report = run_model_test(name, preset="tiny", task="quantile" if name == "tft" else "regression", **kwargs)
+    assert report["onnx_max_abs_diff"] < 1e-4
+    expected = {"static_vocab": ["inputs", "known", "static"], "known_features": ["inputs"],
+                "padding_mask": ["inputs", "padding_mask"]}[next(iter(kwargs))]
+    assert [i["name"] for i in report["inputs"]] == expected
+
+
+def test_two_symbols_feed_the_tft_a_static_symbol_id(tmp_path, capsys, btc_hourly):
+    second = tmp_path / "second.csv"  # a second market: real bars of another period, as its own file
+    frame = btc_hourly.loc["2021-01-01":"2021-04-01"].copy()
+    frame.insert(0, "time", frame.index.astype("int64") // 10**6)
+    frame.to_csv(second, index=False)
+    root = str(tmp_path / "models")
+    assert main(["train", "model", "BTCUSDT", "ETHUSDT", "--data", f"ETHUSDT={second}", "--model-type", "tft",
+                 "--param", "static_vocab=2", *SMALL, "--models-dir", root]) == 0
+    metadata = json.loads((tmp_path / "models" / "BTCUSDT-ETHUSDT" / "return" / "latest" / "metadata.json").read_text())
+    assert [i["name"] for i in metadata["model"]["inputs"]] == ["inputs", "known", "static"]
+    assert main(["predict", "ETHUSDT", "--data", str(second), "--models-dir", root]) == 0
+    assert main(["predict", "BTCUSDT", "--models-dir", root]) == 0
+
+
+@pytest.mark.parametrize("name", ["transformer", "bayesian_transformer", "mamba", "xlstm"])
+def test_the_rest_of_the_family_through_atb(name, tmp_path):
+    root = tmp_path / "models"
+    assert main(["train", "model", "BTCUSDT", "--model-type", name, *SMALL, "--models-dir", str(root)]) == 0
+    version = root / "BTCUSDT" / "return" / "latest"
+    metadata = json.loads((version / "metadata.json").read_text())
+    assert metadata["onnx"]["exported"] and metadata["onnx"]["max_abs_diff"] < 1e-4
+    assert "persistence" in metadata["metrics"] and "skill" in metadata["metrics"]
+    assert [i["name"] for i in metadata["model"]["inputs"]] == ["inputs"]  # the calendar is not fed to them
+    assert ("uncertainty" in metadata["metrics"]) == (name == "bayesian_transformer")
+    assert main(["predict", "BTCUSDT", "--models-dir", str(root)]) == 0

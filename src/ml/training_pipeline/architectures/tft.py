@@ -114,7 +114,7 @@ def build_tft(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: 
         s = keras.layers.Flatten(name="static_flat")(keras.layers.Embedding(static_vocab, d_model,
                                                                             name="static_embedding")(static))
         for role in ("selection", "enrichment", "state_h", "state_c"):
-            contexts[role] = GatedResidualNetwork(d_model, dropout=dropout, name=f"static_{role}")(s)
+            contexts[role] = GatedResidualNetwork(d_model, dropout=dropout, name=f"static_context_{role}")(s)
 
     def with_context(x, role):
         return [x, contexts[role]] if contexts else x
