@@ -15,6 +15,8 @@ import math
 import keras
 from keras import ops
 
+from ml.training_pipeline.layers.heads import head_dim, split_heads
+
 # softplus(-6.9) ~ 1e-3: posteriors start almost deterministic, so early training behaves like a
 # plain network and the KL term then widens the weights it does not need.
 _RHO_INIT = -6.9
@@ -133,17 +135,13 @@ class BayesianSelfAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         width = int(input_shape[-1])
-        if width % self.num_heads:
-            raise ValueError(f"d_model must be divisible by num_heads. Received: d_model={width}, "
-                             f"num_heads={self.num_heads}")
-        self.head_dim = width // self.num_heads
+        self.head_dim = head_dim(width, self.num_heads)
         self.projections = [BayesianDense(width, name=name, **self.prior) for name in ("query", "key", "value", "output")]
         for projection in self.projections:
             projection.build(input_shape)
 
     def _split(self, x):
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        return ops.transpose(ops.reshape(x, (batch, length, self.num_heads, self.head_dim)), (0, 2, 1, 3))
+        return split_heads(x, self.num_heads, self.head_dim)
 
     def _scores(self, x, padding_mask, training):
         query, key, value, _ = self.projections

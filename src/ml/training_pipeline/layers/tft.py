@@ -23,6 +23,8 @@ import math
 import keras
 from keras import ops
 
+from ml.training_pipeline.layers.heads import head_dim, split_heads
+
 
 def _glu(units: int, name: str):
     return keras.layers.Dense(2 * units, name=name)
@@ -174,10 +176,7 @@ class InterpretableMultiHeadAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         width = int(input_shape[-1])
-        if width % self.num_heads:
-            raise ValueError(f"d_model must be divisible by num_heads. Received: d_model={width}, "
-                             f"num_heads={self.num_heads}")
-        self.head_dim = width // self.num_heads
+        self.head_dim = head_dim(width, self.num_heads)
         self.query = keras.layers.Dense(width, name="query")
         self.key = keras.layers.Dense(width, name="key")
         self.value = keras.layers.Dense(self.head_dim, name="value")
@@ -188,12 +187,10 @@ class InterpretableMultiHeadAttention(keras.layers.Layer):
         self.drop = keras.layers.Dropout(self.dropout)
 
     def call(self, inputs, training=False):
-        batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
-
-        def heads(x):
-            return ops.transpose(ops.reshape(x, (batch, length, self.num_heads, self.head_dim)), (0, 2, 1, 3))
-
-        logits = ops.matmul(heads(self.query(inputs)), ops.transpose(heads(self.key(inputs)), (0, 1, 3, 2)))
+        length = ops.shape(inputs)[1]
+        query = split_heads(self.query(inputs), self.num_heads, self.head_dim)
+        key = split_heads(self.key(inputs), self.num_heads, self.head_dim)
+        logits = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
         logits = logits / math.sqrt(self.head_dim)
         if self.causal:
             allowed = ops.tril(ops.ones((length, length), dtype="bool"))
