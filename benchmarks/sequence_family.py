@@ -160,8 +160,8 @@ def main() -> None:
                                   latency=True))
                 print(f"  measured {name} at length {length}", flush=True)
     print()
-    print(f"| model | length | params | ONNX p50 ms | Keras predict p50 ms | ONNX/Keras | train windows/s (batch 128) "
-          f"| train GFLOP/s | share of sgemm peak |")
+    print("| model | length | params | ONNX p50 ms | Keras predict p50 ms | ONNX/Keras | train windows/s (batch 128) "
+          "| train GFLOP/s | share of sgemm peak |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         onnx = f"{r['onnx_p50_ms']:.3f}" if "onnx_p50_ms" in r else "-"

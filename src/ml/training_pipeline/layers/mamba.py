@@ -20,7 +20,6 @@ import numpy as np
 from keras import ops
 
 
-
 def ssd_reference(x: np.ndarray, dt: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray) -> np.ndarray:
     """The selective scan as a plain loop over time (NumPy, float64), for tests.
 
