@@ -51,3 +51,11 @@ def test_every_custom_layer(layer_name):
 @pytest.mark.parametrize("name,preset", [(n, p) for n in list_models() for p in get_spec(n).presets if p != "tiny"])
 def test_every_preset(name, preset):
     run_model_test(name, preset=preset, input_shape=(24, 5) if get_spec(name).shape_ndim[1] >= 2 else (24,))
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if get_spec(n).default_params is not None])
+def test_stated_parameter_counts_are_the_real_ones(name):
+    from ml.training_pipeline.models import AVAILABLE_MODELS, create_model
+
+    assert create_model(name, (60, 15)).count_params() == get_spec(name).default_params
+    assert f"{get_spec(name).default_params / 1000:.0f}K params" in AVAILABLE_MODELS[name]

@@ -41,8 +41,14 @@ __all__ = [
     "resolve_params",
 ]
 
-AVAILABLE_MODELS: dict[str, str] = {name: get_spec(name).description for name in registered_names()}
-"""Model name -> one-line description."""
+def _described(spec: ModelSpec) -> str:
+    if spec.default_params is None:
+        return spec.description
+    return f"{spec.description} [default: {spec.default_params / 1000:.0f}K params at (60, 15)]"
+
+
+AVAILABLE_MODELS: dict[str, str] = {name: _described(get_spec(name)) for name in registered_names()}
+"""Model name -> one-line description (with the default preset's parameter count where the family states it)."""
 
 MODEL_VARIANTS: tuple[str, ...] = GUIDE_VARIANTS
 """The guide's size names (lightweight, default, deep); every model also has ``tiny``, some have more."""

@@ -129,6 +129,9 @@ class ModelSpec:
         shape_ndim: ``(min, max)`` dimensions of the primary ``input_shape``.
         check_params: ``check_params(params)`` raises ``ValueError`` for a bad hyperparameter value;
             run by the factory and by ``TrainingConfig`` before any data is loaded or TensorFlow imported.
+        default_params: the parameter count of the ``default`` preset at input (60, 15) with one
+            regression output, shown in ``AVAILABLE_MODELS`` without building it (a test builds it and
+            checks the figure).
     """
 
     name: str
@@ -143,6 +146,7 @@ class ModelSpec:
     capabilities: Capabilities = Capabilities()
     shape_ndim: tuple[int, int] = (2, 2)
     check_params: Callable[[Mapping[str, Any]], None] | None = None
+    default_params: int | None = None
 
     @property
     def presets(self) -> tuple[str, ...]:
@@ -181,6 +185,7 @@ def register_model(
     capabilities: Capabilities | None = None,
     shape_ndim: tuple[int, int] = (2, 2),
     check_params: Callable[[Mapping[str, Any]], None] | None = None,
+    default_params: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Registers a model builder under ``name``.
 
@@ -197,6 +202,7 @@ def register_model(
         capabilities: flags such as ``onnx_exportable``; default: all the usual ones.
         shape_ndim: accepted dimensions of the primary ``input_shape``.
         check_params: validates hyperparameter values cheaply (no TensorFlow), see :class:`ModelSpec`.
+        default_params: the default preset's parameter count at (60, 15), see :class:`ModelSpec`.
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
@@ -234,6 +240,7 @@ def register_model(
             capabilities=capabilities or Capabilities(),
             shape_ndim=shape_ndim,
             check_params=check_params,
+            default_params=default_params,
         )
         for alias in aliases:
             _ALIASES[normalize_name(alias)] = canonical

@@ -90,6 +90,7 @@ def _embed_and_read(inputs, d_model: int, blocks) -> Any:
                 "causal depthwise conv) in Mamba-2's parallel form.",
     variants=RECOMMENDED_HYPERPARAMETERS["mamba"],
     check_params=check_mamba_params,
+    default_params=319_425,
 )
 def build_mamba(inputs, *, d_model: int, num_layers: int, num_heads: int, d_state: int, expand: int,
                 conv_width: int, dropout: float):
@@ -124,6 +125,7 @@ def build_mamba(inputs, *, d_model: int, num_layers: int, num_heads: int, d_stat
                 "stabiliser state) at slstm_at.",
     variants=RECOMMENDED_HYPERPARAMETERS["xlstm"],
     check_params=check_xlstm_params,
+    default_params=818_279,
 )
 def build_xlstm(inputs, *, d_model: int, num_layers: int, num_heads: int, slstm_at: Sequence[int], conv_width: int,
                 dropout: float):

@@ -71,6 +71,7 @@ def declare_tft_inputs(input_shape: tuple[int, ...], params: Mapping[str, Any]) 
     aliases=("temporal_fusion_transformer",),
     declare_inputs=declare_tft_inputs,
     check_params=check_tft_params,
+    default_params=573_918,
 )
 def build_tft(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int, dropout: float,
               known_features: int, static_vocab: int):

@@ -175,6 +175,7 @@ _COMMON = "sinusoidal positions, pre-norm blocks, optional padding mask, mean po
     declare_inputs=declare_window_inputs,
     capabilities=Capabilities(supports_masks=True),
     check_params=check_attention_params,
+    default_params=597_249,
 )
 def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int, dropout: float,
                       max_length: int, padding_mask: bool, final_norm: bool):
@@ -211,6 +212,7 @@ def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_
     declare_inputs=declare_window_inputs,
     capabilities=Capabilities(supports_masks=True, samples=True),
     check_params=check_attention_params,
+    default_params=398_721,
 )
 def build_mcdropout_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int,
                                 dropout: float, max_length: int, padding_mask: bool, final_norm: bool):
@@ -236,6 +238,7 @@ def build_mcdropout_transformer(inputs, *, d_model: int, num_heads: int, ff_dim:
     declare_inputs=declare_window_inputs,
     capabilities=Capabilities(supports_masks=True, samples=True, adds_losses=True),
     check_params=check_attention_params,
+    default_params=449_761,
 )
 def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int, dropout: float,
                                max_length: int, padding_mask: bool, final_norm: bool, prior_mu: float,
