@@ -137,6 +137,18 @@ def test_sampling_models_are_deterministic_without_sampling_and_spread_with_it(t
 
 
 @pytest.mark.parametrize("name", ["mcdropout_transformer", "bayesian_transformer"])
+def test_onnx_serves_the_deterministic_pass_not_samples(trained_samplers, name, tmp_path):
+    models, x, _ = trained_samplers
+    export_onnx(models[name], tmp_path / "m.onnx", sample=x[:64])
+    predictor = OnnxPredictor(tmp_path / "m.onnx")
+    served = predictor.predict(x[:64])
+    np.testing.assert_array_equal(predictor.predict(x[:64]), served)  # no sampling in the graph
+    np.testing.assert_allclose(served, models[name].predict(x[:64], verbose=0), atol=1e-4)
+    sampled_mean = predict_with_uncertainty(models[name], x[:64], n_samples=20).mean
+    assert np.max(np.abs(sampled_mean - served)) > 1e-4  # the MC mean is another number: the docs say so
+
+
+@pytest.mark.parametrize("name", ["mcdropout_transformer", "bayesian_transformer"])
 def test_predictive_std_grows_away_from_the_training_data(trained_samplers, name):
     models, x, _ = trained_samplers
     near = predict_with_uncertainty(models[name], x[:64], n_samples=30).std.mean()
