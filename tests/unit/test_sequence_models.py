@@ -331,3 +331,19 @@ def test_the_rest_of_the_family_through_atb(name, tmp_path):
     assert [i["name"] for i in metadata["model"]["inputs"]] == ["inputs"]  # the calendar is not fed to them
     assert ("uncertainty" in metadata["metrics"]) == (name == "bayesian_transformer")
     assert main(["predict", "BTCUSDT", "--models-dir", str(root)]) == 0
+
+
+def test_conformal_calibration_reaches_the_nominal_coverage_on_new_rows(trained_samplers):
+    from ml.training_pipeline.uncertainty import calibration_scale, widened
+
+    models, _, _ = trained_samplers
+    rng = np.random.default_rng(2)
+    rows = rng.standard_normal((1200, 12, 3)).astype("float32")
+    y = rows[:, -3:, :].mean(axis=(1, 2)) + rng.normal(0, 0.3, 1200)  # noise the model cannot know
+    result = predict_with_uncertainty(models["mcdropout_transformer"], rows, n_samples=10)
+    first, second = slice(0, 600), slice(600, None)
+    part = lambda r, s: type(r)(r.mean[s], r.std[s], r.lower[s], r.upper[s], r.interval, r.method)  # noqa: E731
+    scale = calibration_scale(part(result, first), y[first])
+    raw = interval_report(part(result, second), y[second])["coverage"]
+    calibrated = interval_report(widened(part(result, second), scale), y[second])["coverage"]
+    assert abs(calibrated - 0.8) < 0.06 and abs(calibrated - 0.8) < abs(raw - 0.8), (raw, calibrated, scale)

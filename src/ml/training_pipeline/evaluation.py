@@ -160,8 +160,12 @@ def format_interval(interval: dict) -> str:
         'interval   80% interval covers 74.0% of 200 test targets (nominal 80%; sampling, 50 samples; mean width 0.01)'
     """
     how = interval["method"] + (f", {interval['n_samples']} samples" if interval.get("n_samples") else "")
-    return (f"interval   {interval['nominal']:.0%} interval covers {interval['coverage']:.1%} of {interval['n']} test "
+    line = (f"interval   {interval['nominal']:.0%} interval covers {interval['coverage']:.1%} of {interval['n']} test "
             f"targets (nominal {interval['nominal']:.0%}; {how}; mean width {interval['mean_width']:.4g})")
+    if "calibrated_coverage" in interval:
+        line += (f"\n           calibrated on validation (x{1 + interval['calibration_scale']:.3g} half-width): covers "
+                 f"{interval['calibrated_coverage']:.1%} (mean width {interval['calibrated_mean_width']:.4g})")
+    return line
 
 
 LOWER_IS_BETTER = ("rmse", "mae", "mape", "log2_mse", "pinball", "log_loss", "qlike", "mse")

@@ -115,17 +115,24 @@ class StoredModel:
     def uncertainty(self, model, inputs: dict[str, np.ndarray], problem: PriceProblem, last_close: float,
                     n_samples: int, interval: float) -> dict[str, Any]:
         """Mean, std and interval of one prediction in the target's units, and what each bound means."""
-        from ml.training_pipeline.uncertainty import predict_with_uncertainty
+        from ml.training_pipeline.uncertainty import predict_with_uncertainty, widened
 
         found = predict_with_uncertainty(model, inputs, n_samples=n_samples, interval=interval)
+        stored = self.metadata.get("metrics", {}).get("uncertainty", {})
+        # the split-conformal scale fitted on the validation part holds for the nominal level it was fitted at
+        scale = stored.get("calibration_scale") if stored.get("nominal") == interval else None
+        if scale is not None:
+            found = widened(found, scale)
         mean, lower, upper = (float(self.to_target(a)[0]) for a in (found.mean, found.lower, found.upper))
         std = abs(float(self.to_target(found.mean + found.std)[0]) - mean)
         low, high = problem.next_prediction(lower, last_close), problem.next_prediction(upper, last_close)
+        how = f"{found.method}{f', {found.n_samples} samples' if found.n_samples else ''}"
+        how += f"; calibrated on validation, x{1 + scale:.3g} half-width" if scale is not None else "; not calibrated"
         return {"method": found.method, "n_samples": found.n_samples, "interval": interval, "mean": mean, "std": std,
+                "calibration_scale": scale,
                 "lower": lower, "upper": upper, "lower_prediction": low, "upper_prediction": high,
                 **({"entropy": float(found.entropy[0])} if found.entropy is not None else {}),
-                "text": f"{interval:.0%} interval: {problem.interval_line(low, high)}; std {std:.3g} "
-                        f"({found.method}{f', {found.n_samples} samples' if found.n_samples else ''})"}
+                "text": f"{interval:.0%} interval: {problem.interval_line(low, high)}; std {std:.3g} ({how})"}
 
     def window_inputs(self, problem: PriceProblem, x: np.ndarray, end_times: pd.DatetimeIndex) -> dict[str, np.ndarray]:
         """The model's named inputs for price windows ``x`` ending at ``end_times`` (calendar, symbol id as stored)."""

@@ -150,12 +150,24 @@ def _uncertainty(model, adapter, problem: Problem, data: ProblemData, config: Tr
     """Coverage of the central interval on the test part, for models that give one and targets that have one."""
     if not problem.task.has_intervals or adapter.uncertainty_method(model) is None:
         return None
-    from ml.training_pipeline.uncertainty import interval_report, predict_with_uncertainty
+    from ml.training_pipeline.uncertainty import (
+        calibration_scale,
+        interval_report,
+        predict_with_uncertainty,
+        widened,
+    )
 
     log(f"uncertainty: {adapter.uncertainty_method(model)} ({config.uncertainty_samples} samples where sampled) "
-        "on the test part ...")
+        "on the validation and test parts ...")
+    to_target = lambda outputs: problem.to_prediction(outputs, data)  # noqa: E731
+    # the raw interval, and the same interval widened by split conformal calibration on the validation part
+    scale = calibration_scale(predict_with_uncertainty(model, data.validation.inputs,
+                                                       n_samples=config.uncertainty_samples), data.validation.y)
     prediction = predict_with_uncertainty(model, data.test.inputs, n_samples=config.uncertainty_samples)
-    return interval_report(prediction, data.test.y, to_target=lambda outputs: problem.to_prediction(outputs, data))
+    calibrated = interval_report(widened(prediction, scale), data.test.y, to_target=to_target)
+    return {**interval_report(prediction, data.test.y, to_target=to_target),
+            "calibration_scale": scale, "calibrated_coverage": calibrated["coverage"],
+            "calibrated_mean_width": calibrated["mean_width"]}
 
 
 def _variable_names(schema: dict, width: int) -> list[str] | None:
