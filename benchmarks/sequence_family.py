@@ -170,7 +170,7 @@ def main() -> None:
         share = f"{r['peak_share']:.1%}" + (" (>=, loop)" if r["loop"] else "")
         print(f"| {r['model']} | {r['length']} | {r['params']:,} | {onnx} | {keras_ms} | {ratio} | "
               f"{r['train_windows_s']:.0f} | {r['train_gflops_s']:.1f} | {share} |")
-    missed = [r for r in rows if r.get("onnx_p50_ms", 0) > GOAL_ONNX_MS]
+    missed = [r for r in rows if r["length"] == args.lengths[0] and r.get("onnx_p50_ms", 0) > GOAL_ONNX_MS]
     print()
     print(f"goal ONNX p50 <= {GOAL_ONNX_MS} ms at ({args.lengths[0]}, {args.features}): "
           + ("met by every model" if not missed else "missed by " + ", ".join(
