@@ -104,12 +104,10 @@ class StoredModel:
         Raises:
             ValueError: the stored model is deterministic with point outputs.
         """
-        kind = self._kind()
-        model = kind.load(self.path / self.metadata["model"]["file"])
-        if kind.uncertainty_method(model) is None:
-            raise ValueError(f"Version {self.version!r} ({self.metadata['config']['model_type']}) is deterministic and "
-                             "has no quantile outputs, so it has no uncertainty to give. Accepted: bayesian_transformer, "
-                             "mcdropout_transformer, or a model trained with task='quantile'")
+        from ml.training_pipeline.uncertainty import require_uncertainty
+
+        model = self._kind().load(self.path / self.metadata["model"]["file"])
+        require_uncertainty(model, f"Version {self.version!r} ({self.metadata['config']['model_type']})")
         return model
 
     def uncertainty(self, model, inputs: dict[str, np.ndarray], problem: PriceProblem, last_close: float,

@@ -148,7 +148,8 @@ def fit_inputs_to_model(config: TrainingConfig, problem: Problem, data: ProblemD
 
 def _uncertainty(model, adapter, problem: Problem, data: ProblemData, config: TrainingConfig, log) -> dict | None:
     """Coverage of the central interval on the test part, for models that give one and targets that have one."""
-    if not problem.task.has_intervals or adapter.uncertainty_method(model) is None:
+    method = adapter.uncertainty_method(model)
+    if not problem.task.has_intervals or method is None:
         return None
     from ml.training_pipeline.uncertainty import (
         calibration_scale,
@@ -157,7 +158,7 @@ def _uncertainty(model, adapter, problem: Problem, data: ProblemData, config: Tr
         widened,
     )
 
-    log(f"uncertainty: {adapter.uncertainty_method(model)} ({config.uncertainty_samples} samples where sampled) "
+    log(f"uncertainty: {method} ({config.uncertainty_samples} samples where sampled) "
         "on the validation and test parts ...")
     to_target = lambda outputs: problem.to_prediction(outputs, data)  # noqa: E731
     # the raw interval, and the same interval widened by split conformal calibration on the validation part

@@ -97,13 +97,31 @@ def uncertainty_method(model) -> str | None:
     """``"quantiles"``, ``"sampling"`` or ``None`` (a deterministic point model) for a Keras model."""
     if getattr(getattr(model, "loss", None), "quantiles", None) is not None:
         return QUANTILES
-    from ml.training_pipeline.registry import get_spec
+    from ml.training_pipeline.models import get_spec  # the models module fills the registry
 
     try:
         spec = get_spec(getattr(model, "name", ""))
     except ValueError:
         return None
     return SAMPLING if spec.capabilities.samples else None
+
+
+def require_uncertainty(model, label: str | None = None) -> str:
+    """The model's uncertainty method; refuses a deterministic point model in one line naming the models that give one.
+
+    Args:
+        model: a Keras model.
+        label: how to name the model in the error (default: ``model '<name>'``).
+    """
+    method = uncertainty_method(model)
+    if method is None:
+        from ml.training_pipeline.models import get_spec, list_models
+
+        samplers = [name for name in list_models() if get_spec(name).capabilities.samples]
+        label = label or f"model {getattr(model, 'name', type(model).__name__)!r}"
+        raise ValueError(f"{label} is deterministic and has no quantile outputs, so it has no uncertainty to give. "
+                         f"Accepted: a model that samples ({', '.join(samplers)}) or one built with task='quantile'")
+    return method
 
 
 def check_interval(interval: Any) -> float:
@@ -158,11 +176,7 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
     from ml.training_pipeline.kinds.keras_kind import _model_argument
 
     interval = check_interval(interval)
-    method = uncertainty_method(model)
-    if method is None:
-        raise ValueError(f"model {getattr(model, 'name', type(model).__name__)!r} is deterministic and has no quantile "
-                         "outputs, so it has no uncertainty to give. Accepted: a model that samples "
-                         "(bayesian_transformer, mcdropout_transformer) or one built with task='quantile'")
+    method = require_uncertainty(model)
     named = x if isinstance(x, Mapping) else {model.inputs[0].name: x}
     named = {k: np.asarray(v) for k, v in named.items()}
     if method == QUANTILES:
