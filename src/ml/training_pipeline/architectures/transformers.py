@@ -102,12 +102,12 @@ def _split_inputs(inputs):
     return inputs, None
 
 
-def _embed(x, d_model: int, max_length: int, dropout: float, dense=None):
+def _embed(x, d_model: int, max_length: int, dropout: float, dense):
     import keras
 
     from ml.training_pipeline.layers import SinusoidalPositions
 
-    x = (dense or keras.layers.Dense)(d_model, name="embedding")(x)
+    x = dense(d_model, None, "embedding")(x)
     x = SinusoidalPositions(max_length, name="positions")(x)
     return keras.layers.Dropout(dropout, name="embedding_dropout")(x) if dropout else x
 
@@ -146,22 +146,32 @@ def _activation(name):
     return gelu_tanh if name == "gelu_tanh" else name
 
 
-def _encoder(inputs, *, d_model, num_heads, ff_dim, num_layers, dropout, max_length, attention_dropout, final_norm):
-    """Pre-norm encoder blocks with Keras' MultiHeadAttention (the plain and the MC-dropout model)."""
+def _keras_attention(num_heads: int, d_model: int, dropout: float):
+    """Self-attention by Keras' MultiHeadAttention, its scores kept in the graph for ``interpret``."""
+    import keras
+
+    def attend(h, mask, name):
+        return keras.layers.MultiHeadAttention(num_heads, d_model // num_heads, dropout=dropout, name=name)(
+            h, h, value_mask=mask, return_attention_scores=True)[0]
+
+    return attend
+
+
+def _encoder(inputs, *, d_model, num_heads, ff_dim, num_layers, dropout, max_length, final_norm, attention, dense):
+    """Embedding, pre-norm blocks and pooling; ``attention(h, mask, name)`` and ``dense(units, activation, name)``
+    make the layers, so the plain, MC-dropout and Bayesian encoders share one body."""
     import keras
 
     x, mask = _split_inputs(inputs)
-    x = _embed(x, d_model, max_length, dropout)
+    x = _embed(x, d_model, max_length, dropout, dense)
     for i in range(num_layers):
         name = f"block{i}"
         h = keras.layers.LayerNormalization(name=f"{name}_attention_norm")(x)
-        h = keras.layers.MultiHeadAttention(num_heads, d_model // num_heads, dropout=attention_dropout,
-                                            name=f"{name}_attention")(h, h, value_mask=mask,
-                                                                      return_attention_scores=True)[0]
+        h = attention(h, mask, f"{name}_attention")
         if dropout:
             h = keras.layers.Dropout(dropout, name=f"{name}_attention_dropout")(h)
         x = keras.layers.Add(name=f"{name}_attention_residual")([x, h])
-        x = _feed_forward(x, ff_dim, d_model, dropout, name, _plain_dense)
+        x = _feed_forward(x, ff_dim, d_model, dropout, name, dense)
     return _pool(x, mask, final_norm)
 
 
@@ -200,7 +210,8 @@ def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_
         >>> model = create_model("transformer", input_shape=(60, 15), variant="lightweight")  # doctest: +SKIP
     """
     return _encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim, num_layers=num_layers,
-                    dropout=dropout, max_length=max_length, attention_dropout=dropout, final_norm=final_norm)
+                    dropout=dropout, max_length=max_length, final_norm=final_norm,
+                    attention=_keras_attention(num_heads, d_model, dropout), dense=_plain_dense)
 
 
 @register_model(
@@ -227,7 +238,8 @@ def build_mcdropout_transformer(inputs, *, d_model: int, num_heads: int, ff_dim:
         >>> predict_with_uncertainty(model, x, n_samples=50).std  # doctest: +SKIP
     """
     return _encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim, num_layers=num_layers,
-                    dropout=dropout, max_length=max_length, attention_dropout=0.0, final_norm=final_norm)
+                    dropout=dropout, max_length=max_length, final_norm=final_norm,
+                    attention=_keras_attention(num_heads, d_model, 0.0), dense=_plain_dense)
 
 
 @register_model(
@@ -254,8 +266,6 @@ def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: 
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("bayesian_transformer", input_shape=(60, 15), kl_weight=1e-3)  # doctest: +SKIP
     """
-    import keras
-
     from ml.training_pipeline.layers import BayesianDense, BayesianSelfAttention
 
     prior = {"prior_mu": float(prior_mu), "prior_sigma": float(prior_sigma), "kl_weight": float(kl_weight)}
@@ -263,14 +273,9 @@ def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: 
     def bayesian_dense(units, activation, name):
         return BayesianDense(units, activation=_activation(activation), name=name, **prior)
 
-    x, mask = _split_inputs(inputs)
-    x = _embed(x, d_model, max_length, dropout, dense=lambda units, name: BayesianDense(units, name=name, **prior))
-    for i in range(num_layers):
-        name = f"block{i}"
-        h = keras.layers.LayerNormalization(name=f"{name}_attention_norm")(x)
-        h = BayesianSelfAttention(num_heads, name=f"{name}_attention", **prior)(h, padding_mask=mask)[0]
-        if dropout:
-            h = keras.layers.Dropout(dropout, name=f"{name}_attention_dropout")(h)
-        x = keras.layers.Add(name=f"{name}_attention_residual")([x, h])
-        x = _feed_forward(x, ff_dim, d_model, dropout, name, bayesian_dense)
-    return _pool(x, mask, final_norm)
+    def bayesian_attention(h, mask, name):
+        return BayesianSelfAttention(num_heads, name=name, **prior)(h, padding_mask=mask)[0]
+
+    return _encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim, num_layers=num_layers,
+                    dropout=dropout, max_length=max_length, final_norm=final_norm,
+                    attention=bayesian_attention, dense=bayesian_dense)
