@@ -34,6 +34,15 @@ EXAMPLES = """examples:
 """
 
 
+ANOMALY_EXAMPLES = """examples:
+  atb train anomaly BGL --data BGL_2k.log_structured.csv --log-format bgl
+  atb train anomaly BGL --data BGL.csv --log-format bgl --window 5min --step 1min --model-type lightgbm
+  atb train anomaly NOVA --data OpenStack.csv --log-format openstack --window-by session --labels anomaly_labels.txt
+  atb predict BGL --data new_lines.csv
+  atb evaluate BGL --data later_lines.csv
+"""
+
+
 def _common(parser: argparse.ArgumentParser, json_output: bool = False) -> None:
     parser.add_argument("--models-dir", help="model store root (default: $ATB_MODELS_DIR or src/ml/models)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -45,6 +54,35 @@ def _choosers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeframe", help="the stored model's timeframe, when several are stored")
     parser.add_argument("--model-type", help="the stored model's type, when several are stored "
                         "(one model per symbol, target, timeframe and type is 'latest'; an ambiguous choice is refused)")
+
+
+def _fit_options(parser: argparse.ArgumentParser, batch_size: int) -> None:
+    parser.add_argument("--epochs", type=int, help="most epochs (default 80, early stopping usually ends sooner); "
+                        "for lightgbm the most boosting rounds (default: the preset's n_estimators)")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"training batch size (default {batch_size})")
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience (default 10)")
+    parser.add_argument("--learning-rate", type=float, help="override the variant's learning rate")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="model hyperparameter overriding the variant, repeatable; VALUE is JSON "
+                             "(e.g. --param dropout=0.2, or for tcn --param filters=32; a wrong name lists the "
+                             "model's names)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines: only the result (or the error)")
+    _common(parser)
+
+
+def _window_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--window-by", default="time", help="time (default), events or session")
+    parser.add_argument("--window", help="window length: a duration for time windows (default 5min), a count for "
+                        "event windows (default 20)")
+    parser.add_argument("--step", help="distance between window starts (default: the length, fixed windows; "
+                        "smaller: sliding)")
+    parser.add_argument("--max-events", type=int, default=128, help="events per window the sequence inputs keep "
+                        "(default 128)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", help="train a model", description="Train a model: 'atb train model SYMBOL --model-type T' trains, "
         "evaluates against naive baselines, exports to ONNX and stores a version.").add_subparsers(
-        dest="what", metavar="{model}", title="subcommands")
+        dest="what", metavar="{model,anomaly}", title="subcommands")
     models_help = "\n".join(f"  {name:<16}{text}" for name, text in AVAILABLE_MODELS.items())
     model = train.add_parser(
         "model", help="train, evaluate, export and store a model for SYMBOL",
@@ -77,11 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--days", type=int, help="use the last N days of data")
     model.add_argument("--start-date", help="first day, e.g. 2021-01-01")
     model.add_argument("--end-date", help="last day, e.g. 2021-12-31")
-    model.add_argument("--epochs", type=int, help="most epochs (default 80, early stopping usually ends sooner); "
-                       "for lightgbm the most boosting rounds (default: the preset's n_estimators)")
-    model.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
-    model.add_argument("--patience", type=int, default=10, help="early-stopping patience (default 10)")
-    model.add_argument("--learning-rate", type=float, help="override the variant's learning rate")
+    _fit_options(model, batch_size=128)
     model.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
     model.add_argument("--horizon", type=int, help="bars ahead to predict (default: 1; 24 for --target volatility)")
     model.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
@@ -101,14 +135,29 @@ def build_parser() -> argparse.ArgumentParser:
                             "replaces --epochs; early stopping watches the last phase only")
     model.add_argument("--exchange", help="download from this ccxt exchange, e.g. binance (needs network and "
                        "pip install 'atb-ml[exchange]')")
-    model.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                       help="model hyperparameter overriding the variant, repeatable; VALUE is JSON "
-                            "(e.g. --param dropout=0.2, or for tcn --param filters=32; a wrong name lists the "
-                            "model's names)")
-    model.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    model.add_argument("--json", action="store_true", help="print the result as JSON")
-    model.add_argument("--quiet", action="store_true", help="no progress lines: only the result (or the error)")
-    _common(model)
+    _run_options(model)
+
+    from ml.training_pipeline.logs import LOG_FORMATS
+
+    anomaly = train.add_parser(
+        "anomaly", help="train, evaluate, export and store a log-anomaly model for NAME",
+        description="Train a classifier of log windows (anomalous when any line is labelled) on a structured log, "
+                    "evaluate it on the chronological test part next to the majority class and a LightGBM on "
+                    "event counts, export it to ONNX and store it under NAME/anomaly.",
+        epilog=ANOMALY_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    anomaly.add_argument("name", help="the store name of the model, e.g. BGL")
+    anomaly.add_argument("--data", required=True, help="structured log CSV (Loghub's *.log_structured.csv layout)")
+    anomaly.add_argument("--log-format", required=True, help=f"one of {', '.join(LOG_FORMATS)}")
+    anomaly.add_argument("--model-type", default="multimodal_transformer",
+                         help="multimodal_transformer (default), another registered classifier, or lightgbm")
+    anomaly.add_argument("--variant", default="default", help="a preset of the model (default: default)")
+    _window_options(anomaly)
+    anomaly.add_argument("--labels", metavar="FILE", help="anomalous session ids, one per line (for a log without a "
+                         "label column, e.g. Loghub's OpenStack anomaly_labels.txt)")
+    anomaly.add_argument("--pos-weight", default="balanced", metavar="W|balanced",
+                         help="weight of an anomalous training window (default: balanced = normal / anomalous)")
+    _fit_options(anomaly, batch_size=32)
+    _run_options(anomaly)
 
     models = commands.add_parser(
         "models", help="inspect the model store", description="Inspect the model store: 'atb models list' shows "
@@ -245,12 +294,43 @@ def _train(args) -> int:
         days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=data_path,
         exchange=args.exchange, models_dir=args.models_dir, model_kwargs=parse_params(args.param),
     )
+    return _run_training(args, config)
+
+
+def _windowing(args):
+    """``--window-by/--window/--step/--max-events`` -> a ``Windowing`` (counts for event windows)."""
+    from ml.training_pipeline.log_windows import Windowing
+
+    def amount(text: str | None):
+        if text is None or args.window_by != "events":
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"--window and --step count events for --window-by events. Received: {text!r}") from None
+
+    return Windowing(args.window_by, amount(args.window), amount(args.step), args.max_events)
+
+
+def _train_anomaly(args) -> int:
+    from ml.training_pipeline.config import TrainingConfig
+    from ml.training_pipeline.problems import LogAnomalyProblem
+
+    problem = LogAnomalyProblem(args.data, args.log_format, _windowing(args), anomalous_sessions=args.labels,
+                                pos_weight=_number_or_word(args.pos_weight))
+    config = TrainingConfig(symbol=args.name, model_type=args.model_type, variant=args.variant, epochs=args.epochs,
+                            batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate,
+                            seed=args.seed, models_dir=args.models_dir, model_kwargs=parse_params(args.param))
+    return _run_training(args, config, problem)
+
+
+def _run_training(args, config, problem=None) -> int:
     from ml.training_pipeline.pipeline import train
 
     # With --json, stdout carries only the JSON document: progress and Keras' epoch lines go to stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         result = train(config, verbose=0 if args.quiet else None,
-                       log=None if args.quiet else (lambda line: print(line, flush=True)))
+                       log=None if args.quiet else (lambda line: print(line, flush=True)), problem=problem)
     if args.json:
         _print_json({"version_dir": str(result.version_dir), "problem": result.problem, "report": result.report,
                      "onnx": result.onnx,
@@ -274,7 +354,8 @@ def _models_list(args) -> int:
         print(f"no stored models in {store.root}")
         return 0
     width = max(10, *(len(row["symbol"]) + 2 for row in rows))
-    print(f"{'symbol':<{width}}{'target':<11}{'version':<22}{'model':<18}{'variant':<12}{'tf':<4}"
+    kind_width = max(18, *(len(row["model_type"] or "?") + 2 for row in rows))
+    print(f"{'symbol':<{width}}{'target':<11}{'version':<22}{'model':<{kind_width}}{'variant':<12}{'tf':<4}"
           f"{'data':<28}metrics (model vs baseline)")
     for row in rows:
         mark = "*" if row["latest"] else " "
@@ -289,7 +370,7 @@ def _models_list(args) -> int:
             text = json.dumps(row["metrics"])
         data = str(row.get("data") or "?")
         data = data if len(data) <= 26 else "..." + data[-23:]
-        print(f"{row['symbol']:<{width}}{row['target']:<11}{row['version'] + mark:<22}{row['model_type'] or '?':<18}"
+        print(f"{row['symbol']:<{width}}{row['target']:<11}{row['version'] + mark:<22}{row['model_type'] or '?':<{kind_width}}"
               f"{row['variant'] or '?':<12}{row.get('timeframe') or '-':<4}{data:<28}{text}")
     print("* latest of its target")
     return 0
@@ -331,12 +412,13 @@ def _evaluate(args) -> int:
             print(note)
         if result["in_sample_bars"]:
             start, end = (t[:16] for t in result["model_fitted_on"])
-            print(f"warning: {result['in_sample_bars']} of {result['report']['n']} bars fall in {start} .. {end}, "
+            print(f"warning: {result['in_sample_bars']} of {result['report']['n']} {result.get('unit', 'bars')} fall in "
+                  f"{start} .. {end}, "
                   "the data the model was fitted or early-stopped on; those figures are in-sample, not a forecast")
     return 0
 
 
-HANDLERS = {("train", "model"): _train, ("models", "list"): _models_list, ("predict", None): _predict,
+HANDLERS = {("train", "model"): _train, ("train", "anomaly"): _train_anomaly, ("models", "list"): _models_list, ("predict", None): _predict,
             ("evaluate", None): _evaluate}
 
 

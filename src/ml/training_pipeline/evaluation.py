@@ -81,6 +81,44 @@ def classification_metrics(predicted: np.ndarray, actual: np.ndarray, probabilit
     return out
 
 
+def choose_threshold(actual: np.ndarray, probability: np.ndarray) -> tuple[float, float]:
+    """The decision threshold with the best F1 on these rows, and that F1.
+
+    Choose it on validation rows and apply it to test rows: picked on the test rows it would flatter.
+    With no positive row (F1 is 0 whatever the threshold) the threshold is 0.5.
+
+    Example:
+        >>> choose_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]))
+        (0.4, 0.8)
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    actual = np.asarray(actual).reshape(-1).astype(int)
+    probability = np.asarray(probability, np.float64).reshape(-1)
+    if not actual.any():
+        return 0.5, 0.0
+    precision, recall, thresholds = precision_recall_curve(actual, probability)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)[:-1]
+    best = int(np.argmax(f1))
+    return float(thresholds[best]), float(f1[best])
+
+
+def anomaly_metrics(probability: np.ndarray, actual: np.ndarray, threshold: float) -> dict[str, float]:
+    """Accuracy, precision, recall, F1, false-positive rate, ROC-AUC and PR-AUC at a decision threshold.
+
+    Example:
+        >>> anomaly_metrics(np.array([0.9, 0.2, 0.7]), np.array([1, 0, 0]), 0.5)["false_positive_rate"]
+        0.5
+    """
+    probability = np.asarray(probability, np.float64).reshape(-1)
+    actual = np.asarray(actual).reshape(-1).astype(int)
+    predicted = probability >= threshold
+    negatives = int((actual == 0).sum())
+    metrics = classification_metrics(predicted, actual, probability)
+    return {**metrics, "false_positive_rate": float((predicted & (actual == 0)).sum() / negatives) if negatives
+            else float("nan")}
+
+
 def evaluate_direction(probability_up: np.ndarray, actual: np.ndarray, majority_class: int,
                        weight: np.ndarray | None = None) -> dict:
     """Model metrics (threshold 0.5) next to the training set's majority class on the same bars."""

@@ -272,6 +272,14 @@ def predict_next(symbol: str, version: str | None = None, data_path: str | None 
     if uncertainty:
         n_samples, interval = check_n_samples(n_samples), check_interval(interval)
     stored = StoredModel.load(symbol, version, models_dir, target, timeframe, model_type)
+    # each problem reads its own data files (OHLCV bars, log files...)
+    return stored.problem_class.predict_file(stored, data_path, uncertainty=uncertainty, n_samples=n_samples,
+                                             interval=interval)
+
+
+def predict_price_file(stored: StoredModel, data_path: str | None, uncertainty: bool = False, n_samples: int = 100,
+                       interval: float = 0.8) -> dict:
+    """:func:`predict_next` for an OHLCV problem (``PriceProblem.predict_file``)."""
     problem = stored.price_problem()
     native = stored.uncertain_model() if uncertainty else None  # refuses a deterministic model before data is read
     data = stored.load_data(data_path)
@@ -300,6 +308,11 @@ def evaluate_stored(symbol: str, data_path: str | None, version: str | None = No
         >>> evaluate_stored("BTCUSDT", "later_period.csv")["report"]["skill"]  # doctest: +SKIP
     """
     stored = StoredModel.load(symbol, version, models_dir, target, timeframe, model_type)
+    return stored.problem_class.evaluate_file(stored, data_path)
+
+
+def evaluate_price_file(stored: StoredModel, data_path: str | None) -> dict:
+    """:func:`evaluate_stored` for an OHLCV problem (``PriceProblem.evaluate_file``)."""
     problem = stored.price_problem()
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)

@@ -27,7 +27,7 @@ from ml.training_pipeline.config import TrainingConfig
 from ml.training_pipeline.evaluation import format_report
 from ml.training_pipeline.kinds import get_kind
 from ml.training_pipeline.kinds.base import FitSettings
-from ml.training_pipeline.models import declared_inputs, get_spec
+from ml.training_pipeline.models import declared_inputs, get_spec, resolve_params
 from ml.training_pipeline.problems import Problem, ProblemData, get_problem
 from ml.training_pipeline.registry import KNOWN_INPUT
 from ml.training_pipeline.schema import check_named_inputs
@@ -65,7 +65,8 @@ class TrainingResult:
         counts = ", ".join(f"{k.split('_')[0]} {v}" for k, v in self.row_counts.items()
                            if k.split("_")[0] in ("train", "validation", "test"))
         source = self.data.get("source", "?")
-        span = (f", {self.data.get('timeframe')}, {str(self.data.get('start'))[:16]} .. {str(self.data.get('end'))[:16]}"
+        span = (f"{', ' + self.data['timeframe'] if self.data.get('timeframe') else ''}, "
+                f"{str(self.data.get('start'))[:16]} .. {str(self.data.get('end'))[:16]}"
                 if self.data.get("start") else f", {self.data.get('rows')} rows")
         onnx = (f"parity max |diff| {self.onnx['max_abs_diff']:.2e}"
                 + (f" (relative {self.onnx['max_scaled_diff']:.2e})"
@@ -114,9 +115,12 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _model_arguments(config: TrainingConfig, **defaults: Any) -> dict[str, Any]:
-    """The factory call's keyword arguments: the config's kwargs and learning rate win over ``defaults``."""
-    kwargs = {**defaults, **config.model_kwargs}
+def _model_arguments(config: TrainingConfig, data: ProblemData | None = None, **defaults: Any) -> dict[str, Any]:
+    """The factory call's keyword arguments: the config's kwargs and learning rate win over ``defaults`` and over
+    the hyperparameters the data dictates (given only to the models that take them)."""
+    accepted = get_spec(config.model_type).variants["default"]
+    dictated = {k: v for k, v in (data.model_params if data is not None else {}).items() if k in accepted}
+    kwargs = {**dictated, **defaults, **config.model_kwargs}
     if config.learning_rate is not None:
         kwargs["learning_rate"] = config.learning_rate
     return kwargs
@@ -132,8 +136,12 @@ def fit_inputs_to_model(config: TrainingConfig, problem: Problem, data: ProblemD
     Raises:
         ValueError: naming the input and what the model declares.
     """
-    kwargs = _model_arguments(config)
-    required = {spec.name: spec.shape for spec in data.inputs if spec.name not in data.optional}
+    kwargs = _model_arguments(config, data)
+    spec = get_spec(config.model_type)
+    # the names the model reads (its primary input first), from a probe declaration
+    reads = [s.name for s in spec.declare_inputs((1,) * spec.shape_ndim[1], resolve_params(spec, config.variant, kwargs))]
+    shapes = {s.name: s.shape for s in data.inputs}
+    required = {name: shape for name, shape in shapes.items() if name not in data.optional or name in reads[:1]}
     declared = declared_inputs(config.model_type, required, config.variant, **kwargs)
     offered = [spec.name for spec in data.inputs]
     missing = [spec.name for spec in declared if spec.name not in offered]
@@ -270,7 +278,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     # Identical metrics for the same config and seed, at a small cost in speed.
     tf.config.experimental.enable_op_determinism()
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
-    if data.data.get("start"):
+    if data.data.get("start") and data.data.get("timeframe"):
         log(f"data: {data.data['rows']} {data.data.get('timeframe')} bars from {data.data['source']}, layout "
             f"{data.data.get('layout')}, {data.data['start'][:16]} .. {data.data['end'][:16]}")
     else:
@@ -282,13 +290,15 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     # estimators that take a seed get the run's seed unless the user set one
     seeded = {"random_state": config.seed} if "random_state" in spec.variants[config.variant] else {}
     model = create_model(config.model_type, {s.name: s.shape for s in data.inputs}, variant=config.variant,
-                         task=problem.task, **_model_arguments(config, **seeded))
+                         task=problem.task, **_model_arguments(config, data, **seeded))
+    monitor, monitor_callbacks = problem.fit_monitor(data)
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
                            seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
-                           phases=config.curriculum)
+                           phases=config.curriculum, monitor=monitor, monitor_callbacks=monitor_callbacks)
     log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "
         f"for {adapter.budget(model, settings)} ...")
     history = adapter.fit(model, data.train, data.validation, settings)
+    data = problem.fit_decision(problem.to_prediction(adapter.predict(model, data.validation.inputs), data), data)
     predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
     timings["fit_s"] = time.perf_counter() - fit_start
     report = problem.evaluate(predictions, data)

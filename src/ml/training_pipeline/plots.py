@@ -114,3 +114,24 @@ def plot_attention(maps: dict[str, np.ndarray], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_confusion_matrix(actual, predicted, path: Path, title: str, labels: tuple[str, str] = ("normal", "anomalous")
+                          ) -> None:
+    """A 2x2 confusion matrix (rows: actual, columns: predicted) with counts and row shares in each cell."""
+    plt = _pyplot()
+    actual, predicted = np.asarray(actual).astype(int).reshape(-1), np.asarray(predicted).astype(int).reshape(-1)
+    counts = np.array([[np.sum((actual == a) & (predicted == p)) for p in (0, 1)] for a in (0, 1)])
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for a in (0, 1):
+        for p in (0, 1):
+            ax.text(p, a, f"{counts[a, p]}\n{shares[a, p]:.0%}", ha="center", va="center",
+                    color="white" if shares[a, p] > 0.5 else "black")
+    ax.set_xticks([0, 1], [f"predicted {labels[0]}", f"predicted {labels[1]}"])
+    ax.set_yticks([0, 1], [f"actual {labels[0]}", f"actual {labels[1]}"])
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -79,7 +79,10 @@ def identity(metadata: dict) -> tuple[str, str, str]:
     """``(problem, timeframe, model type)`` of a stored version, from its metadata."""
     config = metadata.get("config", {})
     problem = metadata.get("problem", {}).get("name") or config.get("target") or "?"
-    return str(problem), str(config.get("timeframe") or "-"), str(config.get("model_type") or "?")
+    # a problem without bars (log windows, arrays) records timeframe None in its data: shown as "-"
+    data = metadata.get("data") or {}
+    timeframe = data["timeframe"] if "timeframe" in data else config.get("timeframe")
+    return str(problem), str(timeframe or "-"), str(config.get("model_type") or "?")
 
 
 def default_models_dir() -> Path:
@@ -368,10 +371,11 @@ class ModelStore:
                                          "timeframe": None, "problem": {"type": target}, "metrics": {}, "data": None})
                         continue
                     config = meta.get("config", {})
-                    if (model_type and config.get("model_type") != model_type) or \
-                            (timeframe and config.get("timeframe") != timeframe):
+                    bars = identity(meta)[1]
+                    bars = None if bars == "-" else bars
+                    if (model_type and config.get("model_type") != model_type) or (timeframe and bars != timeframe):
                         continue
                     rows.append({**row, "model_type": config.get("model_type"), "variant": config.get("variant"),
-                                 "timeframe": config.get("timeframe"), "problem": meta.get("problem", {"type": target}),
+                                 "timeframe": bars, "problem": meta.get("problem", {"type": target}),
                                  "data": meta.get("data", {}).get("source"), "metrics": meta.get("summary", {})})
         return rows

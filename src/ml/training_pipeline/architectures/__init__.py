@@ -8,6 +8,7 @@ from ml.training_pipeline import lightgbm_baseline  # noqa: F401  (registers "li
 from ml.training_pipeline.architectures import (  # noqa: F401  (registers)
     complexity_gated,
     embedding,
+    multimodal,
     recurrent,
     state_space,
     tcn,

@@ -47,6 +47,10 @@ class FitSettings:
     """Extra callbacks, appended to the kind's own early stopping and learning-rate schedule."""
     callback_settings: Mapping[str, Any] | None = None
     """The family's tuning of those (``ModelSpec.callback_settings``)."""
+    monitor: str = "val_loss"
+    """What early stopping and the learning-rate schedule watch (``val_f1`` is maximised, losses minimised)."""
+    monitor_callbacks: Sequence[Any] = ()
+    """Callbacks that write ``monitor`` into the epoch logs (e.g. ``ValidationF1``); they run first."""
     phases: Sequence[Any] | None = None
     """Curriculum phases (``curriculum.Phase``); the training rows' ``groups`` pick each phase's rows."""
 

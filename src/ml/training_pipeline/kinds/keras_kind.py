@@ -46,6 +46,7 @@ class KerasKind(ModelKind):
 
         params = dict(params)
         learning_rate = params.pop("learning_rate", 1e-3)
+        weight_decay = params.pop("weight_decay", None)  # a family that sets it trains with AdamW
         inputs = {s.name: keras.Input(shape=s.shape, dtype=s.dtype, name=s.name) for s in declared}
         single = len(inputs) == 1
         features = spec.builder(next(iter(inputs.values())) if single else inputs, **params)
@@ -53,7 +54,9 @@ class KerasKind(ModelKind):
         model = keras.Model(next(iter(inputs.values())) if single else inputs, outputs, name=spec.name)
         # weighted_metrics: with sample weights the metrics weigh rows like the loss does; without, they equal
         # the plain metrics (and keep their plain names: "mae", "rmse", "accuracy").
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0),
+        optimizer = (keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0) if weight_decay is None else
+                     keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=1.0))
+        model.compile(optimizer=optimizer,
                       loss=task.loss(), weighted_metrics=list(task.metrics))
         return model
 
@@ -89,7 +92,9 @@ class KerasKind(ModelKind):
     def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
         from ml.training_pipeline.datasets import to_tf_dataset
 
-        callbacks = self._callbacks(settings.callback_settings, settings.patience, "val_loss", None)
+        # the callbacks that compute a monitored value run before the ones that read it
+        callbacks = [*settings.monitor_callbacks,
+                     *self._callbacks(settings.callback_settings, settings.patience, settings.monitor, None)]
         extra = list(settings.callbacks or ())
         keras_verbose = settings.verbose
         if settings.verbose == 2:  # not a terminal: our flushed lines with elapsed time and time left

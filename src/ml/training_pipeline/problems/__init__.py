@@ -8,6 +8,7 @@ A :class:`~ml.training_pipeline.config.TrainingConfig` names an OHLCV problem by
 
 from __future__ import annotations
 
+from ml.training_pipeline.problems.anomaly import LogAnomalyProblem
 from ml.training_pipeline.problems.arrays import ArraysProblem
 from ml.training_pipeline.problems.base import (
     CONFIG_PROBLEMS,
@@ -35,5 +36,5 @@ def get_problem(target: str, horizon: int | None = None, symbols: tuple[str, ...
     return SymbolsProblem(problem, tuple(symbols)) if len(symbols) > 1 else problem
 
 
-__all__ = ["ArraysProblem", "CONFIG_PROBLEMS", "PROBLEM_TYPES", "PriceDirection", "PriceProblem", "PriceReturn",
+__all__ = ["ArraysProblem", "CONFIG_PROBLEMS", "LogAnomalyProblem", "PROBLEM_TYPES", "PriceDirection", "PriceProblem", "PriceReturn",
            "Problem", "ProblemData", "RealizedVolatility", "SymbolsProblem", "check_weights", "get_problem", "problem_type"]

@@ -45,6 +45,9 @@ class ProblemData:
     parity_rows: int = field(default=256)
     optional: tuple[str, ...] = ()
     """Inputs offered for the models that read them (e.g. calendar ``known``); dropped for the others."""
+    model_params: dict[str, Any] = field(default_factory=dict)
+    """Hyperparameters the data dictates (e.g. a vocabulary size), given to the models that take them; the
+    config's own ``model_kwargs`` win."""
 
     def with_inputs(self, names: Sequence[str]) -> ProblemData:
         """The same data restricted to the named inputs (in that order), in the splits, ``inputs`` and the schema."""
@@ -92,6 +95,18 @@ class Problem:
         """Model outputs (2-D, fit space) -> predictions in target units."""
         raise NotImplementedError
 
+    def fit_monitor(self, data: ProblemData) -> tuple[str, list]:
+        """What early stopping and the learning-rate schedule watch, and the callbacks that log it.
+
+        Default: the validation loss, logged by Keras itself.
+        """
+        return "val_loss", []
+
+    def fit_decision(self, validation_predictions: np.ndarray, data: ProblemData) -> ProblemData:
+        """Decisions fitted on the validation predictions after training (e.g. a classification threshold),
+        recorded in the schema so a stored model applies them; default: none."""
+        return data
+
     def evaluate(self, predictions: np.ndarray, data: ProblemData) -> dict[str, Any]:
         """Test metrics of the model next to the problem's naive baselines on the same rows."""
         raise NotImplementedError
@@ -103,6 +118,19 @@ class Problem:
     @classmethod
     def summary_line(cls, summary: dict[str, float]) -> str:
         raise NotImplementedError
+
+    @classmethod
+    def predict_file(cls, stored, data_path: str | Path | None, **options: Any) -> dict[str, Any]:
+        """``atb predict``: a stored version's prediction from a data file (``options``: uncertainty, n_samples,
+        interval); problems without a file format of their own take named arrays instead."""
+        raise ValueError(f"Version {stored.version!r} is a {cls.type_name!r} model with no data-file format: "
+                         "use StoredModel.predict with its named inputs")
+
+    @classmethod
+    def evaluate_file(cls, stored, data_path: str | Path | None) -> dict[str, Any]:
+        """``atb evaluate``: a stored version's metrics next to its baselines on a data file."""
+        raise ValueError(f"Version {stored.version!r} is a {cls.type_name!r} model with no data-file format: "
+                         "use StoredModel.predict with its named inputs and score the outputs")
 
     def plot(self, predictions: np.ndarray, data: ProblemData, history: dict, folder: Path, title: str) -> None:
         from ml.training_pipeline.plots import plot_history

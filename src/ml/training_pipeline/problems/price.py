@@ -36,6 +36,18 @@ class PriceProblem(Problem):
     task_name: ClassVar[str] = "regression"
     scale_target: ClassVar[bool] = False
 
+    @classmethod
+    def predict_file(cls, stored, data_path, **options):
+        from ml.training_pipeline.inference import predict_price_file
+
+        return predict_price_file(stored, data_path, **options)
+
+    @classmethod
+    def evaluate_file(cls, stored, data_path):
+        from ml.training_pipeline.inference import evaluate_price_file
+
+        return evaluate_price_file(stored, data_path)
+
     def __init__(self, horizon: int | None = None):
         self.horizon = self.default_horizon if horizon is None else horizon
 
