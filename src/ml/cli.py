@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ml import __version__
 
     parser.add_argument("--version", action="version", version=f"atb-ml {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{train,models,predict,evaluate}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,models,predict,evaluate,diagnose}")
 
     train = commands.add_parser(
         "train", help="train a model", description="Train a model: 'atb train model SYMBOL --model-type T' trains, "
@@ -180,6 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--interval", type=float, default=0.8, help="coverage of the --uncertainty interval (default: 0.8)")
     _choosers(predict)
     _common(predict, json_output=True)
+
+    diagnose = commands.add_parser(
+        "diagnose", help="does a label carry a learnable signal? (class shares, entropy, top features, prior vs "
+        "tiny model vs LightGBM, verdict)",
+        description="Label diagnostics on a chronological held-out part: class shares and entropy, the features most "
+                    "related to the label, the class prior vs a tiny model vs LightGBM by held-out log loss, and a "
+                    "verdict (usable_signal) with its reason.",
+        epilog="examples:\n  atb diagnose BTCUSDT --target direction\n"
+               "  atb diagnose BGL --data BGL_2k.log_structured.csv --log-format bgl --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    diagnose.add_argument("name", help="a market symbol (price targets) or a name for the log data")
+    diagnose.add_argument("--target", default="direction", help="price target to diagnose (default: direction)")
+    diagnose.add_argument("--data", help="OHLCV file (price), or the structured log CSV with --log-format")
+    diagnose.add_argument("--log-format", help=f"diagnose log-window anomaly labels of --data in this format "
+                          f"({', '.join(LOG_FORMATS)})")
+    diagnose.add_argument("--labels", metavar="FILE", help="anomalous session ids, one per line (logs without labels)")
+    _window_options(diagnose)
+    diagnose.add_argument("--timeframe", default="1h", help="bar size for price targets (default 1h)")
+    diagnose.add_argument("--horizon", type=int, help="bars ahead of the price target (default 1)")
+    diagnose.add_argument("--days", type=int, help="use the last N days of price data")
+    diagnose.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    _common(diagnose, json_output=True)
 
     evaluate = commands.add_parser("evaluate", help="metrics and naive baselines of a stored model on a data file")
     evaluate.add_argument("symbol")
@@ -418,8 +440,27 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _diagnose(args) -> int:
+    from ml.training_pipeline.diagnostics import diagnose_log, diagnose_price
+
+    if args.log_format:
+        if not args.data:
+            raise ValueError("--log-format diagnoses a log file: give it with --data FILE. Received: no --data")
+        report = diagnose_log(args.data, args.log_format, _windowing(args), anomalous_sessions=args.labels,
+                              seed=args.seed)
+    else:
+        report = diagnose_price(args.name, args.target, args.data, timeframe=args.timeframe, horizon=args.horizon,
+                                days=args.days, seed=args.seed)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.text())
+    return 0
+
+
 HANDLERS = {("train", "model"): _train, ("train", "anomaly"): _train_anomaly, ("models", "list"): _models_list, ("predict", None): _predict,
-            ("evaluate", None): _evaluate}
+            ("evaluate", None): _evaluate,
+            ("diagnose", None): _diagnose}
 
 
 def main(argv: list[str] | None = None) -> int:
