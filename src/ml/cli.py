@@ -35,6 +35,7 @@ EXAMPLES = """examples:
 
 
 ANOMALY_EXAMPLES = """examples:
+  atb train anomaly BGL --log-format bgl                     (the bundled BGL sample)
   atb train anomaly BGL --data BGL_2k.log_structured.csv --log-format bgl
   atb train anomaly BGL --data BGL.csv --log-format bgl --window 5min --step 1min --model-type lightgbm
   atb train anomaly NOVA --data OpenStack.csv --log-format openstack --window-by session --labels anomaly_labels.txt
@@ -146,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "event counts, export it to ONNX and store it under NAME/anomaly.",
         epilog=ANOMALY_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     anomaly.add_argument("name", help="the store name of the model, e.g. BGL")
-    anomaly.add_argument("--data", required=True, help="structured log CSV (Loghub's *.log_structured.csv layout)")
+    anomaly.add_argument("--data", help="structured log CSV (Loghub's *.log_structured.csv layout; default: the "
+                         "bundled 2,000-line sample of --log-format, for bgl and openstack)")
     anomaly.add_argument("--log-format", required=True, help=f"one of {', '.join(LOG_FORMATS)}")
     anomaly.add_argument("--model-type", default="multimodal_transformer",
                          help="multimodal_transformer (default), another registered classifier, or lightgbm")
@@ -188,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "related to the label, the class prior vs a tiny model vs LightGBM by held-out log loss, and a "
                     "verdict (usable_signal) with its reason.",
         epilog="examples:\n  atb diagnose BTCUSDT --target direction\n"
-               "  atb diagnose BGL --data BGL_2k.log_structured.csv --log-format bgl --json",
+               "  atb diagnose BGL --log-format bgl --json    (the bundled BGL sample)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     diagnose.add_argument("name", help="a market symbol (price targets) or a name for the log data")
     diagnose.add_argument("--target", default="direction", help="price target to diagnose (default: direction)")
@@ -334,11 +336,20 @@ def _windowing(args):
     return Windowing(args.window_by, amount(args.window), amount(args.step), args.max_events)
 
 
+def _log_file(args) -> str:
+    """``--data``, or the bundled sample of ``--log-format`` (an unknown format is refused by name first)."""
+    from ml.data import bundled_log_path
+    from ml.training_pipeline.logs import get_log_format
+
+    get_log_format(args.log_format)
+    return args.data or str(bundled_log_path(args.log_format))
+
+
 def _train_anomaly(args) -> int:
     from ml.training_pipeline.config import TrainingConfig
     from ml.training_pipeline.problems import LogAnomalyProblem
 
-    problem = LogAnomalyProblem(args.data, args.log_format, _windowing(args), anomalous_sessions=args.labels,
+    problem = LogAnomalyProblem(_log_file(args), args.log_format, _windowing(args), anomalous_sessions=args.labels,
                                 pos_weight=_number_or_word(args.pos_weight))
     config = TrainingConfig(symbol=args.name, model_type=args.model_type, variant=args.variant, epochs=args.epochs,
                             batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate,
@@ -444,9 +455,7 @@ def _diagnose(args) -> int:
     from ml.training_pipeline.diagnostics import diagnose_log, diagnose_price
 
     if args.log_format:
-        if not args.data:
-            raise ValueError("--log-format diagnoses a log file: give it with --data FILE. Received: no --data")
-        report = diagnose_log(args.data, args.log_format, _windowing(args), anomalous_sessions=args.labels,
+        report = diagnose_log(_log_file(args), args.log_format, _windowing(args), anomalous_sessions=args.labels,
                               seed=args.seed)
     else:
         report = diagnose_price(args.name, args.target, args.data, timeframe=args.timeframe, horizon=args.horizon,

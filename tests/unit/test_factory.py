@@ -37,7 +37,7 @@ def test_variant_keys_are_exactly_the_builder_arguments(name):
     spec = get_spec(name)
     builder_args = set(inspect.signature(spec.builder).parameters) - {"inputs"}
     for params in spec.variants.values():
-        assert set(params) - {"learning_rate"} == builder_args
+        assert set(params) - {"learning_rate", "weight_decay"} == builder_args  # optimizer settings
 
 
 def test_seed_guide_sizes():

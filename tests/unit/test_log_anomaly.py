@@ -1,0 +1,245 @@
+"""Log anomalies on the real Loghub samples: formats, windows, the train-only encoder, the F1 callback,
+the stored threshold, atb train anomaly / predict / evaluate / models list, label diagnostics, bad input.
+
+The multimodal model itself is checked by the shared model suite (test_model_suite.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.cli import main
+from ml.data import bundled_log_path
+from ml.training_pipeline.log_windows import (
+    FLAG_FEATURES,
+    NUMERIC_FEATURES,
+    LogEncoder,
+    Windowing,
+    chronological_parts,
+    window_labels,
+)
+from ml.training_pipeline.logs import LogEvents, load_log_events, read_log_events
+
+BGL = bundled_log_path("bgl")
+OPENSTACK = bundled_log_path("openstack")
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def bgl() -> LogEvents:
+    return load_log_events(BGL, "bgl")
+
+
+@pytest.fixture(scope="module")
+def openstack() -> LogEvents:
+    return load_log_events(OPENSTACK, "openstack")
+
+
+def test_bgl_lines_are_read_with_their_labels_fields_and_times(bgl):
+    frame = bgl.frame
+    assert len(frame) == 2000 and int(frame["label"].sum()) == 143  # the README's count of alert lines
+    assert bgl.log_format.fields == ("level", "component", "eventid", "type", "rack", "midplane")
+    first = frame.iloc[0]
+    assert first["time"] == pd.Timestamp("2005-06-03 15:42:50.675872")
+    assert (first["level"], first["component"], first["eventid"], first["rack"], first["midplane"]) == \
+        ("INFO", "KERNEL", "E77", "R02", "R02-M1")
+    assert frame["time"].is_monotonic_increasing
+
+
+def test_openstack_requests_are_parsed_from_the_content(openstack):
+    frame = openstack.frame
+    first = frame.iloc[0]  # ... "GET /v2/.../servers/detail HTTP/1.1" status: 200 len: 1893 time: 0.2477829
+    assert (first["http_method"], first["http_status"], first["response_length"]) == ("GET", 200, 1893)
+    assert first["latency"] == pytest.approx(0.2477829)
+    assert (first["service"], first["status_class"]) == ("nova-api", "2")
+    assert frame["label"].isna().all() and not openstack.labelled
+    assert frame["session"].nunique() == 23  # 22 instance ids and '' for lines without one
+    assert set(frame.loc[frame["http_status"] >= 400, "status_class"]) == {"4"}
+
+
+def test_openstack_is_labelled_by_anomalous_instance_ids(tmp_path, openstack):
+    instance = openstack.frame.loc[openstack.frame["session"] != "", "session"].iloc[0]
+    ids = tmp_path / "anomaly_labels.txt"
+    ids.write_text(f"{instance}\n")
+    labelled = load_log_events(OPENSTACK, "openstack", anomalous_sessions=ids)
+    assert labelled.labelled
+    assert labelled.frame["label"].sum() == (openstack.frame["session"] == instance).sum() > 0
+
+
+def _events(seconds, labels=None, event_ids=None) -> LogEvents:
+    n = len(seconds)
+    frame = pd.DataFrame({
+        "LineId": range(1, n + 1), "Label": labels or ["-"] * n,
+        "Time": [(pd.Timestamp("2024-01-01") + pd.Timedelta(seconds=s)).strftime("%Y-%m-%d-%H.%M.%S.%f") for s in seconds],
+        "Node": ["R01-M0-N0"] * n, "Type": ["RAS"] * n, "Component": ["KERNEL"] * n, "Level": ["INFO"] * n,
+        "Content": ["ok"] * n, "EventId": event_ids or ["E1"] * n})
+    return read_log_events(frame, "bgl")
+
+
+def test_time_event_and_session_windows_hold_the_right_lines():
+    events = _events([0, 10, 299, 300, 900, 1000], labels=["-", "-", "-", "KERNDTLB", "-", "-"])
+    fixed = Windowing("time", "5min").windows(events.frame)
+    assert [w.tolist() for w in fixed] == [[0, 1, 2], [3], [4, 5]]  # 600 s .. 900 s is empty and skipped
+    assert window_labels(events, fixed).tolist() == [0.0, 1.0, 0.0]
+    sliding = Windowing("time", "5min", step="100s").windows(events.frame)
+    assert [0, 1, 2] in [w.tolist() for w in sliding] and [2, 3] in [w.tolist() for w in sliding]
+    assert len({tuple(w) for w in sliding}) == len(sliding)  # identical windows are kept once
+    assert [w.tolist() for w in Windowing("events", 4, step=2).windows(events.frame)] == [[0, 1, 2, 3], [2, 3, 4, 5]]
+
+
+def test_chronological_parts_never_share_an_event(bgl):
+    windows = Windowing("time", "5min", step="1min").windows(bgl.frame)
+    times = bgl.frame["time"].to_numpy()
+    parts, purged = chronological_parts(windows, times)
+    assert purged > 0  # sliding windows across a cut are dropped
+    rows = {name: set(np.concatenate([windows[i] for i in idx]).tolist()) for name, idx in parts.items()}
+    assert not rows["train"] & rows["validation"] and not rows["validation"] & rows["test"]
+    assert times[list(rows["train"])].max() < times[list(rows["validation"])].min()
+
+
+def test_encoder_is_fitted_on_training_windows_and_sends_unseen_values_to_unknown():
+    events = _events([0, 1, 2, 400, 401, 402], event_ids=["E1", "E1", "E2", "E1", "E9", "E9"])
+    windows = Windowing("time", "5min", max_events=4).windows(events.frame)
+    encoder = LogEncoder.fit(events, windows[:1], max_events=4)
+    assert encoder.vocabularies["eventid"] == ["E1", "E2"]  # E9 appears only after the training window
+    encoded = encoder.encode(events, windows)
+    offset = encoder.offsets[encoder.fields.index("eventid")]
+    ids = encoded["categorical"][1, :3, encoder.fields.index("eventid")] - offset
+    assert ids.tolist() == [1, 0, 0]  # E1 known (id 1), E9 unknown (id 0)
+    assert encoded["flags"][1, :3, FLAG_FEATURES.index("unseen_event")].tolist() == [0, 1, 1]
+    assert encoded["padding_mask"].tolist() == [[True, True, True, False]] * 2
+    assert not encoded["numeric"][~encoded["padding_mask"]].any()  # padding stays zero after scaling
+    assert encoded["counts"][1].tolist() == [2, 1, 0]  # unknown, E1, E2
+    assert encoded["categorical"].max() < encoder.vocab_size
+
+
+def test_a_hand_checked_openstack_line_encodes_as_read(openstack):
+    windows = Windowing("time", "1min").windows(openstack.frame)
+    encoder = LogEncoder.fit(openstack, windows[:8])
+    from ml.training_pipeline.log_windows import event_table
+
+    raw = encoder._encode(openstack, windows[:1], event_table(openstack), scale=False)
+    first = dict(zip(NUMERIC_FEATURES, raw["numeric"][0, 0], strict=True))
+    assert first["http_status"] == pytest.approx(2.0) and first["latency"] == pytest.approx(0.2477829)
+    assert first["log_response_length"] == pytest.approx(np.log1p(1893))
+    assert first["log_gap"] == 0.0 and raw["padding_mask"][0].sum() == min(len(windows[0]), 128)
+
+
+def test_validation_f1_drives_early_stopping_for_any_keras_model():
+    import keras
+
+    from ml.training_pipeline.callbacks import ValidationF1
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 4)).astype("float32")
+    y = (x[:, 0] > 0.5).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    stop = keras.callbacks.EarlyStopping("val_f1", mode="max", patience=2, restore_best_weights=True)
+    history = model.fit(x, y, epochs=4, verbose=0, callbacks=[ValidationF1(x[:64], y[:64]), stop])
+    assert len(history.history["val_f1"]) >= 1 and all(0 <= v <= 1 for v in history.history["val_f1"])
+    with pytest.raises(ValueError, match="0/1 labels"):
+        ValidationF1(x, np.arange(256))
+
+
+@pytest.fixture(scope="module")
+def anomaly_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("anomaly_models")
+    assert main(["train", "anomaly", "BGL", "--log-format", "bgl", "--variant", "tiny", "--epochs", "3",
+                 "--models-dir", str(root), "--quiet"]) == 0
+    return root
+
+
+def test_atb_train_anomaly_stores_threshold_baselines_and_plots(anomaly_store):
+    version = (anomaly_store / "BGL" / "anomaly" / "latest").resolve()
+    files = {p.name for p in version.iterdir()}
+    assert {"model.keras", "model.onnx", "confusion_matrix.png", "training_history.png", "attention.png"} <= files
+    schema = json.loads((version / "feature_schema.json").read_text())
+    meta = json.loads((version / "metadata.json").read_text())
+    assert 0 < schema["threshold"] < 1 and schema["log_format"] == "bgl"
+    assert [s["name"] for s in schema["inputs"]] == ["numeric", "flags", "categorical", "padding_mask", "aggregates"]
+    report = meta["metrics"]
+    assert {"model", "majority", "lightgbm_counts"} <= set(report)
+    assert report["model"].keys() >= {"accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc", "pr_auc"}
+    assert report["majority"]["recall"] == 0.0 and report["majority"]["roc_auc"] == 0.5
+    assert report["n"] == meta["row_counts"]["test_windows"] and "val_f1" in meta["history"]
+    assert report["threshold"] == schema["threshold"]  # the test part is scored at the validation threshold
+
+
+def test_stored_anomaly_model_lists_predicts_and_evaluates(anomaly_store, capsys, tmp_path):
+    code, out, _ = run(capsys, "models", "list", "--models-dir", anomaly_store)
+    assert code == 0 and "anomaly" in out and "multimodal_transformer" in out and "lightgbm counts" in out
+    later = tmp_path / "later.csv"
+    frame = pd.read_csv(BGL)
+    frame.iloc[1500:].assign(EventId=lambda f: f["EventId"].where(f.index % 7 != 0, "E_NEW")).to_csv(later, index=False)
+    code, out, _ = run(capsys, "predict", "BGL", "--data", later, "--models-dir", anomaly_store, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["target"] == "anomaly" and len(result["windows"]) > 10
+    assert result["flagged"] == sum(w["probability"] >= result["threshold"] for w in result["windows"])
+    code, out, _ = run(capsys, "evaluate", "BGL", "--data", later, "--models-dir", anomaly_store)
+    assert code == 0 and "lightgbm_counts" in out and "majority" in out
+
+
+def _store_is_empty(root) -> bool:
+    return not root.exists() or not any(root.rglob("metadata.json"))
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda f: f.drop(columns=["Label"]), "lacks the column 'Label'"),
+    (lambda f: f.assign(Label=f["Label"].where(f.index != 5, "maybe?")), "unexpected value 'maybe?'"),
+    (lambda f: f.assign(Label="-"), "no positive"),
+    (lambda f: f.assign(Label=np.where(f.index < 1500, "-", "KERNDTLB")), "no positive"),
+])
+def test_bad_logs_are_refused_in_one_line_and_nothing_is_stored(tmp_path, capsys, change, message):
+    path = tmp_path / "bad.csv"
+    change(pd.read_csv(BGL, dtype=str, keep_default_na=False)).to_csv(path, index=False)
+    root = tmp_path / "models"
+    code, _, err = run(capsys, "train", "anomaly", "BAD", "--data", path, "--log-format", "bgl", "--variant", "tiny",
+                       "--models-dir", root)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert _store_is_empty(root)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--window", "0min"], "positive duration"),
+    (["--window-by", "events", "--window", "0"], "count of events >= 1"),
+    (["--window-by", "hours"], "Unknown window kind 'hours'"),
+    (["--log-format", "syslog"], "Unknown log format 'syslog'"),
+    (["--log-format", "openstack"], "has no labels"),
+])
+def test_bad_window_settings_and_formats_are_refused(tmp_path, capsys, argv, message):
+    root = tmp_path / "models"
+    base = ["train", "anomaly", "BAD", "--variant", "tiny", "--models-dir", root]
+    code, _, err = run(capsys, *base, *(["--log-format", "bgl"] if "--log-format" not in argv else []), *argv)
+    assert code == 2 and message in err and _store_is_empty(root)
+
+
+def test_diagnostics_flag_a_shuffled_label_and_find_a_planted_one():
+    from ml.training_pipeline.diagnostics import diagnose_labels
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1500, 6))
+    planted = diagnose_labels(x, (x[:, 2] + 0.5 * rng.normal(size=1500) > 0).astype(int),
+                              feature_names=[f"x{i}" for i in range(6)])
+    assert planted.usable_signal and planted.top_features[0]["feature"] == "x2"
+    shuffled = diagnose_labels(x, rng.permutation((x[:, 2] > 0).astype(int)))
+    assert not shuffled.usable_signal and "prior" in shuffled.reason
+    assert shuffled.entropy_bits == pytest.approx(1.0, abs=0.01)
+
+
+def test_atb_diagnose_on_bgl_windows_gives_a_json_verdict(capsys):
+    code, out, _ = run(capsys, "diagnose", "BGL", "--log-format", "bgl", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["usable_signal"] is True and report["reason"]
+    assert set(report["forecasters"]) == {"prior", "tiny model (logistic)", "lightgbm"}
+    code, _, err = run(capsys, "diagnose", "BTCUSDT", "--target", "volatility")
+    assert code == 2 and "need a class label" in err
