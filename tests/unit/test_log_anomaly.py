@@ -198,6 +198,7 @@ def _store_is_empty(root) -> bool:
     (lambda f: f.assign(Label=f["Label"].where(f.index != 5, "maybe?")), "unexpected value 'maybe?'"),
     (lambda f: f.assign(Label="-"), "no positive"),
     (lambda f: f.assign(Label=np.where(f.index < 1500, "-", "KERNDTLB")), "no positive"),
+    (lambda f: f.assign(Label="KERNDTLB"), "no negative"),
 ])
 def test_bad_logs_are_refused_in_one_line_and_nothing_is_stored(tmp_path, capsys, change, message):
     path = tmp_path / "bad.csv"

@@ -251,6 +251,13 @@ class LogAnomalyProblem(Problem):
     def encode_file(cls, stored, data_path: str | Path, anomalous_sessions=None) -> tuple[LogEvents, list, dict]:
         """Events, windows and encoded arrays of a log file, exactly as the stored version encodes them."""
         schema = stored.schema
+        if data_path is None:  # like the price models: the bundled sample of the model's format
+            from ml.data import BUNDLED_LOGS, bundled_log_path
+
+            if schema["log_format"] not in BUNDLED_LOGS:
+                raise ValueError(f"An anomaly model reads a log file. Accepted: --data FILE (a structured "
+                                 f"{schema['log_format']!r} log)")
+            data_path = bundled_log_path(schema["log_format"])
         events = load_log_events(data_path, schema["log_format"], anomalous_sessions=anomalous_sessions)
         windows = Windowing.from_dict(schema["windowing"]).windows(events.frame)
         if not windows:
@@ -259,8 +266,6 @@ class LogAnomalyProblem(Problem):
 
     @classmethod
     def predict_file(cls, stored, data_path: str | Path | None, **options: Any) -> dict[str, Any]:
-        if data_path is None:
-            raise ValueError("An anomaly model predicts on a log file. Accepted: --data FILE (a structured log CSV)")
         if options.get("uncertainty"):
             raise ValueError("--uncertainty gives intervals of numeric targets; an anomaly model gives probabilities. "
                              "Received: --uncertainty for an anomaly model")
@@ -282,8 +287,6 @@ class LogAnomalyProblem(Problem):
 
     @classmethod
     def evaluate_file(cls, stored, data_path: str | Path | None) -> dict[str, Any]:
-        if data_path is None:
-            raise ValueError("Evaluating an anomaly model needs a labelled log file. Accepted: --data FILE")
         events, windows, encoded = cls.encode_file(stored, data_path)
         if not events.labelled:
             raise ValueError(f"{data_path} has no labels to evaluate against. Accepted: a labelled "
