@@ -84,12 +84,15 @@ def classification_metrics(predicted: np.ndarray, actual: np.ndarray, probabilit
 def choose_threshold(actual: np.ndarray, probability: np.ndarray) -> tuple[float, float]:
     """The decision threshold with the best F1 on these rows, and that F1.
 
-    Choose it on validation rows and apply it to test rows: picked on the test rows it would flatter.
-    With no positive row (F1 is 0 whatever the threshold) the threshold is 0.5.
+    Every threshold between the lowest score flagged and the highest score below it gives the same
+    F1 on these rows; the midpoint of that gap is returned (the widest margin on both sides), not
+    its edge, which would sit right on one validation score. Choose it on validation rows and apply
+    it to test rows: picked on the test rows it would flatter. With no positive row (F1 is 0
+    whatever the threshold) the threshold is 0.5.
 
     Example:
         >>> choose_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]))
-        (0.4, 0.8)
+        (0.25, 0.8)
     """
     from sklearn.metrics import precision_recall_curve
 
@@ -100,7 +103,9 @@ def choose_threshold(actual: np.ndarray, probability: np.ndarray) -> tuple[float
     precision, recall, thresholds = precision_recall_curve(actual, probability)
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)[:-1]
     best = int(np.argmax(f1))
-    return float(thresholds[best]), float(f1[best])
+    below = probability[probability < thresholds[best]]
+    threshold = (thresholds[best] + below.max()) / 2 if len(below) else thresholds[best]
+    return float(threshold), float(f1[best])
 
 
 def anomaly_metrics(probability: np.ndarray, actual: np.ndarray, threshold: float) -> dict[str, float]:
