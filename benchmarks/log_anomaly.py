@@ -52,8 +52,8 @@ def main() -> None:
                 report = result.report
                 if not rows:
                     rows.append(("majority (train)", report["majority"], "-", "-", "-"))
-                    rows.append(("lightgbm counts", report["lightgbm_counts"], f"{report['baseline_threshold']:.3g}",
-                                 "-", "-"))
+                    rows += [(name.replace("_", " "), report[name], f"{threshold:.3g}", "-", "-")
+                             for name, threshold in report["baseline_thresholds"].items()]
                 epochs = len(result.history.get("loss", [])) or "-"
                 rows.append((model_type, report["model"], f"{report['threshold']:.3g}", epochs, f"{seconds:.0f}"))
             print(f"\nBGL 2k, {windowing.describe()}: train/validation/test windows {counts['train_windows']}/"

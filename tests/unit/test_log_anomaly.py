@@ -168,7 +168,7 @@ def test_atb_train_anomaly_stores_threshold_baselines_and_plots(anomaly_store):
     assert 0 < schema["threshold"] < 1 and schema["log_format"] == "bgl"
     assert [s["name"] for s in schema["inputs"]] == ["numeric", "flags", "categorical", "padding_mask", "aggregates"]
     report = meta["metrics"]
-    assert {"model", "majority", "lightgbm_counts"} <= set(report)
+    assert {"model", "majority", "lightgbm_counts", "logistic_counts"} <= set(report)
     assert report["model"].keys() >= {"accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc", "pr_auc"}
     assert report["majority"]["recall"] == 0.0 and report["majority"]["roc_auc"] == 0.5
     assert report["n"] == meta["row_counts"]["test_windows"] and "val_f1" in meta["history"]

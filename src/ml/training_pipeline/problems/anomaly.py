@@ -69,10 +69,8 @@ def baseline_matrix(encoded: dict[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([encoded["counts"], encoded["aggregates"]], axis=1).astype(np.float32)
 
 
-def fit_count_baseline(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-                       seed: int = 42):
-    """A LightGBM on count vectors and aggregates, positives weighted like the model's, early-stopped on
-    validation log loss; returns the fitted booster and its threshold with the best validation F1."""
+def _lightgbm_baseline(train_x, train_y, val_x, val_y, seed: int) -> dict[str, Any]:
+    """LightGBM, positives weighted like the model's, early-stopped on validation log loss."""
     import lightgbm
 
     positives = max(float(train_y.sum()), 1.0)
@@ -80,27 +78,65 @@ def fit_count_baseline(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarr
                                     subsample=0.9, subsample_freq=1, colsample_bytree=0.9, reg_lambda=1.0,
                                     scale_pos_weight=(len(train_y) - positives) / positives, random_state=seed,
                                     deterministic=True, force_col_wise=True, n_jobs=2, verbose=-1)
-    model.fit(train_x, train_y, eval_X=(val_x,), eval_y=(val_y,),
-              callbacks=[lightgbm.early_stopping(50, verbose=False)])
-    threshold = choose_threshold(val_y, model.predict_proba(val_x)[:, 1])[0]
-    return model.booster_, threshold
+    model.fit(train_x, train_y, eval_X=(val_x,), eval_y=(val_y,), callbacks=[lightgbm.early_stopping(50, verbose=False)])
+    return {"kind": "lightgbm", "model": model.booster_.model_to_string()}
 
 
-def booster_probability(booster, x: np.ndarray) -> np.ndarray:
+def _logistic_baseline(train_x, train_y, val_x, val_y, seed: int) -> dict[str, Any]:
+    """Standardised L2 logistic regression with balanced class weights (its parameters fit in the schema)."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = train_x.mean(axis=0), train_x.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000, random_state=seed)
+    model.fit((train_x - mean) / scale, train_y)
+    return {"kind": "logistic", "mean": mean.tolist(), "scale": scale.tolist(), "coef": model.coef_[0].tolist(),
+            "intercept": float(model.intercept_[0])}
+
+
+def _lightgbm_probability(spec: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    import lightgbm
+
+    booster = lightgbm.Booster(model_str=spec["model"])
     return np.asarray(booster.predict(x, num_iteration=booster.best_iteration or None), np.float64).reshape(-1)
 
 
+def _logistic_probability(spec: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    z = ((np.asarray(x, np.float64) - spec["mean"]) / spec["scale"]) @ np.asarray(spec["coef"]) + spec["intercept"]
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+
+COUNT_BASELINES = {"lightgbm_counts": _lightgbm_baseline, "logistic_counts": _logistic_baseline}
+"""Simple baselines on count vectors and aggregates: report name -> fit function (returns a JSON-ready spec)."""
+_PROBABILITY = {"lightgbm": _lightgbm_probability, "logistic": _logistic_probability}
+"""A stored spec's ``kind`` -> its probability function."""
+
+
+def fit_count_baselines(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+                        seed: int = 42) -> dict[str, dict[str, Any]]:
+    """Each simple baseline fitted on the training windows, with its threshold of best validation F1 (JSON-ready)."""
+    fitted = {}
+    for name, fit in COUNT_BASELINES.items():
+        spec = fit(train_x, train_y, val_x, val_y, seed)
+        fitted[name] = {**spec, "threshold": choose_threshold(val_y, _PROBABILITY[spec["kind"]](spec, val_x))[0]}
+    return fitted
+
+
+def baseline_probabilities(baselines: dict[str, dict[str, Any]], x: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
+    """``{name: (probability of each row, threshold)}`` of stored baselines."""
+    return {name: (_PROBABILITY[spec["kind"]](spec, x), spec["threshold"]) for name, spec in baselines.items()}
+
+
 def anomaly_report(probability: np.ndarray, y: np.ndarray, threshold: float, prior: float,
-                   baseline_probability: np.ndarray | None, baseline_threshold: float | None) -> dict[str, Any]:
-    """Model, majority class and count-vector LightGBM on the same windows, each at its validation threshold."""
+                   baselines: dict[str, tuple[np.ndarray, float]]) -> dict[str, Any]:
+    """Model, majority class and the count-vector baselines on the same windows, each at its validation threshold."""
     majority = float(prior >= 0.5)
     report = {"model": anomaly_metrics(probability, y, threshold),
               # the constant forecast: the training majority class, with the training positive rate as its probability
               "majority": anomaly_metrics(np.full(len(y), prior), y, 0.5 if majority else prior + 1e-9),
-              "n": int(len(y)), "positives": int(np.sum(y)), "threshold": float(threshold)}
-    if baseline_probability is not None:
-        report["lightgbm_counts"] = anomaly_metrics(baseline_probability, y, baseline_threshold)
-        report["baseline_threshold"] = float(baseline_threshold)
+              **{name: anomaly_metrics(p, y, t) for name, (p, t) in baselines.items()},
+              "n": int(len(y)), "positives": int(np.sum(y)), "threshold": float(threshold),
+              "baseline_thresholds": {name: float(t) for name, (_, t) in baselines.items()}}
     return report
 
 
@@ -177,8 +213,8 @@ class LogAnomalyProblem(Problem):
                              np.where(y[rows] == 1, weight, 1.0) if name == "train" else None)
                for name, rows in parts.items()}
         matrix = baseline_matrix(encoded)
-        booster, baseline_threshold = fit_count_baseline(matrix[parts["train"]], train_y, matrix[parts["validation"]],
-                                                         y[parts["validation"]], config.seed)
+        baselines = fit_count_baselines(matrix[parts["train"]], train_y, matrix[parts["validation"]],
+                                        y[parts["validation"]], config.seed)
         prior = float(train_y.mean())
         specs = _specs(inputs, encoder.vocab_size)
         first_last = {name: [str(np.min([times[windows[i]].min() for i in rows]))[:26],
@@ -196,7 +232,7 @@ class LogAnomalyProblem(Problem):
             "log_format": self.log_format.name, "windowing": self.windowing.to_dict(), "encoder": encoder.to_dict(),
             "numeric_features": list(NUMERIC_FEATURES), "flag_features": list(FLAG_FEATURES),
             "aggregate_features": list(AGGREGATE_FEATURES), "baselines": [prior], "threshold": 0.5,
-            "count_baseline": {"threshold": baseline_threshold, "model": booster.model_to_string()},
+            "count_baselines": baselines,
             "positive_weight": weight,
         }
         return ProblemData(
@@ -207,7 +243,7 @@ class LogAnomalyProblem(Problem):
                         "purged_windows": purged, "truncated_windows": cut,
                         **{f"anomalous_{name}": int(y[rows].sum()) for name, rows in parts.items()}},
             splits=first_last, notes=tuple(notes),
-            context={"baseline_test": booster_probability(booster, matrix[parts["test"]])},
+            context={"baseline_test": baseline_probabilities(baselines, matrix[parts["test"]])},
             optional=tuple(s.name for s in specs),
             model_params={"vocab_size": encoder.vocab_size, "num_fields": len(encoder.fields),
                           "num_flags": len(FLAG_FEATURES), "num_aggregates": len(AGGREGATE_FEATURES)},
@@ -227,16 +263,18 @@ class LogAnomalyProblem(Problem):
 
     def evaluate(self, predictions, data):
         return anomaly_report(predictions, data.test.y, data.schema["threshold"], data.schema["baselines"][0],
-                              data.context["baseline_test"], data.schema["count_baseline"]["threshold"])
+                              data.context["baseline_test"])
 
     def summary(self, report):
         return {"metric": "f1", "model": report["model"]["f1"], "baseline": report["majority"]["f1"],
                 "lightgbm": report.get("lightgbm_counts", {}).get("f1", float("nan")),
+                "logistic": report.get("logistic_counts", {}).get("f1", float("nan")),
                 "fpr": report["model"]["false_positive_rate"], "threshold": report["threshold"]}
 
     @classmethod
     def summary_line(cls, m):
-        return (f"f1 {m['model']:.3f} vs majority {m['baseline']:.3f} / lightgbm counts {m['lightgbm']:.3f} "
+        return (f"f1 {m['model']:.3f} vs majority {m['baseline']:.3f} / lightgbm counts {m['lightgbm']:.3f} / "
+                f"logistic counts {m.get('logistic', float('nan')):.3f} "
                 f"(fpr {m['fpr']:.3f}, threshold {m['threshold']:.3g})")
 
     def plot(self, predictions, data, history, folder, title):
@@ -291,14 +329,10 @@ class LogAnomalyProblem(Problem):
         if not events.labelled:
             raise ValueError(f"{data_path} has no labels to evaluate against. Accepted: a labelled "
                              f"{stored.schema['log_format']!r} log")
-        import lightgbm
-
         y = window_labels(events, windows)
         probability = stored.predict({s.name: model_inputs(encoded)[s.name] for s in stored.inputs})[:, 0]
-        baseline = stored.schema["count_baseline"]
-        booster = lightgbm.Booster(model_str=baseline["model"])
         report = anomaly_report(probability, y, stored.schema["threshold"], stored.schema["baselines"][0],
-                                booster_probability(booster, baseline_matrix(encoded)), baseline["threshold"])
+                                baseline_probabilities(stored.schema["count_baselines"], baseline_matrix(encoded)))
         # windows inside the span the model was fitted or early-stopped on are in-sample
         splits = stored.metadata.get("splits", {})
         seen = (np.datetime64(splits["train"][0]), np.datetime64(splits["validation"][1])) if splits else None
