@@ -1,0 +1,135 @@
+"""What this machine can do: the CPU, its SIMD width, and a fp32 arithmetic ceiling tied to the hardware.
+
+Speed figures mean little without the ceiling they are a share of. TensorFlow's own large matmul
+moves from run to run (75 to 215 GFLOP/s on machines of one kind), so :func:`measured_peak` times
+NumPy's BLAS sgemm (several sizes and repeats, the best run) and names the BLAS and the kernel that
+ran; :func:`theoretical_peak` computes cores x FMA units x SIMD lanes x 2 x clock from the CPU's
+flags and clock. Benchmarks divide by the measured sgemm peak and print both.
+
+Example:
+    >>> info = cpu_info()  # doctest: +SKIP
+    >>> info.model, info.simd, info.fp32_lanes  # doctest: +SKIP
+    ('Intel(R) Xeon(R) Platinum 8488C', 'AVX-512', 16)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FMA_UNITS = 2
+"""FMA units per core on the x86 server cores this runs on (Skylake-SP and later, Zen 2 and later)."""
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """The CPU, as Linux reports it.
+
+    Attributes:
+        model: the model name.
+        cores: logical CPUs this process may use.
+        simd: the widest fp32 vector extension with FMA (``AVX-512``, ``AVX2``, ``SSE``).
+        fp32_lanes: fp32 values per vector register of that extension.
+        clock_ghz: the highest clock Linux reports (cpufreq's maximum, else the current MHz), or None.
+    """
+
+    model: str
+    cores: int
+    simd: str
+    fp32_lanes: int
+    clock_ghz: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _cpuinfo() -> dict[str, str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    first = text.split("\n\n", 1)[0]
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines()) if k.strip()}
+
+
+def cpu_info() -> CpuInfo:
+    """The CPU model, usable cores, SIMD width and clock (Linux; other systems get what is known)."""
+    fields = _cpuinfo()
+    flags = set(fields.get("flags", "").split())
+    if "avx512f" in flags:
+        simd, lanes = "AVX-512", 16
+    elif "avx2" in flags and "fma" in flags:
+        simd, lanes = "AVX2", 8
+    else:
+        simd, lanes = "SSE", 4
+    clock = None
+    try:
+        clock = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e6
+    except (OSError, ValueError):
+        try:
+            clock = float(fields["cpu MHz"]) / 1000
+        except (KeyError, ValueError):
+            clock = None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return CpuInfo(fields.get("model name", "unknown CPU"), cores, simd, lanes, clock)
+
+
+def theoretical_peak(info: CpuInfo | None = None) -> float | None:
+    """cores x FMA units x fp32 lanes x 2 FLOPs x clock, in FLOP/s (None when the clock is unknown).
+
+    Logical cores are counted as cores: on a VM with 2 vCPUs that may be 2 hyperthreads of one core.
+    """
+    info = info or cpu_info()
+    if info.clock_ghz is None:
+        return None
+    return info.cores * FMA_UNITS * info.fp32_lanes * 2 * info.clock_ghz * 1e9
+
+
+def blas_info() -> str:
+    """The BLAS NumPy calls and the kernel it picked (threadpoolctl), e.g. ``openblas 0.3.27 SkylakeX, 2 threads``."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown BLAS (threadpoolctl not installed)"
+    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    if not pools:
+        return "unknown BLAS"
+    pool = pools[0]
+    return (f"{pool.get('internal_api')} {pool.get('version') or ''} {pool.get('architecture') or ''}".replace("  ", " ")
+            + f", {pool.get('num_threads')} threads").strip()
+
+
+def measured_peak(sizes: tuple[int, ...] = (1024, 2048, 3072), repeats: int = 5, rounds: int = 3) -> float:
+    """The best fp32 sgemm rate NumPy's BLAS reaches here, in FLOP/s (best of ``rounds`` x sizes).
+
+    Example:
+        >>> measured_peak(sizes=(256,), repeats=1, rounds=1) > 0
+        True
+    """
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for n in sizes:
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        a @ b  # warm up: threads started, pages touched
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                a @ b
+            best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start))
+    return best
+
+
+def describe_ceiling(peak: float, info: CpuInfo | None = None) -> str:
+    """One line: the CPU, its SIMD width, the measured sgemm ceiling and the theoretical FMA peak."""
+    info = info or cpu_info()
+    theory = theoretical_peak(info)
+    clock = f" at {info.clock_ghz:.2f} GHz" if info.clock_ghz else ""
+    return (f"{info.model}, {info.cores} logical cores, {info.simd} ({info.fp32_lanes} fp32 lanes){clock}; "
+            f"ceiling = NumPy sgemm best of runs {peak / 1e9:.1f} GFLOP/s [{blas_info()}]"
+            + (f"; theoretical FMA peak {theory / 1e9:.1f} GFLOP/s" if theory else ""))
