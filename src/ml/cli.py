@@ -57,11 +57,11 @@ def _choosers(parser: argparse.ArgumentParser) -> None:
                         "(one model per symbol, target, timeframe and type is 'latest'; an ambiguous choice is refused)")
 
 
-def _fit_options(parser: argparse.ArgumentParser, batch_size: int) -> None:
+def _fit_options(parser: argparse.ArgumentParser, batch_size: int, patience: int) -> None:
     parser.add_argument("--epochs", type=int, help="most epochs (default 80, early stopping usually ends sooner); "
                         "for lightgbm the most boosting rounds (default: the preset's n_estimators)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help=f"training batch size (default {batch_size})")
-    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience (default 10)")
+    parser.add_argument("--patience", type=int, default=patience, help=f"early-stopping patience (default {patience})")
     parser.add_argument("--learning-rate", type=float, help="override the variant's learning rate")
 
 
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--days", type=int, help="use the last N days of data")
     model.add_argument("--start-date", help="first day, e.g. 2021-01-01")
     model.add_argument("--end-date", help="last day, e.g. 2021-12-31")
-    _fit_options(model, batch_size=128)
+    _fit_options(model, batch_size=128, patience=5)
     model.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
     model.add_argument("--horizon", type=int, help="bars ahead to predict (default: 1; 24 for --target volatility)")
     model.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "label column, e.g. Loghub's OpenStack anomaly_labels.txt)")
     anomaly.add_argument("--pos-weight", default="balanced", metavar="W|balanced",
                          help="weight of an anomalous training window (default: balanced = normal / anomalous)")
-    _fit_options(anomaly, batch_size=32)
+    _fit_options(anomaly, batch_size=32, patience=10)  # early stopping on validation F1, as the design has it
     _run_options(anomaly)
 
     models = commands.add_parser(
