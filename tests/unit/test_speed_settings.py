@@ -1,0 +1,62 @@
+"""The speed settings the factory applies (unrolled short LSTMs, steps per execution) and the hardware
+ceiling the speed benchmark divides by. Speed itself is measured in benchmarks/train_speed.py, not here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.training_pipeline.hardware import CpuInfo, cpu_info, describe_ceiling, measured_peak, theoretical_peak
+from ml.training_pipeline.models import create_model
+
+
+def _lstms(model):
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
+
+
+@pytest.mark.parametrize("steps,unrolled", [(60, True), (100, True), (101, False)])
+def test_lstms_over_short_windows_are_unrolled_and_long_ones_keep_the_loop(steps, unrolled):
+    model = create_model("lstm", (steps, 3), variant="tiny")
+    assert _lstms(model) and all(layer.unroll is unrolled for layer in _lstms(model))
+
+
+def test_unrolled_and_rolled_lstms_give_the_same_outputs():
+    import keras
+
+    model = create_model("attention_lstm", (30, 4), variant="tiny")
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "LSTM":
+            layer["config"]["unroll"] = False
+    rolled = keras.Model.from_config(config)
+    rolled.set_weights(model.get_weights())
+    x = np.random.default_rng(0).standard_normal((5, 30, 4)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), rolled.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_keras_models_run_several_steps_per_execution_unless_their_spec_says_otherwise():
+    from ml.training_pipeline.kinds.keras_kind import DEFAULT_COMPILE_SETTINGS
+
+    model = create_model("tcn", (24, 3), variant="tiny")
+    assert model.steps_per_execution == DEFAULT_COMPILE_SETTINGS["steps_per_execution"] > 1
+    # fewer batches than steps per execution still trains every batch once per epoch
+    x = np.random.default_rng(0).standard_normal((40, 24, 3)).astype("float32")
+    history = model.fit(x, x[:, -1, :1], batch_size=16, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+
+
+def test_the_cpu_is_described_and_the_sgemm_ceiling_is_measured():
+    info = cpu_info()
+    assert info.cores >= 1 and info.simd in ("AVX-512", "AVX2", "SSE") and info.fp32_lanes in (16, 8, 4)
+    peak = measured_peak(sizes=(256,), repeats=2, rounds=1)
+    assert peak > 1e8  # any machine that runs this suite does 0.1 GFLOP/s
+    line = describe_ceiling(peak, info)
+    assert "GFLOP/s" in line and info.simd in line
+
+
+def test_theoretical_peak_is_cores_fma_lanes_and_clock():
+    info = CpuInfo("test CPU", cores=2, simd="AVX2", fp32_lanes=8, clock_ghz=3.0)
+    assert theoretical_peak(info) == pytest.approx(2 * 2 * 8 * 2 * 3.0e9)  # the issue's AMD EPYC figure, ~189 at 2.95
+    assert theoretical_peak(CpuInfo("no clock", 2, "SSE", 4, None)) is None
