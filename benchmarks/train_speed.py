@@ -6,8 +6,9 @@ Prints:
    kernel that ran), next to the theoretical FMA peak and TensorFlow's own 2048^2 matmul;
 2. per default-variant model at input (60, 15), at batch 32 and 128: parameters, training FLOPs
    per window (analytical forward count x 3), windows/s, GFLOP/s, share of the sgemm ceiling and
-   the CPU idle share (1 - process CPU time / (wall x cores)), "before" (rolled LSTMs, one step per
-   execution: the library until this change) and "after" (the factory's settings now), interleaved;
+   the CPU idle share (1 - process CPU time / (wall x cores)), "before" (one step per execution: the
+   library until this change), "after" (16 steps per execution: the factory now) and, for recurrent
+   families, "unrolled" (after + unrolled LSTMs, measured and not adopted), interleaved;
 3. `atb --help` wall time and whether it imported TensorFlow;
 4. with --full-run: `atb train model BTCUSDT --model-type tcn` (the README's command) wall time,
    epochs, best validation loss and peak memory.
@@ -33,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+RECURRENT = ("lstm", "cnn_lstm", "attention_lstm", "tft")
 FAMILIES = ["lstm", "cnn_lstm", "attention_lstm", "tcn", "tcn_attention", "transformer", "tft", "mamba", "xlstm"]
 
 
@@ -77,17 +79,21 @@ def forward_flops(model) -> float:
     return total
 
 
-def _before(model):
-    """The same model as the library built it before this change: rolled LSTMs, one step per execution."""
+def _variant(model, setting: str):
+    """The model as trained under ``setting``: ``after`` (the factory's settings now), ``before`` (one step per
+    execution, the library until this change) or ``unrolled`` (LSTMs unrolled: measured, not adopted)."""
     import keras
 
+    if setting == "after":
+        return model
     config = model.get_config()
     for layer in config["layers"]:
         if layer["class_name"] == "LSTM":
-            layer["config"]["unroll"] = False
-    before = keras.Model.from_config(config)
-    before.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0), loss=model.loss, steps_per_execution=1)
-    return before
+            layer["config"]["unroll"] = setting == "unrolled"
+    variant = keras.Model.from_config(config)
+    variant.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0), loss=model.loss,
+                    steps_per_execution=1 if setting == "before" else model.steps_per_execution)
+    return variant
 
 
 def training_throughput(name: str, batch_size: int, setting: str, windows: int = 4096, epochs: int = 3
@@ -109,7 +115,7 @@ def training_throughput(name: str, batch_size: int, setting: str, windows: int =
                   else np.zeros((windows, *t.shape[1:]), np.int32)) for t in model.inputs}
     x = next(iter(x.values())) if len(x) == 1 else x
     y = rng.standard_normal(windows).astype(np.float32)
-    model = _before(model) if setting == "before" else model
+    model = _variant(model, setting)
     dataset = to_tf_dataset(x, y, batch_size, shuffle=True, seed=0)
     model.fit(dataset, epochs=1, verbose=0)  # trace and warm up
     best = None
@@ -192,24 +198,27 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         for batch in args.batch_sizes:
-            for setting in ("before", "after"):  # interleaved: both see the same machine load
+            recurrent = name in RECURRENT
+            for setting in ("before", "after", *(("unrolled",) if recurrent else ())):  # interleaved: same load
                 rows.append((name, batch, setting, *training_throughput(name, batch, setting)))
     help_s, help_heavy = help_time()
 
     print(f"\n{describe_ceiling(peak, info)}")
     print(f"TensorFlow's own 2048^2 matmul this run: {tf_peak / 1e9:.1f} GFLOP/s ({tf_peak / peak:.0%} of the ceiling)")
     print("training at input (60, 15), default variants, op determinism on, best of 3 epochs of 4096 windows;")
-    print("before = rolled LSTMs, 1 step per execution; after = unrolled LSTMs (<= 100 steps), 16 steps per execution")
-    header = (f"| {'model':<15}| batch | setting |   params | MFLOP/window | windows/s | GFLOP/s | % of ceiling | "
-              f"CPU idle | after/before |")
+    print("before = 1 step per execution (the library until this change); after = 16 steps per execution (now); "
+          "unrolled = after + LSTMs unrolled (measured, not adopted: slower tracing, export and ONNX inference)")
+    header = (f"| {'model':<15}| batch | setting  |   params | MFLOP/window | windows/s | GFLOP/s | % of ceiling | "
+              f"CPU idle | vs before |")
     print(header)
     print("|---|---|---|---|---|---|---|---|---|---|")
     for index, (name, batch, setting, rate, idle, params, flops) in enumerate(rows):
-        ratio = f"{rate / rows[index - 1][3]:.2f}x" if setting == "after" else ""
+        before = next(r for r in reversed(rows[:index + 1]) if r[0] == name and r[1] == batch and r[2] == "before")
+        ratio = f"{rate / before[3]:.2f}x" if setting != "before" else ""
         gflops = f"{rate * flops / 1e9:7.1f}" if flops else "      -"
         share = f"{100 * rate * flops / peak:11.1f}%" if flops else "           -"
         mflop = f"{flops / 1e6:12.1f}" if flops else "           -"
-        print(f"| {name:<15}| {batch:>5} | {setting:<7} | {params:>8,} | {mflop} | {rate:>9.0f} | {gflops} | {share} | "
+        print(f"| {name:<15}| {batch:>5} | {setting:<8} | {params:>8,} | {mflop} | {rate:>9.0f} | {gflops} | {share} | "
               f"{idle:>7.1%} | {ratio:>12} |")
     print(f"\natb --help: {help_s * 1000:.0f} ms median of 5 (process start included); imports TensorFlow: {help_heavy}")
     if args.full_run:

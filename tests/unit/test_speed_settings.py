@@ -1,4 +1,4 @@
-"""The speed settings the factory applies (unrolled short LSTMs, steps per execution) and the hardware
+"""The speed setting the factory applies (steps per execution) and the hardware
 ceiling the speed benchmark divides by. Speed itself is measured in benchmarks/train_speed.py, not here."""
 
 from __future__ import annotations
@@ -8,32 +8,6 @@ import pytest
 
 from ml.training_pipeline.hardware import CpuInfo, cpu_info, describe_ceiling, measured_peak, theoretical_peak
 from ml.training_pipeline.models import create_model
-
-
-def _lstms(model):
-    import keras
-
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
-
-
-@pytest.mark.parametrize("steps,unrolled", [(60, True), (100, True), (101, False)])
-def test_lstms_over_short_windows_are_unrolled_and_long_ones_keep_the_loop(steps, unrolled):
-    model = create_model("lstm", (steps, 3), variant="tiny")
-    assert _lstms(model) and all(layer.unroll is unrolled for layer in _lstms(model))
-
-
-def test_unrolled_and_rolled_lstms_give_the_same_outputs():
-    import keras
-
-    model = create_model("attention_lstm", (30, 4), variant="tiny")
-    config = model.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] == "LSTM":
-            layer["config"]["unroll"] = False
-    rolled = keras.Model.from_config(config)
-    rolled.set_weights(model.get_weights())
-    x = np.random.default_rng(0).standard_normal((5, 30, 4)).astype("float32")
-    np.testing.assert_allclose(model.predict(x, verbose=0), rolled.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 def test_keras_models_run_several_steps_per_execution_unless_their_spec_says_otherwise():

@@ -39,33 +39,15 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict]] = {
 }
 
 
-UNROLL_MAX_STEPS = 100
-"""Recurrent layers over at most this many (static) steps are unrolled.
-
-On CPU the loop of a rolled LSTM costs per-step dispatch and leaves a core idle; unrolled, a (60, 15)
-window trains 1.4x faster at batch 32 and 1.1x at batch 128 (benchmarks/train_speed.py), with the
-same outputs. Longer or dynamic sequences keep the loop (graph size and compile time grow with steps).
-"""
-
-
-def unroll_for(steps: int | None) -> bool:
-    """Whether a recurrent layer over ``steps`` time steps is unrolled (see :data:`UNROLL_MAX_STEPS`).
-
-    Example:
-        >>> unroll_for(60), unroll_for(512), unroll_for(None)
-        (True, False, False)
-    """
-    return steps is not None and steps <= UNROLL_MAX_STEPS
-
-
 def _stacked_lstm(x, units: Sequence[int], dropout: float, last_returns_sequences: bool, prefix: str):
     """LSTM layers with dropout between them; dropout sits outside the cell so the fused kernels stay usable."""
     import keras
 
     for i, n in enumerate(units):
         is_last = i == len(units) - 1
-        x = keras.layers.LSTM(n, return_sequences=last_returns_sequences or not is_last, unroll=unroll_for(x.shape[1]),
-                              name=f"{prefix}{i}")(x)
+        # not unrolled: measured 1.44x faster training at batch 32 in steady state, but 4x longer tracing,
+        # 10x longer ONNX export and 7x slower ONNX inference (benchmarks/train_speed.py, docs/pipeline.md)
+        x = keras.layers.LSTM(n, return_sequences=last_returns_sequences or not is_last, name=f"{prefix}{i}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"{prefix}{i}_dropout")(x)
     return x

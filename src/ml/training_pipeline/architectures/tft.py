@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ml.training_pipeline.architectures.recurrent import unroll_for
 from ml.training_pipeline.architectures.transformers import check_attention_params
 from ml.training_pipeline.registry import KNOWN_INPUT, STATIC_INPUT, TensorSpec, register_model
 from ml.training_pipeline.validation import check_positive_int
@@ -125,14 +124,12 @@ def build_tft(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: 
         [observed, TimeSlice(0, -1, name="known_past")(known)])
     past, _ = VariableSelection(d_model, dropout, name="past_selection")(with_context(past, "selection"))
     state = [contexts["state_h"], contexts["state_c"]] if contexts else None
-    encoded, h, c = keras.layers.LSTM(d_model, return_sequences=True, return_state=True,
-                                      unroll=unroll_for(past.shape[1]), name="encoder")(
+    encoded, h, c = keras.layers.LSTM(d_model, return_sequences=True, return_state=True, name="encoder")(
         past, initial_state=state)
     if known is not None:
         future, _ = VariableSelection(d_model, dropout, name="future_selection")(
             with_context(TimeSlice(-1, None, name="known_future")(known), "selection"))
-        decoded = keras.layers.LSTM(d_model, return_sequences=True, unroll=True, name="decoder")(  # one step
-            future, initial_state=[h, c])
+        decoded = keras.layers.LSTM(d_model, return_sequences=True, name="decoder")(future, initial_state=[h, c])
         lstm_out = keras.layers.Concatenate(axis=1, name="lstm_sequence")([encoded, decoded])
         selected = keras.layers.Concatenate(axis=1, name="selected_sequence")([past, future])
     else:
