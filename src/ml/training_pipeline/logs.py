@@ -30,12 +30,14 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ml.training_pipeline.validation import unknown_name_error
+
+if TYPE_CHECKING:  # pandas is imported where a log is read: `atb --help` lists the formats without it
+    import pandas as pd
 
 _REQUEST = re.compile(r'"(GET|POST|PUT|DELETE|HEAD|PATCH|OPTIONS) [^"]*"\s*status:\s*(\d+)\s+len:\s*(\d+)\s+time:\s*([\d.]+)')
 _INSTANCE = re.compile(r"\[instance: ([0-9a-fA-F-]{8,})\]")
@@ -46,6 +48,8 @@ EVENT_COLUMNS: tuple[str, ...] = ("time", "level", "content", "http_method", "ht
 
 
 def _http(content: pd.Series) -> pd.DataFrame:
+    import pandas as pd
+
     found = content.str.extract(_REQUEST)
     return pd.DataFrame({"http_method": found[0].fillna(""),
                          "http_status": pd.to_numeric(found[1], errors="coerce"),
@@ -204,6 +208,8 @@ def read_log_events(frame: pd.DataFrame, log_format: str | LogFormat, *, source:
     Raises:
         ValueError: missing columns, unparsable times, unexpected label values.
     """
+    import pandas as pd
+
     fmt = get_log_format(log_format)
     missing = [c for c in fmt.required_columns if c not in frame.columns]
     if missing:
@@ -262,6 +268,8 @@ def load_log_events(path: str | Path, log_format: str | LogFormat, *,
         >>> load_log_events("BGL_2k.log_structured.csv", "bgl").frame["label"].sum()  # doctest: +SKIP
         143.0
     """
+    import pandas as pd
+
     fmt = get_log_format(log_format)  # an unknown format fails before the file is read
     path = Path(path)
     if not path.is_file():
