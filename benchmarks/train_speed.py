@@ -54,31 +54,6 @@ def tf_matmul_flops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best
 
 
-def forward_flops(model) -> float:
-    """Multiply-adds x 2 of the layers that dominate: Conv1D, Dense, LSTM, attention scoring."""
-    total = 0.0
-    for layer in model.layers:
-        kind = type(layer).__name__
-        try:
-            in_shape, out_shape = layer.input.shape, layer.output.shape
-        except (AttributeError, ValueError):
-            continue
-        if kind == "Conv1D":
-            total += 2 * out_shape[1] * layer.kernel_size[0] * in_shape[-1] * layer.filters
-        elif kind == "Dense":
-            steps = in_shape[1] if len(in_shape) == 3 else 1
-            total += 2 * steps * in_shape[-1] * layer.units
-        elif kind == "LSTM":
-            total += 2 * in_shape[1] * 4 * layer.units * (in_shape[-1] + layer.units)
-        elif kind == "MultiHeadAttention":
-            steps, width = in_shape[1], in_shape[-1]
-            inner = layer.num_heads * layer.key_dim
-            total += 2 * steps * width * inner * 4 + 2 * 2 * steps * steps * inner
-        elif kind == "TemporalAttention":
-            total += 2 * in_shape[1] * (in_shape[-1] * layer.units + layer.units) + 2 * in_shape[1] * in_shape[-1]
-    return total
-
-
 def _variant(model, setting: str):
     """The model as trained under ``setting``: ``after`` (the factory's settings now), ``before`` (one step per
     execution, the library until this change) or ``unrolled`` (LSTMs unrolled: measured, not adopted)."""
@@ -106,6 +81,7 @@ def training_throughput(name: str, batch_size: int, setting: str, windows: int =
     import keras
 
     from ml.training_pipeline.datasets import to_tf_dataset
+    from ml.training_pipeline.hardware import forward_flops
     from ml.training_pipeline.models import create_model
 
     keras.utils.set_random_seed(0)
@@ -125,11 +101,8 @@ def training_throughput(name: str, batch_size: int, setting: str, windows: int =
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         best = (wall, cpu) if best is None or wall < best[0] else best
     cores = len(os.sched_getaffinity(0))
-    flops = 3 * forward_flops(model)
-    # the count covers Keras' own layers and TemporalAttention; a family with other weighted layers gets no figure
-    known = all(type(layer).__module__.startswith("keras") or type(layer).__name__ == "TemporalAttention"
-                or not layer.weights for layer in model.layers)
-    return windows / best[0], 1 - best[1] / (best[0] * cores), model.count_params(), flops if known else None
+    forward = forward_flops(model)  # None for a family whose blocks the estimate does not count
+    return windows / best[0], 1 - best[1] / (best[0] * cores), model.count_params(), 3 * forward if forward else None
 
 
 def EpochTimer():

@@ -7,8 +7,21 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
+
+OPT_IN = Path(__file__).parent / "benchmark"
+DEFAULT_MARKS = "not benchmark and not slow"  # pyproject's addopts
+
+
+def pytest_configure(config):
+    """Naming opt-in benchmark files runs them without ``-m``, as the user's guide does
+    (``pytest tests/benchmark/test_model_architectures.py -v``); a plain ``pytest`` still deselects them."""
+    named = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
+    if config.option.markexpr == DEFAULT_MARKS and named and all(OPT_IN in (p, *p.parents) for p in named):
+        config.option.markexpr = ""
 
 
 @pytest.fixture(scope="session")

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ml import __version__
 
     parser.add_argument("--version", action="version", version=f"atb-ml {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{train,models,predict,evaluate,diagnose}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,models,predict,evaluate,benchmark,tune,diagnose}")
 
     train = commands.add_parser(
         "train", help="train a model", description="Train a model: 'atb train model SYMBOL --model-type T' trains, "
@@ -204,6 +204,29 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--days", type=int, help="use the last N days of price data")
     diagnose.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     _common(diagnose, json_output=True)
+
+    benchmark = commands.add_parser(
+        "benchmark", help="compare architectures on the same data (params, speed, latency, accuracy vs baselines)",
+        description="Train every model (or --models) on the same chronological splits of SYMBOL and print params, "
+                    "training seconds, windows/s, share of this machine's measured matmul ceiling, Keras and ONNX "
+                    "single-window latency, RMSE, MAE, MAPE, directional accuracy and skill vs persistence, with the "
+                    "naive baselines as rows. Writes comparison.json/.csv/.png to --out.",
+        epilog="examples:\n  atb benchmark --models tcn attention_lstm lightgbm --days 365 --epochs 30\n"
+               "  atb benchmark --variant tiny --days 120 --epochs 2 --out /tmp/bench --docs docs/benchmarks.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    benchmark.add_argument("symbol", nargs="?", default="BTCUSDT", help="market symbol (default BTCUSDT, bundled)")
+    benchmark.add_argument("--models", nargs="+", metavar="MODEL", help="model types (default: every model that "
+                           "reads a price window)")
+    benchmark.add_argument("--variant", default="default", help="the preset every model uses (default: default)")
+    benchmark.add_argument("--days", type=int, default=365, help="use the last N days (default 365)")
+    benchmark.add_argument("--data", help="OHLCV file (default: the bundled sample)")
+    _fit_options(benchmark, batch_size=128, patience=8)
+    benchmark.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    benchmark.add_argument("--no-latency", action="store_true", help="skip the latency measurements (and ONNX export)")
+    benchmark.add_argument("--out", default="benchmark_results", help="folder for comparison.json/.csv/.png "
+                           "(default ./benchmark_results)")
+    benchmark.add_argument("--docs", metavar="FILE", help="also write a Markdown page generated from the results")
+    _common(benchmark, json_output=True)
 
     evaluate = commands.add_parser("evaluate", help="metrics and naive baselines of a stored model on a data file")
     evaluate.add_argument("symbol")
@@ -451,6 +474,49 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _benchmark(args) -> int:
+    import shutil
+    from pathlib import Path
+
+    from ml.training_pipeline.comparison import docs_page, run_comparison
+    from ml.training_pipeline.config import check_symbol
+    from ml.training_pipeline.registry import get_spec
+    from ml.training_pipeline.validation import check_positive_int
+
+    # every argument is checked before the first model trains
+    names = [get_spec(m).name for m in args.models] if args.models else None
+    for name in names or ():
+        if args.variant not in get_spec(name).variants:
+            raise ValueError(f"model_type={name!r} has no variant {args.variant!r}. "
+                             f"Accepted: {', '.join(get_spec(name).presets)}")
+    check_symbol(args.symbol)
+    for option in ("days", "batch_size", "patience"):
+        check_positive_int(f"--{option.replace('_', '-')}", getattr(args, option))
+    epochs = check_positive_int("--epochs", args.epochs) if args.epochs is not None else 30
+    if args.data is not None and not Path(args.data).is_file():
+        raise ValueError(f"data file not found. Received: --data {args.data!r}")
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        comparison = run_comparison(names, args.variant, args.symbol, args.days, epochs, args.batch_size,
+                                    args.patience, args.seed, latency=not args.no_latency, data_path=args.data)
+    paths = comparison.save(args.out)
+    if args.docs:
+        page = Path(args.docs)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        image = page.with_name(page.stem + ".png")
+        shutil.copyfile(paths["png"], image)
+        page.write_text(docs_page(comparison, image.name))
+    if args.json:
+        _print_json({"results": comparison.rows(), "setup": comparison.setup, "files": {k: str(v) for k, v in paths.items()}})
+        return 0
+    setup = comparison.setup
+    print(f"{setup['symbol']} {setup['timeframe']}, last {setup['days']} days, {setup['test_bars']} test bars, "
+          f"variant {setup['variant']}, seed {setup['seed']}; {setup['ceiling']}")
+    print(comparison.table())
+    print("best: " + ", ".join(f"{k} {v}" for k, v in comparison.best().items()))
+    print(f"saved {', '.join(str(p) for p in paths.values())}" + (f" and {args.docs}" if args.docs else ""))
+    return 0
+
+
 def _diagnose(args) -> int:
     from ml.training_pipeline.diagnostics import diagnose_log, diagnose_price
 
@@ -468,7 +534,7 @@ def _diagnose(args) -> int:
 
 
 HANDLERS = {("train", "model"): _train, ("train", "anomaly"): _train_anomaly, ("models", "list"): _models_list, ("predict", None): _predict,
-            ("evaluate", None): _evaluate,
+            ("evaluate", None): _evaluate, ("benchmark", None): _benchmark,
             ("diagnose", None): _diagnose}
 
 

@@ -313,7 +313,7 @@ def test_two_symbols_in_one_model_through_atb(tmp_path, capsys, second_symbol_fi
                          "--group-weights", "ETHUSDT=2", "--curriculum", "BTCUSDT:1,all:2", "--models-dir", root)
     assert code == 0, err
     assert "per group" in out and "BTCUSDT" in out and "ETHUSDT" in out and "in 2 curriculum phases" in out
-    version = (root / "BTCUSDT-ETHUSDT" / "return" / "latest").resolve()
+    version = (root / "BTCUSDT-ETHUSDT" / "price" / "latest").resolve()
     meta = json.loads((version / "metadata.json").read_text())
     assert meta["config"]["symbols"] == ["ETHUSDT"] and meta["grouping"]["group_weights"] == {"ETHUSDT": 2.0}
     assert meta["grouping"]["mean_weight"]["ETHUSDT"] == pytest.approx(2 * meta["grouping"]["mean_weight"]["BTCUSDT"])

@@ -45,7 +45,7 @@ def later_csv(tmp_path_factory):
 
 
 def test_train_writes_a_complete_version(store):
-    version = (store / "BTCUSDT" / "return" / "latest").resolve()
+    version = (store / "BTCUSDT" / "price" / "latest").resolve()
     files = {p.name for p in version.iterdir()}
     assert files == {"model.keras", "model.onnx", "metadata.json", "feature_schema.json",
                      "training_history.png", "predictions.png"}
@@ -64,7 +64,7 @@ def test_stored_keras_and_onnx_agree_on_test_windows(store):
 
     from ml.training_pipeline.export import OnnxPredictor
 
-    version = (store / "BTCUSDT" / "return" / "latest").resolve()
+    version = (store / "BTCUSDT" / "price" / "latest").resolve()
     model = keras.models.load_model(version / "model.keras")
     x = np.random.default_rng(0).standard_normal((4, 24, 15)).astype("float32")
     np.testing.assert_allclose(OnnxPredictor(version / "model.onnx").predict(x), model.predict(x, verbose=0), atol=1e-4)
@@ -114,7 +114,7 @@ def test_evaluate_flags_bars_the_model_was_fitted_on(store, tmp_path, capsys):
     path = tmp_path / "recent.csv"
     load_ohlcv("BTCUSDT", days=30).frame.to_csv(path)
     code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", path, "--models-dir", store)
-    meta = json.loads(((store / "BTCUSDT" / "return" / "latest").resolve() / "metadata.json").read_text())
+    meta = json.loads(((store / "BTCUSDT" / "price" / "latest").resolve() / "metadata.json").read_text())
     fitted = [meta["splits"]["train"][0], meta["splits"]["validation"][1]]
     assert code == 0 and "in-sample, not a forecast" in out
     code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", path, "--json", "--models-dir", store)
@@ -142,7 +142,7 @@ def test_lightgbm_direction_model_through_the_cli(tmp_path, capsys):
     code, out, _ = run(capsys, "predict", "BTCUSDT", "--json", "--models-dir", tmp_path)
     assert code == 0 and 0.0 <= json.loads(out)["probability_up"] <= 1.0
     code, out, err = run(capsys, "predict", "BTCUSDT", "--target", "return", "--models-dir", tmp_path)
-    assert code == 2 and "No stored model for BTCUSDT (return)" in err
+    assert code == 2 and "No stored model for BTCUSDT (price)" in err
 
 
 # --- bad input: exit 2, one line on stderr, nothing written ------------------------------------
@@ -210,7 +210,7 @@ def test_model_params_reach_the_model_and_unknown_ones_are_refused(tmp_path, cap
     code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--variant", "lightweight",
                          "--param", "filters=8", "--param", "num_levels=2", *SMALL, "--models-dir", root)
     assert code == 0, err
-    meta = json.loads(((root / "BTCUSDT" / "return" / "latest").resolve() / "metadata.json").read_text())
+    meta = json.loads(((root / "BTCUSDT" / "price" / "latest").resolve() / "metadata.json").read_text())
     assert meta["config"]["model_kwargs"] == {"filters": 8, "num_levels": 2}
 
 
@@ -237,14 +237,14 @@ def test_missing_and_corrupt_versions(store, tmp_path, later_csv, capsys):
     code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", tmp_path / "empty")
     assert code == 2 and "No stored model for BTCUSDT" in err
     code, _, err = run(capsys, "predict", "BTCUSDT", "--version", "2020-01-01_00h_v9", "--models-dir", store)
-    assert code == 2 and "Version '2020-01-01_00h_v9' not found for BTCUSDT. Stored: return/" in err
+    assert code == 2 and "Version '2020-01-01_00h_v9' not found for BTCUSDT. Stored: price/" in err
     code, _, err = run(capsys, "predict", "BTCUSDT", "--version", "../../etc", "--models-dir", store)
     assert code == 2 and "Version names look like" in err
     broken = tmp_path / "broken"
     import shutil
 
     shutil.copytree(store, broken, symlinks=True)
-    version = (broken / "BTCUSDT" / "return" / "latest").resolve()
+    version = (broken / "BTCUSDT" / "price" / "latest").resolve()
     (version / "model.onnx").write_bytes(b"garbage")
     code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", broken)
     assert code == 2 and "Cannot load ONNX file" in err and len(err.strip().splitlines()) == 1
@@ -267,7 +267,7 @@ def test_feature_schema_mismatch_at_predict(store, tmp_path, capsys):
 
     copy = tmp_path / "copy"
     shutil.copytree(store, copy, symlinks=True)
-    schema_path = (copy / "BTCUSDT" / "return" / "latest").resolve() / "feature_schema.json"
+    schema_path = (copy / "BTCUSDT" / "price" / "latest").resolve() / "feature_schema.json"
     schema = json.loads(schema_path.read_text())
     schema["feature_names"][0] = "funding_rate"
     schema_path.write_text(json.dumps(schema))

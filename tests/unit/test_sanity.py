@@ -165,13 +165,13 @@ def two_models(tmp_path_factory):
 
 def test_predict_never_picks_one_of_several_models_silently(two_models, capsys):
     code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", two_models)
-    one_line_error(code, err, "BTCUSDT has 2 stored models (return 1h tcn; return 4h lightgbm); choose one with")
+    one_line_error(code, err, "BTCUSDT has 2 stored models (price 1h tcn; price 4h lightgbm); choose one with")
     code, out, err = run(capsys, "predict", "BTCUSDT", "--model-type", "TCN", "--models-dir", two_models, "--json")
     assert code == 0 and json.loads(out)["model_type"] == "tcn" and json.loads(out)["timeframe"] == "1h", err
     code, out, err = run(capsys, "predict", "BTCUSDT", "--timeframe", "4h", "--models-dir", two_models, "--json")
     assert code == 0 and json.loads(out)["model_type"] == "lightgbm", err
     code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", "x.csv", "--timeframe", "1d", "--models-dir", two_models)
-    one_line_error(code, err, "No stored model for BTCUSDT with timeframe=1d. Stored: return 1h tcn; return 4h lightgbm")
+    one_line_error(code, err, "No stored model for BTCUSDT with timeframe=1d. Stored: price 1h tcn; price 4h lightgbm")
 
 
 def test_models_list_shows_identity_filters_and_corrupt_versions(two_models, tmp_path, capsys):
@@ -184,7 +184,7 @@ def test_models_list_shows_identity_filters_and_corrupt_versions(two_models, tmp
     assert len([line for line in out.splitlines() if line.startswith("BTCUSDT")]) == 1
     broken = tmp_path / "broken"
     shutil.copytree(two_models, broken, symlinks=True)
-    first = sorted((broken / "BTCUSDT" / "return").glob("*_v1"))[0]
+    first = sorted((broken / "BTCUSDT" / "price").glob("*_v1"))[0]
     (first / "metadata.json").write_text("{ not json")
     code, out, _ = run(capsys, "models", "list", "--models-dir", broken)
     assert code == 0 and "CORRUPT: metadata.json unreadable" in out and len(
@@ -212,7 +212,7 @@ def test_lightgbm_epochs_are_its_boosting_rounds_and_it_shows_progress(tmp_path,
                          "--days", "120", "--epochs", "7", "--models-dir", root)
     assert code == 0, err
     assert "up to 7 boosting rounds (--epochs" in out and "round 7/7" in out, out
-    booster = __import__("lightgbm").Booster(model_file=str(root / "BTCUSDT" / "return" / "latest" / "model.txt"))
+    booster = __import__("lightgbm").Booster(model_file=str(root / "BTCUSDT" / "price" / "latest" / "model.txt"))
     assert booster.num_trees() <= 7
 
 

@@ -267,7 +267,7 @@ def test_bad_quantiles_are_refused(quantiles, message):
 def test_tft_and_a_sampling_model_through_atb(tmp_path, capsys):
     root = str(tmp_path / "models")
     assert main(["train", "model", "BTCUSDT", "--model-type", "tft", *SMALL, "--models-dir", root]) == 0
-    version = tmp_path / "models" / "BTCUSDT" / "return" / "latest"
+    version = tmp_path / "models" / "BTCUSDT" / "price" / "latest"
     metadata = json.loads((version / "metadata.json").read_text())
     assert {"variable_importance.png", "attention.png", "model.onnx"} <= {p.name for p in version.iterdir()}
     importance = metadata["interpretation"]["variable_importance"]["past_selection"]
@@ -314,7 +314,7 @@ def test_two_symbols_feed_the_tft_a_static_symbol_id(tmp_path, capsys, btc_hourl
     root = str(tmp_path / "models")
     assert main(["train", "model", "BTCUSDT", "ETHUSDT", "--data", f"ETHUSDT={second}", "--model-type", "tft",
                  "--param", "static_vocab=2", *SMALL, "--models-dir", root]) == 0
-    metadata = json.loads((tmp_path / "models" / "BTCUSDT-ETHUSDT" / "return" / "latest" / "metadata.json").read_text())
+    metadata = json.loads((tmp_path / "models" / "BTCUSDT-ETHUSDT" / "price" / "latest" / "metadata.json").read_text())
     assert [i["name"] for i in metadata["model"]["inputs"]] == ["inputs", "known", "static"]
     assert main(["predict", "ETHUSDT", "--data", str(second), "--models-dir", root]) == 0
     assert main(["predict", "BTCUSDT", "--models-dir", root]) == 0
@@ -324,7 +324,7 @@ def test_two_symbols_feed_the_tft_a_static_symbol_id(tmp_path, capsys, btc_hourl
 def test_the_rest_of_the_family_through_atb(name, tmp_path):
     root = tmp_path / "models"
     assert main(["train", "model", "BTCUSDT", "--model-type", name, *SMALL, "--models-dir", str(root)]) == 0
-    version = root / "BTCUSDT" / "return" / "latest"
+    version = root / "BTCUSDT" / "price" / "latest"
     metadata = json.loads((version / "metadata.json").read_text())
     assert metadata["onnx"]["exported"] and metadata["onnx"]["max_abs_diff"] < 1e-4
     assert "persistence" in metadata["metrics"] and "skill" in metadata["metrics"]

@@ -43,14 +43,15 @@ def test_receptive_field_formula_for_the_variants():
         calculate_receptive_field(0, 3)
 
 
-@pytest.mark.parametrize("name", ["attention_lstm", "tcn_attention"])
-def test_extract_attention_weights_is_a_distribution_over_time(name):
+@pytest.mark.parametrize("name, shape", [("attention_lstm", (5, 12, 12)), ("tcn_attention", (5, 12))])
+def test_extract_attention_weights_is_a_distribution_over_time(name, shape):
+    """Self-attention gives a (step x step) map per sample, attention pooling one weight per step."""
     model = create_model(name, input_shape=(12, 3), variant="lightweight")
     x = np.random.default_rng(1).standard_normal((5, 12, 3)).astype("float32")
     weights = extract_attention_weights(model, x)
-    assert weights.shape == (5, 12)
+    assert weights.shape == shape
     assert np.all(weights >= 0)
-    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
     # different inputs get different weights: they are computed, not constant
     assert not np.allclose(weights[0], weights[1])
 
@@ -61,7 +62,7 @@ def test_extract_attention_weights_is_consistent_with_the_model_output():
 
     from ml.training_pipeline.layers import TemporalAttention
 
-    model = create_model("attention_lstm", input_shape=(10, 2), variant="lightweight", dropout=0.0)
+    model = create_model("tcn_attention", input_shape=(10, 2), variant="lightweight", dropout=0.0)
     layer = next(layer for layer in model.layers if isinstance(layer, TemporalAttention))
     x = np.random.default_rng(2).standard_normal((4, 10, 2)).astype("float32")
     sequences = np.asarray(keras.Model(model.input, layer.input)(x))
@@ -72,5 +73,5 @@ def test_extract_attention_weights_is_consistent_with_the_model_output():
 
 def test_extract_attention_weights_needs_an_attention_model():
     model = create_model("tcn", input_shape=(12, 3), variant="lightweight")
-    with pytest.raises(ValueError, match="no TemporalAttention layer.*Received: model='tcn'"):
+    with pytest.raises(ValueError, match="no attention layer.*Received: model='tcn'"):
         extract_attention_weights(model, np.zeros((1, 12, 3), "float32"))

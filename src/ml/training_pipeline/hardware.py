@@ -133,3 +133,51 @@ def describe_ceiling(peak: float, info: CpuInfo | None = None) -> str:
     return (f"{info.model}, {info.cores} logical cores, {info.simd} ({info.fp32_lanes} fp32 lanes){clock}; "
             f"ceiling = NumPy sgemm best of runs {peak / 1e9:.1f} GFLOP/s [{blas_info()}]"
             + (f"; theoretical FMA peak {theory / 1e9:.1f} GFLOP/s" if theory else ""))
+
+
+_COUNTED = ("Conv1D", "Dense", "LSTM", "MultiHeadAttention", "TemporalAttention")
+UNCOUNTED_TOLERANCE = 0.05
+"""Largest share of a model's weights that may sit in layers :func:`forward_flops` cannot count."""
+
+
+def forward_flops(model) -> float | None:
+    """Estimated FLOPs of one forward pass of one window (2 x multiply-adds of the layers that dominate).
+
+    Counts Conv1D, Dense, LSTM, Keras ``MultiHeadAttention`` (projections and the two score products) and
+    ``TemporalAttention``. When more than 5% of the weights sit in other layers (Mamba and xLSTM blocks, TFT
+    gates), the estimate would be too low to mean anything and ``None`` is returned. Training costs about 3x
+    the forward pass.
+
+    Example:
+        >>> forward_flops(create_model("tcn", (60, 15)))  # doctest: +SKIP
+        41206784.0
+    """
+    weights = max(1, model.count_params())
+    uncounted = sum(layer.count_params() for layer in model.layers if type(layer).__name__ not in _COUNTED)
+    if uncounted / weights > UNCOUNTED_TOLERANCE:
+        return None
+    total = 0.0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        try:
+            in_shape, out_shape = layer.input.shape, layer.output.shape
+        except (AttributeError, ValueError):
+            continue
+        if isinstance(in_shape, (list, tuple)) and in_shape and isinstance(in_shape[0], (list, tuple)):
+            in_shape = in_shape[0]  # a layer called on (query, value): the query's shape
+        if isinstance(out_shape, (list, tuple)) and out_shape and isinstance(out_shape[0], (list, tuple)):
+            out_shape = out_shape[0]
+        if kind == "Conv1D":
+            total += 2 * out_shape[1] * layer.kernel_size[0] * in_shape[-1] * layer.filters
+        elif kind == "Dense":
+            steps = in_shape[1] if len(in_shape) == 3 else 1
+            total += 2 * steps * in_shape[-1] * layer.units
+        elif kind == "LSTM":
+            total += 2 * in_shape[1] * 4 * layer.units * (in_shape[-1] + layer.units)
+        elif kind == "MultiHeadAttention":
+            steps, width = in_shape[1], in_shape[-1]
+            inner = layer.num_heads * layer.key_dim
+            total += 2 * steps * width * inner * 4 + 2 * 2 * steps * steps * inner
+        elif kind == "TemporalAttention":
+            total += 2 * in_shape[1] * (in_shape[-1] * layer.units + layer.units) + 2 * in_shape[1] * in_shape[-1]
+    return total

@@ -61,6 +61,10 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Arguments that belong to the task head, not the architecture.
 _TASK_KWARGS = ("output_dim", "num_classes", "quantiles", "minimum")
+# Accepted by every model for the user's guide and atb's pipeline, which pass it to any model type. atb's own
+# CNN-LSTM documents it as "unused, for compatibility": sentiment features arrive as columns of the window,
+# so no model needs a separate branch. It is checked (a bool) and otherwise ignored.
+_COMPATIBILITY_KWARGS = ("has_sentiment",)
 
 
 def list_models() -> list[str]:
@@ -78,15 +82,18 @@ def resolve_params(spec: ModelSpec, variant: str, kwargs: Mapping[str, Any]) -> 
     if not isinstance(variant, str) or variant.lower() not in spec.variants:
         raise unknown_name_error("variant", variant, spec.variants)
     params = dict(spec.variants[variant.lower()])
+    kwargs = _rename_aliases(spec, kwargs)
     accepted = set(params)
-    unknown = sorted(set(kwargs) - accepted - set(_TASK_KWARGS))
+    unknown = sorted(set(kwargs) - accepted - set(_TASK_KWARGS) - set(_COMPATIBILITY_KWARGS))
     if unknown:
-        allowed = sorted(accepted | set(_TASK_KWARGS))
+        allowed = sorted(accepted | set(_TASK_KWARGS) | set(spec.param_aliases))
         raise ValueError(
             f"Unknown keyword argument {unknown[0]!r} for model_type={spec.name!r}.{suggest(unknown[0], allowed)} "
             f"Accepted: {', '.join(allowed)}. Received: {', '.join(unknown)}"
         )
-    given = {k: v for k, v in kwargs.items() if k not in _TASK_KWARGS}
+    if not isinstance(kwargs.get("has_sentiment", False), bool):
+        raise ValueError(f"has_sentiment must be True or False. Received: has_sentiment={kwargs['has_sentiment']!r}")
+    given = {k: v for k, v in kwargs.items() if k not in _TASK_KWARGS and k not in _COMPATIBILITY_KWARGS}
     check_param_kinds(spec.name, params, given)
     params.update(given)
     if "learning_rate" in params:
@@ -94,6 +101,18 @@ def resolve_params(spec: ModelSpec, variant: str, kwargs: Mapping[str, Any]) -> 
     if spec.check_params is not None:
         spec.check_params(params)
     return params
+
+
+def _rename_aliases(spec: ModelSpec, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The guide's hyperparameter names (``num_filters``...) under the builder's names; both at once is refused."""
+    renamed = dict(kwargs)
+    for alias, name in spec.param_aliases.items():
+        if alias in renamed:
+            if name in renamed:
+                raise ValueError(f"{alias!r} and {name!r} name the same hyperparameter of model_type={spec.name!r}; "
+                                 f"give one. Received: {alias}={renamed[alias]!r}, {name}={renamed[name]!r}")
+            renamed[name] = renamed.pop(alias)
+    return renamed
 
 
 def _declare(spec: ModelSpec, input_shape: Any, params: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
@@ -219,33 +238,44 @@ def get_model_callbacks(
 
 
 def extract_attention_weights(model, x) -> Any:
-    """Attention weights over time of a model with a ``TemporalAttention`` layer.
+    """Attention weights of a model on a batch, as a NumPy array.
+
+    Self-attention (Attention-LSTM's ``MultiHeadAttention``, the transformers) gives ``(batch, timesteps,
+    timesteps)``: row ``i`` of a sample's map is how much step ``i`` attends to each step, averaged over heads,
+    so ``attention_weights[0]`` is a heatmap. Attention pooling (``tcn_attention``'s ``TemporalAttention``) gives
+    ``(batch, timesteps)``. Every row sums to 1. Works on a model loaded with ``keras.models.load_model``.
 
     Args:
-        model: e.g. ``create_model("attention_lstm", ...)`` or ``"tcn_attention"``.
-        x: a batch, shape ``(batch, timesteps, features)``.
+        model: a Keras model with attention, e.g. ``create_model("attention_lstm", ...)``.
+        x: a batch of the model's input, shape ``(batch, timesteps, features)`` (or its dict of named inputs).
 
     Returns:
-        A ``(batch, timesteps)`` NumPy array; each row sums to 1.
+        The weights of the first attention layer of the model.
 
     Raises:
-        ValueError: if the model has no temporal attention layer.
+        ValueError: if the model has no attention layer.
 
     Example:
         >>> model = create_model("attention_lstm", input_shape=(30, 4), variant="lightweight")  # doctest: +SKIP
         >>> extract_attention_weights(model, x).shape  # doctest: +SKIP
-        (8, 30)
+        (8, 30, 30)
     """
     import keras
     import numpy as np
 
+    import ml.training_pipeline.layers  # noqa: F401  (a model loaded in a fresh process needs its custom layers)
+    from ml.training_pipeline.interpretation import ATTENTION, interpret
     from ml.training_pipeline.layers import TemporalAttention
 
+    maps = interpret(model, x, max_rows=len(next(iter(x.values())) if isinstance(x, Mapping) else x))[ATTENTION]
+    if maps:
+        weights = next(iter(maps.values()))
+        return weights.mean(axis=1) if weights.ndim == 4 else weights  # (batch, heads, T, T) -> mean over heads
     layers = [layer for layer in getattr(model, "layers", []) if isinstance(layer, TemporalAttention)]
     if not layers:
         raise ValueError(
-            "The model has no TemporalAttention layer; models with attention: attention_lstm, tcn_attention. "
-            f"Received: model={getattr(model, 'name', type(model).__name__)!r}"
+            "The model has no attention layer; models with attention: attention_lstm, tcn_attention and the "
+            f"transformers. Received: model={getattr(model, 'name', type(model).__name__)!r}"
         )
     layer = layers[0]
     sequences = keras.Model(model.input, layer.input)(np.asarray(x, dtype="float32"), training=False)

@@ -135,3 +135,25 @@ def plot_confusion_matrix(actual, predicted, path: Path, title: str, labels: tup
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_comparison(rows: list[dict], path: Path, title: str) -> None:
+    """Test RMSE per model (baselines hatched) beside training seconds: the architecture comparison at a glance."""
+    plt = _pyplot()
+    names = [r["model"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.35 * len(rows) + 1.5), sharey=True)
+    positions = np.arange(len(rows))
+    baseline = [r["variant"] == "baseline" for r in rows]
+    left.barh(positions, [r["rmse"] for r in rows], color=["lightgrey" if b else "tab:blue" for b in baseline],
+              hatch=None, edgecolor="black", linewidth=0.3)
+    left.set_yticks(positions, names)
+    left.invert_yaxis()
+    lowest = min(r["rmse"] for r in rows)
+    left.set_xlim(lowest * 0.98, max(r["rmse"] for r in rows) * 1.01)  # the differences are small: zoom in
+    left.set_xlabel("test RMSE of the next-bar log return (grey: naive baselines)")
+    right.barh(positions, [r["train_s"] for r in rows], color="tab:orange")
+    right.set_xlabel("training seconds")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -28,6 +28,8 @@ VARIANTS = GUIDE_VARIANTS  # backwards-compatible name
 
 KERAS = "keras"
 ESTIMATOR = "estimator"
+COMPILED = "compiled"
+"""A plug-in's own ``create_<name>(input_shape, **params)`` that returns a compiled Keras model."""
 
 DEFAULT_INPUT_NAME = "inputs"
 """Name of the single float window input of the classic ``(timesteps, features)`` models."""
@@ -150,6 +152,9 @@ class ModelSpec:
     compile_settings: Mapping[str, Any] = field(default_factory=dict)
     """Keyword arguments of ``model.compile`` measured to train this family faster (over the kind's defaults,
     e.g. ``steps_per_execution``)."""
+    param_aliases: Mapping[str, str] = field(default_factory=dict)
+    """Other accepted hyperparameter names -> the builder's names (e.g. the user's guide's ``num_filters`` for
+    ``filters``); ``create_model`` renames them before checking."""
 
     @property
     def presets(self) -> tuple[str, ...]:
@@ -160,7 +165,7 @@ class ModelSpec:
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _ALIASES: dict[str, str] = {}
-_KINDS: set[str] = {KERAS, ESTIMATOR}
+_KINDS: set[str] = {KERAS, ESTIMATOR, COMPILED}
 
 
 def normalize_name(name: str) -> str:
@@ -190,6 +195,7 @@ def register_model(
     check_params: Callable[[Mapping[str, Any]], None] | None = None,
     default_params: int | None = None,
     compile_settings: Mapping[str, Any] | None = None,
+    param_aliases: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Registers a model builder under ``name``.
 
@@ -208,6 +214,7 @@ def register_model(
         check_params: validates hyperparameter values cheaply (no TensorFlow), see :class:`ModelSpec`.
         default_params: the default preset's parameter count at (60, 15), see :class:`ModelSpec`.
         compile_settings: ``model.compile`` arguments for this family (over the kind's defaults).
+        param_aliases: other accepted hyperparameter names -> the builder's names.
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
@@ -247,6 +254,7 @@ def register_model(
             check_params=check_params,
             default_params=default_params,
             compile_settings=MappingProxyType(dict(compile_settings or {})),
+            param_aliases=MappingProxyType(dict(param_aliases or {})),
         )
         for alias in aliases:
             _ALIASES[normalize_name(alias)] = canonical
@@ -274,10 +282,43 @@ def get_spec(name: str) -> ModelSpec:
     """
     key = normalize_name(name)
     key = _ALIASES.get(key, key)
+    if key not in _REGISTRY and key.isidentifier():
+        _discover(key)
     if key not in _REGISTRY:
         # canonical names only: aliases are accepted but not advertised
         raise unknown_name_error("model_type", name, _REGISTRY)
     return _REGISTRY[key]
+
+
+PLUGIN_PACKAGE = "ml.training_pipeline"
+"""Where :func:`get_spec` looks for a ``models_<name>`` module when ``<name>`` is not registered."""
+
+
+def _discover(key: str) -> None:
+    """Imports ``ml.training_pipeline.models_<key>`` if such a module exists (the user's guide's way to add a model).
+
+    The module may register itself with :func:`register_model`; if it only defines ``create_<key>(input_shape,
+    **hyperparameters)`` returning a compiled Keras model (and optionally ``RECOMMENDED_HYPERPARAMETERS``), that
+    function is registered here as a ``compiled`` model.
+    """
+    import importlib
+    import importlib.util
+
+    module_name = f"{PLUGIN_PACKAGE}.models_{key}"
+    try:
+        if importlib.util.find_spec(module_name) is None:
+            return
+    except ModuleNotFoundError:
+        return
+    module = importlib.import_module(module_name)
+    create = getattr(module, f"create_{key}", None)
+    if key in _REGISTRY or _ALIASES.get(key) in _REGISTRY or create is None:
+        return
+    presets = {name: dict(values) for name, values in getattr(module, "RECOMMENDED_HYPERPARAMETERS", {}).items()}
+    presets.setdefault("default", {})
+    presets.setdefault("tiny", presets["default"])  # a plug-in's own presets; tests build the default size
+    register_model(key, description=(module.__doc__ or f"{key} (plug-in module {module_name})").strip().splitlines()[0],
+                   variants=presets, kind=COMPILED)(create)
 
 
 def registered_names() -> list[str]:

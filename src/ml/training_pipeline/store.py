@@ -39,6 +39,8 @@ from ml.training_pipeline.config import check_symbol
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}h_v(\d+)$")
 _PROBLEM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 LATEST = "latest"
+PROBLEM_FOLDER_ALIASES: dict[str, tuple[str, ...]] = {"return": ("price", "return"), "price": ("price", "return")}
+"""Target name -> the store folders that hold its models, newest naming first."""
 REQUIRED_FILES = ("metadata.json", "feature_schema.json")
 MODEL_FILES = ("model.onnx", "model.keras", "model.txt")
 """A version holds at least one of these."""
@@ -155,6 +157,13 @@ class ModelStore:
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and _PROBLEM.match(p.name))
+
+    def _folders_of(self, symbol: str, target: str) -> list[str]:
+        """The problem folders a requested target may live in: the next-bar return's models are stored under
+        ``price`` (the user's guide's path) and, by versions before that, under ``return``."""
+        names = PROBLEM_FOLDER_ALIASES.get(target, (target,))
+        present = [name for name in names if (self.root / check_symbol(symbol) / name).is_dir()]
+        return present or [names[0]]
 
     def versions(self, symbol: str, target: str) -> list[str]:
         """Complete versions, oldest first (hidden staging folders are not versions)."""
@@ -277,7 +286,7 @@ class ModelStore:
             StoreError: nothing stored, no such version, or several model identities match (listing them
                 and the options that choose one).
         """
-        targets = [target] if target else self.problems(symbol)
+        targets = self._folders_of(symbol, target) if target else self.problems(symbol)
         if version is not None:
             if not _VERSION.match(version):
                 raise StoreError(f"Version names look like 2024-01-31_14h_v3. Received: version={version!r}")
@@ -305,7 +314,7 @@ class ModelStore:
             if wanted and any(self.versions(symbol, name) for name in targets):
                 raise StoreError(f"No stored model for {check_symbol(symbol)} with {wanted}. Stored: "
                                  f"{self._identities(symbol)}")
-            return self.resolve(symbol, targets[0] if targets else "return")  # raises "No stored model ..."
+            return self.resolve(symbol, targets[0] if targets else "price")  # raises "No stored model ..."
         if len(newest) > 1:
             listing = "; ".join(f"{p} {t} {m}" for p, t, m in sorted(newest))
             raise StoreError(f"{check_symbol(symbol)} has {len(newest)} stored models ({listing}); choose one with "
@@ -335,7 +344,7 @@ class ModelStore:
         for folder in self.root.iterdir():
             if not folder.is_dir() or folder.name == symbol:
                 continue
-            for name in [target] if target else self.problems(folder.name):
+            for name in self._folders_of(folder.name, target) if target else self.problems(folder.name):
                 version = self.latest(folder.name, name)
                 meta_file = folder / name / str(version) / "metadata.json"
                 try:

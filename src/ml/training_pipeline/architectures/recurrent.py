@@ -28,13 +28,14 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict]] = {
                  "dense_units": 4, "dropout": 0.1, "learning_rate": 1e-3},
     },
     "attention_lstm": {
-        "lightweight": {"lstm_units": (64, 32), "attention_units": 32, "dense_units": 32,
-                        "dropout": 0.1, "learning_rate": 1e-3},
-        "default": {"lstm_units": (128, 64), "attention_units": 64, "dense_units": 64,
-                    "dropout": 0.2, "learning_rate": 1e-3},
-        "deep": {"lstm_units": (256, 128, 64), "attention_units": 128, "dense_units": 128,
-                 "dropout": 0.3, "learning_rate": 5e-4},
-        "tiny": {"lstm_units": (4, 4), "attention_units": 4, "dense_units": 4, "dropout": 0.1, "learning_rate": 1e-3},
+        "lightweight": {"lstm_units": (64, 32), "num_attention_heads": 2, "attention_key_dim": 16,
+                        "dense_units": 32, "dropout": 0.1, "learning_rate": 1e-3},
+        "default": {"lstm_units": (128, 64), "num_attention_heads": 4, "attention_key_dim": 16,
+                    "dense_units": 64, "dropout": 0.2, "learning_rate": 1e-3},
+        "deep": {"lstm_units": (256, 128, 64), "num_attention_heads": 8, "attention_key_dim": 16,
+                 "dense_units": 128, "dropout": 0.3, "learning_rate": 5e-4},
+        "tiny": {"lstm_units": (4, 4), "num_attention_heads": 1, "attention_key_dim": 4, "dense_units": 4,
+                 "dropout": 0.1, "learning_rate": 1e-3},
     },
 }
 
@@ -131,7 +132,7 @@ def build_cnn_lstm(
 
 @register_model(
     "attention_lstm",
-    description="Stacked LSTM with additive temporal attention pooling over all steps.",
+    description="Stacked LSTM, multi-head self-attention over its steps (residual, layer norm), head on the last step.",
     variants=RECOMMENDED_HYPERPARAMETERS["attention_lstm"],
     aliases=("attention-lstm", "lstm_attention"),
     callback_settings=_RECURRENT_CALLBACKS,
@@ -140,29 +141,44 @@ def build_attention_lstm(
     inputs,
     *,
     lstm_units: Sequence[int],
-    attention_units: int,
+    num_attention_heads: int,
+    attention_key_dim: int,
     dense_units: int,
     dropout: float,
 ):
-    """Attention-LSTM: every LSTM layer returns sequences; attention weighs the steps.
+    """Attention-LSTM: every LSTM layer returns sequences; Keras' ``MultiHeadAttention`` relates the steps.
+
+    The attended sequence is ``LayerNorm(h + Dropout(MHA(h, h)))``; the head reads its last step, whose query
+    has looked at every step. The scores stay in the graph (``return_attention_scores=True``), so
+    ``extract_attention_weights`` and ``interpret`` read them, also from a model loaded from ``.keras``.
 
     Args:
         inputs: a ``(batch, time, features)`` Keras tensor.
         lstm_units: hidden size of each LSTM layer, e.g. ``(128, 64)``.
-        attention_units: size of the attention scoring projection.
+        num_attention_heads: attention heads.
+        attention_key_dim: size of each head's query and key projections.
         dense_units: hidden Dense layer before the head (0 for none).
-        dropout: dropout rate.
+        dropout: dropout rate (between LSTMs, on the attention weights and on its output).
 
     Returns:
         The feature tensor.
 
     Example:
         >>> from ml.training_pipeline.models import create_model
-        >>> model = create_model("attention_lstm", input_shape=(60, 15), variant="lightweight")
+        >>> model = create_model("attention_lstm", input_shape=(60, 15), num_attention_heads=4, attention_key_dim=64)
     """
-    from ml.training_pipeline.layers import TemporalAttention, dense_block
+    import keras
+
+    from ml.training_pipeline.layers import LastTimestep, dense_block
 
     dropout = check_rate("dropout", dropout)
-    x = _stacked_lstm(inputs, check_units("lstm_units", lstm_units), dropout, True, "lstm")
-    x = TemporalAttention(check_positive_int("attention_units", attention_units), name="temporal_attention")(x)
+    h = _stacked_lstm(inputs, check_units("lstm_units", lstm_units), dropout, True, "lstm")
+    attention = keras.layers.MultiHeadAttention(check_positive_int("num_attention_heads", num_attention_heads),
+                                                check_positive_int("attention_key_dim", attention_key_dim),
+                                                dropout=dropout, name="multi_head_attention")
+    attended, _ = attention(h, h, return_attention_scores=True)
+    if dropout > 0:
+        attended = keras.layers.Dropout(dropout, name="attention_dropout")(attended)
+    x = keras.layers.LayerNormalization(name="attention_norm")(keras.layers.Add(name="attention_residual")([h, attended]))
+    x = LastTimestep(name="last_timestep")(x)
     return dense_block(x, check_positive_int("dense_units", dense_units, minimum=0), dropout, "dense")

@@ -29,6 +29,10 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict]] = {
 }
 
 
+GUIDE_NAMES = {"num_filters": "filters", "num_layers": "num_levels"}
+"""The user's guide's names for the TCN hyperparameters, accepted by ``create_model``."""
+
+
 def calculate_receptive_field(
     kernel_size: int,
     num_layers: int,
@@ -89,6 +93,7 @@ def _tcn_stack(inputs, filters, num_levels, kernel_size, dilation_base, dropout)
     description="Temporal convolutional network: residual dilated causal Conv1D blocks, head on the last step.",
     variants=_TCN_VARIANTS,
     callback_settings=_TCN_CALLBACKS,
+    param_aliases=GUIDE_NAMES,
 )
 def build_tcn(inputs, *, filters: int, num_levels: int, kernel_size: int, dilation_base: int,
               dense_units: int, dropout: float):
@@ -124,6 +129,7 @@ def build_tcn(inputs, *, filters: int, num_levels: int, kernel_size: int, dilati
     family="tcn_attention",
     aliases=("tcn-attention", "tcn_attn"),
     callback_settings=_TCN_CALLBACKS,
+    param_aliases=GUIDE_NAMES,
 )
 def build_tcn_attention(inputs, *, filters: int, num_levels: int, kernel_size: int, dilation_base: int,
                         attention_units: int, dense_units: int, dropout: float):

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from ml.training_pipeline.kinds.base import ModelKind
+from ml.training_pipeline.kinds.compiled import CompiledKerasKind
 from ml.training_pipeline.kinds.estimator import EstimatorKind
 from ml.training_pipeline.kinds.keras_kind import KerasKind
 from ml.training_pipeline.registry import register_kind
@@ -28,7 +29,8 @@ def register_adapter(adapter: ModelKind) -> ModelKind:
     return adapter
 
 
-for _adapter in (EstimatorKind(), KerasKind()):  # estimator first: its ownership test is the narrower one
+# estimator first: its ownership test is the narrower one; a plug-in's model is owned by the Keras kind
+for _adapter in (EstimatorKind(), KerasKind(), CompiledKerasKind()):
     register_adapter(_adapter)
 
 
@@ -51,4 +53,4 @@ def kind_of(model) -> ModelKind:
     raise ValueError(f"export_onnx accepts a Keras model or a fitted LightGBM estimator. Received: {type(model).__name__}")
 
 
-__all__ = ["EstimatorKind", "KerasKind", "ModelKind", "get_kind", "kind_of", "register_adapter"]
+__all__ = ["CompiledKerasKind", "EstimatorKind", "KerasKind", "ModelKind", "get_kind", "kind_of", "register_adapter"]

@@ -55,7 +55,9 @@ class KerasKind(ModelKind):
         single = len(inputs) == 1
         features = spec.builder(next(iter(inputs.values())) if single else inputs, **params)
         outputs = task.head(features)
-        model = keras.Model(next(iter(inputs.values())) if single else inputs, outputs, name=spec.name)
+        from ml.training_pipeline.layers import FastPredictModel  # predict() on one window without Keras' set-up
+
+        model = FastPredictModel(next(iter(inputs.values())) if single else inputs, outputs, name=spec.name)
         # weighted_metrics: with sample weights the metrics weigh rows like the loss does; without, they equal
         # the plain metrics (and keep their plain names: "mae", "rmse", "accuracy").
         optimizer = (keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0) if weight_decay is None else

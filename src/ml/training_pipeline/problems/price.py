@@ -171,6 +171,11 @@ class PriceReturn(PriceProblem):
     name = type_name = "return"
     scale_target = True
 
+    @property
+    def store_key(self) -> str:
+        # the user's guide stores price models under <symbol>/price/; versions stored under return/ are still found
+        return "price"
+
     def target(self, close, timeframe):
         return np.log(close.shift(-self.horizon) / close)
 

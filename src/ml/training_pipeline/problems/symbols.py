@@ -58,6 +58,10 @@ class SymbolsProblem(Problem):
         return self.base.name
 
     @property
+    def store_key(self) -> str:
+        return self.base.store_key
+
+    @property
     def task(self) -> Task:
         return self.base.task
 

@@ -1,0 +1,40 @@
+"""Adapter for plug-in models whose own function builds and compiles the Keras model.
+
+The user's guide adds a model as a module ``ml/training_pipeline/models_<name>.py`` with a
+``create_<name>(input_shape, **hyperparameters)`` that returns a compiled Keras model. Such a
+function owns its head, loss and optimizer, so this kind only calls it; fitting, prediction,
+saving and ONNX export are the Keras kind's.
+
+Example:
+    >>> from ml.training_pipeline.kinds import get_kind
+    >>> get_kind("compiled").name
+    'compiled'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml.training_pipeline.kinds.keras_kind import KerasKind
+from ml.training_pipeline.registry import COMPILED, ModelSpec, TensorSpec
+from ml.training_pipeline.tasks import Task
+
+
+class CompiledKerasKind(KerasKind):
+    """Calls ``spec.builder(input_shape, **params)``; the function's model must have one float window input."""
+
+    name = COMPILED
+
+    def supports_task(self, task: Task) -> bool:
+        # the plug-in chose its own head: only the single-output regression the guide's template builds
+        return task.task == "regression" and task.units == 1
+
+    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]):
+        if not self.supports_task(task):
+            raise ValueError(f"model_type={spec.name!r} is a plug-in that compiles its own single-output regression "
+                             f"model; it cannot learn task={task.task!r} with {task.units} outputs")
+        model = spec.builder(tuple(declared[0].shape), **params)
+        if not (hasattr(model, "inputs") and hasattr(model, "compile")) or len(model.inputs) != 1:
+            raise ValueError(f"create_{spec.name}() must return a compiled single-input Keras model. "
+                             f"Received: {type(model).__name__}")
+        return model
