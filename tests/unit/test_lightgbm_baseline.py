@@ -22,7 +22,8 @@ def prices(btc_hourly):
 
 @pytest.fixture(scope="module")
 def dataset(prices):
-    features = engineer_features_for_lgb(prices)
+    features_df, names = engineer_features_for_lgb(prices)
+    features = features_df[names].dropna()
     # next-bar return, aligned to the row that predicts it
     target = prices["close"].pct_change().shift(-1).reindex(features.index)
     keep = target.notna()
@@ -33,20 +34,24 @@ def dataset(prices):
 
 def test_features_have_no_look_ahead(prices):
     """Changing every row after t leaves the features up to t untouched."""
-    features = engineer_features_for_lgb(prices)
+    prices = prices.astype("float64")
+    features_df, names = engineer_features_for_lgb(prices)
     t = 2000
-    tampered = prices.astype("float64")
+    tampered = prices.copy()
     tampered.iloc[t + 1:, :] = tampered.iloc[t + 1:, :].to_numpy() * 1.7
-    changed = engineer_features_for_lgb(tampered)
+    changed_df, _ = engineer_features_for_lgb(tampered)
+    features, changed = features_df[names], changed_df[names]
     cutoff = prices.index[t]
     pd.testing.assert_frame_equal(features.loc[:cutoff], changed.loc[:cutoff])
     assert not features.loc[prices.index[t + 5]:].equals(changed.loc[prices.index[t + 5]:])
 
 
 def test_features_are_finite_and_named(prices):
-    features = engineer_features_for_lgb(prices, lags=(1, 3), windows=(6, 24))
-    assert len(features) == len(prices) - 24
-    assert {"return_1", "return_lag_3", "return_std_24", "close_to_mean_6", "range", "log_volume_change"} <= set(features)
+    features_df, names = engineer_features_for_lgb(prices, lags=(1, 3), windows=(6, 24))
+    assert list(features_df.columns[:len(prices.columns)]) == list(prices.columns)  # the prices stay beside them
+    features = features_df[names].dropna()
+    assert len(features) == len(prices) - 24 and features_df[names].iloc[:24].isna().all().all()
+    assert {"return_1", "return_lag_3", "return_std_24", "close_to_mean_6", "range", "log_volume_change"} <= set(names)
     assert np.isfinite(features.to_numpy()).all()
 
 
@@ -67,7 +72,7 @@ def test_trains_with_early_stopping_and_ranks_features(dataset):
     model = train_lightgbm_with_early_stopping(model, X[:a], y[:a], X[a:b], y[a:b], early_stopping_rounds=20)
     assert 1 <= model.best_iteration_ <= 400
     importance = get_feature_importance(model, list(X.columns), top_n=5)
-    assert list(importance.columns) == ["feature", "gain", "share"]
+    assert list(importance.columns) == ["feature", "importance", "gain", "share"]
     assert len(importance) == 5 and importance["gain"].is_monotonic_decreasing
     assert set(importance["feature"]) <= set(X.columns)
 

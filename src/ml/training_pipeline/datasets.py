@@ -203,6 +203,38 @@ def prepare_data(
                         target_scaler)
 
 
+def split_sequences(sequences: np.ndarray, targets: np.ndarray, validation_fraction: float = 0.2
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Chronological train / validation split of windows: the last ``validation_fraction`` is validation.
+
+    Never shuffled: validation windows all come after the training ones, as they will in production. For
+    windows that overlap, :func:`prepare_data` (which also leaves a gap between the parts) is the safer split.
+
+    Args:
+        sequences: ``(n, steps, features)`` windows, oldest first.
+        targets: ``n`` targets.
+        validation_fraction: share of the windows held out, in (0, 1).
+
+    Returns:
+        ``X_train, y_train, X_val, y_val``.
+
+    Example:
+        >>> X_train, y_train, X_val, y_val = split_sequences(np.zeros((10, 3, 2)), np.arange(10))
+        >>> len(X_train), y_val.tolist()
+        (8, [8, 9])
+    """
+    sequences, targets = np.asarray(sequences), np.asarray(targets)
+    if len(sequences) != len(targets):
+        raise ValueError(f"sequences and targets must have the same number of rows. Received: {len(sequences)} "
+                         f"and {len(targets)}")
+    if isinstance(validation_fraction, bool) or not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1). Received: validation_fraction={validation_fraction!r}")
+    cut = len(sequences) - max(1, int(round(len(sequences) * validation_fraction)))
+    if cut < 1:
+        raise ValueError(f"Too few windows to split: {len(sequences)}")
+    return sequences[:cut], targets[:cut], sequences[cut:], targets[cut:]
+
+
 def check_target_varies(y: np.ndarray, where: str = "the training part", max_share: float | None = 0.99) -> None:
     """Refuses a target with (almost) no variation: there is nothing to learn, and every metric would flatter.
 

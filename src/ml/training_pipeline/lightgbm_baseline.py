@@ -102,13 +102,13 @@ def engineer_features_for_lgb(
     price_df: pd.DataFrame,
     lags: Sequence[int] = (1, 2, 3, 5, 10, 24),
     windows: Sequence[int] = (6, 12, 24, 48),
-) -> pd.DataFrame:
-    """Tabular features for the tree baseline, each using only the current and past rows.
+) -> tuple[pd.DataFrame, list[str]]:
+    """Tabular features for the tree baseline, each using only the current and past rows (the guide's interface).
 
     Features: simple and log returns, lagged returns, rolling mean / std of returns,
     close relative to its rolling mean, high-low range, and volume change (when a
-    ``volume`` column exists). The first ``max(lags + windows)`` rows, which lack history,
-    are dropped. No feature at row ``t`` reads row ``t + 1`` or later.
+    ``volume`` column exists). No feature at row ``t`` reads row ``t + 1`` or later. The first
+    ``max(lags + windows)`` rows lack history: their features are NaN (``dropna()`` them).
 
     Args:
         price_df: a frame with a ``close`` column (``high``, ``low``, ``volume`` optional),
@@ -117,10 +117,13 @@ def engineer_features_for_lgb(
         windows: rolling window lengths in rows.
 
     Returns:
-        A float frame on the input's index (minus the warm-up rows).
+        ``(features_df, feature_names)``: the input's columns with the float feature columns added, on the
+        input's index, and the names of the feature columns. For a forecast, the target is a *later* value
+        (e.g. ``features_df["close"].pct_change().shift(-1)``); the guide's example fits the same bar's close.
 
     Example:
-        >>> features = engineer_features_for_lgb(prices)  # doctest: +SKIP
+        >>> features_df, feature_names = engineer_features_for_lgb(prices)  # doctest: +SKIP
+        >>> X = features_df[feature_names].dropna()  # doctest: +SKIP
     """
     import pandas as pd
 
@@ -149,9 +152,14 @@ def engineer_features_for_lgb(
         volume = price_df[columns["volume"]].astype("float64")
         # log1p keeps zero-volume bars (exchange maintenance) finite.
         features["log_volume_change"] = np.log1p(volume).diff()
-    frame = pd.DataFrame(features, index=price_df.index)
+    frame = pd.DataFrame(features, index=price_df.index).astype("float64")
     warmup = max([*lags, *windows])
-    return frame.iloc[warmup:].astype("float64")
+    frame.iloc[:warmup] = np.nan  # a rolling statistic of fewer rows than asked is not the feature
+    names = list(frame.columns)
+    clashes = [name for name in names if name in price_df.columns]
+    if clashes:
+        raise ValueError(f"price_df already has columns named like the features: {clashes}. Rename them first")
+    return pd.concat([price_df, frame], axis=1), names
 
 
 def train_lightgbm_with_early_stopping(
@@ -216,7 +224,8 @@ def get_feature_importance(model, feature_names: Sequence[str], top_n: int = 20)
         top_n: how many rows to return.
 
     Returns:
-        A frame with columns ``feature``, ``gain`` and ``share`` (gain / total gain).
+        A frame with columns ``feature``, ``importance`` (total gain), ``gain`` (the same) and ``share``
+        (gain / total gain).
 
     Example:
         >>> get_feature_importance(model, features.columns, top_n=5)  # doctest: +SKIP
@@ -232,7 +241,8 @@ def get_feature_importance(model, feature_names: Sequence[str], top_n: int = 20)
         raise ValueError(f"feature_names must list {len(gains)} names. Received: {len(names)} names")
     check_positive_int("top_n", top_n)
     total = float(gains.sum()) or 1.0
-    frame = pd.DataFrame({"feature": names, "gain": gains.astype(float), "share": gains / total})
+    frame = pd.DataFrame({"feature": names, "importance": gains.astype(float), "gain": gains.astype(float),
+                          "share": gains / total})
     return frame.sort_values("gain", ascending=False, kind="stable").head(top_n).reset_index(drop=True)
 
 

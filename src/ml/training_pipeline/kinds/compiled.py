@@ -37,4 +37,17 @@ class CompiledKerasKind(KerasKind):
         if not (hasattr(model, "inputs") and hasattr(model, "compile")) or len(model.inputs) != 1:
             raise ValueError(f"create_{spec.name}() must return a compiled single-input Keras model. "
                              f"Received: {type(model).__name__}")
+        shape = tuple(model.output.shape)
+        if len(shape) == 3 and shape[-1] == 1:
+            # a per-step output (the guide's template puts Dense layers on the window): the forecast from the
+            # whole window is its last step; the plug-in's own compile settings are kept
+            from ml.training_pipeline.layers import FastPredictModel, LastTimestep
+
+            compiled = model.get_compile_config()
+            model = FastPredictModel(model.inputs, LastTimestep(name="last_step_forecast")(model.output),
+                                     name=spec.name)
+            model.compile_from_config(compiled)
+        elif len(shape) != 2 or shape[-1] != 1:
+            raise ValueError(f"create_{spec.name}() must return a model with one output per window, shape "
+                             f"(batch, 1) or per step (batch, steps, 1). Received: output shape {shape}")
         return model
