@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "replaces --epochs; early stopping watches the last phase only")
     model.add_argument("--exchange", help="download from this ccxt exchange, e.g. binance (needs network and "
                        "pip install 'atb-ml[exchange]')")
+    model.add_argument("--params-from", metavar="TUNE_RESULT", help="hyperparameters found by atb tune "
+                       "(its best_hyperparameters.json or folder); --param values win")
     _run_options(model)
 
     from ml.training_pipeline.logs import LOG_FORMATS
@@ -228,12 +230,48 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--docs", metavar="FILE", help="also write a Markdown page generated from the results")
     _common(benchmark, json_output=True)
 
+    tune = commands.add_parser(
+        "tune", help="search a model's hyperparameters with keras-tuner (validation split only; resumable)",
+        description="Search the hyperparameters of --model-type on SYMBOL's chronological training part, scored by the "
+                    "validation loss (the test part is never read). The space spans the model's presets; --space "
+                    "overrides a dimension. Each trial trains like atb train. The best hyperparameters are written to "
+                    "best_hyperparameters.json; 'atb train ... --params-from FILE' reuses them. Running the same "
+                    "command again resumes an interrupted search.",
+        epilog="examples:\n  atb tune BTCUSDT --model-type tcn --max-trials 20 --epochs 10\n"
+               "  atb tune BTCUSDT --model-type attention_lstm --tuner hyperband --space dropout=[0.1,0.4] "
+               "--space 'lstm_units=[[64,32],[128,64]]'\n"
+               "  atb train model BTCUSDT --model-type tcn --params-from atb_tuning/BTCUSDT_tcn_default_bayesian_*/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tune.add_argument("symbol", help="market symbol, e.g. BTCUSDT (bundled sample: BTCUSDT 1h)")
+    tune.add_argument("--model-type", required=True, help="a neural model type (see atb train model --help)")
+    tune.add_argument("--variant", default="default", help="the preset whose values the untuned parameters keep")
+    tune.add_argument("--tuner", default="bayesian", help="bayesian (default), hyperband or random")
+    tune.add_argument("--max-trials", type=int, default=10, help="most trials (default 10)")
+    tune.add_argument("--space", action="append", default=[], metavar="KEY=JSON",
+                      help="override a dimension: a value fixes it, [low, high] is a range, a longer list or "
+                           "[[...], ...] are choices; repeatable")
+    tune.add_argument("--days", type=int, help="use the last N days of data")
+    tune.add_argument("--data", help="CSV or Parquet OHLCV file (default: the bundled sample)")
+    tune.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
+    tune.add_argument("--target", default="return", help=f"one of {', '.join(TARGETS)} (default return)")
+    tune.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
+    _fit_options(tune, batch_size=128, patience=5)
+    tune.add_argument("--directory", help="where the search keeps its state and result (default ./atb_tuning)")
+    _run_options(tune)
+
     evaluate = commands.add_parser("evaluate", help="metrics and naive baselines of a stored model on a data file")
     evaluate.add_argument("symbol")
     evaluate.add_argument("--version", dest="model_version", help="stored version (default: latest)")
-    evaluate.add_argument("--data", required=True, help="OHLCV file to evaluate on, e.g. a later period")
+    evaluate.add_argument("--data", help="OHLCV file to evaluate on, e.g. a later period (with --walk-forward: the "
+                          "data to refit on; default: the bundled sample)")
     evaluate.add_argument("--target", help=f"which stored problem, e.g. {', '.join(TARGETS)}")
     _choosers(evaluate)
+    evaluate.add_argument("--walk-forward", type=int, metavar="K", help="refit and evaluate over K consecutive "
+                          "out-of-sample windows (the second half of the data), with each window's metrics and their "
+                          "spread; uses the stored model's settings, or --model-type/--variant when none is stored")
+    evaluate.add_argument("--variant", help="--walk-forward without a stored model: the preset (default: default)")
+    evaluate.add_argument("--days", type=int, help="--walk-forward: use the last N days of data")
+    evaluate.add_argument("--epochs", type=int, help="--walk-forward: most epochs per refit")
     _common(evaluate, json_output=True)
     return parser
 
@@ -339,9 +377,47 @@ def _train(args) -> int:
         target=args.target, sequence_length=args.sequence_length, horizon=args.horizon, epochs=args.epochs,
         batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate, seed=args.seed,
         days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=data_path,
-        exchange=args.exchange, models_dir=args.models_dir, model_kwargs=parse_params(args.param),
+        exchange=args.exchange, models_dir=args.models_dir, model_kwargs=_model_kwargs(args),
     )
     return _run_training(args, config)
+
+
+def _model_kwargs(args) -> dict[str, Any]:
+    """``--params-from`` (a tuning result), then ``--param`` values over it."""
+    tuned = {}
+    if getattr(args, "params_from", None):
+        from ml.training_pipeline.tuning import load_best_params
+
+        tuned = load_best_params(args.params_from, args.model_type)
+    return {**tuned, **parse_params(args.param)}
+
+
+def _tune(args) -> int:
+    from ml.training_pipeline.config import TrainingConfig
+    from ml.training_pipeline.tuning import _check, tune
+
+    _check(args.tuner, args.max_trials)  # before any data is read
+    config = TrainingConfig(symbol=args.symbol, model_type=args.model_type, variant=args.variant,
+                            timeframe=args.timeframe, target=args.target, sequence_length=args.sequence_length,
+                            epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
+                            learning_rate=args.learning_rate, seed=args.seed, days=args.days, data_path=args.data,
+                            models_dir=args.models_dir, model_kwargs=parse_params(args.param))
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr if args.json else sys.stdout, flush=True))
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        result = tune(config, args.tuner, args.max_trials, overrides=parse_params(args.space),
+                      directory=args.directory, verbose=0 if args.quiet else 1, log=log)
+    if args.json:
+        _print_json({"best_params": result.best_params, "best_val_loss": result.best_val_loss,
+                     "path": str(result.path), "resumed_trials": result.resumed_trials,
+                     "trials": [t.__dict__ for t in result.trials], "space": result.space})
+        return 0
+    scored = sorted((t for t in result.trials if t.val_loss is not None), key=lambda t: t.val_loss)
+    print(f"{len(result.trials)} trials ({result.resumed_trials} resumed); best validation loss "
+          f"{result.best_val_loss:.5f} (trial {scored[0].trial_id}); worst {scored[-1].val_loss:.5f}")
+    print("best hyperparameters: " + json.dumps(result.best_params))
+    print(f"saved {result.path}; train with: atb train model {config.symbol} --model-type {config.model_type} "
+          f"--variant {config.variant} --params-from {result.path}")
+    return 0
 
 
 def _windowing(args):
@@ -451,9 +527,57 @@ def _predict(args) -> int:
     return 0
 
 
+def _walk_forward_config(args):
+    """The stored model's settings (or --model-type's defaults when nothing is stored), with the CLI's overrides."""
+    from dataclasses import fields
+
+    from ml.training_pipeline.config import TrainingConfig
+    from ml.training_pipeline.store import ModelStore, StoreError
+
+    overrides = {k: v for k, v in (("days", args.days), ("epochs", args.epochs), ("data_path", args.data),
+                                   ("models_dir", args.models_dir)) if v is not None}
+    try:
+        version = ModelStore(args.models_dir).find(args.symbol, args.model_version, args.target, args.timeframe,
+                                                   _model_type(args.model_type))
+    except StoreError:
+        if args.model_type is None:
+            raise ValueError(f"No stored model for {args.symbol} to take the settings from; give --model-type "
+                             "(and --variant) to walk forward without one") from None
+        return TrainingConfig(symbol=args.symbol, model_type=args.model_type, variant=args.variant or "default",
+                              target=args.target or "return", timeframe=args.timeframe or "1h", **overrides)
+    stored = json.loads((version / "metadata.json").read_text())["config"]
+    keep = {f.name for f in fields(TrainingConfig)} - {"curriculum", "group_weights", "data_paths", "symbols"}
+    settings = {k: v for k, v in stored.items() if k in keep}
+    if args.variant:
+        settings["variant"] = args.variant
+    return TrainingConfig(**{**settings, **overrides})
+
+
+def _walk_forward(args) -> int:
+    from ml.training_pipeline.walk_forward import check_folds, walk_forward
+
+    check_folds(args.walk_forward)  # before any data is read
+    config = _walk_forward_config(args)
+    log = None if args.json else (lambda line: print(line, flush=True))
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        report = walk_forward(config, args.walk_forward, log=log)
+    if args.json:
+        _print_json(report.to_dict())
+        return 0
+    print(f"{config.symbol} {config.model_type} ({config.variant}), {len(report.folds)}-fold walk-forward: each fold "
+          "refitted on everything before its test window")
+    print(report.table())
+    return 0
+
+
 def _evaluate(args) -> int:
     from ml.training_pipeline.evaluation import format_report
     from ml.training_pipeline.inference import evaluate_stored
+
+    if args.walk_forward is not None:
+        return _walk_forward(args)
+    if args.data is None:
+        raise ValueError("atb evaluate needs --data FILE (a stored model on new data) or --walk-forward K (refits)")
 
     result = evaluate_stored(args.symbol, args.data, args.model_version, args.models_dir, args.target, args.timeframe,
                              _model_type(args.model_type))
@@ -534,7 +658,7 @@ def _diagnose(args) -> int:
 
 
 HANDLERS = {("train", "model"): _train, ("train", "anomaly"): _train_anomaly, ("models", "list"): _models_list, ("predict", None): _predict,
-            ("evaluate", None): _evaluate, ("benchmark", None): _benchmark,
+            ("evaluate", None): _evaluate, ("benchmark", None): _benchmark, ("tune", None): _tune,
             ("diagnose", None): _diagnose}
 
 

@@ -234,6 +234,62 @@ def apply_grouping(config: TrainingConfig, data: ProblemData, adapter) -> Proble
     return weigh_splits(data, config.group_weights, config.pos_weight)
 
 
+def prepare(config: TrainingConfig, problem: Problem) -> ProblemData:
+    """The problem's data for ``config``: grouped and weighted, restricted to the inputs the model reads.
+
+    Raises:
+        ValueError: bad data, or a model the data cannot feed (before TensorFlow is imported).
+    """
+    adapter = get_kind(get_spec(config.model_type).kind)
+    return fit_inputs_to_model(config, problem, apply_grouping(config, problem.prepare(config), adapter))
+
+
+def build_model(config: TrainingConfig, problem: Problem, data: ProblemData):
+    """``config``'s model for the data, built after seeding everything with ``config.seed`` (deterministic ops on)."""
+    import keras
+    import tensorflow as tf
+
+    from ml.training_pipeline.models import create_model
+
+    spec = get_spec(config.model_type)
+    keras.utils.set_random_seed(config.seed)
+    # Identical metrics for the same config and seed, at a small cost in speed.
+    tf.config.experimental.enable_op_determinism()
+    # estimators that take a seed get the run's seed unless the user set one
+    seeded = {"random_state": config.seed} if "random_state" in spec.variants[config.variant] else {}
+    return create_model(config.model_type, {s.name: s.shape for s in data.inputs}, variant=config.variant,
+                        task=problem.task, **_model_arguments(config, data, **seeded))
+
+
+def fit_built(model, config: TrainingConfig, problem: Problem, data: ProblemData, verbose: int = 0, log=None,
+              callbacks: list | None = None) -> dict[str, list[float]]:
+    """Fits a model from :func:`build_model` as ``atb train`` does: the problem's monitor, the family's early
+    stopping and learning-rate schedule, ``config``'s budget and seed; returns the history."""
+    spec = get_spec(config.model_type)
+    adapter = get_kind(spec.kind)
+    monitor, monitor_callbacks = problem.fit_monitor(data)
+    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
+                           seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
+                           phases=config.curriculum, monitor=monitor, monitor_callbacks=monitor_callbacks,
+                           callbacks=callbacks)
+    if log is not None:
+        log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "
+            f"for {adapter.budget(model, settings)} ...")
+    return adapter.fit(model, data.train, data.validation, settings)
+
+
+def fit_model(config: TrainingConfig, problem: Problem, data: ProblemData, verbose: int = 0, log=None,
+              callbacks: list | None = None):
+    """Builds and fits ``config``'s model: the one procedure of training, tuning and walk-forward evaluation, so a
+    tuned trial's score is reproduced by training with its hyperparameters and seed.
+
+    Returns:
+        ``(model, history)``.
+    """
+    model = build_model(config, problem, data)
+    return model, fit_built(model, config, problem, data, verbose, log, callbacks)
+
+
 def train(config: TrainingConfig, verbose: int | None = None, log=None, problem: Problem | None = None) -> TrainingResult:
     """Trains, evaluates, exports and stores one model.
 
@@ -264,19 +320,11 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
-    data = apply_grouping(config, problem.prepare(config), adapter)
-    data = fit_inputs_to_model(config, problem, data)
+    data = prepare(config, problem)
     timings["data_s"] = time.perf_counter() - started
 
-    import keras
-    import tensorflow as tf
-
     from ml.training_pipeline.export import export_onnx
-    from ml.training_pipeline.models import create_model
 
-    keras.utils.set_random_seed(config.seed)
-    # Identical metrics for the same config and seed, at a small cost in speed.
-    tf.config.experimental.enable_op_determinism()
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
     if data.data.get("start") and data.data.get("timeframe"):
         log(f"data: {data.data['rows']} {data.data.get('timeframe')} bars from {data.data['source']}, layout "
@@ -287,17 +335,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
         log(f"data: {note}")
     log(f"split: {', '.join(f'{k} {v}' for k, v in data.row_counts.items())} (chronological; scaling fitted on train only)")
     fit_start = time.perf_counter()
-    # estimators that take a seed get the run's seed unless the user set one
-    seeded = {"random_state": config.seed} if "random_state" in spec.variants[config.variant] else {}
-    model = create_model(config.model_type, {s.name: s.shape for s in data.inputs}, variant=config.variant,
-                         task=problem.task, **_model_arguments(config, data, **seeded))
-    monitor, monitor_callbacks = problem.fit_monitor(data)
-    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
-                           seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
-                           phases=config.curriculum, monitor=monitor, monitor_callbacks=monitor_callbacks)
-    log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "
-        f"for {adapter.budget(model, settings)} ...")
-    history = adapter.fit(model, data.train, data.validation, settings)
+    model, history = fit_model(config, problem, data, verbose=verbose, log=log)
     data = problem.fit_decision(problem.to_prediction(adapter.predict(model, data.validation.inputs), data), data)
     predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
     timings["fit_s"] = time.perf_counter() - fit_start

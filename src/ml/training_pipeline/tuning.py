@@ -1,0 +1,308 @@
+"""Hyperparameter search with keras-tuner over spaces derived from each model's presets.
+
+The space of a model spans what its presets disagree on: a number takes the range between the
+smallest and largest preset value (log-scaled for learning rates and wide ranges), a layer-size
+tuple or a word is a choice among the presets' values; what all presets share stays fixed.
+``overrides`` widen, narrow or fix any dimension. Every trial is trained exactly as ``atb train``
+trains (:func:`ml.training_pipeline.pipeline.fit_model`: same splits, seed, deterministic ops,
+early stopping) and scored by its best validation loss; the test part is never read.
+
+The search keeps its state in a project folder named after everything that defines it, so the
+same call after an interruption resumes where it stopped (finished trials are not rerun). The
+best hyperparameters are written to ``best_hyperparameters.json``, which ``atb train
+--params-from`` (or ``TrainingConfig(model_kwargs=load_best_params(path))``) reuses.
+
+Example:
+    >>> from ml.training_pipeline.config import TrainingConfig
+    >>> from ml.training_pipeline.tuning import tune
+    >>> result = tune(TrainingConfig(symbol="BTCUSDT", model_type="tcn", days=365, epochs=10),
+    ...               tuner="bayesian", max_trials=20)  # doctest: +SKIP
+    >>> result.best_params, result.best_val_loss  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ml.training_pipeline.validation import suggest, unknown_name_error
+
+TUNERS: tuple[str, ...] = ("bayesian", "hyperband", "random")
+DEFAULT_TUNING_DIR = "atb_tuning"
+BEST_FILE = "best_hyperparameters.json"
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One tuned hyperparameter: a range (``low``, ``high``) or a list of ``choices``."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.choices:
+            return {"choices": [list(c) if isinstance(c, tuple) else c for c in self.choices]}
+        return {"low": self.low, "high": self.high, "log": self.log, "integer": self.integer}
+
+
+def _as_value(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _range(name: str, values: list, log: bool | None = None) -> Dimension:
+    low, high = min(values), max(values)
+    integer = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    if log is None:
+        log = "learning_rate" in name or "weight_decay" in name or (low > 0 and high / low >= 10)
+    return Dimension(name, low, high, log=bool(log and low > 0), integer=integer)
+
+
+def search_space(model_type: str, variant: str = "default", overrides: Mapping[str, Any] | None = None
+                 ) -> tuple[dict[str, Dimension], dict[str, Any]]:
+    """The tuned dimensions and the fixed values of a model.
+
+    Args:
+        model_type: a registered Keras model.
+        variant: the preset that gives the fixed values.
+        overrides: ``{name: value}`` fixes a value; ``{name: [low, high]}`` sets a numeric range;
+            ``{name: [a, b, c, ...]}`` (three or more, or non-numeric such as layer sizes) sets choices.
+            The guide's names (``num_filters``...) are accepted.
+
+    Returns:
+        ``(dimensions, fixed)``.
+
+    Raises:
+        ValueError: unknown model, variant or overridden name, or an empty override.
+
+    Example:
+        >>> dims, fixed = search_space("tcn")
+        >>> sorted(dims)[:3]
+        ['dense_units', 'dropout', 'filters']
+    """
+    from ml.training_pipeline.models import get_spec
+
+    spec = get_spec(model_type)
+    if variant not in spec.variants:
+        raise unknown_name_error("variant", variant, spec.presets)
+    presets = [p for name, p in spec.variants.items() if name != "tiny"] or [spec.variants[variant]]
+    fixed = dict(spec.variants[variant])
+    dims: dict[str, Dimension] = {}
+    for name in fixed:
+        values = [_as_value(p[name]) for p in presets if name in p]
+        distinct = list(dict.fromkeys(values))
+        if len(distinct) < 2 or name == "random_state":
+            continue
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in distinct)
+        dims[name] = _range(name, distinct) if numeric else Dimension(name, choices=tuple(distinct))
+    for raw, value in (overrides or {}).items():
+        name = spec.param_aliases.get(raw, raw)
+        if name not in fixed:
+            raise ValueError(f"Search-space override for a parameter model_type={spec.name!r} does not have: "
+                             f"{raw!r}.{suggest(raw, list(fixed))} Accepted: {', '.join(sorted(fixed))}")
+        if isinstance(value, (list, tuple)) and not isinstance(fixed[name], (list, tuple)):
+            values = [_as_value(v) for v in value]
+            if not values:
+                raise ValueError(f"Search-space override {raw!r} is empty. Give a value, [low, high] or choices")
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            dims[name] = _range(name, values) if numeric and len(values) == 2 else Dimension(name, choices=tuple(values))
+        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+            dims[name] = Dimension(name, choices=tuple(_as_value(v) for v in value))  # choices of layer sizes
+        else:
+            dims.pop(name, None)
+            fixed[name] = _as_value(value)
+    return dims, {k: v for k, v in fixed.items() if k not in dims}
+
+
+def _choice_key(value: Any) -> str | int | float | bool:
+    """keras-tuner choices must be scalars: a tuple of layer sizes becomes ``"128-64"``."""
+    return "-".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def sample(hp, dims: Mapping[str, Dimension]) -> dict[str, Any]:
+    """The trial's values drawn from keras-tuner's ``HyperParameters`` object."""
+    params = {}
+    for name, d in dims.items():
+        if d.choices:
+            keys = [_choice_key(c) for c in d.choices]
+            params[name] = dict(zip(keys, d.choices, strict=True))[hp.Choice(name, keys)]
+        elif d.integer:
+            params[name] = hp.Int(name, int(d.low), int(d.high), sampling="log" if d.log else "linear")
+        else:
+            params[name] = hp.Float(name, float(d.low), float(d.high), sampling="log" if d.log else "linear")
+    return params
+
+
+@dataclass(frozen=True)
+class Trial:
+    trial_id: str
+    params: dict[str, Any]
+    val_loss: float | None
+    status: str
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """A finished (or resumed) search.
+
+    Attributes:
+        best_params: the best trial's hyperparameters (tuned and fixed), ready for ``model_kwargs``.
+        best_val_loss: its best validation loss.
+        trials: every trial with its values and score.
+        path: the ``best_hyperparameters.json`` written.
+        resumed_trials: trials that were already done when this call started.
+    """
+
+    model_type: str
+    variant: str
+    best_params: dict[str, Any]
+    best_val_loss: float
+    trials: list[Trial]
+    path: Path
+    resumed_trials: int = 0
+    space: dict[str, Any] = field(default_factory=dict)
+
+
+def _check(tuner: str, max_trials: object) -> None:
+    if tuner not in TUNERS:
+        raise unknown_name_error("tuner", tuner, TUNERS)
+    if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
+        raise ValueError(f"max_trials must be an int >= 1. Received: max_trials={max_trials!r}")
+
+
+def _project_name(config, tuner: str, dims: Mapping[str, Dimension], fixed: Mapping[str, Any]) -> str:
+    """Everything that defines the search, hashed: the same call finds its own state again (and only its own)."""
+    defining = {"config": {k: v for k, v in config.to_dict().items() if k not in ("models_dir",)}, "tuner": tuner,
+                "space": {k: d.to_dict() for k, d in dims.items()}, "fixed": fixed}
+    digest = hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{config.store_name}_{config.model_type}_{config.variant}_{tuner}_{digest}"
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mapping[str, Any] | None = None,
+         directory: str | Path | None = None, problem=None, verbose: int = 1, log=print) -> TuneResult:
+    """Searches ``config.model_type``'s hyperparameters on ``config``'s data, scored on the validation part only.
+
+    Args:
+        config: a :class:`~ml.training_pipeline.config.TrainingConfig`; its ``epochs`` (default 80, with early
+            stopping) is each trial's budget (Hyperband's most epochs), its ``seed`` seeds every trial.
+        tuner: ``"bayesian"`` (Gaussian-process optimisation), ``"hyperband"`` or ``"random"``.
+        max_trials: most trials (for Hyperband too).
+        overrides: see :func:`search_space`.
+        directory: where the search keeps its state (default ``./atb_tuning``); the same call resumes there.
+        problem: the problem object (default: the OHLCV problem ``config.target`` names).
+        verbose: keras-tuner's per-trial progress (0: silent).
+        log: called with a line per stage.
+
+    Returns:
+        A :class:`TuneResult`; ``best_hyperparameters.json`` is in the project folder.
+
+    Raises:
+        ValueError: unknown tuner, ``max_trials < 1``, an override the model does not have, a model keras-tuner
+            cannot train (LightGBM), or bad data.
+    """
+    from ml.training_pipeline.models import get_spec
+    from ml.training_pipeline.pipeline import build_model, fit_built, prepare
+    from ml.training_pipeline.problems import get_problem
+
+    _check(tuner, max_trials)
+    spec = get_spec(config.model_type)
+    if spec.kind == "estimator":
+        raise ValueError(f"atb tune searches neural models with keras-tuner; model_type={spec.name!r} is a tree "
+                         "estimator. Tune it with --param on atb train, or use another model type")
+    dims, fixed = search_space(spec.name, config.variant, {**dict(config.model_kwargs), **dict(overrides or {})})
+    problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
+    data = prepare(config, problem)
+    import keras_tuner as kt  # imports TensorFlow: after every argument and the data were checked
+
+    name = _project_name(config, tuner, dims, fixed)
+    folder = Path(directory or DEFAULT_TUNING_DIR)
+    epochs = config.epochs or 80
+
+    def trial_config(hp, budget: int = epochs):
+        return replace(config, model_kwargs={**fixed, **sample(hp, dims)}, epochs=budget)
+
+    class PresetHyperModel(kt.HyperModel):
+        """A trial is ``atb train``'s build and fit with the sampled values (Hyperband: for its share of epochs)."""
+
+        def build(self, hp):
+            return build_model(trial_config(hp), problem, data)
+
+        def fit(self, hp, model, *args, **kwargs):
+            budget = max(1, kwargs.get("epochs", epochs) - kwargs.get("initial_epoch", 0))
+            history = fit_built(model, trial_config(hp, budget), problem, data, callbacks=kwargs.get("callbacks"))
+            return min(history["val_loss"])
+
+    objective = kt.Objective("val_loss", direction="min")
+    common = {"objective": objective, "seed": config.seed, "directory": str(folder), "project_name": name,
+              "overwrite": False}
+    if tuner == "bayesian":
+        search = kt.BayesianOptimization(PresetHyperModel(), max_trials=max_trials, **common)
+    elif tuner == "random":
+        search = kt.RandomSearch(PresetHyperModel(), max_trials=max_trials, **common)
+    else:
+        search = kt.Hyperband(PresetHyperModel(), max_epochs=epochs, factor=3, **common)
+        search.oracle.max_trials = max_trials  # Hyperband has no max_trials of its own; the oracle honours it
+    done = sum(t.status == "COMPLETED" for t in search.oracle.trials.values())
+    if done and log:
+        log(f"resuming {folder / name}: {done} trial(s) already done")
+    log and log(f"searching {len(dims)} hyperparameters of {spec.name} ({', '.join(dims) or 'none'}) with {tuner}, "
+                f"up to {max_trials} trials; objective: validation loss")
+    search.search(verbose=verbose)
+    trials = []
+    for trial in search.oracle.trials.values():
+        score = float(trial.score) if trial.score is not None and math.isfinite(trial.score) else None
+        decoded = {}
+        for key, value in trial.hyperparameters.values.items():
+            if key in dims:  # keras-tuner's own entries ("tuner/epochs"...) are not hyperparameters
+                choices = dims[key].choices
+                decoded[key] = {_choice_key(c): c for c in choices}[value] if choices else value
+        trials.append(Trial(trial.trial_id, _jsonable({**fixed, **decoded}), score, str(trial.status)))
+    scored = [t for t in trials if t.val_loss is not None]
+    if not scored:
+        raise ValueError(f"No trial of the search finished with a validation loss ({len(trials)} trials). See {folder / name}")
+    best = min(scored, key=lambda t: t.val_loss)
+    path = folder / name / BEST_FILE
+    payload = {"model_type": spec.name, "variant": config.variant, "params": best.params, "val_loss": best.val_loss,
+               "trial_id": best.trial_id, "tuner": tuner, "seed": config.seed, "epochs": epochs,
+               "space": {k: d.to_dict() for k, d in dims.items()}, "config": config.to_dict(),
+               "trials": [t.__dict__ for t in trials]}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    tmp.replace(path)  # a reader never sees half a file
+    return TuneResult(spec.name, config.variant, best.params, best.val_loss, trials, path, done,
+                      payload["space"])
+
+
+def load_best_params(path: str | Path, model_type: str | None = None) -> dict[str, Any]:
+    """The hyperparameters a search stored, for ``model_kwargs`` (``atb train --params-from``).
+
+    Raises:
+        ValueError: a missing or unreadable file, or one written for another model type.
+    """
+    from ml.training_pipeline.models import get_spec
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / BEST_FILE
+    try:
+        payload = json.loads(file.read_text())
+        params, stored_type = payload["params"], payload["model_type"]
+    except FileNotFoundError:
+        raise ValueError(f"No tuning result at {str(path)!r} (expected {BEST_FILE} or its folder)") from None
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{str(file)!r} is not a tuning result written by atb tune") from None
+    if model_type is not None and get_spec(model_type).name != stored_type:
+        raise ValueError(f"The tuning result is for model_type={stored_type!r}. Received: model_type={model_type!r}")
+    return {k: _as_value(v) for k, v in params.items()}
