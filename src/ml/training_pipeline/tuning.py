@@ -261,7 +261,7 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
                 f"up to {max_trials} trials; objective: validation loss")
     search.search(verbose=verbose)
     trials = []
-    for trial in search.oracle.trials.values():
+    for trial in sorted(search.oracle.trials.values(), key=lambda t: t.trial_id):
         score = float(trial.score) if trial.score is not None and math.isfinite(trial.score) else None
         decoded = {}
         for key, value in trial.hyperparameters.values.items():
