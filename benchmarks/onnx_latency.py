@@ -1,9 +1,11 @@
-"""Single-sample inference latency: ONNX Runtime against Keras ``model.predict``.
+"""Single-sample inference latency: ONNX Runtime against ``model.predict``.
 
 For every registered model's default variant at input (60, 15) (LightGBM: the same window
 flattened to 900 columns, fitted briefly on real BTCUSDT returns), prints the p50 and p90
-latency of one-sample calls through ONNX Runtime and through the framework's own predict,
-measured in the same run, and their ratio.
+latency of one-sample calls through ONNX Runtime, through Keras' own ``keras.Model.predict``
+(with its per-call set-up: data adapter, iterator, callbacks) and through the factory model's
+``predict`` (which runs one small batch through the compiled function directly), measured in the
+same run. The 100x target compares ONNX with Keras' own predict.
 
 Usage:
     python benchmarks/onnx_latency.py [--repeats 200] [--shape 60 15] [--models tcn lstm]
@@ -74,16 +76,23 @@ def bench_model(name: str, shape: tuple[int, int], repeats: int, workdir: Path) 
         adapter.fit(model, FitData(inputs, target), FitData(inputs, target), FitSettings(patience=10**6))
     one = {"inputs": x[:1]}
     params = adapter.size(model)
-    native = lambda: adapter.predict(model, one)  # noqa: E731
+    native = lambda: adapter.predict(model, one)  # noqa: E731  (the factory model's predict)
+    if adapter.supports_gradients:
+        import keras
+
+        keras_own = lambda: keras.Model.predict(model, x[:1], verbose=0)  # noqa: E731  (bypasses the fast path)
+    else:
+        keras_own = native
     report = export_onnx(model, workdir / f"{name}.onnx", sample=x[:64])
     predictor = OnnxPredictor(report.path)
     feed = adapter.onnx_feed(one)
     onnx_p50, onnx_p90 = percentiles(lambda: predictor.run(feed), repeats)
     native_p50, native_p90 = percentiles(native, max(20, repeats // 5), warmup=3)
+    keras_p50, _ = percentiles(keras_own, max(20, repeats // 5), warmup=3)
     return {
         "model": name, "kind": spec.kind, "size": params, "parity": report.max_abs_diff,
         "onnx_p50": onnx_p50, "onnx_p90": onnx_p90, "native_p50": native_p50, "native_p90": native_p90,
-        "speedup": native_p50 / onnx_p50,
+        "keras_p50": keras_p50, "speedup": keras_p50 / onnx_p50,
     }
 
 
@@ -107,18 +116,19 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench_model(name, tuple(args.shape), args.repeats, Path(tmp)))
 
     print(f"\nSingle-sample latency at input {tuple(args.shape)}, default variants, {os.cpu_count()} CPU cores")
-    header = (f"{'model':<16}{'params/trees':>13}{'parity':>10}{'ONNX p50 ms':>13}{'ONNX p90 ms':>13}"
-              f"{'predict p50 ms':>16}{'speedup':>9}  target")
+    header = (f"{'model':<22}{'params/trees':>13}{'parity':>10}{'ONNX p50 ms':>13}{'ONNX p90 ms':>13}"
+              f"{'Keras predict p50':>19}{'factory predict p50':>21}{'speedup':>9}  target")
     print(header)
     print("-" * len(header))
     failures = 0
     for r in rows:
         ok = r["onnx_p50"] <= TARGET_ONNX_MS[r["kind"]] and r["speedup"] >= TARGET_SPEEDUP[r["kind"]]
         failures += not ok
-        print(f"{r['model']:<16}{r['size']:>13,}{r['parity']:>10.1e}{r['onnx_p50']:>13.3f}{r['onnx_p90']:>13.3f}"
-              f"{r['native_p50']:>16.2f}{r['speedup']:>8.0f}x  {'met' if ok else 'MISSED'}")
+        print(f"{r['model']:<22}{r['size']:>13,}{r['parity']:>10.1e}{r['onnx_p50']:>13.3f}{r['onnx_p90']:>13.3f}"
+              f"{r['keras_p50']:>19.2f}{r['native_p50']:>21.2f}{r['speedup']:>8.0f}x  {'met' if ok else 'MISSED'}")
     print(f"\ntargets: ONNX p50 <= {TARGET_ONNX_MS['keras']} ms (neural), <= {TARGET_ONNX_MS['estimator']} ms "
-          f"(LightGBM), neural >= {TARGET_SPEEDUP['keras']:.0f}x faster than predict")
+          f"(LightGBM), neural >= {TARGET_SPEEDUP['keras']:.0f}x faster than Keras' own predict; the factory's "
+          "predict (ms per window) is what model.predict(X[:1]) costs a notebook user")
     return 1 if failures else 0
 
 

@@ -31,6 +31,9 @@ EXAMPLES = """examples:
   atb models list BTCUSDT
   atb predict BTCUSDT --json
   atb evaluate BTCUSDT --data later_period.csv
+  atb evaluate BTCUSDT --walk-forward 5
+  atb tune BTCUSDT --model-type tcn --max-trials 20
+  atb benchmark --models tcn attention_lstm lightgbm
 """
 
 

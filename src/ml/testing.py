@@ -212,7 +212,8 @@ def custom_layers() -> dict[str, type]:
     import ml.training_pipeline.layers  # noqa: F401  (registers them)
 
     return {key.split(">", 1)[1]: cls for key, cls in keras.saving.get_custom_objects().items()
-            if key.startswith("ml>") and isinstance(cls, type) and issubclass(cls, keras.layers.Layer)}
+            if key.startswith("ml>") and isinstance(cls, type) and issubclass(cls, keras.layers.Layer)
+            and not issubclass(cls, keras.Model)}  # models (FastPredictModel) are checked by run_model_test
 
 
 def run_layer_test(

@@ -48,6 +48,16 @@ def benchmark_config(benchmark_data):
     return BenchmarkConfig(epochs=EPOCHS, patience=PATIENCE, data=benchmark_data, peak=measured_peak())
 
 
+_RESULTS: dict[tuple[str, str], object] = {}
+
+
+def _measured(name: str, variant: str, data, config: BenchmarkConfig):
+    """One training per model and variant per session: the tests share the rows they have in common."""
+    if (name, variant) not in _RESULTS:
+        _RESULTS[name, variant] = benchmark_model(name, variant, *data, config)
+    return _RESULTS[name, variant]
+
+
 def _check(result, config: BenchmarkConfig) -> None:
     assert result.evaluated_on == "test"
     assert all(math.isfinite(v) for v in (result.rmse, result.mae, result.mape, result.skill))
@@ -56,9 +66,7 @@ def _check(result, config: BenchmarkConfig) -> None:
 
 def test_attention_lstm_vs_baseline(benchmark_data, benchmark_config):
     """Attention-LSTM against the CNN-LSTM baseline, the plain LSTM and the naive forecasts, on the same bars."""
-    X_train, y_train, X_val, y_val = benchmark_data
-    results = [benchmark_model(name, "default", X_train, y_train, X_val, y_val, benchmark_config)
-               for name in ("attention_lstm", "cnn_lstm", "lstm")]
+    results = [_measured(name, "default", benchmark_data, benchmark_config) for name in ("attention_lstm", "cnn_lstm", "lstm")]
     comparison = Comparison(results, benchmark_data.baselines(), {"symbol": "BTCUSDT"})
     print("\n=== Attention-LSTM vs baselines (BTCUSDT 1h test bars) ===\n" + comparison.table())
     for result in results:
@@ -74,10 +82,9 @@ def test_comprehensive_model_comparison(benchmark_data, benchmark_config):
     """Every registered model that reads a price window, one table, saved as JSON, CSV, plot and docs page."""
     from ml.training_pipeline.hardware import cpu_info, describe_ceiling
 
-    X_train, y_train, X_val, y_val = benchmark_data
     results = []
     for name in window_models():
-        result = benchmark_model(name, "default", X_train, y_train, X_val, y_val, benchmark_config)
+        result = _measured(name, "default", benchmark_data, benchmark_config)
         _check(result, benchmark_config)
         results.append(result)
     setup = {**benchmark_data.description, "variant": "default", "epochs": EPOCHS, "batch_size": 128,

@@ -23,7 +23,20 @@ def _supported(name, task, kwargs):
     return get_kind(get_spec(name).kind).supports_task(resolve_task(task, **kwargs))
 
 
-MODEL_TASKS = [pytest.param(name, task, kwargs, id=f"{name}-{task}{'-' + str(next(iter(kwargs.values()))) if kwargs else ''}")
+# A task's head sits on whatever features the body gives, so the heads without layers of their own (two outputs,
+# softmax, positive) are checked on one reference model per kind by default and on every model under -m slow;
+# the plain regression head and the heads with their own layers or outputs (binary, quantile) run on every model.
+EVERY_MODEL_TASKS = {("regression", ()), ("binary", ()), ("quantile", ("quantiles",))}
+REFERENCE_MODELS = {"keras": "lstm", "estimator": "lightgbm"}
+
+
+def _marks(name, task, kwargs):
+    every = (task, tuple(k for k in kwargs if k == "quantiles")) in EVERY_MODEL_TASKS
+    return () if every or REFERENCE_MODELS.get(get_spec(name).kind) == name else (pytest.mark.slow,)
+
+
+MODEL_TASKS = [pytest.param(name, task, kwargs, marks=_marks(name, task, kwargs),
+                            id=f"{name}-{task}{'-' + str(next(iter(kwargs.values()))) if kwargs else ''}")
                for name in list_models() for task, kwargs in TASK_CASES if _supported(name, task, kwargs)]
 
 

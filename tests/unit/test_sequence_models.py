@@ -306,6 +306,7 @@ def test_optional_inputs_pass_the_harness(kwargs):
     assert [i["name"] for i in report["inputs"]] == expected
 
 
+@pytest.mark.slow  # the static id input passes the harness by default (test_optional_inputs_pass_the_harness)
 def test_two_symbols_feed_the_tft_a_static_symbol_id(tmp_path, capsys, btc_hourly):
     second = tmp_path / "second.csv"  # a second market: real bars of another period, as its own file
     frame = btc_hourly.loc["2021-01-01":"2021-04-01"].copy()
@@ -320,7 +321,9 @@ def test_two_symbols_feed_the_tft_a_static_symbol_id(tmp_path, capsys, btc_hourl
     assert main(["predict", "BTCUSDT", "--models-dir", root]) == 0
 
 
-@pytest.mark.parametrize("name", ["transformer", "bayesian_transformer", "mamba", "xlstm"])
+# bayesian_transformer (the sampling path through atb) by default; the others pass the harness and run here under -m slow
+@pytest.mark.parametrize("name", [pytest.param("transformer", marks=pytest.mark.slow), "bayesian_transformer",
+                                  pytest.param("mamba", marks=pytest.mark.slow), pytest.param("xlstm", marks=pytest.mark.slow)])
 def test_the_rest_of_the_family_through_atb(name, tmp_path):
     root = tmp_path / "models"
     assert main(["train", "model", "BTCUSDT", "--model-type", name, *SMALL, "--models-dir", str(root)]) == 0

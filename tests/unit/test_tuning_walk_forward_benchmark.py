@@ -42,20 +42,20 @@ def test_search_space_comes_from_the_presets_and_takes_overrides():
 
 
 def test_a_real_search_resumes_and_its_best_trial_reproduces(tmp_path):
-    """Three Bayesian trials; the same call with one more trial runs only that one; the stored best
+    """Two Bayesian trials; the same call with one more trial runs only that one; the stored best
     hyperparameters retrained with the same seed give the same validation loss."""
     from ml.training_pipeline.pipeline import fit_model, prepare
     from ml.training_pipeline.problems import get_problem
     from ml.training_pipeline.tuning import load_best_params, tune
 
-    config = TrainingConfig(**TINY)
-    result = tune(config, "bayesian", 3, overrides=SPACE, directory=tmp_path, verbose=0, log=None)
-    assert len(result.trials) == 3 and result.resumed_trials == 0
-    assert len({json.dumps(t.params, sort_keys=True) for t in result.trials}) == 3
+    config = TrainingConfig(**{**TINY, "epochs": 1})
+    result = tune(config, "bayesian", 2, overrides=SPACE, directory=tmp_path, verbose=0, log=None)
+    assert len(result.trials) == 2 and result.resumed_trials == 0
+    assert len({json.dumps(t.params, sort_keys=True) for t in result.trials}) == 2
     stored = json.loads(result.path.read_text())
     assert stored["val_loss"] == result.best_val_loss == min(t.val_loss for t in result.trials)
-    resumed = tune(config, "bayesian", 4, overrides=SPACE, directory=tmp_path, verbose=0, log=None)
-    assert resumed.resumed_trials == 3 and len(resumed.trials) == 4
+    resumed = tune(config, "bayesian", 3, overrides=SPACE, directory=tmp_path, verbose=0, log=None)
+    assert resumed.resumed_trials == 2 and len(resumed.trials) == 3
     before = {t.trial_id: t.params for t in result.trials}
     assert {t.trial_id: t.params for t in resumed.trials if t.trial_id in before} == before  # not rerun
 

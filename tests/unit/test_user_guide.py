@@ -31,7 +31,7 @@ GUIDE = Path(os.environ.get("ATB_GUIDE", HERE.parents[2] / "shared" / "reference
 FAST: dict[str, list[tuple[str, str]]] = {
     "using_models_in_code": [("epochs=50", "epochs=1")],
     "example_tuning_attention_lstm": [("[[128, 64], [256, 128], [64, 32]]", "[[64, 32]]"), ("[0.2, 0.3]", "[0.2]"),
-                                      ("[2, 4, 8]", "[2, 4]"), ("epochs=50", "epochs=1")],
+                                      ("[2, 4, 8]", "[2]"), ("epochs=50", "epochs=1")],
 }
 """Training budgets shrunk in the default suite (``-m slow`` runs the snippets as written)."""
 
@@ -73,7 +73,7 @@ def guide_data():
     from ml.training_pipeline.comparison import load_benchmark_data
 
     data = load_benchmark_data("BTCUSDT", days=120)
-    return replace(data, X_train=data.X_train[-256:], y_train=data.y_train[-256:], X_val=data.X_val[:64],
+    return replace(data, X_train=data.X_train[-128:], y_train=data.y_train[-128:], X_val=data.X_val[:64],
                    y_val=data.y_val[:64], other_inputs={})
 
 
