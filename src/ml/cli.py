@@ -231,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--out", default="benchmark_results", help="folder for comparison.json/.csv/.png "
                            "(default ./benchmark_results)")
     benchmark.add_argument("--docs", metavar="FILE", help="also write a Markdown page generated from the results")
+    benchmark.add_argument("--from-json", metavar="FILE", help="train nothing: print (and with --docs, write the page "
+                           "of) a saved comparison.json, e.g. the one the pytest benchmark suite wrote")
     _common(benchmark, json_output=True)
 
     tune = commands.add_parser(
@@ -602,10 +604,49 @@ def _evaluate(args) -> int:
 
 
 def _benchmark(args) -> int:
-    import shutil
     from pathlib import Path
 
-    from ml.training_pipeline.comparison import docs_page, run_comparison
+    from ml.training_pipeline.comparison import docs_page
+
+    if args.from_json:
+        from ml.training_pipeline.comparison import Comparison
+
+        source = Path(args.from_json)
+        if not source.is_file():
+            raise ValueError(f"No comparison file at {args.from_json!r} (atb benchmark writes comparison.json)")
+        try:
+            comparison = Comparison.load(source)
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{args.from_json!r} is not a comparison.json written by atb benchmark") from None
+        paths = {"json": source}
+    else:
+        comparison, paths = _run_benchmark(args)
+    if args.docs:
+        from ml.training_pipeline.plots import plot_comparison
+
+        page = Path(args.docs)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        image = page.with_name(page.stem + ".png")  # drawn from the rows, beside the page
+        plot_comparison(comparison.rows(), image, f"{comparison.setup.get('symbol', '')} test window: RMSE and "
+                        "training time")
+        page.write_text(docs_page(comparison, image.name))
+    if args.json:
+        _print_json({"results": comparison.rows(), "setup": comparison.setup, "files": {k: str(v) for k, v in paths.items()}})
+        return 0
+    setup = comparison.setup
+    print(f"{setup.get('symbol')} {setup.get('timeframe')}, last {setup.get('days')} days, {setup.get('test_bars')} test "
+          f"bars, variant {setup.get('variant')}, seed {setup.get('seed')}; {setup.get('ceiling')}")
+    print(comparison.table())
+    print("best: " + ", ".join(f"{k} {v}" for k, v in comparison.best().items()))
+    if not args.from_json:
+        print(f"saved {', '.join(str(p) for p in paths.values())}" + (f" and {args.docs}" if args.docs else ""))
+    return 0
+
+
+def _run_benchmark(args):
+    from pathlib import Path
+
+    from ml.training_pipeline.comparison import run_comparison
     from ml.training_pipeline.config import check_symbol
     from ml.training_pipeline.registry import get_spec
     from ml.training_pipeline.validation import check_positive_int
@@ -625,23 +666,7 @@ def _benchmark(args) -> int:
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         comparison = run_comparison(names, args.variant, args.symbol, args.days, epochs, args.batch_size,
                                     args.patience, args.seed, latency=not args.no_latency, data_path=args.data)
-    paths = comparison.save(args.out)
-    if args.docs:
-        page = Path(args.docs)
-        page.parent.mkdir(parents=True, exist_ok=True)
-        image = page.with_name(page.stem + ".png")
-        shutil.copyfile(paths["png"], image)
-        page.write_text(docs_page(comparison, image.name))
-    if args.json:
-        _print_json({"results": comparison.rows(), "setup": comparison.setup, "files": {k: str(v) for k, v in paths.items()}})
-        return 0
-    setup = comparison.setup
-    print(f"{setup['symbol']} {setup['timeframe']}, last {setup['days']} days, {setup['test_bars']} test bars, "
-          f"variant {setup['variant']}, seed {setup['seed']}; {setup['ceiling']}")
-    print(comparison.table())
-    print("best: " + ", ".join(f"{k} {v}" for k, v in comparison.best().items()))
-    print(f"saved {', '.join(str(p) for p in paths.values())}" + (f" and {args.docs}" if args.docs else ""))
-    return 0
+    return comparison, comparison.save(args.out)
 
 
 def _diagnose(args) -> int:

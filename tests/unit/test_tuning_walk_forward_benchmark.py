@@ -137,12 +137,18 @@ def test_benchmark_cli_writes_results_and_docs_page(tmp_path, capsys):
     page = (tmp_path / "docs" / "benchmarks.md").read_text()
     assert "| lightgbm | tiny |" in page and (tmp_path / "docs" / "benchmarks.png").is_file()
     assert (tmp_path / "results" / "comparison.csv").read_text().count("\n") == 5  # header, 2 models, 2 baselines
+    # the page again from the saved JSON (as for the pytest suite's results), training nothing
+    code, out, err = run(capsys, "benchmark", "--from-json", tmp_path / "results" / "comparison.json",
+                         "--docs", tmp_path / "again" / "page.md")
+    assert code == 0 and "| tcn | tiny |" in out, err
+    assert (tmp_path / "again" / "page.md").read_text().split("Run at")[1] == page.split("Run at")[1]
 
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--models", "tcnn"], "Unknown model_type 'tcnn'. Did you mean 'tcn'?"),
     (["--epochs", "0"], "--epochs must be an int >= 1. Received: --epochs=0"),
     (["--models", "tcn", "--variant", "huge"], "model_type='tcn' has no variant 'huge'"),
+    (["--from-json", "missing.json"], "No comparison file at 'missing.json'"),
 ])
 def test_benchmark_bad_input(argv, fragment, tmp_path, capsys):
     code, _, err = run(capsys, "benchmark", *argv, "--out", tmp_path / "results")

@@ -148,8 +148,17 @@ def plot_comparison(rows: list[dict], path: Path, title: str) -> None:
               hatch=None, edgecolor="black", linewidth=0.3)
     left.set_yticks(positions, names)
     left.invert_yaxis()
-    lowest = min(r["rmse"] for r in rows)
-    left.set_xlim(lowest * 0.98, max(r["rmse"] for r in rows) * 1.01)  # the differences are small: zoom in
+    values = [r["rmse"] for r in rows]
+    lowest = min(values)
+    # the differences are small: zoom in on the close ones; a far-off bar (a poor baseline) is cut and labelled
+    upper = max(v for v in values if v <= 1.5 * lowest) * 1.01
+    left.set_xlim(lowest * 0.98, upper)
+    for position, value in zip(positions, values, strict=True):
+        if value > upper:
+            left.annotate(f"{value:.4g} (off scale)", (upper, position), ha="right", va="center", fontsize=8)
+    reference = next((r["rmse"] for r in rows if r["model"] == "persistence"), None)
+    if reference is not None:
+        left.axvline(reference, color="grey", linestyle="--", linewidth=0.8)
     left.set_xlabel("test RMSE of the next-bar log return (grey: naive baselines)")
     right.barh(positions, [r["train_s"] for r in rows], color="tab:orange")
     right.set_xlabel("training seconds")
