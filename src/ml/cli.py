@@ -399,9 +399,9 @@ def _model_kwargs(args) -> dict[str, Any]:
 
 def _tune(args) -> int:
     from ml.training_pipeline.config import TrainingConfig
-    from ml.training_pipeline.tuning import _check, tune
+    from ml.training_pipeline.tuning import check_search, tune
 
-    _check(args.tuner, args.max_trials)  # before any data is read
+    check_search(args.tuner, args.max_trials)  # before any data is read
     config = TrainingConfig(symbol=args.symbol, model_type=args.model_type, variant=args.variant,
                             timeframe=args.timeframe, target=args.target, sequence_length=args.sequence_length,
                             epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
@@ -532,37 +532,13 @@ def _predict(args) -> int:
     return 0
 
 
-def _walk_forward_config(args):
-    """The stored model's settings (or --model-type's defaults when nothing is stored), with the CLI's overrides."""
-    from dataclasses import fields
-
-    from ml.training_pipeline.config import TrainingConfig
-    from ml.training_pipeline.store import ModelStore, StoreError
-
-    overrides = {k: v for k, v in (("days", args.days), ("epochs", args.epochs), ("data_path", args.data),
-                                   ("models_dir", args.models_dir)) if v is not None}
-    try:
-        version = ModelStore(args.models_dir).find(args.symbol, args.model_version, args.target, args.timeframe,
-                                                   _model_type(args.model_type))
-    except StoreError:
-        if args.model_type is None:
-            raise ValueError(f"No stored model for {args.symbol} to take the settings from; give --model-type "
-                             "(and --variant) to walk forward without one") from None
-        return TrainingConfig(symbol=args.symbol, model_type=args.model_type, variant=args.variant or "default",
-                              target=args.target or "return", timeframe=args.timeframe or "1h", **overrides)
-    stored = json.loads((version / "metadata.json").read_text())["config"]
-    keep = {f.name for f in fields(TrainingConfig)} - {"curriculum", "group_weights", "data_paths", "symbols"}
-    settings = {k: v for k, v in stored.items() if k in keep}
-    if args.variant:
-        settings["variant"] = args.variant
-    return TrainingConfig(**{**settings, **overrides})
-
-
 def _walk_forward(args) -> int:
-    from ml.training_pipeline.walk_forward import check_folds, walk_forward
+    from ml.training_pipeline.walk_forward import check_folds, walk_forward, walk_forward_config
 
     check_folds(args.walk_forward)  # before any data is read
-    config = _walk_forward_config(args)
+    config = walk_forward_config(args.symbol, args.models_dir, version=args.model_version, target=args.target,
+                                 timeframe=args.timeframe, model_type=args.model_type, variant=args.variant,
+                                 days=args.days, epochs=args.epochs, data_path=args.data)
     log = None if args.json else (lambda line: print(line, flush=True))
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         report = walk_forward(config, args.walk_forward, log=log)
@@ -644,28 +620,12 @@ def _benchmark(args) -> int:
 
 
 def _run_benchmark(args):
-    from pathlib import Path
-
     from ml.training_pipeline.comparison import run_comparison
-    from ml.training_pipeline.config import check_symbol
-    from ml.training_pipeline.registry import get_spec
-    from ml.training_pipeline.validation import check_positive_int
 
-    # every argument is checked before the first model trains
-    names = [get_spec(m).name for m in args.models] if args.models else None
-    for name in names or ():
-        if args.variant not in get_spec(name).variants:
-            raise ValueError(f"model_type={name!r} has no variant {args.variant!r}. "
-                             f"Accepted: {', '.join(get_spec(name).presets)}")
-    check_symbol(args.symbol)
-    for option in ("days", "batch_size", "patience"):
-        check_positive_int(f"--{option.replace('_', '-')}", getattr(args, option))
-    epochs = check_positive_int("--epochs", args.epochs) if args.epochs is not None else 30
-    if args.data is not None and not Path(args.data).is_file():
-        raise ValueError(f"data file not found. Received: --data {args.data!r}")
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        comparison = run_comparison(names, args.variant, args.symbol, args.days, epochs, args.batch_size,
-                                    args.patience, args.seed, latency=not args.no_latency, data_path=args.data)
+        comparison = run_comparison(args.models, args.variant, args.symbol, args.days,
+                                    30 if args.epochs is None else args.epochs, args.batch_size, args.patience,
+                                    args.seed, latency=not args.no_latency, data_path=args.data)
     return comparison, comparison.save(args.out)
 
 

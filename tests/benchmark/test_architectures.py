@@ -11,8 +11,7 @@ import math
 
 import pytest
 
-from ml.training_pipeline.models import declared_inputs, list_models
-from ml.training_pipeline.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT
+from ml.training_pipeline.comparison import window_models
 
 pytestmark = pytest.mark.benchmark
 
@@ -22,8 +21,7 @@ RESULTS: dict[str, dict] = {}
 
 # models that read the OHLCV window and what the price problem offers beside it (the calendar `known`);
 # other multi-input models need other data
-WINDOW_MODELS = [n for n in list_models()
-                 if {s.name for s in declared_inputs(n, (60, 15))} <= {DEFAULT_INPUT_NAME, KNOWN_INPUT}]
+WINDOW_MODELS = window_models()
 
 
 @pytest.mark.parametrize("model_type", WINDOW_MODELS)

@@ -21,8 +21,8 @@ from ml.training_pipeline.comparison import (
     BenchmarkConfig,
     Comparison,
     benchmark_model,
+    describe_setup,
     docs_page,
-    library_versions,
     load_benchmark_data,
     window_models,
 )
@@ -80,18 +80,13 @@ def test_attention_lstm_vs_baseline(benchmark_data, benchmark_config):
 
 def test_comprehensive_model_comparison(benchmark_data, benchmark_config):
     """Every registered model that reads a price window, one table, saved as JSON, CSV, plot and docs page."""
-    from ml.training_pipeline.hardware import cpu_info, describe_ceiling
-
     results = []
     for name in window_models():
         result = _measured(name, "default", benchmark_data, benchmark_config)
         _check(result, benchmark_config)
         results.append(result)
-    setup = {**benchmark_data.description, "variant": "default", "epochs": EPOCHS, "batch_size": 128,
-             "patience": PATIENCE, "seed": 42, "test_bars": int(len(benchmark_data.X_test)),
-             "ceiling": describe_ceiling(benchmark_config.peak, cpu_info()), "library_versions": library_versions(),
-             "peak_gflops": benchmark_config.peak / 1e9, "created_at": np.datetime64("now").astype(str) + "Z"}
-    comparison = Comparison(results, benchmark_data.baselines(), setup)
+    comparison = Comparison(results, benchmark_data.baselines(),
+                            describe_setup(benchmark_data, benchmark_config, "default"))
     paths = comparison.save(OUT)
     (OUT / "benchmarks.md").write_text(docs_page(comparison, "comparison.png"))
     print("\n=== Comprehensive Model Architecture Comparison ===\n" + comparison.table())

@@ -334,3 +334,14 @@ def test_ctrl_c_during_training_leaves_nothing(tmp_path):
     assert process.returncode == 130, err[-500:]
     assert "interrupted; nothing was stored" in err
     assert not root.exists() or not any(p.is_file() for p in root.rglob("*"))
+
+
+def test_walk_forward_takes_the_stored_models_settings(store, capsys):
+    """``--walk-forward`` refits what is stored (here a lightweight LSTM) and stores nothing new."""
+    before = sorted(p.name for p in (store / "BTCUSDT" / "price").iterdir())
+    code, out, err = run(capsys, "evaluate", "BTCUSDT", "--walk-forward", "2", "--days", "120", "--epochs", "1",
+                         "--models-dir", store, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["model_type"], report["variant"]) == ("lstm", "lightweight") and len(report["folds"]) == 2
+    assert sorted(p.name for p in (store / "BTCUSDT" / "price").iterdir()) == before

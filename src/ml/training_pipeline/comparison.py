@@ -360,20 +360,6 @@ class Comparison:
         return cls([BenchmarkResult(**r) for r in payload["results"]], payload["baselines"], payload["setup"])
 
 
-def library_versions() -> dict[str, str]:
-    """Installed versions of the packages that decide the figures."""
-    from importlib import metadata
-
-    versions = {}
-    for package in ("atb-ml", "tensorflow-cpu", "tensorflow", "keras", "onnxruntime", "tf2onnx", "lightgbm", "numpy",
-                    "pandas", "scikit-learn", "keras-tuner"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def run_comparison(models: Sequence[str] | None = None, variant: str = "default", symbol: str = "BTCUSDT",
                    days: int | None = 365, epochs: int = 30, batch_size: int = 128, patience: int = 8, seed: int = 42,
                    latency: bool = True, data_path: str | None = None, log=print) -> Comparison:
@@ -383,10 +369,21 @@ def run_comparison(models: Sequence[str] | None = None, variant: str = "default"
         >>> comparison = run_comparison(["tcn", "lightgbm"], days=120, epochs=2)  # doctest: +SKIP
         >>> print(comparison.table())  # doctest: +SKIP
     """
-    from ml.training_pipeline.hardware import cpu_info, describe_ceiling, measured_peak
+    from ml.training_pipeline.hardware import measured_peak
     from ml.training_pipeline.registry import get_spec
+    from ml.training_pipeline.validation import check_positive_int
 
+    # every argument is checked before the first model trains
     names = [get_spec(m).name for m in models] if models else window_models()
+    for name in names:
+        if variant not in get_spec(name).variants:
+            raise ValueError(f"model_type={name!r} has no variant {variant!r}. "
+                             f"Accepted: {', '.join(get_spec(name).presets)}")
+    for option, value in (("days", days), ("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        if value is not None:
+            check_positive_int(f"--{option.replace('_', '-')}", value)
+    if data_path is not None and not Path(data_path).is_file():
+        raise ValueError(f"data file not found. Received: --data {data_path!r}")
     data = load_benchmark_data(symbol, days=days, data_path=data_path)
     peak = measured_peak()
     config = BenchmarkConfig(epochs=epochs, batch_size=batch_size, patience=patience, seed=seed, data=data,
@@ -395,12 +392,20 @@ def run_comparison(models: Sequence[str] | None = None, variant: str = "default"
     for index, name in enumerate(names, 1):
         log(f"[{index}/{len(names)}] {name} ({variant})")
         results.append(benchmark_model(name, variant, *data, config))
+    return Comparison(results, data.baselines(), describe_setup(data, config, variant))
+
+
+def describe_setup(data: BenchmarkData, config: BenchmarkConfig, variant: str) -> dict[str, Any]:
+    """Where and how a comparison ran: the data, the training budget, the CPU and its ceiling, library versions."""
+    from ml.training_pipeline.hardware import cpu_info, describe_ceiling
+    from ml.training_pipeline.pipeline import library_versions
+
     info = cpu_info()
-    setup = {**data.description, "variant": variant, "epochs": epochs, "batch_size": batch_size, "patience": patience,
-             "seed": seed, "test_bars": int(len(data.X_test)), "ceiling": describe_ceiling(peak, info),
-             "peak_gflops": peak / 1e9, "cpu": info.model, "library_versions": library_versions(),
-             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    return Comparison(results, data.baselines(), setup)
+    return {**data.description, "variant": variant, "epochs": config.epochs, "batch_size": config.batch_size,
+            "patience": config.patience, "seed": config.seed, "test_bars": int(len(data.X_test)),
+            "ceiling": describe_ceiling(config.peak, info) if config.peak else None,
+            "peak_gflops": config.peak / 1e9 if config.peak else None, "cpu": info.model,
+            "library_versions": library_versions(), "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def docs_page(comparison: Comparison, image: str | None = "comparison.png") -> str:

@@ -104,10 +104,11 @@ def _grouping(config: TrainingConfig, data: ProblemData) -> dict[str, Any] | Non
     }
 
 
-def _library_versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
+    """Installed versions of the packages that decide a run's figures (stored with each version and benchmark)."""
     versions = {}
     for package in ("atb-ml", "tensorflow-cpu", "tensorflow", "keras", "onnxruntime", "tf2onnx", "lightgbm", "numpy",
-                    "pandas", "scikit-learn"):
+                    "pandas", "scikit-learn", "keras-tuner"):
         try:
             versions[package] = importlib_metadata.version(package)
         except importlib_metadata.PackageNotFoundError:
@@ -376,7 +377,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
             "onnx": onnx_report,
             "history": history,
             "timings": timings,
-            "library_versions": _library_versions(),
+            "library_versions": library_versions(),
             "python": sys.version.split()[0],
             "pid": os.getpid(),
         }

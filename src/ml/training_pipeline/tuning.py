@@ -171,7 +171,8 @@ class TuneResult:
     space: dict[str, Any] = field(default_factory=dict)
 
 
-def _check(tuner: str, max_trials: object) -> None:
+def check_search(tuner: str, max_trials: object) -> None:
+    """An accepted tuner and a trial budget >= 1 (checked before any data is read)."""
     if tuner not in TUNERS:
         raise unknown_name_error("tuner", tuner, TUNERS)
     if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
@@ -216,7 +217,7 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
     from ml.training_pipeline.pipeline import build_model, fit_built, prepare
     from ml.training_pipeline.problems import get_problem
 
-    _check(tuner, max_trials)
+    check_search(tuner, max_trials)
     spec = get_spec(config.model_type)
     if spec.kind == "estimator":
         raise ValueError(f"atb tune searches neural models with keras-tuner; model_type={spec.name!r} is a tree "
@@ -257,8 +258,9 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
     done = sum(t.status == "COMPLETED" for t in search.oracle.trials.values())
     if done and log:
         log(f"resuming {folder / name}: {done} trial(s) already done")
-    log and log(f"searching {len(dims)} hyperparameters of {spec.name} ({', '.join(dims) or 'none'}) with {tuner}, "
-                f"up to {max_trials} trials; objective: validation loss")
+    if log:
+        log(f"searching {len(dims)} hyperparameters of {spec.name} ({', '.join(dims) or 'none'}) with {tuner}, "
+            f"up to {max_trials} trials; objective: validation loss")
     search.search(verbose=verbose)
     trials = []
     for trial in sorted(search.oracle.trials.values(), key=lambda t: t.trial_id):

@@ -65,6 +65,42 @@ class WalkForwardReport:
         return "\n".join(lines)
 
 
+def walk_forward_config(symbol: str, models_dir: str | None = None, *, version: str | None = None,
+                        target: str | None = None, timeframe: str | None = None, model_type: str | None = None,
+                        variant: str | None = None, **overrides: Any):
+    """The settings to walk forward with: the stored model's (the one ``atb predict`` would choose), or
+    ``model_type``'s defaults when nothing is stored; ``variant`` and ``overrides`` (``days``, ``epochs``,
+    ``data_path``...) replace the stored values.
+
+    Raises:
+        ValueError: nothing stored and no ``model_type``, or a setting ``TrainingConfig`` refuses.
+    """
+    import json
+    from dataclasses import fields
+
+    from ml.training_pipeline.config import TrainingConfig
+    from ml.training_pipeline.registry import get_spec
+    from ml.training_pipeline.store import ModelStore, StoreError
+
+    overrides = {k: v for k, v in {**overrides, "models_dir": models_dir}.items() if v is not None}
+    try:
+        stored = ModelStore(models_dir).find(symbol, version, target, timeframe,
+                                             get_spec(model_type).name if model_type else None)
+    except StoreError:
+        if model_type is None:
+            raise ValueError(f"No stored model for {symbol} to take the settings from; give --model-type "
+                             "(and --variant) to walk forward without one") from None
+        return TrainingConfig(symbol=symbol, model_type=model_type, variant=variant or "default",
+                              target=target or "return", timeframe=timeframe or "1h", **overrides)
+    config = json.loads((stored / "metadata.json").read_text())["config"]
+    # grouping settings name several symbols' files: a walk forward refits the one symbol asked for
+    keep = {f.name for f in fields(TrainingConfig)} - {"curriculum", "group_weights", "data_paths", "symbols"}
+    settings = {k: v for k, v in config.items() if k in keep}
+    if variant:
+        settings["variant"] = variant
+    return TrainingConfig(**{**settings, **overrides})
+
+
 def check_folds(folds: object) -> int:
     """K must be an int >= 2 (whether the data has room for K windows is checked once it is loaded)."""
     if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
