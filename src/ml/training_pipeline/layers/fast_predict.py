@@ -2,7 +2,7 @@
 
 ``keras.Model.predict`` builds a data adapter, an iterator and a callback list on every call:
 about 50-70 ms here for one window, while the compiled prediction itself takes 2-6 ms
-(``benchmarks/predict_latency.py``). A trading bot predicts one window at a time, so the factory
+(``benchmarks/onnx_latency.py``: Keras' own vs the factory's predict). A trading bot predicts one window at a time, so the factory
 builds this subclass: a call with at most ``batch_size`` rows (32 when not given), no callbacks
 and no ``steps`` runs the same compiled function through ``predict_on_batch``; anything else is
 Keras' own ``predict``. The outputs are the same numbers.
