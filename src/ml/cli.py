@@ -169,12 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser(
         "models", help="inspect the model store", description="Inspect the model store: 'atb models list' shows "
         "every stored version with its key metric next to its baseline.").add_subparsers(
-        dest="what", metavar="{list}", title="subcommands")
+        dest="what", metavar="{list,verify}", title="subcommands")
     listing = models.add_parser("list", help="stored versions with their key metrics")
     listing.add_argument("symbol", nargs="?", help="only this symbol")
     listing.add_argument("--model-type", help="only this model type")
     listing.add_argument("--timeframe", help=f"only this timeframe ({', '.join(TIMEFRAMES)})")
     _common(listing, json_output=True)
+    verify = models.add_parser("verify", help="check every stored file against its recorded sha256",
+                               description="Checks every file of every stored version (of SYMBOL, or all) against "
+                               "the sha256 recorded when it was stored; exit 1 when any version fails.")
+    verify.add_argument("symbol", nargs="?", help="only this symbol")
+    _common(verify, json_output=True)
 
     predict = commands.add_parser("predict", help="predict the next bar with a stored model (ONNX Runtime)")
     predict.add_argument("symbol")
@@ -513,6 +518,24 @@ def _models_list(args) -> int:
     return 0
 
 
+def _models_verify(args) -> int:
+    from ml.training_pipeline.store import ModelStore
+
+    store = ModelStore(args.models_dir)
+    rows = store.verify(args.symbol)
+    failed = [row for row in rows if not row[3].ok]
+    if args.json:
+        _print_json([{"symbol": name, "target": problem, "version": version, "ok": result.ok,
+                      "sealed": result.sealed, "checked": result.checked, "problems": list(result.problems)}
+                     for name, problem, version, result in rows])
+    else:
+        for name, problem, version, result in rows:
+            print(f"{'FAILED' if not result.ok else 'ok':<7}{name}/{problem}/{version}: {result.summary()}")
+        print(f"{len(rows)} versions checked in {store.root}: {len(rows) - len(failed)} ok, {len(failed)} failed"
+              if rows else f"no stored models in {store.root}")
+    return EXIT_FAILURE if failed else 0
+
+
 def _predict(args) -> int:
     from ml.training_pipeline.inference import predict_next
 
@@ -647,7 +670,7 @@ def _diagnose(args) -> int:
 
 HANDLERS = {("train", "model"): _train, ("train", "anomaly"): _train_anomaly, ("models", "list"): _models_list, ("predict", None): _predict,
             ("evaluate", None): _evaluate, ("benchmark", None): _benchmark, ("tune", None): _tune,
-            ("diagnose", None): _diagnose}
+            ("diagnose", None): _diagnose, ("models", "verify"): _models_verify}
 
 
 def main(argv: list[str] | None = None) -> int:

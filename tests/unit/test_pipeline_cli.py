@@ -48,7 +48,7 @@ def test_train_writes_a_complete_version(store):
     version = (store / "BTCUSDT" / "price" / "latest").resolve()
     files = {p.name for p in version.iterdir()}
     assert files == {"model.keras", "model.onnx", "metadata.json", "feature_schema.json",
-                     "training_history.png", "predictions.png"}
+                     "training_history.png", "predictions.png", "SHA256SUMS"}
     meta = json.loads((version / "metadata.json").read_text())
     assert meta["config"]["model_type"] == "lstm" and meta["data"]["layout"] == "binance-klines"
     assert meta["data"]["rows"] == 60 * 24 and meta["onnx"]["max_abs_diff"] < 1e-4
@@ -245,9 +245,11 @@ def test_missing_and_corrupt_versions(store, tmp_path, later_csv, capsys):
 
     shutil.copytree(store, broken, symlinks=True)
     version = (broken / "BTCUSDT" / "price" / "latest").resolve()
+    (version / "model.onnx").chmod(0o644)
     (version / "model.onnx").write_bytes(b"garbage")
     code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", broken)
-    assert code == 2 and "Cannot load ONNX file" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "failed verification, refusing to load it: model.onnx is truncated" in err
+    assert len(err.strip().splitlines()) == 1
     (version / "metadata.json").write_text("{")
     code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", broken)
     assert code == 2 and "metadata.json is not valid JSON" in err
@@ -345,3 +347,27 @@ def test_walk_forward_takes_the_stored_models_settings(store, capsys):
     report = json.loads(out)
     assert (report["model_type"], report["variant"]) == ("lstm", "lightweight") and len(report["folds"]) == 2
     assert sorted(p.name for p in (store / "BTCUSDT" / "price").iterdir()) == before
+
+
+def test_a_model_file_changed_by_one_byte_is_refused_and_reported(store, tmp_path, capsys):
+    """Prediction reads the ONNX file, yet a modified model.keras is refused too: every file is checked."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy, symlinks=True)
+    code, out, _ = run(capsys, "models", "verify", "--models-dir", copy)
+    assert code == 0 and "1 versions checked" in out and "1 ok, 0 failed" in out
+    version = (copy / "BTCUSDT" / "price" / "latest").resolve()
+    model = version / "model.keras"
+    model.chmod(0o644)
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
+    assert code == 2 and "failed verification, refusing to load it: model.keras is modified" in err
+    assert len(err.strip().splitlines()) == 1
+    code, out, _ = run(capsys, "models", "verify", "BTCUSDT", "--models-dir", copy)
+    assert code == 1 and f"FAILED BTCUSDT/price/{version.name}: model.keras is modified" in out
+    code, out, _ = run(capsys, "models", "verify", "--json", "--models-dir", copy)
+    [row] = json.loads(out)
+    assert code == 1 and row["ok"] is False and row["problems"][0].startswith("model.keras is modified")

@@ -112,3 +112,61 @@ def test_default_location_follows_the_environment(tmp_path, monkeypatch):
     assert default_models_dir() == tmp_path
     monkeypatch.delenv("ATB_MODELS_DIR")
     assert default_models_dir().parts[-3:] == ("src", "ml", "models")  # a checkout
+
+
+def _stored(tmp_path):
+    store = ModelStore(tmp_path)
+    with store.new_version("BTCUSDT", "return", now=NOW) as staging:
+        _complete(staging)
+        (staging / "model.keras").write_bytes(bytes(range(256)) * 40)
+    return store, store.last_committed
+
+
+def test_a_stored_version_records_every_files_sha256(tmp_path):
+    import hashlib
+
+    store, version = _stored(tmp_path)
+    files = json.loads((version / "metadata.json").read_text())["files"]
+    assert sorted(files) == ["feature_schema.json", "model.keras", "model.onnx"]
+    assert files["model.keras"] == {"sha256": hashlib.sha256((version / "model.keras").read_bytes()).hexdigest(),
+                                    "bytes": 10240}
+    # SHA256SUMS covers metadata.json too, in sha256sum's own format
+    sums = dict(line.split("  ")[::-1] for line in (version / "SHA256SUMS").read_text().splitlines())
+    assert sorted(sums) == ["feature_schema.json", "metadata.json", "model.keras", "model.onnx"]
+    assert sums["metadata.json"] == hashlib.sha256((version / "metadata.json").read_bytes()).hexdigest()
+    assert store.resolve("BTCUSDT", "return") == version
+    [(name, problem, number, result)] = store.verify()
+    assert (name, problem, number, result.ok, result.checked) == ("BTCUSDT", "return", version.name, True, 4)
+
+
+@pytest.mark.parametrize(("file", "change", "reported"), [
+    ("model.keras", lambda data: data[:100] + bytes([data[100] ^ 1]) + data[101:], "model.keras is modified"),
+    ("model.keras", lambda data: data[:-1], "model.keras is truncated to 10239 of 10240 bytes"),
+    ("metadata.json", lambda data: data.replace(b'"bytes": 10240', b'"bytes": 10241'), "metadata.json is modified"),
+])
+def test_a_file_changed_by_one_byte_is_refused_on_load(tmp_path, file, change, reported):
+    store, version = _stored(tmp_path)
+    path = version / file
+    path.chmod(0o644)
+    path.write_bytes(change(path.read_bytes()))
+    with pytest.raises(StoreError, match=f"failed verification, refusing to load it: {reported}"):
+        store.resolve("BTCUSDT", "return")
+    with pytest.raises(StoreError, match="failed verification"):
+        store.find("BTCUSDT")
+    [(_, _, _, result)] = store.verify("BTCUSDT")
+    assert not result.ok and reported in result.summary()
+
+
+def test_missing_and_added_files_are_reported_and_old_versions_stay_loadable(tmp_path):
+    store, version = _stored(tmp_path)
+    (version / "model.onnx").unlink()
+    (version / "extra.bin").write_bytes(b"x")
+    problems = store.verify()[0][3].problems
+    assert problems == ("model.onnx is missing", "extra.bin was added after the version was stored")
+    # a version stored before checksums existed is loaded, and reported as unverifiable
+    old = tmp_path / "ETHUSDT" / "return" / "2023-01-01_00h_v1"
+    old.mkdir(parents=True)
+    _complete(old)
+    assert store.resolve("ETHUSDT", "return", "2023-01-01_00h_v1") == old
+    result = store.verify("ETHUSDT")[0][3]
+    assert result.ok and not result.sealed and "no checksums" in result.summary()

@@ -4,8 +4,9 @@ Layout: ``<root>/<NAME>/<problem>/<YYYY-MM-DD_HHh_vN>/`` where NAME is a symbol 
 name and problem is the problem's key (``return``, ``direction``, ``volatility``, or a user
 problem's name), with the native model file (``model.keras``, ``model.txt``), ``model.onnx``
 (unless the model cannot be exported, which its metadata says), ``metadata.json``,
-``feature_schema.json`` and plots; ``<root>/<NAME>/<problem>/latest`` points at the newest
-complete version. Files and folders are readable by other users (0644 / 0755).
+``feature_schema.json``, plots and ``SHA256SUMS``; ``<root>/<NAME>/<problem>/latest`` points at the newest
+complete version. Every file's sha256 is recorded on commit and checked on every load
+(:mod:`ml.training_pipeline.integrity`): a modified or truncated file is refused. Files and folders are readable by other users (0644 / 0755).
 
 A version is written into a hidden temporary folder and renamed into place in one step,
 so a crash or Ctrl-C never leaves a half version; an existing version is never
@@ -35,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.training_pipeline.config import check_symbol
+from ml.training_pipeline.integrity import Verification, seal, verify_version
 
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}h_v(\d+)$")
 _PROBLEM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -209,6 +211,10 @@ class ModelStore:
             missing.append(" or ".join(MODEL_FILES))
         if missing:
             raise StoreError(f"Refusing to store an incomplete version: missing {missing}")
+        try:
+            seal(staging)  # every file's sha256, checked whenever the version is loaded
+        except ValueError as error:
+            raise StoreError(f"Refusing to store a version whose metadata cannot record checksums: {error}") from None
         for path in staging.iterdir():
             os.chmod(path, 0o644)
         for _ in range(100):  # another writer may take the same number between listing and renaming
@@ -270,7 +276,27 @@ class ModelStore:
                 json.loads((path / json_file).read_text())
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise StoreError(f"Version {name!r} is corrupt: {json_file} is not valid JSON") from None
+        checked = verify_version(path)
+        if not checked.ok:
+            raise StoreError(f"Version {name!r} of {check_symbol(symbol)} ({target}) failed verification, refusing to "
+                             f"load it: {checked.summary()}. Check the store with: atb models verify")
         return path
+
+    def verify(self, symbol: str | None = None) -> list[tuple[str, str, str, Verification]]:
+        """Checks every stored version (of ``symbol``, or of every name) against its recorded checksums.
+
+        Returns:
+            ``(name, problem folder, version, Verification)`` per version, sorted.
+
+        Example:
+            >>> bad = [row for row in ModelStore(root).verify() if not row[3].ok]  # doctest: +SKIP
+        """
+        if not self.root.is_dir():
+            return []
+        names = [check_symbol(symbol)] if symbol else sorted(p.name for p in self.root.iterdir()
+                                                             if p.is_dir() and not p.name.startswith("."))
+        return [(name, problem, version, verify_version(self.target_dir(name, problem) / version))
+                for name in names for problem in self.problems(name) for version in self.versions(name, problem)]
 
     def find(self, symbol: str, version: str | None = None, target: str | None = None,
              timeframe: str | None = None, model_type: str | None = None) -> Path:
@@ -342,7 +368,7 @@ class ModelStore:
         if not self.root.is_dir():
             return []
         for folder in self.root.iterdir():
-            if not folder.is_dir() or folder.name == symbol:
+            if not folder.is_dir() or folder.name == symbol or folder.name.startswith("."):
                 continue
             for name in self._folders_of(folder.name, target) if target else self.problems(folder.name):
                 version = self.latest(folder.name, name)
@@ -361,7 +387,8 @@ class ModelStore:
         read is listed with ``corrupt`` set (and is never chosen by :meth:`find`)."""
         if not self.root.is_dir():
             return []
-        symbols = [check_symbol(symbol)] if symbol else sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        symbols = [check_symbol(symbol)] if symbol else sorted(p.name for p in self.root.iterdir()
+                                                                  if p.is_dir() and not p.name.startswith("."))
         rows = []
         for sym in symbols:
             for target in self.problems(sym):
