@@ -79,6 +79,13 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """How a training run survives a kill and where it runs (train model, train anomaly)."""
+    parser.add_argument("--resume", action="store_true",
+                        help="back the training state up after every epoch; after a kill, the same command with "
+                             "--resume continues from the last finished epoch (a changed configuration is refused)")
+
+
 def _window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-by", default="time", help="time (default), events or session")
     parser.add_argument("--window", help="window length: a duration for time windows (default 5min), a count for "
@@ -142,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--params-from", metavar="TUNE_RESULT", help="hyperparameters found by atb tune "
                        "(its best_hyperparameters.json or folder); --param values win")
     _run_options(model)
+    _training_options(model)
 
     from ml.training_pipeline.logs import LOG_FORMATS
 
@@ -165,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="weight of an anomalous training window (default: balanced = normal / anomalous)")
     _fit_options(anomaly, batch_size=32, patience=10)  # early stopping on validation F1, as the design has it
     _run_options(anomaly)
+    _training_options(anomaly)
 
     models = commands.add_parser(
         "models", help="inspect the model store", description="Inspect the model store: 'atb models list' shows "
@@ -472,7 +481,8 @@ def _run_training(args, config, problem=None) -> int:
     # With --json, stdout carries only the JSON document: progress and Keras' epoch lines go to stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         result = train(config, verbose=0 if args.quiet else None,
-                       log=None if args.quiet else (lambda line: print(line, flush=True)), problem=problem)
+                       log=None if args.quiet else (lambda line: print(line, flush=True)), problem=problem,
+                       resume=args.resume)
     if args.json:
         _print_json({"version_dir": str(result.version_dir), "problem": result.problem, "report": result.report,
                      "onnx": result.onnx,

@@ -123,7 +123,7 @@ def check_phases(phases: Any, known_groups: Sequence[str] | None = None) -> tupl
 def fit_curriculum(model, x, y, *, groups: Any, phases: Any, sample_weight: Any = None,
                    validation_data: tuple | None = None, batch_size: int = 128, seed: int = 42,
                    callbacks: Sequence[Any] = (), final_callbacks: Sequence[Any] = (),
-                   verbose: int | str = "auto") -> dict[str, list]:
+                   verbose: int | str = "auto", backup: Any = None, resume_from: int = 0) -> dict[str, list]:
     """Trains a compiled Keras model phase by phase, as one run.
 
     Args:
@@ -139,6 +139,9 @@ def fit_curriculum(model, x, y, *, groups: Any, phases: Any, sample_weight: Any 
         callbacks: callbacks for every phase.
         final_callbacks: callbacks for the last phase only (early stopping, learning-rate schedule).
         verbose: Keras verbosity.
+        backup: a :func:`ml.training_pipeline.resume.resumable_backup` callback, run last in every phase.
+        resume_from: epochs its backup holds: phases finished before them are skipped, and the phase they end in
+            continues where it stopped.
 
     Returns:
         One history: each logged series per epoch, plus ``phase`` (1-based phase number per epoch) and
@@ -163,25 +166,37 @@ def fit_curriculum(model, x, y, *, groups: Any, phases: Any, sample_weight: Any 
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     history: dict[str, list] = {}
     epoch = 0
+    def mark(number: int, phase: Phase, rows: np.ndarray, epochs: int) -> None:
+        history.setdefault("phase", []).extend([number] * epochs)
+        history.setdefault("phase_label", []).extend([phase.label] * epochs)
+        history.setdefault("phase_rows", []).extend([int(rows.size)] * epochs)
+
     for number, phase in enumerate(parsed, start=1):
         rows = np.arange(len(labels)) if phase.groups is None else np.flatnonzero(np.isin(labels, phase.groups))
         if rows.size == 0:
             raise ValueError(f"Curriculum phase {number} ({phase.label}) has no training rows")
-        if phase.learning_rate is not None:
-            model.optimizer.learning_rate = phase.learning_rate
         last = number == len(parsed)
+        # epochs of this phase a resumed run finished before it was interrupted (their logs are in the backup)
+        done = min(max(resume_from - epoch, 0), phase.epochs)
+        mark(number, phase, rows, done)
+        if done == phase.epochs and not last:
+            epoch += done
+            continue
+        if phase.learning_rate is not None:  # a resumed phase gets its schedule's value back from the backup
+            model.optimizer.learning_rate = phase.learning_rate
         phase_x = {k: np.asarray(v)[rows] for k, v in x.items()} if isinstance(x, Mapping) else np.asarray(x)[rows]
         dataset = to_tf_dataset(phase_x, np.asarray(y)[rows], batch_size, shuffle=True, seed=seed + number,
                                 sample_weight=None if weights is None else weights[rows])
-        fitted = model.fit(dataset, validation_data=validation, initial_epoch=epoch, epochs=epoch + phase.epochs,
-                           callbacks=[*callbacks, *(final_callbacks if last else ())], verbose=verbose, shuffle=False)
+        fitted = model.fit(dataset, validation_data=validation, initial_epoch=epoch + done,
+                           epochs=epoch + phase.epochs, verbose=verbose, shuffle=False,
+                           callbacks=[*callbacks, *(final_callbacks if last else ()), *([backup] if backup else [])])
         run = len(next(iter(fitted.history.values()), []))
         for key, values in fitted.history.items():
-            history.setdefault(key, [None] * len(history.get("phase", []))).extend(float(v) for v in values)
-        history.setdefault("phase", []).extend([number] * run)
-        history.setdefault("phase_label", []).extend([phase.label] * run)
-        history.setdefault("phase_rows", []).extend([int(rows.size)] * run)
-        epoch += run
+            column = history.setdefault(key, [])
+            column.extend([None] * (len(history["phase"]) - len(column)))
+            column.extend(float(v) for v in values)
+        mark(number, phase, rows, run)
+        epoch += done + run
     for values in history.values():  # a series logged only in later phases (e.g. learning_rate) is padded
         values.extend([None] * (epoch - len(values)))
     return history

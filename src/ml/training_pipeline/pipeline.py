@@ -263,16 +263,17 @@ def build_model(config: TrainingConfig, problem: Problem, data: ProblemData):
 
 
 def fit_built(model, config: TrainingConfig, problem: Problem, data: ProblemData, verbose: int = 0, log=None,
-              callbacks: list | None = None) -> dict[str, list[float]]:
+              callbacks: list | None = None, resume=None) -> dict[str, list[float]]:
     """Fits a model from :func:`build_model` as ``atb train`` does: the problem's monitor, the family's early
-    stopping and learning-rate schedule, ``config``'s budget and seed; returns the history."""
+    stopping and learning-rate schedule, ``config``'s budget and seed; returns the history (``resume``: a
+    :class:`~ml.training_pipeline.resume.ResumePlan` to back up to and continue from)."""
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
     monitor, monitor_callbacks = problem.fit_monitor(data)
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
                            seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
                            phases=config.curriculum, monitor=monitor, monitor_callbacks=monitor_callbacks,
-                           callbacks=callbacks)
+                           callbacks=callbacks, resume=resume)
     if log is not None:
         log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "
             f"for {adapter.budget(model, settings)} ...")
@@ -280,7 +281,7 @@ def fit_built(model, config: TrainingConfig, problem: Problem, data: ProblemData
 
 
 def fit_model(config: TrainingConfig, problem: Problem, data: ProblemData, verbose: int = 0, log=None,
-              callbacks: list | None = None):
+              callbacks: list | None = None, resume=None):
     """Builds and fits ``config``'s model: the one procedure of training, tuning and walk-forward evaluation, so a
     tuned trial's score is reproduced by training with its hyperparameters and seed.
 
@@ -288,10 +289,21 @@ def fit_model(config: TrainingConfig, problem: Problem, data: ProblemData, verbo
         ``(model, history)``.
     """
     model = build_model(config, problem, data)
-    return model, fit_built(model, config, problem, data, verbose, log, callbacks)
+    return model, fit_built(model, config, problem, data, verbose, log, callbacks, resume)
 
 
-def train(config: TrainingConfig, verbose: int | None = None, log=None, problem: Problem | None = None) -> TrainingResult:
+def _resume_plan(config: TrainingConfig, problem: Problem, adapter, store: ModelStore):
+    """The run's backup, checked against ``config`` before any data is read."""
+    from ml.training_pipeline.resume import plan_resume
+
+    if not adapter.supports_resume:
+        raise ValueError(f"--resume needs a model trained epoch by epoch (a Keras model); model_type="
+                         f"{config.model_type!r} is a {adapter.name} model, which retrains from scratch in seconds")
+    return plan_resume(store.root, config, problem.store_key)
+
+
+def train(config: TrainingConfig, verbose: int | None = None, log=None, problem: Problem | None = None,
+          resume: bool = False) -> TrainingResult:
     """Trains, evaluates, exports and stores one model.
 
     Args:
@@ -301,12 +313,15 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
         log: called with one line per stage (data loaded, training, export...).
         problem: a problem object (e.g. an :class:`~ml.training_pipeline.problems.ArraysProblem`
             on your own arrays); default: the OHLCV problem ``config.target`` names.
+        resume: back the training state up after every epoch and, when a backup of the same run exists (a
+            killed run), continue from its last finished epoch (see :mod:`~ml.training_pipeline.resume`).
 
     Returns:
         A :class:`TrainingResult`; the version folder is complete when this returns.
 
     Raises:
-        ValueError: bad data or settings (nothing is written to the store).
+        ValueError: bad data or settings (nothing is written to the store), or ``resume`` for a model that does
+            not train epoch by epoch or with a configuration that differs from its backup's.
 
     Example:
         >>> result = train(TrainingConfig(symbol="BTCUSDT", model_type="lstm", days=120, epochs=3))  # doctest: +SKIP
@@ -320,6 +335,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     store.check_writable()  # and a store that is a file or read-only, before the data is read
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
+    backup = _resume_plan(config, problem, adapter, store) if resume else None
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
     data = prepare(config, problem)
     timings["data_s"] = time.perf_counter() - started
@@ -336,7 +352,10 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
         log(f"data: {note}")
     log(f"split: {', '.join(f'{k} {v}' for k, v in data.row_counts.items())} (chronological; scaling fitted on train only)")
     fit_start = time.perf_counter()
-    model, history = fit_model(config, problem, data, verbose=verbose, log=log)
+    if backup is not None:
+        log(backup.describe())
+        backup.begin()
+    model, history = fit_model(config, problem, data, verbose=verbose, log=log, resume=backup)
     data = problem.fit_decision(problem.to_prediction(adapter.predict(model, data.validation.inputs), data), data)
     predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
     timings["fit_s"] = time.perf_counter() - fit_start
@@ -377,10 +396,14 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
             "onnx": onnx_report,
             "history": history,
             "timings": timings,
+            # epochs finished by an interrupted attempt this run continued from (0: it ran from the start)
+            "resumed_from_epoch": backup.finished_epochs if backup is not None else None,
             "library_versions": library_versions(),
             "python": sys.version.split()[0],
             "pid": os.getpid(),
         }
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    if backup is not None:  # the version is stored: nothing left to resume
+        backup.remove()
     return TrainingResult(store.last_committed, config, report, history, onnx_report, data.data,
                           data.row_counts, timings, problem.describe())

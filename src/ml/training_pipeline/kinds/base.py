@@ -53,6 +53,9 @@ class FitSettings:
     """Callbacks that write ``monitor`` into the epoch logs (e.g. ``ValidationF1``); they run first."""
     phases: Sequence[Any] | None = None
     """Curriculum phases (``curriculum.Phase``); the training rows' ``groups`` pick each phase's rows."""
+    resume: Any = None
+    """A :class:`~ml.training_pipeline.resume.ResumePlan`: back the training state up after every epoch and
+    continue from the backup (kinds with ``supports_resume``)."""
 
 
 class ModelKind:
@@ -63,6 +66,8 @@ class ModelKind:
     supports_gradients: bool = False
     supports_curriculum: bool = False
     """Whether :meth:`fit` can run curriculum phases (one optimizer carried across row subsets)."""
+    supports_resume: bool = False
+    """Whether :meth:`fit` honours ``FitSettings.resume`` (a backup of the training state after every epoch)."""
     model_file: str = ""
 
     def uncertainty_method(self, model: Any) -> str | None:

@@ -35,6 +35,7 @@ class KerasKind(ModelKind):
     name = KERAS
     supports_gradients = True
     supports_curriculum = True
+    supports_resume = True
     model_file = "model.keras"
 
     def uncertainty_method(self, model) -> str | None:
@@ -99,9 +100,15 @@ class KerasKind(ModelKind):
         from ml.training_pipeline.datasets import to_tf_dataset
 
         # the callbacks that compute a monitored value run before the ones that read it
-        callbacks = [*settings.monitor_callbacks,
-                     *self._callbacks(settings.callback_settings, settings.patience, settings.monitor, None)]
+        stateful = self._callbacks(settings.callback_settings, settings.patience, settings.monitor, None)
+        callbacks = [*settings.monitor_callbacks, *stateful]
         extra = list(settings.callbacks or ())
+        backup = None
+        if settings.resume is not None:
+            from ml.training_pipeline.resume import resumable_backup
+
+            # last in every list: it restores the early-stopping and schedule counters after they reset them
+            backup = resumable_backup(settings.resume, stateful)
         keras_verbose = settings.verbose
         if settings.verbose == 2:  # not a terminal: our flushed lines with elapsed time and time left
             from ml.training_pipeline.kinds.progress import progress_callback
@@ -114,22 +121,25 @@ class KerasKind(ModelKind):
 
             if train.groups is None:
                 raise ValueError("Curriculum phases need groups in the training data. Received: groups=None")
-            return fit_curriculum(
+            history = fit_curriculum(
                 model, _model_argument(model, train.inputs), train.y, groups=train.groups, phases=settings.phases,
                 sample_weight=train.weight, batch_size=settings.batch_size, seed=settings.seed,
                 validation_data=(_model_argument(model, validation.inputs), validation.y, validation.weight),
-                callbacks=extra, final_callbacks=callbacks, verbose=keras_verbose)
+                callbacks=extra, final_callbacks=callbacks, verbose=keras_verbose, backup=backup,
+                resume_from=settings.resume.finished_epochs if backup is not None else 0)
+            return history if backup is None else backup.merged_history(history)
         history = model.fit(
             to_tf_dataset(_model_argument(model, train.inputs), train.y, settings.batch_size, shuffle=True,
                           seed=settings.seed, sample_weight=train.weight),
             validation_data=to_tf_dataset(_model_argument(model, validation.inputs), validation.y, 1024,
                                           shuffle=False, sample_weight=validation.weight),
             epochs=settings.epochs or DEFAULT_EPOCHS,
-            callbacks=[*callbacks, *extra],
+            callbacks=[*callbacks, *extra, *([backup] if backup is not None else [])],
             verbose=keras_verbose,
             shuffle=False,  # the training dataset shuffles itself, with the configured seed
         )
-        return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        return history if backup is None else backup.merged_history(history)
 
     def budget(self, model, settings: FitSettings) -> str:
         if settings.phases:
