@@ -84,6 +84,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="back the training state up after every epoch; after a kill, the same command with "
                              "--resume continues from the last finished epoch (a changed configuration is refused)")
+    parser.add_argument("--distribute", default="none", metavar="{none,mirrored,multi-worker}",
+                        help="tf.distribute strategy (default none): mirrored = one replica per local GPU; "
+                             "multi-worker = the hosts TF_CONFIG lists (run the same command on each; try it here "
+                             "with atb cluster-local N -- atb train ...); --batch-size is the global batch")
 
 
 def _window_options(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ml import __version__
 
     parser.add_argument("--version", action="version", version=f"atb-ml {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{train,models,predict,evaluate,benchmark,tune,diagnose}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,models,predict,evaluate,benchmark,tune,cluster-local,diagnose}")
 
     train = commands.add_parser(
         "train", help="train a model", description="Train a model: 'atb train model SYMBOL --model-type T' trains, "
@@ -278,6 +282,23 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--directory", help="where the search keeps its state and result (default ./atb_tuning)")
     _run_options(tune)
 
+    cluster = commands.add_parser(
+        "cluster-local", help="run a command as N local cluster processes (multi-worker training or tuning)",
+        description="Starts N local processes of the command after '--' on free loopback ports, each told its role "
+                    "the way the engines read it: TF_CONFIG for tf.distribute workers (default), or keras-tuner's "
+                    "KERASTUNER_* variables for a chief and N tuner workers (--tuner). Output lines are prefixed "
+                    "with the role; when one process fails the others are stopped.",
+        epilog="examples:\n  atb cluster-local 2 -- atb train model BTCUSDT --model-type tcn --distribute multi-worker\n"
+               "  atb cluster-local 2 --tuner -- atb tune BTCUSDT --model-type tcn --tuner random --max-trials 8",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    cluster.add_argument("workers", type=int, help="workers to start (with --tuner: besides the chief)")
+    cluster.add_argument("--tuner", action="store_true", help="a keras-tuner chief and workers instead of "
+                         "tf.distribute workers")
+    cluster.add_argument("--port", type=int, help="first port (default: free ports)")
+    cluster.add_argument("cluster_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
+                         help="the command every process runs")
+    cluster.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
     evaluate = commands.add_parser("evaluate", help="metrics and naive baselines of a stored model on a data file")
     evaluate.add_argument("symbol")
     evaluate.add_argument("--version", dest="model_version", help="stored version (default: latest)")
@@ -397,6 +418,7 @@ def _train(args) -> int:
         batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate, seed=args.seed,
         days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=data_path,
         exchange=args.exchange, models_dir=args.models_dir, model_kwargs=_model_kwargs(args),
+        distribute=args.distribute,
     )
     return _run_training(args, config)
 
@@ -471,7 +493,8 @@ def _train_anomaly(args) -> int:
                                 pos_weight=_number_or_word(args.pos_weight))
     config = TrainingConfig(symbol=args.name, model_type=args.model_type, variant=args.variant, epochs=args.epochs,
                             batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate,
-                            seed=args.seed, models_dir=args.models_dir, model_kwargs=parse_params(args.param))
+                            seed=args.seed, models_dir=args.models_dir, model_kwargs=parse_params(args.param),
+                            distribute=args.distribute)
     return _run_training(args, config, problem)
 
 
@@ -526,6 +549,14 @@ def _models_list(args) -> int:
               f"{row['variant'] or '?':<12}{row.get('timeframe') or '-':<4}{data:<28}{text}")
     print("* latest of its target")
     return 0
+
+
+def _cluster_local(args) -> int:
+    from ml.training_pipeline.cluster import run_local_cluster
+
+    command = args.cluster_command[1:] if args.cluster_command[:1] == ["--"] else args.cluster_command
+    return run_local_cluster(args.workers, command, "tuner" if args.tuner else "tf", args.port,
+                             start_delay_s=2.0 if args.tuner else 0.0)
 
 
 def _models_verify(args) -> int:
@@ -680,7 +711,8 @@ def _diagnose(args) -> int:
 
 HANDLERS = {("train", "model"): _train, ("train", "anomaly"): _train_anomaly, ("models", "list"): _models_list, ("predict", None): _predict,
             ("evaluate", None): _evaluate, ("benchmark", None): _benchmark, ("tune", None): _tune,
-            ("diagnose", None): _diagnose, ("models", "verify"): _models_verify}
+            ("diagnose", None): _diagnose, ("models", "verify"): _models_verify,
+            ("cluster-local", None): _cluster_local}
 
 
 def main(argv: list[str] | None = None) -> int:

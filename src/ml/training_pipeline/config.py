@@ -83,6 +83,8 @@ class TrainingConfig:
         uncertainty_samples: forward passes for the test-part interval of a sampling model (>= 2).
         curriculum: phases as ``"BTCUSDT:10,all:40"`` or a list of
             :class:`~ml.training_pipeline.curriculum.Phase`; replaces ``epochs`` (their sum).
+        distribute: ``none``, ``mirrored`` (one replica per local GPU) or ``multi-worker`` (the hosts ``TF_CONFIG``
+            lists); see :mod:`ml.training_pipeline.distribute`. ``batch_size`` is then the global batch.
 
     Example:
         >>> config = TrainingConfig(symbol="BTCUSDT", model_type="tcn", days=365, epochs=5)
@@ -117,6 +119,7 @@ class TrainingConfig:
     pos_weight: float | str | None = None
     uncertainty_samples: int = 50
     curriculum: Any = None
+    distribute: str = "none"
 
     def __post_init__(self):
         # importing the factory fills the registry (cheap: no TensorFlow)
@@ -131,6 +134,9 @@ class TrainingConfig:
             raise unknown_name_error("variant", self.variant, spec.variants)
         if self.timeframe not in TIMEFRAMES:
             raise unknown_name_error("timeframe", self.timeframe, TIMEFRAMES)
+        from ml.training_pipeline.distribute import check_strategy
+
+        check_strategy(self.distribute)
         check_positive_int("sequence_length", self.sequence_length, minimum=2)
         if self.horizon is not None:
             check_positive_int("horizon", self.horizon)

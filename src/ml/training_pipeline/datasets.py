@@ -285,4 +285,7 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
     # benchmarks/tf_data_autotune.py); the data are in memory, so a fixed prefetch loses nothing
     options = tf.data.Options()
     options.autotune.enabled = False
+    # under a multi-worker strategy each worker reads its share of every batch (in-memory data has no files to
+    # shard by; saying so spares TensorFlow's fallback warning)
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.batch(batch_size).prefetch(2).with_options(options)

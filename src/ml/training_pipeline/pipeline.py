@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.training_pipeline.config import TrainingConfig
+from ml.training_pipeline.distribute import make_distribution, read_tf_config
 from ml.training_pipeline.evaluation import format_report
 from ml.training_pipeline.kinds import get_kind
 from ml.training_pipeline.kinds.base import FitSettings
@@ -48,9 +49,11 @@ class TrainingResult:
         row_counts: windows (or rows) per split.
         timings: seconds per stage.
         problem: the problem's description (type, name, task).
+        distribution: strategy, replicas, workers and this process's task; ``version_dir`` is ``None`` on a
+            multi-worker cluster's non-chief workers, which store nothing.
     """
 
-    version_dir: Path
+    version_dir: Path | None
     config: TrainingConfig
     report: dict
     history: dict
@@ -59,9 +62,15 @@ class TrainingResult:
     row_counts: dict
     timings: dict = field(default_factory=dict)
     problem: dict = field(default_factory=dict)
+    distribution: dict = field(default_factory=dict)
 
     def table(self) -> str:
         """The compact end-of-training table."""
+        if self.version_dir is None:
+            epochs = len(next(iter(self.history.values()), []))
+            return (f"{self.distribution.get('task')}: trained {self.config.model_type} ({self.config.variant}) for "
+                    f"{epochs} epochs with {self.distribution.get('replicas')} replicas; the chief evaluates and "
+                    "stores the version")
         counts = ", ".join(f"{k.split('_')[0]} {v}" for k, v in self.row_counts.items()
                            if k.split("_")[0] in ("train", "validation", "test"))
         source = self.data.get("source", "?")
@@ -245,8 +254,11 @@ def prepare(config: TrainingConfig, problem: Problem) -> ProblemData:
     return fit_inputs_to_model(config, problem, apply_grouping(config, problem.prepare(config), adapter))
 
 
-def build_model(config: TrainingConfig, problem: Problem, data: ProblemData):
-    """``config``'s model for the data, built after seeding everything with ``config.seed`` (deterministic ops on)."""
+def build_model(config: TrainingConfig, problem: Problem, data: ProblemData, distribution=None):
+    """``config``'s model for the data, built after seeding everything with ``config.seed`` (deterministic ops on),
+    inside ``distribution``'s strategy scope when one is given (:func:`~ml.training_pipeline.distribute.make_distribution`)."""
+    import contextlib
+
     import keras
     import tensorflow as tf
 
@@ -258,8 +270,9 @@ def build_model(config: TrainingConfig, problem: Problem, data: ProblemData):
     tf.config.experimental.enable_op_determinism()
     # estimators that take a seed get the run's seed unless the user set one
     seeded = {"random_state": config.seed} if "random_state" in spec.variants[config.variant] else {}
-    return create_model(config.model_type, {s.name: s.shape for s in data.inputs}, variant=config.variant,
-                        task=problem.task, **_model_arguments(config, data, **seeded))
+    with distribution.strategy.scope() if distribution is not None else contextlib.nullcontext():
+        return create_model(config.model_type, {s.name: s.shape for s in data.inputs}, variant=config.variant,
+                            task=problem.task, **_model_arguments(config, data, **seeded))
 
 
 def fit_built(model, config: TrainingConfig, problem: Problem, data: ProblemData, verbose: int = 0, log=None,
@@ -281,15 +294,23 @@ def fit_built(model, config: TrainingConfig, problem: Problem, data: ProblemData
 
 
 def fit_model(config: TrainingConfig, problem: Problem, data: ProblemData, verbose: int = 0, log=None,
-              callbacks: list | None = None, resume=None):
+              callbacks: list | None = None, resume=None, distribution=None):
     """Builds and fits ``config``'s model: the one procedure of training, tuning and walk-forward evaluation, so a
     tuned trial's score is reproduced by training with its hyperparameters and seed.
 
     Returns:
         ``(model, history)``.
     """
-    model = build_model(config, problem, data)
+    model = build_model(config, problem, data, distribution)
     return model, fit_built(model, config, problem, data, verbose, log, callbacks, resume)
+
+
+def _undistributed(model, config: TrainingConfig, problem: Problem, data: ProblemData):
+    """The trained weights in a model outside any strategy: the chief predicts, exports and saves it alone (a
+    multi-worker model would wait for the other workers at every prediction)."""
+    copy = build_model(config, problem, data)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _resume_plan(config: TrainingConfig, problem: Problem, adapter, store: ModelStore):
@@ -299,7 +320,20 @@ def _resume_plan(config: TrainingConfig, problem: Problem, adapter, store: Model
     if not adapter.supports_resume:
         raise ValueError(f"--resume needs a model trained epoch by epoch (a Keras model); model_type="
                          f"{config.model_type!r} is a {adapter.name} model, which retrains from scratch in seconds")
-    return plan_resume(store.root, config, problem.store_key)
+    role = read_tf_config() if config.distribute == "multi-worker" else None
+    # every worker of a cluster keeps its own backup (the same state: they resume together)
+    return plan_resume(store.root, config, problem.store_key, worker=role.rank if role else None)
+
+
+def _check_distribution(config: TrainingConfig, adapter) -> None:
+    """A strategy the model kind can train under, and for ``multi-worker`` a valid ``TF_CONFIG`` (before any data)."""
+    if config.distribute == "none":
+        return
+    if not adapter.supports_distribution:
+        raise ValueError(f"distribute={config.distribute!r} needs a model of the factory's Keras kind; model_type="
+                         f"{config.model_type!r} is a {adapter.name} model. Accepted: distribute='none'")
+    if config.distribute == "multi-worker":
+        read_tf_config()
 
 
 def train(config: TrainingConfig, verbose: int | None = None, log=None, problem: Problem | None = None,
@@ -335,10 +369,16 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     store.check_writable()  # and a store that is a file or read-only, before the data is read
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
+    _check_distribution(config, adapter)
     backup = _resume_plan(config, problem, adapter, store) if resume else None
+    resumed_from = backup.finished_epochs if backup is not None else None
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
     data = prepare(config, problem)
     timings["data_s"] = time.perf_counter() - started
+    # before any TensorFlow op: a multi-worker strategy connects to the other workers here (and waits for them)
+    distribution = make_distribution(config.distribute)
+    if distribution is not None:
+        log(distribution.describe(config.batch_size))
 
     from ml.training_pipeline.export import export_onnx
 
@@ -355,7 +395,21 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     if backup is not None:
         log(backup.describe())
         backup.begin()
-    model, history = fit_model(config, problem, data, verbose=verbose, log=log, resume=backup)
+    model, history = fit_model(config, problem, data, verbose=verbose, log=log, resume=backup,
+                               distribution=distribution)
+    record = distribution.record() if distribution is not None else {
+        "strategy": "none", "replicas": 1, "workers": 1, "task": "single process"}
+    if distribution is not None:
+        if backup is not None and distribution.role is not None:
+            # the workers resume together or not at all: a backup left on one host only would desynchronise them
+            backup.remove()
+            backup = None
+        if not distribution.is_chief:
+            log(f"{distribution.role.describe()}: training finished; the chief evaluates, exports and stores")
+            timings["fit_s"] = time.perf_counter() - fit_start
+            return TrainingResult(None, config, {}, history, {}, data.data, data.row_counts, timings,
+                                  problem.describe(), record)
+        model = _undistributed(model, config, problem, data)
     data = problem.fit_decision(problem.to_prediction(adapter.predict(model, data.validation.inputs), data), data)
     predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
     timings["fit_s"] = time.perf_counter() - fit_start
@@ -397,7 +451,8 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
             "history": history,
             "timings": timings,
             # epochs finished by an interrupted attempt this run continued from (0: it ran from the start)
-            "resumed_from_epoch": backup.finished_epochs if backup is not None else None,
+            "resumed_from_epoch": resumed_from,
+            "distribution": record,
             "library_versions": library_versions(),
             "python": sys.version.split()[0],
             "pid": os.getpid(),
@@ -406,4 +461,4 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     if backup is not None:  # the version is stored: nothing left to resume
         backup.remove()
     return TrainingResult(store.last_committed, config, report, history, onnx_report, data.data,
-                          data.row_counts, timings, problem.describe())
+                          data.row_counts, timings, problem.describe(), record)

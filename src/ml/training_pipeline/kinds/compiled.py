@@ -24,6 +24,7 @@ class CompiledKerasKind(KerasKind):
     """Calls ``spec.builder(input_shape, **params)``; the function's model must have one float window input."""
 
     name = COMPILED
+    supports_distribution = False  # the plug-in's own keras.Model lacks the multi-worker fixes of the factory's
 
     def supports_task(self, task: Task) -> bool:
         # the plug-in chose its own head: only the single-output regression the guide's template builds

@@ -36,6 +36,7 @@ class KerasKind(ModelKind):
     supports_gradients = True
     supports_curriculum = True
     supports_resume = True
+    supports_distribution = True  # the factory's model class carries Keras' multi-worker fixes
     model_file = "model.keras"
 
     def uncertainty_method(self, model) -> str | None:
@@ -63,8 +64,15 @@ class KerasKind(ModelKind):
         # the plain metrics (and keep their plain names: "mae", "rmse", "accuracy").
         optimizer = (keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0) if weight_decay is None else
                      keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=1.0))
-        model.compile(optimizer=optimizer, loss=task.loss(), weighted_metrics=list(task.metrics),
-                      **{**DEFAULT_COMPILE_SETTINGS, **spec.compile_settings})
+        settings = {**DEFAULT_COMPILE_SETTINGS, **spec.compile_settings}
+        import tensorflow as tf
+
+        from ml.training_pipeline.distribute import is_collective_multi_worker
+
+        if is_collective_multi_worker(tf.distribute.get_strategy()):
+            # Keras 3.15's multi-step loop feeds a placeholder the collective strategy cannot (one step per call)
+            settings["steps_per_execution"] = 1
+        model.compile(optimizer=optimizer, loss=task.loss(), weighted_metrics=list(task.metrics), **settings)
         return model
 
     def declared_inputs(self, model) -> tuple[TensorSpec, ...]:

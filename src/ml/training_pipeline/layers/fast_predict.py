@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from ml.training_pipeline.layers.multi_worker import MultiWorkerTrainingFixes
+
 _KERAS_DEFAULT_BATCH = 32
 
 
@@ -30,8 +32,9 @@ def _rows(x) -> int | None:
 
 
 @keras.saving.register_keras_serializable(package="ml")
-class FastPredictModel(keras.Model):
-    """``keras.Model(inputs, outputs)`` with a fast path in :meth:`predict` for one small batch.
+class FastPredictModel(MultiWorkerTrainingFixes, keras.Model):
+    """``keras.Model(inputs, outputs)`` with a fast path in :meth:`predict` for one small batch (and the fixes
+    Keras needs to train under ``MultiWorkerMirroredStrategy``, see :mod:`.multi_worker`).
 
     Example:
         >>> inputs = keras.Input((4,))
