@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cluster = commands.add_parser(
         "cluster-local", help="run a command as N local cluster processes (multi-worker training or tuning)",
+        usage="atb cluster-local [-h] [--tuner] [--port PORT] WORKERS -- COMMAND ...",
         description="Starts N local processes of the command after '--' on free loopback ports, each told its role "
                     "the way the engines read it: TF_CONFIG for tf.distribute workers (default), or keras-tuner's "
                     "KERASTUNER_* variables for a chief and N tuner workers (--tuner). Output lines are prefixed "
@@ -295,8 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--tuner", action="store_true", help="a keras-tuner chief and workers instead of "
                          "tf.distribute workers")
     cluster.add_argument("--port", type=int, help="first port (default: free ports)")
-    cluster.add_argument("cluster_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
-                         help="the command every process runs")
+    cluster.set_defaults(cluster_command=[])  # what follows '--' (main() splits it off before parsing)
     cluster.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     evaluate = commands.add_parser("evaluate", help="metrics and naive baselines of a stored model on a data file")
@@ -435,9 +435,10 @@ def _model_kwargs(args) -> dict[str, Any]:
 
 def _tune(args) -> int:
     from ml.training_pipeline.config import TrainingConfig
-    from ml.training_pipeline.tuning import check_search, tune
+    from ml.training_pipeline.tuning import check_search, tune, tuner_role
 
     check_search(args.tuner, args.max_trials)  # before any data is read
+    tuner_role()  # and the KERASTUNER_* variables of a distributed search
     config = TrainingConfig(symbol=args.symbol, model_type=args.model_type, variant=args.variant,
                             timeframe=args.timeframe, target=args.target, sequence_length=args.sequence_length,
                             epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
@@ -449,10 +450,17 @@ def _tune(args) -> int:
                       directory=args.directory, verbose=0 if args.quiet else 1, log=log)
     if args.json:
         _print_json({"best_params": result.best_params, "best_val_loss": result.best_val_loss,
-                     "path": str(result.path), "resumed_trials": result.resumed_trials,
-                     "trials": [t.__dict__ for t in result.trials], "space": result.space})
+                     "path": str(result.path) if result.path else None, "resumed_trials": result.resumed_trials,
+                     "role": result.role, "trials": [t.__dict__ for t in result.trials], "space": result.space})
+        return 0
+    if result.path is None:  # a distributed search's worker
+        print(f"{result.role}: trained {len(result.trials)} trial(s) ({', '.join(t.trial_id for t in result.trials)})"
+              "; the chief holds every result and writes the best")
         return 0
     scored = sorted((t for t in result.trials if t.val_loss is not None), key=lambda t: t.val_loss)
+    workers = sorted({t.worker for t in result.trials if t.worker})
+    if workers:
+        print("trials per worker: " + ", ".join(f"{w} {sum(t.worker == w for t in result.trials)}" for w in workers))
     print(f"{len(result.trials)} trials ({result.resumed_trials} resumed); best validation loss "
           f"{result.best_val_loss:.5f} (trial {scored[0].trial_id}); worst {scored[-1].val_loss:.5f}")
     print("best hyperparameters: " + json.dumps(result.best_params))
@@ -554,8 +562,7 @@ def _models_list(args) -> int:
 def _cluster_local(args) -> int:
     from ml.training_pipeline.cluster import run_local_cluster
 
-    command = args.cluster_command[1:] if args.cluster_command[:1] == ["--"] else args.cluster_command
-    return run_local_cluster(args.workers, command, "tuner" if args.tuner else "tf", args.port,
+    return run_local_cluster(args.workers, args.cluster_command, "tuner" if args.tuner else "tf", args.port,
                              start_delay_s=2.0 if args.tuner else 0.0)
 
 
@@ -718,7 +725,15 @@ HANDLERS = {("train", "model"): _train, ("train", "anomaly"): _train_anomaly, ("
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``atb``; returns the exit code."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # cluster-local's own options may follow N; everything after the first '--' is the command it runs
+    tail = None
+    if argv[:1] == ["cluster-local"] and "--" in argv:
+        cut = argv.index("--")
+        argv, tail = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    if tail is not None:
+        args.cluster_command = tail
     handler = HANDLERS.get((args.command, getattr(args, "what", None)))
     if handler is None:
         if args.command is None:

@@ -113,3 +113,42 @@ def test_two_local_workers_train_one_model_the_chief_stores(tmp_path, capsys):
     for a, b in ((distributed["history"]["val_loss"][-1], single["history"]["val_loss"][-1]),
                  (distributed["metrics"]["model"]["rmse"], single["metrics"]["model"]["rmse"])):
         assert abs(a - b) / abs(b) < RELATIVE_TOLERANCE, (a, b)
+
+
+TUNE = ["tune", "BTCUSDT", "--model-type", "lstm", "--variant", "tiny", "--tuner", "random", "--max-trials", "4",
+        "--epochs", "1", "--days", "30", "--sequence-length", "24"]
+
+
+def test_a_chief_and_two_tuner_workers_share_one_search(tmp_path, capsys):
+    """keras-tuner's chief/worker mode through KERASTUNER_*: the trials are split between the workers, and the
+    chief (which trains nothing) holds every result and writes the best."""
+    from ml.training_pipeline.tuning import BEST_FILE, WORKER_FILE
+
+    code = main(["cluster-local", "2", "--tuner", "--", "atb", *TUNE, "--directory", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    [project] = list(tmp_path.iterdir())
+    result = json.loads((project / BEST_FILE).read_text())
+    trials = result["trials"]
+    assert len(trials) == 4 and all(t["status"] == "COMPLETED" and t["val_loss"] > 0 for t in trials)
+    assert result["val_loss"] == min(t["val_loss"] for t in trials)
+    by_worker = {w: [t["trial_id"] for t in trials if t["worker"] == w] for w in ("tuner0", "tuner1")}
+    assert all(by_worker.values()), by_worker  # each worker trained at least one trial
+    assert sorted(by_worker["tuner0"] + by_worker["tuner1"]) == sorted(t["trial_id"] for t in trials)
+    records = [json.loads(p.read_text()) for p in project.glob(f"trial_*/{WORKER_FILE}")]
+    assert len({r["pid"] for r in records}) == 2  # two processes trained, neither of them the chief
+    assert "[chief] trials per worker: tuner0" in out and "[tuner0] tuner0: trained" in out
+    assert "[chief] saved" in out and "[tuner0] saved" not in out
+
+
+@pytest.mark.parametrize(("variables", "fragment"), [
+    ({"KERASTUNER_ORACLE_IP": "127.0.0.1"}, "KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_PORT are not set"),
+    ({"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": "http", "KERASTUNER_TUNER_ID": "chief"},
+     "KERASTUNER_ORACLE_PORT must be a port number 1..65535. Received: 'http'"),
+])
+def test_bad_tuner_cluster_variables(tmp_path, capsys, monkeypatch, variables, fragment):
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert main([*TUNE, "--directory", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1 and not any(tmp_path.iterdir())

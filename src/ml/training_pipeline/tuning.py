@@ -7,6 +7,13 @@ tuple or a word is a choice among the presets' values; what all presets share st
 trains (:func:`ml.training_pipeline.pipeline.fit_model`: same splits, seed, deterministic ops,
 early stopping) and scored by its best validation loss; the test part is never read.
 
+Several processes share one search the way keras-tuner distributes it: with ``KERASTUNER_TUNER_ID``,
+``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set, the process whose id contains ``chief`` runs the
+oracle (it trains nothing and, when every trial is done, holds all results and writes the best), every other
+process is a worker that asks the chief for trials and trains them. All processes run the same command with the
+same ``--directory`` (a shared folder across hosts); ``atb cluster-local N --tuner -- atb tune ...`` starts a
+chief and N workers on this machine. Each trial's folder records the worker that ran it (``worker.json``).
+
 The search keeps its state in a project folder named after everything that defines it, so the
 same call after an interruption resumes where it stopped (finished trials are not rerun). The
 best hyperparameters are written to ``best_hyperparameters.json``, which ``atb train
@@ -147,6 +154,36 @@ class Trial:
     params: dict[str, Any]
     val_loss: float | None
     status: str
+    worker: str | None = None
+    """The keras-tuner id of the process that trained it (``None`` in a search of one process)."""
+
+
+WORKER_FILE = "worker.json"
+TUNER_VARIABLES = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
+def tuner_role(environ: Mapping[str, str] | None = None) -> str | None:
+    """This process's keras-tuner id in a distributed search (``chief``, ``tuner0``...), or ``None`` alone.
+
+    Raises:
+        ValueError: some of the ``KERASTUNER_*`` variables set but not all, or a port that is not a number
+            (before any data is read).
+    """
+    import os
+
+    environ = os.environ if environ is None else environ
+    present = [name for name in TUNER_VARIABLES if environ.get(name)]
+    if not present:
+        return None
+    if len(present) < len(TUNER_VARIABLES):
+        missing = [name for name in TUNER_VARIABLES if name not in present]
+        raise ValueError(f"A distributed search needs all of {', '.join(TUNER_VARIABLES)}; {', '.join(missing)} "
+                         f"{'is' if len(missing) == 1 else 'are'} not set. Received: "
+                         + ", ".join(f"{name}={environ[name]!r}" for name in present))
+    port = environ["KERASTUNER_ORACLE_PORT"]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"KERASTUNER_ORACLE_PORT must be a port number 1..65535. Received: {port!r}")
+    return environ["KERASTUNER_TUNER_ID"]
 
 
 @dataclass(frozen=True)
@@ -157,8 +194,11 @@ class TuneResult:
         best_params: the best trial's hyperparameters (tuned and fixed), ready for ``model_kwargs``.
         best_val_loss: its best validation loss.
         trials: every trial with its values and score.
-        path: the ``best_hyperparameters.json`` written.
+        path: the ``best_hyperparameters.json`` written (``None`` on a distributed search's workers: the chief
+            writes it).
         resumed_trials: trials that were already done when this call started.
+        role: this process's keras-tuner id in a distributed search (``None`` alone); a worker's ``trials`` are
+            the ones it trained.
     """
 
     model_type: str
@@ -166,9 +206,10 @@ class TuneResult:
     best_params: dict[str, Any]
     best_val_loss: float
     trials: list[Trial]
-    path: Path
+    path: Path | None
     resumed_trials: int = 0
     space: dict[str, Any] = field(default_factory=dict)
+    role: str | None = None
 
 
 def check_search(tuner: str, max_trials: object) -> None:
@@ -218,6 +259,7 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
     from ml.training_pipeline.problems import get_problem
 
     check_search(tuner, max_trials)
+    role = tuner_role()
     spec = get_spec(config.model_type)
     if spec.kind == "estimator":
         raise ValueError(f"atb tune searches neural models with keras-tuner; model_type={spec.name!r} is a tree "
@@ -248,29 +290,45 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
     objective = kt.Objective("val_loss", direction="min")
     common = {"objective": objective, "seed": config.seed, "directory": str(folder), "project_name": name,
               "overwrite": False}
-    if tuner == "bayesian":
-        search = kt.BayesianOptimization(PresetHyperModel(), max_trials=max_trials, **common)
-    elif tuner == "random":
-        search = kt.RandomSearch(PresetHyperModel(), max_trials=max_trials, **common)
-    else:
-        search = kt.Hyperband(PresetHyperModel(), max_epochs=epochs, factor=3, **common)
+    classes = {"bayesian": kt.BayesianOptimization, "random": kt.RandomSearch, "hyperband": kt.Hyperband}
+    budget = {"max_epochs": epochs, "factor": 3} if tuner == "hyperband" else {"max_trials": max_trials}
+    search = _recording_worker(classes[tuner])(PresetHyperModel(), **budget, **common)
+    if tuner == "hyperband":
         search.oracle.max_trials = max_trials  # Hyperband has no max_trials of its own; the oracle honours it
-    done = sum(t.status == "COMPLETED" for t in search.oracle.trials.values())
+    done = 0 if role and "chief" not in role else sum(t.status == "COMPLETED" for t in search.oracle.trials.values())
     if done and log:
         log(f"resuming {folder / name}: {done} trial(s) already done")
     if log:
+        where = "" if role is None else (
+            f" as keras-tuner's chief (the oracle at {_oracle_address()}; the workers train)" if "chief" in role
+            else f" as worker {role} of the chief at {_oracle_address()}")
         log(f"searching {len(dims)} hyperparameters of {spec.name} ({', '.join(dims) or 'none'}) with {tuner}, "
-            f"up to {max_trials} trials; objective: validation loss")
+            f"up to {max_trials} trials{where}; objective: validation loss")
     search.search(verbose=verbose)
-    trials = []
-    for trial in sorted(search.oracle.trials.values(), key=lambda t: t.trial_id):
-        score = float(trial.score) if trial.score is not None and math.isfinite(trial.score) else None
+
+    def decode(values: Mapping[str, Any]) -> dict[str, Any]:
         decoded = {}
-        for key, value in trial.hyperparameters.values.items():
+        for key, value in values.items():
             if key in dims:  # keras-tuner's own entries ("tuner/epochs"...) are not hyperparameters
                 choices = dims[key].choices
                 decoded[key] = {_choice_key(c): c for c in choices}[value] if choices else value
-        trials.append(Trial(trial.trial_id, _jsonable({**fixed, **decoded}), score, str(trial.status)))
+        return _jsonable({**fixed, **decoded})
+
+    if role is not None and "chief" not in role:  # a worker: the trials it trained, as it recorded them
+        mine = [json.loads(p.read_text()) for p in sorted((folder / name).glob(f"trial_*/{WORKER_FILE}"))]
+        trials = [Trial(r["trial_id"], decode(r["values"]), r["val_loss"], r["status"], role)
+                  for r in mine if r["worker"] == role]
+        scored = [t for t in trials if t.val_loss is not None]
+        best = min(scored, key=lambda t: t.val_loss) if scored else None
+        return TuneResult(spec.name, config.variant, best.params if best else {},
+                          best.val_loss if best else float("nan"), trials, None, 0,
+                          {k: d.to_dict() for k, d in dims.items()}, role)
+    trials = []
+    for trial in sorted(search.oracle.trials.values(), key=lambda t: t.trial_id):
+        score = float(trial.score) if trial.score is not None and math.isfinite(trial.score) else None
+        record = Path(search.get_trial_dir(trial.trial_id)) / WORKER_FILE
+        worker = json.loads(record.read_text())["worker"] if record.is_file() else None
+        trials.append(Trial(trial.trial_id, decode(trial.hyperparameters.values), score, str(trial.status), worker))
     scored = [t for t in trials if t.val_loss is not None]
     if not scored:
         raise ValueError(f"No trial of the search finished with a validation loss ({len(trials)} trials). See {folder / name}")
@@ -284,7 +342,34 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
     tmp.write_text(json.dumps(payload, indent=2, default=str))
     tmp.replace(path)  # a reader never sees half a file
     return TuneResult(spec.name, config.variant, best.params, best.val_loss, trials, path, done,
-                      payload["space"])
+                      payload["space"], role)
+
+
+def _oracle_address() -> str:
+    import os
+
+    return f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+
+
+def _recording_worker(tuner_class):
+    """``tuner_class`` whose trials record, in their folder, the process that trained them and its score."""
+    import os
+
+    class RecordingTuner(tuner_class):
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            worker = os.environ.get("KERASTUNER_TUNER_ID")
+            if worker is None:
+                return
+            ended = self.oracle.get_trial(trial.trial_id)  # a worker asks the chief, which holds the score
+            score = ended.score if ended.score is not None and math.isfinite(ended.score) else None
+            record = {"trial_id": trial.trial_id, "worker": worker, "pid": os.getpid(), "val_loss": score,
+                      "status": str(ended.status), "values": ended.hyperparameters.values}
+            path = Path(self.get_trial_dir(trial.trial_id)) / WORKER_FILE
+            path.write_text(json.dumps(record, default=str))
+
+    RecordingTuner.__name__ = tuner_class.__name__
+    return RecordingTuner
 
 
 def load_best_params(path: str | Path, model_type: str | None = None) -> dict[str, Any]:
