@@ -88,6 +88,15 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="tf.distribute strategy (default none): mirrored = one replica per local GPU; "
                              "multi-worker = the hosts TF_CONFIG lists (run the same command on each; try it here "
                              "with atb cluster-local N -- atb train ...); --batch-size is the global batch")
+    parser.add_argument("--mlflow", nargs="?", const=True, default=None, metavar="URI",
+                        help="log the run to MLflow (pip install 'atb-ml[mlflow]'): at URI (e.g. "
+                             "sqlite:///mlflow.db or http://host:5000), or without URI at MLFLOW_TRACKING_URI; "
+                             "runs log there anyway when MLFLOW_TRACKING_URI is set, unless --no-mlflow")
+    parser.add_argument("--no-mlflow", dest="mlflow", action="store_false", help="do not log to MLflow even when "
+                        "MLFLOW_TRACKING_URI is set")
+    parser.add_argument("--mlflow-experiment", metavar="NAME", help="MLflow experiment (default atb-SYMBOL-PROBLEM)")
+    parser.add_argument("--register-model", metavar="NAME", help="also register the stored version in MLflow's "
+                        "model registry under NAME")
 
 
 def _window_options(parser: argparse.ArgumentParser) -> None:
@@ -513,7 +522,8 @@ def _run_training(args, config, problem=None) -> int:
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         result = train(config, verbose=0 if args.quiet else None,
                        log=None if args.quiet else (lambda line: print(line, flush=True)), problem=problem,
-                       resume=args.resume)
+                       resume=args.resume, mlflow=args.mlflow, mlflow_experiment=args.mlflow_experiment,
+                       register_model=args.register_model)
     if args.json:
         _print_json({"version_dir": str(result.version_dir), "problem": result.problem, "report": result.report,
                      "onnx": result.onnx,

@@ -325,6 +325,22 @@ def _resume_plan(config: TrainingConfig, problem: Problem, adapter, store: Model
     return plan_resume(store.root, config, problem.store_key, worker=role.rank if role else None)
 
 
+def _tracker(config: TrainingConfig, problem: Problem, mlflow, experiment, register_model):
+    """The run's MLflow tracker, or ``None`` (tracking off)."""
+    from ml.training_pipeline.tracking import MlflowTracker
+
+    return MlflowTracker.from_settings(mlflow, experiment, register_model,
+                                       default_experiment=f"atb-{config.store_name}-{problem.store_key}")
+
+
+def _tracked_params(config: TrainingConfig, data: ProblemData) -> dict[str, Any]:
+    """What the tracker records as parameters: the configuration, the model's resolved hyperparameters, the data."""
+    spec = get_spec(config.model_type)
+    return {"config": config.to_dict(), "model": resolve_params(spec, config.variant, _model_arguments(config, data)),
+            "data": {k: v for k, v in data.data.items() if not isinstance(v, (dict, list))},
+            "rows": data.row_counts}
+
+
 def _check_distribution(config: TrainingConfig, adapter) -> None:
     """A strategy the model kind can train under, and for ``multi-worker`` a valid ``TF_CONFIG`` (before any data)."""
     if config.distribute == "none":
@@ -337,7 +353,8 @@ def _check_distribution(config: TrainingConfig, adapter) -> None:
 
 
 def train(config: TrainingConfig, verbose: int | None = None, log=None, problem: Problem | None = None,
-          resume: bool = False) -> TrainingResult:
+          resume: bool = False, mlflow: bool | str | None = None, mlflow_experiment: str | None = None,
+          register_model: str | None = None) -> TrainingResult:
     """Trains, evaluates, exports and stores one model.
 
     Args:
@@ -349,6 +366,11 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
             on your own arrays); default: the OHLCV problem ``config.target`` names.
         resume: back the training state up after every epoch and, when a backup of the same run exists (a
             killed run), continue from its last finished epoch (see :mod:`~ml.training_pipeline.resume`).
+        mlflow: log the run to MLflow (:mod:`~ml.training_pipeline.tracking`): a tracking URI, ``True`` for
+            ``MLFLOW_TRACKING_URI`` (or MLflow's default), ``False`` never; ``None`` (default): only when
+            ``MLFLOW_TRACKING_URI`` is set.
+        mlflow_experiment: the experiment (default ``atb-<name>-<problem>``).
+        register_model: also register the stored version under this model name.
 
     Returns:
         A :class:`TrainingResult`; the version folder is complete when this returns.
@@ -371,7 +393,9 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     adapter = get_kind(spec.kind)
     _check_distribution(config, adapter)
     backup = _resume_plan(config, problem, adapter, store) if resume else None
-    resumed_from = backup.finished_epochs if backup is not None else None
+    tracker = _tracker(config, problem, mlflow, mlflow_experiment, register_model)
+    if tracker is not None:
+        tracker.check()  # an unreachable tracking store fails now, not after training
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
     data = prepare(config, problem)
     timings["data_s"] = time.perf_counter() - started
@@ -379,8 +403,6 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     distribution = make_distribution(config.distribute)
     if distribution is not None:
         log(distribution.describe(config.batch_size))
-
-    from ml.training_pipeline.export import export_onnx
 
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
     if data.data.get("start") and data.data.get("timeframe"):
@@ -391,6 +413,41 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     for note in data.notes:
         log(f"data: {note}")
     log(f"split: {', '.join(f'{k} {v}' for k, v in data.row_counts.items())} (chronological; scaling fitted on train only)")
+    if distribution is not None and not distribution.is_chief:
+        tracker = None  # the chief logs the run
+    if tracker is not None:
+        tracker.start(f"{config.store_name} {config.model_type} ({config.variant})", _tracked_params(config, data),
+                      tags={"atb.symbol": config.store_name, "atb.model_type": config.model_type,
+                            "atb.problem": problem.store_key, "atb.distribute": config.distribute})
+        log(f"mlflow: run {tracker.run_id} in experiment {tracker.experiment!r} at {tracker.uri or '(default)'}")
+    try:
+        result = _fit_evaluate_store(config, problem, data, store, backup, distribution, verbose, log, timings,
+                                     started, {"mlflow_run_id": tracker.run_id, "mlflow_uri": tracker.uri}
+                                     if tracker is not None else None)
+    except BaseException:
+        if tracker is not None:
+            tracker.end(failed=True)
+        raise
+    if tracker is not None:
+        tracker.log_history(result.history)
+        tracker.log_results(result.report, json.loads((result.version_dir / "metadata.json").read_text())["summary"])
+        registered = tracker.log_version(result.version_dir)
+        tracker.end()
+        log(f"mlflow: logged params, {len(result.history)} metric series, test metrics with baselines and the "
+            f"version's files" + (f"; registered as {tracker.register_model!r} version {registered}" if registered
+                                  else ""))
+    return result
+
+
+def _fit_evaluate_store(config: TrainingConfig, problem: Problem, data: ProblemData, store: ModelStore, backup,
+                        distribution, verbose: int, log, timings: dict, started: float,
+                        tracking: dict | None) -> TrainingResult:
+    """Fits, evaluates on the test part, exports and stores: the part of :func:`train` after every check."""
+    from ml.training_pipeline.export import export_onnx
+
+    spec = get_spec(config.model_type)
+    adapter = get_kind(spec.kind)
+    resumed_from = backup.finished_epochs if backup is not None else None
     fit_start = time.perf_counter()
     if backup is not None:
         log(backup.describe())
@@ -453,6 +510,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
             # epochs finished by an interrupted attempt this run continued from (0: it ran from the start)
             "resumed_from_epoch": resumed_from,
             "distribution": record,
+            "tracking": tracking,
             "library_versions": library_versions(),
             "python": sys.version.split()[0],
             "pid": os.getpid(),
