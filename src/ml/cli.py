@@ -525,7 +525,8 @@ def _run_training(args, config, problem=None) -> int:
                        resume=args.resume, mlflow=args.mlflow, mlflow_experiment=args.mlflow_experiment,
                        register_model=args.register_model)
     if args.json:
-        _print_json({"version_dir": str(result.version_dir), "problem": result.problem, "report": result.report,
+        _print_json({"version_dir": str(result.version_dir) if result.version_dir else None,
+                     "distribution": result.distribution, "problem": result.problem, "report": result.report,
                      "onnx": result.onnx,
                      "data": result.data, "row_counts": result.row_counts, "timings": result.timings,
                      "history": result.history})

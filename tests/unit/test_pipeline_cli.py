@@ -270,14 +270,18 @@ def test_feature_schema_mismatch_at_predict(store, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(store, copy, symlinks=True)
     schema_path = (copy / "BTCUSDT" / "price" / "latest").resolve() / "feature_schema.json"
+    from ml.training_pipeline.integrity import seal
+
     schema = json.loads(schema_path.read_text())
     schema["feature_names"][0] = "funding_rate"
     schema_path.write_text(json.dumps(schema))
+    seal(schema_path.parent)  # as if stored so (a changed file alone is refused by verification)
     code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
     assert code == 2 and "Feature schema mismatch" in err and "funding_rate" in err
     schema["feature_names"][0] = "log_return"
     schema["inputs"][0]["shape"] = [30, 15]
     schema_path.write_text(json.dumps(schema))
+    seal(schema_path.parent)
     code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
     assert code == 2 and "model.onnx expects inputs {'inputs': (24, 15)}" in err
 

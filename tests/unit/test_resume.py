@@ -17,8 +17,8 @@ from ml.cli import main
 from ml.training_pipeline.config import TrainingConfig
 from ml.training_pipeline.resume import RESUME_DIR, backup_folder, finished_epochs, plan_resume
 
-ARGS = ["train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "tiny", "--days", "365",
-        "--sequence-length", "24", "--batch-size", "32", "--epochs", "5", "--patience", "5", "--resume"]
+ARGS = ["train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "tiny", "--days", "150",
+        "--sequence-length", "24", "--batch-size", "32", "--epochs", "4", "--patience", "5", "--resume"]
 
 
 class Interrupt(Exception):
@@ -127,12 +127,12 @@ def test_resume_with_a_changed_configuration_is_refused_naming_the_difference(tm
 
 
 def test_a_training_killed_after_its_second_epoch_continues_at_the_third(tmp_path):
-    """SIGKILL (no clean-up at all) after epoch 2, then the same command: it says so, trains epochs 3-5 only and
+    """SIGKILL (no clean-up at all) after epoch 2, then the same command: it says so, trains epochs 3-4 only and
     stores one complete, verified version; its backup is gone."""
     models = tmp_path / "models"
     command = [sys.executable, "-m", "ml.cli", *ARGS, "--models-dir", str(models)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    config = TrainingConfig(symbol="BTCUSDT", model_type="lstm", epochs=5)
+    config = TrainingConfig(symbol="BTCUSDT", model_type="lstm", epochs=4)
     folder = backup_folder(models, config, "price")
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.time() + 240
@@ -149,10 +149,10 @@ def test_a_training_killed_after_its_second_epoch_continues_at_the_third(tmp_pat
     out = second.stdout
     assert "2 epoch(s) finished, continuing at epoch 3" in out
     epochs = [line.split(":")[0] for line in out.splitlines() if line.startswith("epoch ")]
-    assert epochs == ["epoch 3/5", "epoch 4/5", "epoch 5/5"]
+    assert epochs == ["epoch 3/4", "epoch 4/4"]
     version = (models / "BTCUSDT" / "price" / "latest").resolve()
     meta = json.loads((version / "metadata.json").read_text())
-    assert meta["resumed_from_epoch"] == 2 and len(meta["history"]["loss"]) == 5
+    assert meta["resumed_from_epoch"] == 2 and len(meta["history"]["loss"]) == 4
     assert all(isinstance(v, float) for v in meta["history"]["val_loss"])
     assert main(["models", "verify", "--models-dir", str(models)]) == 0
     assert not (models / RESUME_DIR).exists()

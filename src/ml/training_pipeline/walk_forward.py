@@ -94,7 +94,7 @@ def walk_forward_config(symbol: str, models_dir: str | None = None, *, version: 
                               target=target or "return", timeframe=timeframe or "1h", **overrides)
     config = json.loads((stored / "metadata.json").read_text())["config"]
     # grouping settings name several symbols' files: a walk forward refits the one symbol asked for
-    keep = {f.name for f in fields(TrainingConfig)} - {"curriculum", "group_weights", "data_paths", "symbols"}
+    keep = {f.name for f in fields(TrainingConfig)} - {"curriculum", "group_weights", "data_paths", "symbols", "distribute"}
     settings = {k: v for k, v in config.items() if k in keep}
     if variant:
         settings["variant"] = variant
