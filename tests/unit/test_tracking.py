@@ -30,7 +30,9 @@ def test_a_run_appears_in_a_local_tracking_store(tmp_path, monkeypatch, capsys):
     assert any(name.startswith("model.") for name in params)  # the model's resolved hyperparameters
     assert params["rows.train_windows"] == "903"
     # per-epoch series at their epochs, and the final metrics next to the baselines on the same rows
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1, 2]
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [m.step for m in history] == [0, 1, 2]  # logged live after each epoch, and not again at the end
+    assert all(m.timestamp > 0 for m in history)
     metrics = run.data.metrics
     assert {"test.model.rmse", "test.persistence.rmse", "test.moving_average.rmse", "test.skill"} <= set(metrics)
     version = (models / "BTCUSDT" / "price" / "latest").resolve()

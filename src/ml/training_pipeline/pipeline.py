@@ -422,8 +422,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
         log(f"mlflow: run {tracker.run_id} in experiment {tracker.experiment!r} at {tracker.uri or '(default)'}")
     try:
         result = _fit_evaluate_store(config, problem, data, store, backup, distribution, verbose, log, timings,
-                                     started, {"mlflow_run_id": tracker.run_id, "mlflow_uri": tracker.uri}
-                                     if tracker is not None else None)
+                                     started, tracker)
     except BaseException:
         if tracker is not None:
             tracker.end(failed=True)
@@ -440,20 +439,21 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
 
 
 def _fit_evaluate_store(config: TrainingConfig, problem: Problem, data: ProblemData, store: ModelStore, backup,
-                        distribution, verbose: int, log, timings: dict, started: float,
-                        tracking: dict | None) -> TrainingResult:
+                        distribution, verbose: int, log, timings: dict, started: float, tracker) -> TrainingResult:
     """Fits, evaluates on the test part, exports and stores: the part of :func:`train` after every check."""
     from ml.training_pipeline.export import export_onnx
 
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
     resumed_from = backup.finished_epochs if backup is not None else None
+    live = adapter.epoch_callback(tracker.log_epoch) if tracker is not None else None
+    tracking = {"mlflow_run_id": tracker.run_id, "mlflow_uri": tracker.uri} if tracker is not None else None
     fit_start = time.perf_counter()
     if backup is not None:
         log(backup.describe())
         backup.begin()
     model, history = fit_model(config, problem, data, verbose=verbose, log=log, resume=backup,
-                               distribution=distribution)
+                               distribution=distribution, callbacks=[live] if live is not None else None)
     record = distribution.record() if distribution is not None else {
         "strategy": "none", "replicas": 1, "workers": 1, "task": "single process"}
     if distribution is not None:

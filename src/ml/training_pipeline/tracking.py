@@ -5,8 +5,9 @@ logs to MLflow:
 
 * its parameters: the whole configuration (``config.*``), the model's resolved hyperparameters (``model.*``),
   the data range and split sizes;
-* its per-epoch metrics (every series of the history, at its epoch; a resumed run logs the epochs before the
-  interruption too);
+* its per-epoch metrics, live after every epoch of a Keras model (``log_epoch``), and every series of the
+  history at its epoch when training ends (what was not logged live: LightGBM's rounds, the epochs a resumed
+  run did before the interruption);
 * its final test metrics next to the naive baselines on the same rows (``test.model.rmse``,
   ``test.persistence.rmse``, ``test.skill``...);
 * the stored version's files (model, ONNX, metadata, plots) under the artifact path ``model_version``;
@@ -79,6 +80,7 @@ class MlflowTracker:
         self.register_model = register_model
         self.run_id: str | None = None
         self._client = None
+        self._logged: set[tuple[str, int]] = set()
 
     @classmethod
     def from_settings(cls, mlflow: bool | str | None, experiment: str | None, register_model: str | None,
@@ -156,12 +158,26 @@ class MlflowTracker:
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         return self.run_id
 
+    def log_epoch(self, epoch: int, logs: Mapping[str, Any] | None) -> None:
+        """Logs one epoch's numeric logs at step ``epoch`` while training runs (a Keras callback calls it)."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, value, now, epoch) for key, raw in (logs or {}).items()
+                   if (value := _number(raw)) is not None]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+            self._logged.update((m.key, epoch) for m in metrics)
+
     def log_history(self, history: Mapping[str, list]) -> int:
-        """Every numeric series of the history at its epoch (step = epoch index); returns how many values."""
+        """Every numeric series of the history at its epoch (step = epoch index), except the values already logged
+        live by :meth:`log_epoch`; returns how many values it logged."""
         from mlflow.entities import Metric
 
         metrics = [Metric(key, value, 0, step) for key, values in history.items() for step, raw in enumerate(values)
-                   if (value := _number(raw)) is not None]
+                   if (value := _number(raw)) is not None and (key, step) not in self._logged]
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
         return len(metrics)

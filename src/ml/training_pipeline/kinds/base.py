@@ -92,6 +92,11 @@ class ModelKind:
     def callbacks(self, spec: ModelSpec, patience: int, monitor: str, checkpoint_path: str | None) -> list:
         raise NotImplementedError
 
+    def epoch_callback(self, on_epoch_end) -> Any:
+        """A callback for :attr:`FitSettings.callbacks` that calls ``on_epoch_end(epoch, logs)`` after every epoch,
+        or ``None`` for kinds that do not train in epochs (their history is reported when :meth:`fit` returns)."""
+        return None
+
     def budget(self, model: Any, settings: FitSettings) -> str:
         """How long :meth:`fit` may run, in words for the log (``"up to 80 epochs"``)."""
         return f"up to {settings.epochs} epochs"

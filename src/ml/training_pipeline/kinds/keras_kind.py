@@ -149,6 +149,11 @@ class KerasKind(ModelKind):
         history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         return history if backup is None else backup.merged_history(history)
 
+    def epoch_callback(self, on_epoch_end):
+        import keras
+
+        return keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+
     def budget(self, model, settings: FitSettings) -> str:
         if settings.phases:
             return f"{sum(p.epochs for p in settings.phases)} epochs in {len(settings.phases)} curriculum phases"
