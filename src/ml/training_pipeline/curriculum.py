@@ -166,6 +166,7 @@ def fit_curriculum(model, x, y, *, groups: Any, phases: Any, sample_weight: Any 
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     history: dict[str, list] = {}
     epoch = 0
+
     def mark(number: int, phase: Phase, rows: np.ndarray, epochs: int) -> None:
         history.setdefault("phase", []).extend([number] * epochs)
         history.setdefault("phase_label", []).extend([phase.label] * epochs)

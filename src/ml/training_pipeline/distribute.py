@@ -149,11 +149,6 @@ class Distribution:
         """Whether this process evaluates, exports and stores."""
         return self.role is None or self.role.is_chief
 
-    @property
-    def worker(self) -> int | None:
-        """This process's rank in a multi-worker cluster (``None`` in one process)."""
-        return None if self.role is None else self.role.rank
-
     def record(self) -> dict[str, Any]:
         """``{"strategy", "replicas", "workers", "task"}`` for ``metadata.json``."""
         return {"strategy": self.name, "replicas": self.replicas,

@@ -429,7 +429,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
         raise
     if tracker is not None:
         tracker.log_history(result.history)
-        tracker.log_results(result.report, json.loads((result.version_dir / "metadata.json").read_text())["summary"])
+        tracker.log_results(result.report, problem.summary(result.report))
         registered = tracker.log_version(result.version_dir)
         tracker.end()
         log(f"mlflow: logged params, {len(result.history)} metric series, test metrics with baselines and the "

@@ -153,6 +153,7 @@ def resumable_backup(plan: ResumePlan, stateful_callbacks: list):
             self.epochs_seen = 0
             self.resumed_at = 0
             self._loaded = False
+            self._state: dict = {"rows": [], "snapshots": []}
 
         def _snapshot(self) -> list[dict]:
             return [{name: _plain(getattr(callback, name, None)) for name in _COUNTERS.get(type(callback).__name__, ())}
@@ -165,6 +166,7 @@ def resumable_backup(plan: ResumePlan, stateful_callbacks: list):
                 state = json.loads((folder / STATE_FILE).read_text())
             except (OSError, ValueError):
                 state = {"rows": [], "snapshots": []}
+            self._state = state
             if not self._loaded:  # the first fit of the run (curriculum runs call fit once per phase)
                 self.resumed_at = epoch
                 self.saved_rows = state["rows"][:epoch]
@@ -186,10 +188,7 @@ def resumable_backup(plan: ResumePlan, stateful_callbacks: list):
 
         def on_epoch_end(self, epoch, logs=None):
             self.epochs_seen += 1
-            try:
-                state = json.loads((folder / STATE_FILE).read_text())
-            except (OSError, ValueError):
-                state = {"rows": [], "snapshots": []}
+            state = self._state
             state["rows"] = state["rows"][:epoch] + [{k: _plain(v) for k, v in (logs or {}).items()}]
             state["snapshots"] = state["snapshots"][:epoch] + [self._snapshot()]
             early = [c for c in stateful_callbacks if isinstance(c, keras.callbacks.EarlyStopping)]

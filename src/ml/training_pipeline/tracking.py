@@ -146,7 +146,7 @@ class MlflowTracker:
 
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> str:
         """Opens the run with its parameters; returns its id."""
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
 
         experiment = self.client.get_experiment_by_name(self.experiment)
         run = self.client.create_run(experiment.experiment_id, run_name=run_name, tags=dict(tags or {}))
@@ -154,8 +154,6 @@ class MlflowTracker:
         flat = [Param(k, str(v)[:6000]) for k, v in sorted(_flatten(params).items())]
         for start in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=flat[start:start + 100])
-        if tags:
-            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         return self.run_id
 
     def log_epoch(self, epoch: int, logs: Mapping[str, Any] | None) -> None:

@@ -67,9 +67,9 @@ class ModelKind:
     supports_curriculum: bool = False
     """Whether :meth:`fit` can run curriculum phases (one optimizer carried across row subsets)."""
     supports_resume: bool = False
+    """Whether :meth:`fit` honours ``FitSettings.resume`` (a backup of the training state after every epoch)."""
     supports_distribution: bool = False
     """Whether models of this kind train under a ``tf.distribute`` strategy (``TrainingConfig.distribute``)."""
-    """Whether :meth:`fit` honours ``FitSettings.resume`` (a backup of the training state after every epoch)."""
     model_file: str = ""
 
     def uncertainty_method(self, model: Any) -> str | None:
