@@ -6,15 +6,19 @@ Prints:
    kernel that ran), next to the theoretical FMA peak and TensorFlow's own 2048^2 matmul;
 2. per default-variant model at input (60, 15), at batch 32 and 128: parameters, training FLOPs
    per window (analytical forward count x 3), windows/s, GFLOP/s, share of the sgemm ceiling and
-   the CPU idle share (1 - process CPU time / (wall x cores)), "before" (one step per execution: the
-   library until this change), "after" (16 steps per execution: the factory now) and, for recurrent
-   families, "unrolled" (after + unrolled LSTMs, measured and not adopted), interleaved;
+   the CPU idle share (1 - process CPU time / (wall x cores)), under the settings of SETTINGS
+   (interleaved): "before" (one step per execution, float32: the library when issue 14 was filed),
+   "after" (the factory now: 16 steps per execution, precision auto) and one lever each: "float32"
+   and "bf16" forced, and measured but not adopted "unrolled" LSTMs (recurrent families) and "xla"
+   (jit_compile; Keras refuses it under op determinism, which the pipeline keeps on, so that row
+   alone runs without determinism);
 3. `atb --help` wall time and whether it imported TensorFlow;
 4. with --full-run: `atb train model BTCUSDT --model-type tcn` (the README's command) wall time,
    epochs, best validation loss and peak memory.
 
 Usage:
-    python benchmarks/train_speed.py [--models tcn attention_lstm] [--batch-sizes 32 128] [--full-run]
+    python benchmarks/train_speed.py [--models tcn attention_lstm] [--batch-sizes 32 128]
+        [--settings before after float32 bf16] [--windows 4096] [--epochs 3] [--full-run [--before-tree DIR]]
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +38,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 RECURRENT = ("lstm", "cnn_lstm", "attention_lstm", "tft")
+SETTINGS_HELP = ("before = 1 step per execution, float32 (the library when issue 14 was filed); after = the factory "
+                 "now (16 steps per execution, precision auto: bf16 arithmetic for the families that declare it, on "
+                 "CPUs with native bf16); one lever each, on top of 16 steps per execution: float32 = after with "
+                 "float32 forced; bf16 = after with bf16 forced for every family; measured, not adopted: unrolled = "
+                 "LSTMs unrolled (slower tracing, export and ONNX inference), xla = jit_compile")
 FAMILIES = ["lstm", "cnn_lstm", "attention_lstm", "tcn", "tcn_attention", "transformer", "tft", "mamba", "xlstm"]
 
 
@@ -54,26 +62,57 @@ def tf_matmul_flops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best
 
 
-def _variant(model, setting: str):
-    """The model as trained under ``setting``: ``after`` (the factory's settings now), ``before`` (one step per
-    execution, the library until this change) or ``unrolled`` (LSTMs unrolled: measured, not adopted)."""
+SETTINGS = ("before", "after", "float32", "bf16", "unrolled", "xla")
+"""The settings measured; see :data:`SETTINGS_HELP`."""
+
+
+def _variant(model, name: str, setting: str):
+    """The model as trained under ``setting`` (see :data:`SETTINGS`); its ``jit_compile`` says whether XLA ran.
+
+    ``after`` and ``bf16`` go through the factory's own precision twin (``precision.training_twin``)."""
     import keras
 
+    from ml.training_pipeline.precision import resolve_precision, training_twin
+    from ml.training_pipeline.registry import get_spec
+
     if setting == "after":
+        return training_twin(model, resolve_precision("auto", get_spec(name).training_precision, True))
+    if setting == "bf16":
+        return training_twin(model, "mixed_bfloat16")
+    if setting == "float32":
         return model
     config = model.get_config()
     for layer in config["layers"]:
         if layer["class_name"] == "LSTM":
             layer["config"]["unroll"] = setting == "unrolled"
+            if setting == "xla":
+                layer["config"]["use_cudnn"] = False
     variant = keras.Model.from_config(config)
     variant.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0), loss=model.loss,
-                    steps_per_execution=1 if setting == "before" else model.steps_per_execution)
+                    steps_per_execution=1 if setting == "before" else model.steps_per_execution,
+                    jit_compile=setting == "xla")
     return variant
 
 
 def training_throughput(name: str, batch_size: int, setting: str, windows: int = 4096, epochs: int = 3
-                        ) -> tuple[float, float, int, float | None]:
-    """(windows/s, CPU idle share, parameters, training FLOPs per window or None) for one setting.
+                        ) -> tuple[float, float, int, float | None, bool]:
+    """:func:`_throughput` under op determinism, except for ``xla``: Keras refuses XLA under determinism, which
+    the pipeline keeps on, so that row alone runs without it."""
+    import tensorflow as tf
+    from tensorflow.python.framework.config import disable_op_determinism
+
+    if setting == "xla":
+        disable_op_determinism()
+    try:
+        return _throughput(name, batch_size, setting, windows, epochs)
+    finally:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _throughput(name: str, batch_size: int, setting: str, windows: int, epochs: int
+                ) -> tuple[float, float, int, float | None, bool]:
+    """(windows/s, CPU idle share, parameters, training FLOPs per window or None, whether XLA compiled the step)
+    for one setting.
 
     The rate is the best of ``epochs`` timed epochs: this machine is shared, and the best epoch is the
     one least disturbed by other load (the usual practice for throughput).
@@ -91,7 +130,7 @@ def training_throughput(name: str, batch_size: int, setting: str, windows: int =
                   else np.zeros((windows, *t.shape[1:]), np.int32)) for t in model.inputs}
     x = next(iter(x.values())) if len(x) == 1 else x
     y = rng.standard_normal(windows).astype(np.float32)
-    model = _variant(model, setting)
+    model = _variant(model, name, setting)
     dataset = to_tf_dataset(x, y, batch_size, shuffle=True, seed=0)
     model.fit(dataset, epochs=1, verbose=0)  # trace and warm up
     best = None
@@ -102,7 +141,8 @@ def training_throughput(name: str, batch_size: int, setting: str, windows: int =
         best = (wall, cpu) if best is None or wall < best[0] else best
     cores = len(os.sched_getaffinity(0))
     forward = forward_flops(model)  # None for a family whose blocks the estimate does not count
-    return windows / best[0], 1 - best[1] / (best[0] * cores), model.count_params(), 3 * forward if forward else None
+    return (windows / best[0], 1 - best[1] / (best[0] * cores), model.count_params(), 3 * forward if forward else None,
+            bool(model.jit_compile))
 
 
 def EpochTimer():
@@ -137,27 +177,42 @@ def help_time(repeats: int = 5) -> tuple[float, bool]:
     return statistics.median(times), heavy
 
 
-def full_run() -> dict:
-    """Wall seconds, epochs, best validation loss and peak RSS (MB) of the README's main training command."""
+def full_run(source_tree: str | None = None) -> dict:
+    """Wall seconds, epochs, best validation loss and peak RSS (MB) of the README's main training command, run
+    with this checkout's library or, given ``source_tree``, with the ``src`` of another checkout (an older commit,
+    for a before/after in one run)."""
+    env = dict(os.environ)
+    if source_tree is not None:
+        env["PYTHONPATH"] = str(Path(source_tree) / "src")
     with tempfile.TemporaryDirectory() as models_dir:
         command = [sys.executable, "-m", "ml.cli", "train", "model", "BTCUSDT", "--model-type", "tcn",
                    "--models-dir", models_dir]
         start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr[-2000:])
+        with tempfile.TemporaryFile("w+") as stderr:
+            child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, text=True, env=env)
+            _, status, usage = os.wait4(child.pid, 0)  # this child's own peak memory
+            wall = time.perf_counter() - start
+            child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+            if child.returncode != 0:
+                stderr.seek(0)
+                raise RuntimeError(stderr.read()[-2000:])
         meta = json.loads(next(Path(models_dir).rglob("metadata.json")).read_text())
     history = meta["history"]
     return {"wall_s": wall, "epochs": len(history["loss"]), "best_val_loss": min(history["val_loss"]),
-            "skill": meta["metrics"]["skill"], "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+            "skill": meta["metrics"]["skill"], "precision": meta.get("training_precision", "float32"),
+            "peak_mb": usage.ru_maxrss / 1024}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=FAMILIES)
     parser.add_argument("--batch-sizes", nargs="*", type=int, default=[32, 128])
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=SETTINGS)
+    parser.add_argument("--windows", type=int, default=4096, help="windows per timed epoch")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per setting (the best one counts)")
     parser.add_argument("--full-run", action="store_true")
+    parser.add_argument("--before-tree", help="with --full-run: a checkout of an older commit (git worktree add "
+                        "DIR COMMIT) whose library runs the same command first, for a before/after")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -171,23 +226,31 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         for batch in args.batch_sizes:
-            recurrent = name in RECURRENT
-            for setting in ("before", "after", *(("unrolled",) if recurrent else ())):  # interleaved: same load
-                rows.append((name, batch, setting, *training_throughput(name, batch, setting)))
+            for setting in args.settings:  # interleaved: the settings of one row group see the same load
+                if setting == "unrolled" and name not in RECURRENT:
+                    continue
+                try:
+                    rows.append((name, batch, setting, *training_throughput(name, batch, setting, args.windows,
+                                                                             args.epochs)))
+                except Exception as error:  # a lever a family cannot take is a row that says so, not a crash
+                    print(f"{name} batch {batch} {setting}: failed: {type(error).__name__}: {error}"[:300])
     help_s, help_heavy = help_time()
 
     print(f"\n{describe_ceiling(peak, info)}")
     print(f"TensorFlow's own 2048^2 matmul this run: {tf_peak / 1e9:.1f} GFLOP/s ({tf_peak / peak:.0%} of the ceiling)")
-    print("training at input (60, 15), default variants, op determinism on, best of 3 epochs of 4096 windows;")
-    print("before = 1 step per execution (the library until this change); after = 16 steps per execution (now); "
-          "unrolled = after + LSTMs unrolled (measured, not adopted: slower tracing, export and ONNX inference)")
+    print(f"training at input (60, 15), default variants, op determinism on, best of {args.epochs} epochs of "
+          f"{args.windows} windows;")
+    print(SETTINGS_HELP)
     header = (f"| {'model':<15}| batch | setting  |   params | MFLOP/window | windows/s | GFLOP/s | % of ceiling | "
               f"CPU idle | vs before |")
     print(header)
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for index, (name, batch, setting, rate, idle, params, flops) in enumerate(rows):
-        before = next(r for r in reversed(rows[:index + 1]) if r[0] == name and r[1] == batch and r[2] == "before")
-        ratio = f"{rate / before[3]:.2f}x" if setting != "before" else ""
+    for index, (name, batch, setting, rate, idle, params, flops, jit) in enumerate(rows):
+        before = next((r for r in reversed(rows[:index + 1]) if r[0] == name and r[1] == batch and r[2] == "before"),
+                      None)
+        ratio = f"{rate / before[3]:.2f}x" if setting != "before" and before else ""
+        if setting == "xla" and not jit:
+            setting = "xla(off)"  # Keras refused XLA for one of the layers: the row ran without it
         gflops = f"{rate * flops / 1e9:7.1f}" if flops else "      -"
         share = f"{100 * rate * flops / peak:11.1f}%" if flops else "           -"
         mflop = f"{flops / 1e6:12.1f}" if flops else "           -"
@@ -195,10 +258,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{idle:>7.1%} | {ratio:>12} |")
     print(f"\natb --help: {help_s * 1000:.0f} ms median of 5 (process start included); imports TensorFlow: {help_heavy}")
     if args.full_run:
-        run = full_run()
-        print(f"\natb train model BTCUSDT --model-type tcn: {run['wall_s']:.0f} s wall, {run['epochs']} epochs, best "
-              f"val_loss {run['best_val_loss']:.4f}, skill vs persistence {run['skill']:+.4f}, peak RSS "
-              f"{run['peak_mb']:.0f} MB")
+        runs = ([("before", full_run(args.before_tree))] if args.before_tree else []) + [("now", full_run())]
+        print("\natb train model BTCUSDT --model-type tcn (the README's command):")
+        print("| library | wall s | epochs | best val_loss | skill vs persistence | precision | peak RSS MB |")
+        print("|---|---|---|---|---|---|---|")
+        for label, run in runs:
+            print(f"| {label} | {run['wall_s']:.0f} | {run['epochs']} | {run['best_val_loss']:.5f} | {run['skill']:+.4f} | "
+                  f"{run['precision']} | {run['peak_mb']:.0f} |")
+        if len(runs) == 2:
+            print(f"now vs before: {runs[0][1]['wall_s'] / runs[1][1]['wall_s']:.2f}x faster")
     return 0
 
 

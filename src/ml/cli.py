@@ -88,6 +88,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="tf.distribute strategy (default none): mirrored = one replica per local GPU; "
                              "multi-worker = the hosts TF_CONFIG lists (run the same command on each; try it here "
                              "with atb cluster-local N -- atb train ...); --batch-size is the global batch")
+    parser.add_argument("--precision", default="auto", metavar="{auto,float32,mixed_bfloat16}",
+                        help="arithmetic while training (default auto: bf16 on float32 weights for tcn, "
+                             "tcn_attention and transformer where the CPU computes bf16 natively, float32 "
+                             "elsewhere); the stored model is float32 either way")
     parser.add_argument("--mlflow", nargs="?", const=True, default=None, metavar="URI",
                         help="log the run to MLflow (pip install 'atb-ml[mlflow]'): at URI (e.g. "
                              "sqlite:///mlflow.db or http://host:5000), or without URI at MLFLOW_TRACKING_URI; "
@@ -111,7 +115,7 @@ def _window_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (cheap: lists models without importing TensorFlow)."""
-    from ml.training_pipeline.config import TARGETS, TIMEFRAMES
+    from ml.training_pipeline.config import DEFAULT_PATIENCE, TARGETS, TIMEFRAMES
     from ml.training_pipeline.models import AVAILABLE_MODELS, MODEL_VARIANTS
 
     parser = argparse.ArgumentParser(prog="atb", description="Train, evaluate and serve time-series models.",
@@ -139,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--days", type=int, help="use the last N days of data")
     model.add_argument("--start-date", help="first day, e.g. 2021-01-01")
     model.add_argument("--end-date", help="last day, e.g. 2021-12-31")
-    _fit_options(model, batch_size=128, patience=5)
+    _fit_options(model, batch_size=128, patience=DEFAULT_PATIENCE)
     model.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
     model.add_argument("--horizon", type=int, help="bars ahead to predict (default: 1; 24 for --target volatility)")
     model.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
@@ -287,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
     tune.add_argument("--target", default="return", help=f"one of {', '.join(TARGETS)} (default return)")
     tune.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
-    _fit_options(tune, batch_size=128, patience=5)
+    _fit_options(tune, batch_size=128, patience=DEFAULT_PATIENCE)
     tune.add_argument("--directory", help="where the search keeps its state and result (default ./atb_tuning)")
     _run_options(tune)
 
@@ -427,7 +431,7 @@ def _train(args) -> int:
         batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate, seed=args.seed,
         days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=data_path,
         exchange=args.exchange, models_dir=args.models_dir, model_kwargs=_model_kwargs(args),
-        distribute=args.distribute,
+        distribute=args.distribute, precision=args.precision,
     )
     return _run_training(args, config)
 
@@ -511,7 +515,7 @@ def _train_anomaly(args) -> int:
     config = TrainingConfig(symbol=args.name, model_type=args.model_type, variant=args.variant, epochs=args.epochs,
                             batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate,
                             seed=args.seed, models_dir=args.models_dir, model_kwargs=parse_params(args.param),
-                            distribute=args.distribute)
+                            distribute=args.distribute, precision=args.precision)
     return _run_training(args, config, problem)
 
 

@@ -25,14 +25,20 @@ def test_onnx_latency_targets():
 
 
 def test_training_throughput_targets():
-    """Issue 14's goal: convolutional and attention families at >= 40% of the measured sgemm peak at batch 128.
-    Not reached yet (about 29% for tcn here, see benchmarks/train_speed.py): reported, expected to fail."""
+    """Issue 14's goal: convolutional and attention families at >= 40% of the measured sgemm peak at batch 128,
+    with the factory's settings ("after"). tcn and tcn_attention reach about 50-60% on an AMD EPYC with
+    AVX512_BF16; the transformer about 30% (docs/speed.md says what bounds it): reported, xfail below."""
     from ml.training_pipeline.hardware import measured_peak
 
     bench = _load("train_speed")
     peak = measured_peak()
-    rate, idle, _, flops = bench.training_throughput("tcn", 128, "after")
-    share = rate * flops / peak
-    print(f"\ntcn at batch 128: {rate:.0f} windows/s, {100 * share:.1f}% of the measured peak, {100 * idle:.1f}% idle")
-    if share < 0.40:
-        pytest.xfail(f"tcn reaches {100 * share:.1f}% of the measured peak; the goal is 40% (issue 14, open)")
+    missed = []
+    for name in ("tcn", "tcn_attention", "transformer"):
+        rate, idle, _, flops, _ = bench.training_throughput(name, 128, "after", windows=2048, epochs=2)
+        share = rate * flops / peak
+        print(f"\n{name} at batch 128: {rate:.0f} windows/s, {100 * share:.1f}% of the measured peak, "
+              f"{100 * idle:.1f}% idle")
+        if share < 0.40:
+            missed.append(f"{name} {100 * share:.1f}%")
+    if missed:
+        pytest.xfail(f"below 40% of the measured peak: {', '.join(missed)} (issue 14's goal)")

@@ -126,11 +126,20 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     from ml.training_pipeline.config import TrainingConfig
     from ml.training_pipeline.pipeline import train
 
+    # bf16 arithmetic (what tcn uses on CPUs with native bf16) is as reproducible as float32
     config = TrainingConfig(symbol="BTCUSDT", model_type="tcn", variant="lightweight", days=45, epochs=2,
-                            sequence_length=24, batch_size=64, models_dir=str(tmp_path), seed=7)
+                            sequence_length=24, batch_size=64, models_dir=str(tmp_path), seed=7,
+                            precision="mixed_bfloat16")
     first, second = train(config, verbose=0), train(config, verbose=0)
     assert first.report == second.report and first.history == second.history
     assert first.version_dir != second.version_dir
+    # trained in bf16, stored and exported in float32 (the ONNX parity is checked against the float32 model)
+    meta = json.loads((first.version_dir / "metadata.json").read_text())
+    assert meta["training_precision"] == "mixed_bfloat16" and first.onnx["max_scaled_diff"] <= first.onnx["tolerance"]
+    from ml.training_pipeline.kinds import get_kind
+
+    stored = get_kind("keras").load(first.version_dir / "model.keras")
+    assert {layer.dtype_policy.name for layer in stored.layers} == {"float32"}
 
 
 def test_lightgbm_direction_model_through_the_cli(tmp_path, capsys):
@@ -189,7 +198,11 @@ def test_bad_data_files(klines, tmp_path, capsys, case):
      (["--model-type", "tcn", "--target", "price"], "Unknown target 'price'"),
      (["--model-type", "tcn", "--timeframe", "5m"], "Unknown timeframe '5m'"),
      (["--model-type", "tcn", "--data", "missing.csv"], "data file not found"),
-     (["--model-type", "tcn", "--epochs", "0"], "epochs must be an int >= 1")],
+     (["--model-type", "tcn", "--epochs", "0"], "epochs must be an int >= 1"),
+     (["--model-type", "tcn", "--precision", "fp16"],
+      "precision must be one of auto, float32, mixed_bfloat16. Received: precision='fp16'"),
+     (["--model-type", "lightgbm", "--precision", "mixed_bfloat16"],
+      "precision='mixed_bfloat16' needs a Keras model; this model kind trains in float32 only")],
 )
 def test_bad_train_arguments(tmp_path, capsys, args, fragment):
     root = tmp_path / "models"

@@ -34,3 +34,17 @@ def test_theoretical_peak_is_cores_fma_lanes_and_clock():
     info = CpuInfo("test CPU", cores=2, simd="AVX2", fp32_lanes=8, clock_ghz=3.0)
     assert theoretical_peak(info) == pytest.approx(2 * 2 * 8 * 2 * 3.0e9)  # the AMD EPYC figure, ~189 at 2.95
     assert theoretical_peak(CpuInfo("no clock", 2, "SSE", 4, None)) is None
+    # Zen 4 runs AVX-512 on 256-bit FMA units: half the arithmetic of full-width units at the same clock
+    zen4 = CpuInfo("AMD EPYC", cores=2, simd="AVX-512", fp32_lanes=16, clock_ghz=2.6, fma_lanes=8)
+    assert theoretical_peak(zen4) == pytest.approx(2 * 2 * 8 * 2 * 2.6e9)
+    assert "8 per FMA" in describe_ceiling(1e11, zen4)
+
+
+def test_zen4_is_recognised_from_cpuinfo(monkeypatch):
+    from ml.training_pipeline import hardware
+
+    fields = {"vendor_id": "AuthenticAMD", "cpu family": "25", "model name": "AMD EPYC", "flags": "fma avx2 avx512f"}
+    monkeypatch.setattr(hardware, "_cpuinfo", lambda: fields)
+    assert hardware.cpu_info().lanes_per_fma == 8
+    monkeypatch.setattr(hardware, "_cpuinfo", lambda: {**fields, "vendor_id": "GenuineIntel", "cpu family": "6"})
+    assert hardware.cpu_info().lanes_per_fma == 16

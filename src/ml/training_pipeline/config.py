@@ -17,6 +17,12 @@ TARGETS: tuple[str, ...] = ("return", "direction", "volatility")
 TIMEFRAMES: dict[str, str] = {"1h": "1h", "4h": "4h", "1d": "1D"}
 """CLI timeframe -> pandas frequency."""
 
+DEFAULT_PATIENCE = 3
+"""Early-stopping patience of price models, chosen by measurement (``benchmarks/batch_defaults.py``): on the
+bundled BTCUSDT sample, patience 3 reached the same best validation loss as 5 for tcn, lstm, cnn_lstm,
+tcn_attention and attention_lstm (within 0.04%, better for three of them) in 1.11-1.88x less time; 5 had
+matched 10 earlier. Log anomalies keep 10 (``atb train anomaly``), as their design says."""
+
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
 
 
@@ -62,8 +68,7 @@ class TrainingConfig:
         epochs: most epochs for Keras models (``None``: 80; early stopping usually ends sooner), most
             boosting rounds for LightGBM (``None``: the preset's ``n_estimators``).
         batch_size: training batch size.
-        patience: early-stopping patience in epochs (5: measured as fast as 10 with the same best validation
-            loss on BTCUSDT for tcn, lstm and attention_lstm, see benchmarks/train_speed.py).
+        patience: early-stopping patience in epochs (:data:`DEFAULT_PATIENCE`).
         learning_rate: optimizer learning rate; ``None`` keeps the variant's.
         seed: seed for weights, shuffling and dropout.
         days: keep only the last ``days`` days of data.
@@ -85,6 +90,10 @@ class TrainingConfig:
             :class:`~ml.training_pipeline.curriculum.Phase`; replaces ``epochs`` (their sum).
         distribute: ``none``, ``mirrored`` (one replica per local GPU) or ``multi-worker`` (the hosts ``TF_CONFIG``
             lists); see :mod:`ml.training_pipeline.distribute`. ``batch_size`` is then the global batch.
+        precision: ``auto`` (the family's measured choice: bf16 arithmetic on float32 weights for tcn,
+            tcn_attention and transformer where the CPU computes bf16 natively; float32 elsewhere),
+            ``float32`` or ``mixed_bfloat16``; see :mod:`ml.training_pipeline.precision`. The stored model is
+            float32 either way.
 
     Example:
         >>> config = TrainingConfig(symbol="BTCUSDT", model_type="tcn", days=365, epochs=5)
@@ -101,7 +110,7 @@ class TrainingConfig:
     horizon: int | None = None
     epochs: int | None = None
     batch_size: int = 128
-    patience: int = 5
+    patience: int = DEFAULT_PATIENCE
     learning_rate: float | None = None
     seed: int = 42
     days: int | None = None
@@ -120,6 +129,7 @@ class TrainingConfig:
     uncertainty_samples: int = 50
     curriculum: Any = None
     distribute: str = "none"
+    precision: str = "auto"
 
     def __post_init__(self):
         # importing the factory fills the registry (cheap: no TensorFlow)
@@ -137,6 +147,9 @@ class TrainingConfig:
         from ml.training_pipeline.distribute import check_strategy
 
         check_strategy(self.distribute)
+        from ml.training_pipeline.precision import check_precision
+
+        check_precision(self.precision)
         check_positive_int("sequence_length", self.sequence_length, minimum=2)
         if self.horizon is not None:
             check_positive_int("horizon", self.horizon)

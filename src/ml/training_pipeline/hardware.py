@@ -36,6 +36,8 @@ class CpuInfo:
         simd: the widest fp32 vector extension with FMA (``AVX-512``, ``AVX2``, ``SSE``).
         fp32_lanes: fp32 values per vector register of that extension.
         clock_ghz: the highest clock Linux reports (cpufreq's maximum, else the current MHz), or None.
+        fma_lanes: fp32 lanes one FMA unit retires per cycle: ``fp32_lanes``, except on AMD Zen 4 (family 25
+            with AVX-512), which runs a 512-bit FMA as two 256-bit halves (8 lanes).
     """
 
     model: str
@@ -43,6 +45,11 @@ class CpuInfo:
     simd: str
     fp32_lanes: int
     clock_ghz: float | None
+    fma_lanes: int | None = None
+
+    @property
+    def lanes_per_fma(self) -> int:
+        return self.fma_lanes or self.fp32_lanes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,18 +83,22 @@ def cpu_info() -> CpuInfo:
         except (KeyError, ValueError):
             clock = None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return CpuInfo(fields.get("model name", "unknown CPU"), cores, simd, lanes, clock)
+    # Zen 4 (AMD family 25 with AVX-512) has 256-bit FMA units: AVX-512 doubles the instructions' width, not the
+    # arithmetic per cycle (Zen 5 has full-width units)
+    double_pumped = lanes == 16 and fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+    return CpuInfo(fields.get("model name", "unknown CPU"), cores, simd, lanes, clock, 8 if double_pumped else lanes)
 
 
 def theoretical_peak(info: CpuInfo | None = None) -> float | None:
-    """cores x FMA units x fp32 lanes x 2 FLOPs x clock, in FLOP/s (None when the clock is unknown).
+    """cores x FMA units x fp32 lanes per FMA x 2 FLOPs x clock, in FLOP/s (None when the clock is unknown).
 
-    Logical cores are counted as cores: on a VM with 2 vCPUs that may be 2 hyperthreads of one core.
+    Logical cores are counted as cores: on a VM with 2 vCPUs that may be 2 hyperthreads of one core. A VM
+    often reports the base clock only, so a boosting CPU can run above this figure.
     """
     info = info or cpu_info()
     if info.clock_ghz is None:
         return None
-    return info.cores * FMA_UNITS * info.fp32_lanes * 2 * info.clock_ghz * 1e9
+    return info.cores * FMA_UNITS * info.lanes_per_fma * 2 * info.clock_ghz * 1e9
 
 
 def blas_info() -> str:
@@ -130,7 +141,9 @@ def describe_ceiling(peak: float, info: CpuInfo | None = None) -> str:
     info = info or cpu_info()
     theory = theoretical_peak(info)
     clock = f" at {info.clock_ghz:.2f} GHz" if info.clock_ghz else ""
-    return (f"{info.model}, {info.cores} logical cores, {info.simd} ({info.fp32_lanes} fp32 lanes){clock}; "
+    width = f"{info.fp32_lanes} fp32 lanes" + (f", {info.lanes_per_fma} per FMA" if info.lanes_per_fma != info.fp32_lanes
+                                               else "")
+    return (f"{info.model}, {info.cores} logical cores, {info.simd} ({width}){clock}; "
             f"ceiling = NumPy sgemm best of runs {peak / 1e9:.1f} GFLOP/s [{blas_info()}]"
             + (f"; theoretical FMA peak {theory / 1e9:.1f} GFLOP/s" if theory else ""))
 

@@ -283,13 +283,15 @@ def fit_built(model, config: TrainingConfig, problem: Problem, data: ProblemData
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
     monitor, monitor_callbacks = problem.fit_monitor(data)
+    precision = training_precision(config)
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
                            seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
                            phases=config.curriculum, monitor=monitor, monitor_callbacks=monitor_callbacks,
-                           callbacks=callbacks, resume=resume)
+                           callbacks=callbacks, resume=resume, precision=precision)
     if log is not None:
+        computing = "" if precision == "float32" else f", computing in {precision} (stored as float32)"
         log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "
-            f"for {adapter.budget(model, settings)} ...")
+            f"for {adapter.budget(model, settings)}{computing} ...")
     return adapter.fit(model, data.train, data.validation, settings)
 
 
@@ -339,6 +341,18 @@ def _tracked_params(config: TrainingConfig, data: ProblemData) -> dict[str, Any]
     return {"config": config.to_dict(), "model": resolve_params(spec, config.variant, _model_arguments(config, data)),
             "data": {k: v for k, v in data.data.items() if not isinstance(v, (dict, list))},
             "rows": data.row_counts}
+
+
+def training_precision(config: TrainingConfig) -> str:
+    """The precision ``config``'s model trains in here (``auto`` resolved against the family and this CPU).
+
+    Raises:
+        ValueError: ``mixed_bfloat16`` asked of a model kind that trains in float32 only (before any data).
+    """
+    from ml.training_pipeline.precision import resolve_precision
+
+    spec = get_spec(config.model_type)
+    return resolve_precision(config.precision, spec.training_precision, get_kind(spec.kind).supports_precision)
 
 
 def _check_distribution(config: TrainingConfig, adapter) -> None:
@@ -392,6 +406,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
     _check_distribution(config, adapter)
+    training_precision(config)  # a precision the model kind cannot train in is refused before any data
     backup = _resume_plan(config, problem, adapter, store) if resume else None
     tracker = _tracker(config, problem, mlflow, mlflow_experiment, register_model)
     if tracker is not None:
@@ -510,6 +525,7 @@ def _fit_evaluate_store(config: TrainingConfig, problem: Problem, data: ProblemD
             # epochs finished by an interrupted attempt this run continued from (0: it ran from the start)
             "resumed_from_epoch": resumed_from,
             "distribution": record,
+            "training_precision": training_precision(config),
             "tracking": tracking,
             "library_versions": library_versions(),
             "python": sys.version.split()[0],

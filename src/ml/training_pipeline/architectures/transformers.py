@@ -176,6 +176,10 @@ def _encoder(inputs, *, d_model, num_heads, ff_dim, num_layers, dropout, max_len
 
 
 _COMMON = "sinusoidal positions, pre-norm blocks, optional padding mask, mean pooling"
+# bf16 arithmetic trained the encoder 1.20-1.28x faster on a CPU with AVX512_BF16 with the same validation loss
+# (0.54321 vs 0.54317; benchmarks/train_speed.py, benchmarks/batch_defaults.py --precision). The MC-dropout one
+# ended 0.47% worse on validation in bf16 and the Bayesian layers do not run in it: both stay float32.
+_ENCODER_PRECISION = "mixed_bfloat16"
 
 
 @register_model(
@@ -186,6 +190,7 @@ _COMMON = "sinusoidal positions, pre-norm blocks, optional padding mask, mean po
     capabilities=Capabilities(supports_masks=True),
     check_params=check_attention_params,
     default_params=597_249,
+    training_precision=_ENCODER_PRECISION,
 )
 def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int, dropout: float,
                       max_length: int, padding_mask: bool, final_norm: bool):

@@ -56,6 +56,9 @@ class FitSettings:
     resume: Any = None
     """A :class:`~ml.training_pipeline.resume.ResumePlan`: back the training state up after every epoch and
     continue from the backup (kinds with ``supports_resume``)."""
+    precision: str = "float32"
+    """Resolved training precision (:func:`~ml.training_pipeline.precision.resolve_precision`); kinds with
+    ``supports_precision`` train a twin in it and keep the model float32."""
 
 
 class ModelKind:
@@ -70,6 +73,8 @@ class ModelKind:
     """Whether :meth:`fit` honours ``FitSettings.resume`` (a backup of the training state after every epoch)."""
     supports_distribution: bool = False
     """Whether models of this kind train under a ``tf.distribute`` strategy (``TrainingConfig.distribute``)."""
+    supports_precision: bool = False
+    """Whether :meth:`fit` can compute in ``FitSettings.precision`` other than float32 (``TrainingConfig.precision``)."""
     model_file: str = ""
 
     def uncertainty_method(self, model: Any) -> str | None:

@@ -37,6 +37,7 @@ class KerasKind(ModelKind):
     supports_curriculum = True
     supports_resume = True
     supports_distribution = True  # the factory's model class carries Keras' multi-worker fixes
+    supports_precision = True  # a twin computes in bf16; the model itself stays float32
     model_file = "model.keras"
 
     def uncertainty_method(self, model) -> str | None:
@@ -105,6 +106,15 @@ class KerasKind(ModelKind):
         return callbacks
 
     def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
+        from ml.training_pipeline.precision import copy_weights_back, training_twin
+
+        trainer = training_twin(model, settings.precision)  # the model itself when float32
+        try:
+            return self._fit(trainer, train, validation, settings)
+        finally:  # an interrupted fit leaves the model with the weights trained so far, as Keras' own fit does
+            copy_weights_back(trainer, model)
+
+    def _fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
         from ml.training_pipeline.datasets import to_tf_dataset
 
         # the callbacks that compute a monitored value run before the ones that read it
