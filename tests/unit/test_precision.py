@@ -84,3 +84,23 @@ def test_the_twin_computes_in_bf16_and_hands_its_training_back_to_the_float32_mo
     assert int(model.optimizer.iterations) == int(twin.optimizer.iterations) == 4
     # the float32 model predicts what the trained twin predicts, up to bf16 rounding
     np.testing.assert_allclose(model.predict(x, verbose=0), twin.predict(x, verbose=0), atol=0.05, rtol=0.05)
+
+
+def test_the_transformer_twin_trains_with_a_padding_mask_and_a_quantile_head():
+    """The other bf16 family, with two inputs (the mask stays bool) and a head of two layers (only the output
+    layer keeps float32)."""
+    import keras
+
+    from ml.training_pipeline.models import create_model
+
+    keras.utils.set_random_seed(0)
+    model = create_model("transformer", (12, 3), variant="tiny", task="quantile", padding_mask=True)
+    twin = training_twin(model, "mixed_bfloat16")
+    rng = np.random.default_rng(0)
+    inputs = {"inputs": rng.standard_normal((32, 12, 3)).astype("float32"),
+              "padding_mask": np.arange(12)[None, :] < rng.integers(4, 13, size=(32, 1))}
+    twin.fit(inputs, rng.standard_normal((32, 1)).astype("float32"), batch_size=16, epochs=1, verbose=0)
+    copy_weights_back(twin, model)
+    out = model.predict(inputs, verbose=0)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert np.all(np.diff(out, axis=-1) >= 0)  # the quantiles stay ordered
