@@ -188,11 +188,15 @@ def full_run(source_tree: str | None = None) -> dict:
         command = [sys.executable, "-m", "ml.cli", "train", "model", "BTCUSDT", "--model-type", "tcn",
                    "--models-dir", models_dir]
         start = time.perf_counter()
+        peak_kb = 0
         with tempfile.TemporaryFile("w+") as stderr:
             child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, text=True, env=env)
-            _, status, usage = os.wait4(child.pid, 0)  # this child's own peak memory
+            # the child's own high-water mark: getrusage's ru_maxrss would include this (large) process's memory,
+            # which Linux carries across fork and exec
+            while child.poll() is None:
+                peak_kb = max(peak_kb, _vm_hwm_kb(child.pid))
+                time.sleep(0.2)
             wall = time.perf_counter() - start
-            child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
             if child.returncode != 0:
                 stderr.seek(0)
                 raise RuntimeError(stderr.read()[-2000:])
@@ -200,7 +204,16 @@ def full_run(source_tree: str | None = None) -> dict:
     history = meta["history"]
     return {"wall_s": wall, "epochs": len(history["loss"]), "best_val_loss": min(history["val_loss"]),
             "skill": meta["metrics"]["skill"], "precision": meta.get("training_precision", "float32"),
-            "peak_mb": usage.ru_maxrss / 1024}
+            "peak_mb": peak_kb / 1024}
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    """A running process's peak resident memory (``VmHWM`` in ``/proc/PID/status``), 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
 
 
 def main(argv: list[str] | None = None) -> int:
