@@ -145,24 +145,6 @@ def _throughput(name: str, batch_size: int, setting: str, windows: int, epochs: 
             bool(model.jit_compile))
 
 
-def EpochTimer():
-    """A Keras callback recording each epoch's wall time in ``.seconds``."""
-    import keras
-
-    class _EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return _EpochTimer()
-
-
 def help_time(repeats: int = 5) -> tuple[float, bool]:
     code = ("import sys, io, contextlib\nfrom ml.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"

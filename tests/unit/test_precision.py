@@ -55,7 +55,7 @@ def test_families_declare_the_precision_they_were_measured_fastest_in():
 
     assert get_spec("tcn").training_precision == "mixed_bfloat16"
     assert get_spec("lstm").training_precision == "float32"  # bf16 made the LSTMs slower
-    with pytest.raises(ValueError, match="training_precision must be 'float32' or 'mixed_bfloat16'"):
+    with pytest.raises(ValueError, match="training_precision must be one of float32, mixed_bfloat16"):
         register_model("half_model", description="x", variants={"default": {}, "tiny": {}}, training_precision="fp16")
 
 

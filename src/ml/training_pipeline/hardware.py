@@ -64,10 +64,15 @@ def _cpuinfo() -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines()) if k.strip()}
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them in ``/proc/cpuinfo`` (``avx2``, ``avx512_bf16``...); empty elsewhere."""
+    return frozenset(_cpuinfo().get("flags", "").split())
+
+
 def cpu_info() -> CpuInfo:
     """The CPU model, usable cores, SIMD width and clock (Linux; other systems get what is known)."""
     fields = _cpuinfo()
-    flags = set(fields.get("flags", "").split())
+    flags = cpu_flags()
     if "avx512f" in flags:
         simd, lanes = "AVX-512", 16
     elif "avx2" in flags and "fma" in flags:

@@ -2,9 +2,10 @@
 
 Measured with ``benchmarks/train_speed.py`` (setting ``bf16``) on an AMD EPYC with AVX512_BF16: Keras'
 ``mixed_bfloat16`` policy trains tcn, tcn_attention and transformer 1.12-1.28x faster with the same validation
-loss, cnn_lstm no faster, and the LSTMs about 10% slower; where bf16 is emulated it is slower than float32. So each family declares the precision
-it trains fastest in (``ModelSpec.training_precision``), and ``precision="auto"`` uses it only on a CPU with
-native bf16 arithmetic (AVX512_BF16 or AMX-BF16), float32 elsewhere.
+loss, cnn_lstm no faster, and the LSTMs about 10% slower; where bf16 is emulated it is slower than float32.
+So each family declares the precision it trains fastest in (``ModelSpec.training_precision``), and
+``precision="auto"`` uses it only on a CPU with native bf16 arithmetic (AVX512_BF16 or AMX-BF16), float32
+elsewhere.
 
 What is stored, evaluated and exported is always the float32 model: training runs on a twin built from the
 model's config with the mixed policy (its variables are float32, as Keras keeps them), and the trained
@@ -18,9 +19,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+TRAINING_PRECISIONS = ("float32", "mixed_bfloat16")
+"""What a family can declare it trains in (``ModelSpec.training_precision``)."""
+PRECISIONS = ("auto", *TRAINING_PRECISIONS)
 """Accepted values of ``TrainingConfig.precision`` (``atb train --precision``)."""
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 """``/proc/cpuinfo`` flags of CPUs whose bf16 arithmetic is native (not emulated in float32)."""
@@ -42,11 +46,15 @@ def check_precision(value: object) -> str:
 
 def native_bf16(flags: set[str] | None = None) -> bool:
     """Whether this CPU (or the given ``/proc/cpuinfo`` flags) computes bf16 natively."""
-    if flags is None:
-        from ml.training_pipeline.hardware import _cpuinfo
+    return bool(NATIVE_BF16_FLAGS & set(flags)) if flags is not None else _native_bf16_here()
 
-        flags = set(_cpuinfo().get("flags", "").split())
-    return bool(NATIVE_BF16_FLAGS & set(flags))
+
+@functools.cache
+def _native_bf16_here() -> bool:
+    """This CPU's answer, read once per process (a run resolves its precision several times)."""
+    from ml.training_pipeline.hardware import cpu_flags
+
+    return native_bf16(cpu_flags())
 
 
 def resolve_precision(requested: str, family_precision: str, kind_supports: bool, native: bool | None = None) -> str:

@@ -240,8 +240,10 @@ def register_model(
         )
     if kind not in _KINDS:
         raise unknown_name_error("kind", kind, _KINDS)
-    if training_precision not in ("float32", "mixed_bfloat16"):
-        raise ValueError("training_precision must be 'float32' or 'mixed_bfloat16'. "
+    from ml.training_pipeline.precision import TRAINING_PRECISIONS
+
+    if training_precision not in TRAINING_PRECISIONS:
+        raise ValueError(f"training_precision must be one of {', '.join(TRAINING_PRECISIONS)}. "
                          f"Received: training_precision={training_precision!r}")
 
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
