@@ -31,8 +31,8 @@ REFERENCE_PATIENCE = 5
 def run(model: str, batch: int, scale: bool, days: int | None, patience: int = 5, precision: str = "auto") -> dict:
     """One training run through the pipeline; the figures of the table's row."""
     from ml.training_pipeline.config import TrainingConfig
+    from ml.training_pipeline.models.registry import get_spec
     from ml.training_pipeline.pipeline import train, training_precision
-    from ml.training_pipeline.registry import get_spec
 
     base_lr = get_spec(model).variants["default"].get("learning_rate", 1e-3)
     lr = base_lr * math.sqrt(batch / REFERENCE_BATCH) if scale else base_lr

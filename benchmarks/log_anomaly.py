@@ -20,9 +20,9 @@ import time
 from ml.data import bundled_log_path
 from ml.training_pipeline.config import TrainingConfig
 from ml.training_pipeline.diagnostics import diagnose_log, diagnose_price
-from ml.training_pipeline.log_windows import Windowing
 from ml.training_pipeline.pipeline import train
 from ml.training_pipeline.problems import LogAnomalyProblem
+from ml.training_pipeline.problems.anomaly.windows import Windowing
 
 COLUMNS = ("accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc", "pr_auc")
 # the transformer reads the events' numbers and flags as a plain window, with the padding mask

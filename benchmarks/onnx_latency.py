@@ -59,10 +59,10 @@ def real_windows(shape: tuple[int, int], n: int) -> np.ndarray:
 
 def bench_model(name: str, shape: tuple[int, int], repeats: int, workdir: Path) -> dict:
     from ml.training_pipeline.export import OnnxPredictor, export_onnx
-    from ml.training_pipeline.kinds import get_kind
-    from ml.training_pipeline.kinds.base import FitData, FitSettings
     from ml.training_pipeline.models import create_model
-    from ml.training_pipeline.registry import get_spec
+    from ml.training_pipeline.models.kinds import get_kind
+    from ml.training_pipeline.models.kinds.base import FitData, FitSettings
+    from ml.training_pipeline.models.registry import get_spec
 
     spec = get_spec(name)
     adapter = get_kind(spec.kind)

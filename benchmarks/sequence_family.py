@@ -82,7 +82,7 @@ def forward_flops(model, inputs: dict[str, np.ndarray]) -> tuple[float, bool]:
     """FLOPs of one forward pass at batch 1 (TF graph profiler), and whether the graph has loops."""
     import tensorflow as tf
 
-    from ml.training_pipeline.kinds.keras_kind import _model_argument
+    from ml.training_pipeline.models.kinds.keras_kind import _model_argument
 
     one = {k: v[:1] for k, v in inputs.items()}
     arg = _model_argument(model, one)
@@ -98,8 +98,8 @@ def forward_flops(model, inputs: dict[str, np.ndarray]) -> tuple[float, bool]:
 def train_windows_per_s(model, inputs, y, batch: int = 128) -> float:
     import tensorflow as tf
 
-    from ml.training_pipeline.datasets import to_tf_dataset
-    from ml.training_pipeline.kinds.keras_kind import _model_argument
+    from ml.training_pipeline.common.windows import to_tf_dataset
+    from ml.training_pipeline.models.kinds.keras_kind import _model_argument
 
     data = to_tf_dataset(_model_argument(model, inputs), y, batch, shuffle=False)
     model.fit(data, epochs=1, verbose=0, shuffle=False)  # compiles the train step
@@ -113,10 +113,10 @@ def bench(name: str, length: int, features: int, rows: int, repeats: int, workdi
           latency: bool) -> dict:
     import keras
 
+    from ml.training_pipeline.common.tensors import generate_inputs
     from ml.training_pipeline.export import OnnxPredictor, export_onnx
-    from ml.training_pipeline.kinds.keras_kind import _model_argument
     from ml.training_pipeline.models import create_model, declared_inputs
-    from ml.training_pipeline.schema import generate_inputs
+    from ml.training_pipeline.models.kinds.keras_kind import _model_argument
 
     keras.utils.set_random_seed(0)
     shape = (length, features)

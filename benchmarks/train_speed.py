@@ -72,8 +72,8 @@ def _variant(model, name: str, setting: str):
     ``after`` and ``bf16`` go through the factory's own precision twin (``precision.training_twin``)."""
     import keras
 
-    from ml.training_pipeline.precision import resolve_precision, training_twin
-    from ml.training_pipeline.registry import get_spec
+    from ml.training_pipeline.fitting.precision import resolve_precision, training_twin
+    from ml.training_pipeline.models.registry import get_spec
 
     if setting == "after":
         return training_twin(model, resolve_precision("auto", get_spec(name).training_precision, True))
@@ -119,8 +119,8 @@ def _throughput(name: str, batch_size: int, setting: str, windows: int, epochs: 
     """
     import keras
 
-    from ml.training_pipeline.datasets import to_tf_dataset
-    from ml.training_pipeline.hardware import forward_flops
+    from ml.training_pipeline.common.hardware import forward_flops
+    from ml.training_pipeline.common.windows import to_tf_dataset
     from ml.training_pipeline.models import create_model
 
     keras.utils.set_random_seed(0)
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    from ml.training_pipeline.hardware import cpu_info, describe_ceiling, measured_peak
+    from ml.training_pipeline.common.hardware import cpu_info, describe_ceiling, measured_peak
 
     tf.random.set_seed(0)
     tf.config.experimental.enable_op_determinism()  # as the pipeline trains

@@ -115,7 +115,8 @@ def _window_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (cheap: lists models without importing TensorFlow)."""
-    from ml.training_pipeline.config import DEFAULT_PATIENCE, TARGETS, TIMEFRAMES
+    from ml.training_pipeline.common.markets import TIMEFRAMES
+    from ml.training_pipeline.config import DEFAULT_PATIENCE, TARGETS
     from ml.training_pipeline.models import AVAILABLE_MODELS, MODEL_VARIANTS
 
     parser = argparse.ArgumentParser(prog="atb", description="Train, evaluate and serve time-series models.",
@@ -168,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(model)
     _training_options(model)
 
-    from ml.training_pipeline.logs import LOG_FORMATS
+    from ml.training_pipeline.problems.anomaly.formats import LOG_FORMATS
 
     anomaly = train.add_parser(
         "anomaly", help="train, evaluate, export and store a log-anomaly model for NAME",
@@ -357,7 +358,7 @@ def parse_data_files(values: list[str], symbols: list[str]) -> tuple[str | None,
         >>> parse_data_files(["btc.csv", "ETHUSDT=eth.csv"], ["BTCUSDT", "ETHUSDT"])
         ('btc.csv', {'ETHUSDT': 'eth.csv'})
     """
-    from ml.training_pipeline.config import check_symbol
+    from ml.training_pipeline.common.markets import check_symbol
 
     upper = [check_symbol(s) for s in symbols]
     first, named = None, {}
@@ -414,7 +415,7 @@ def _model_type(name: str | None) -> str | None:
     """A model type as the store records it (aliases and case resolved; an unknown name fails here)."""
     if name is None:
         return None
-    from ml.training_pipeline.registry import get_spec
+    from ml.training_pipeline.models.registry import get_spec
 
     return get_spec(name).name
 
@@ -484,7 +485,7 @@ def _tune(args) -> int:
 
 def _windowing(args):
     """``--window-by/--window/--step/--max-events`` -> a ``Windowing`` (counts for event windows)."""
-    from ml.training_pipeline.log_windows import Windowing
+    from ml.training_pipeline.problems.anomaly.windows import Windowing
 
     def amount(text: str | None):
         if text is None or args.window_by != "events":
@@ -500,7 +501,7 @@ def _windowing(args):
 def _log_file(args) -> str:
     """``--data``, or the bundled sample of ``--log-format`` (an unknown format is refused by name first)."""
     from ml.data import bundled_log_path
-    from ml.training_pipeline.logs import get_log_format
+    from ml.training_pipeline.problems.anomaly.formats import get_log_format
 
     get_log_format(args.log_format)
     return args.data or str(bundled_log_path(args.log_format))
@@ -541,7 +542,7 @@ def _run_training(args, config, problem=None) -> int:
 
 def _models_list(args) -> int:
     from ml.training_pipeline.problems import PROBLEM_TYPES
-    from ml.training_pipeline.store import ModelStore
+    from ml.training_pipeline.store.versions import ModelStore
 
     store = ModelStore(args.models_dir)
     rows = store.list(args.symbol, model_type=args.model_type, timeframe=args.timeframe)
@@ -575,14 +576,14 @@ def _models_list(args) -> int:
 
 
 def _cluster_local(args) -> int:
-    from ml.training_pipeline.cluster import run_local_cluster
+    from ml.training_pipeline.fitting.cluster import run_local_cluster
 
     return run_local_cluster(args.workers, args.cluster_command, "tuner" if args.tuner else "tf", args.port,
                              start_delay_s=2.0 if args.tuner else 0.0)
 
 
 def _models_verify(args) -> int:
-    from ml.training_pipeline.store import ModelStore
+    from ml.training_pipeline.store.versions import ModelStore
 
     store = ModelStore(args.models_dir)
     rows = store.verify(args.symbol)
@@ -638,7 +639,7 @@ def _walk_forward(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ml.training_pipeline.evaluation import format_report
+    from ml.training_pipeline.common.metrics import format_report
     from ml.training_pipeline.inference import evaluate_stored
 
     if args.walk_forward is not None:
@@ -684,7 +685,7 @@ def _benchmark(args) -> int:
     else:
         comparison, paths = _run_benchmark(args)
     if args.docs:
-        from ml.training_pipeline.plots import plot_comparison
+        from ml.training_pipeline.common.plots import plot_comparison
 
         page = Path(args.docs)
         page.parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ def _keras_checks(model, inputs, y, task, folder: Path, report: dict) -> None:
     import keras
     import tensorflow as tf
 
-    from ml.training_pipeline.kinds.keras_kind import _model_argument
+    from ml.training_pipeline.models.kinds.keras_kind import _model_argument
 
     arg = _model_argument(model, inputs)
     out = np.asarray(model(arg, training=False))
@@ -133,12 +133,12 @@ def run_model_test(
     """
     import keras
 
+    from ml.training_pipeline.common.tensors import generate_inputs, take_rows
     from ml.training_pipeline.export import OnnxPredictor, export_onnx
-    from ml.training_pipeline.kinds import get_kind
-    from ml.training_pipeline.kinds.base import FitData, FitSettings
     from ml.training_pipeline.models import create_model, declared_inputs, get_spec
-    from ml.training_pipeline.schema import generate_inputs, take_rows
-    from ml.training_pipeline.tasks import resolve_task
+    from ml.training_pipeline.models.kinds import get_kind
+    from ml.training_pipeline.models.kinds.base import FitData, FitSettings
+    from ml.training_pipeline.models.tasks import resolve_task
 
     spec = get_spec(name)
     adapter = get_kind(spec.kind)

@@ -43,7 +43,7 @@ def benchmark_data():
 @pytest.fixture(scope="session")
 def benchmark_config(benchmark_data):
     """The same training budget, seed and test bars for every model; the ceiling measured once."""
-    from ml.training_pipeline.hardware import measured_peak
+    from ml.training_pipeline.common.hardware import measured_peak
 
     return BenchmarkConfig(epochs=EPOCHS, patience=PATIENCE, data=benchmark_data, peak=measured_peak())
 
@@ -125,9 +125,9 @@ def test_inference_speed_benchmark(benchmark_data, tmp_path):
     import subprocess
     import sys
 
-    from ml.training_pipeline.kinds import get_kind
     from ml.training_pipeline.models import create_model
-    from ml.training_pipeline.registry import get_spec
+    from ml.training_pipeline.models.kinds import get_kind
+    from ml.training_pipeline.models.registry import get_spec
 
     rows = []
     window = benchmark_data.X_test[:1]

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from ml.cli import main
-from ml.training_pipeline.cluster import cluster_environments
-from ml.training_pipeline.distribute import read_tf_config
+from ml.training_pipeline.fitting.cluster import cluster_environments
+from ml.training_pipeline.fitting.distribute import read_tf_config
 
 TRAIN = ["train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "tiny", "--days", "60", "--epochs", "3",
          "--sequence-length", "24", "--batch-size", "64"]

@@ -78,7 +78,7 @@ def test_export_rejects_bad_arguments(exported, tmp_path):
 def test_parity_failure_leaves_no_file(exported, tmp_path, monkeypatch):
     """A graph that disagrees with Keras is refused and nothing is left on disk."""
     model, _ = exported
-    from ml.training_pipeline.kinds import KerasKind
+    from ml.training_pipeline.models.kinds import KerasKind
 
     real = KerasKind.reference_outputs
     monkeypatch.setattr(KerasKind, "reference_outputs",

@@ -13,7 +13,7 @@ from ml.training_pipeline.models import (
     get_model_callbacks,
     list_models,
 )
-from ml.training_pipeline.registry import KERAS, get_spec, register_model
+from ml.training_pipeline.models.registry import KERAS, get_spec, register_model
 
 FAMILIES = ["attention_lstm", "cnn_lstm", "lightgbm", "lstm", "tcn", "tcn_attention"]
 """The user's guide's families: they keep the guide's lightweight/default/deep sizes."""
@@ -123,7 +123,7 @@ def test_a_registered_model_is_buildable_through_the_factory():
     """Adding a family needs no factory edit: the decorator is enough."""
     import keras
 
-    from ml.training_pipeline import registry
+    from ml.training_pipeline.models import registry
 
     @register_model("toy_mlp", description="Flatten and Dense.",
                     variants={v: {"units": 4, "learning_rate": 1e-3} for v in ("default", "tiny", "wide")})

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.training_pipeline.datasets import prepare_data, to_tf_dataset
-from ml.training_pipeline.features import FEATURE_NAMES, WARMUP_BARS, build_features, build_target
-from ml.training_pipeline.ingestion import load_ohlcv
+from ml.training_pipeline.common.windows import prepare_data, to_tf_dataset
+from ml.training_pipeline.problems import build_target
+from ml.training_pipeline.problems.price.features import FEATURE_NAMES, WARMUP_BARS, build_features
+from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 
 
 @pytest.fixture(scope="module")

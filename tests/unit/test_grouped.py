@@ -11,10 +11,10 @@ import pytest
 
 from ml.cli import main
 from ml.examples import mheight
+from ml.training_pipeline.common.sample_weights import class_weights, group_weights, sample_weights
 from ml.training_pipeline.config import TrainingConfig
-from ml.training_pipeline.curriculum import Phase, check_phases, parse_curriculum
+from ml.training_pipeline.fitting.curriculum import Phase, check_phases, parse_curriculum
 from ml.training_pipeline.problems import ArraysProblem
-from ml.training_pipeline.weights import class_weights, group_weights, sample_weights
 
 # --- weights ---------------------------------------------------------------------------------
 
@@ -48,7 +48,7 @@ def test_weights_scale_the_keras_loss_exactly_as_documented():
     """Keras reduces a batch to sum(w_i * loss_i) / B: the documented contract of `weights`."""
     import keras
 
-    from ml.training_pipeline.losses import Log2MSE
+    from ml.training_pipeline.models.losses import Log2MSE
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 3)).astype("float32")
@@ -66,7 +66,7 @@ def test_weights_scale_the_keras_loss_exactly_as_documented():
 
 
 def test_log2_mse_metric_is_the_weighted_mean():
-    from ml.training_pipeline.losses import Log2MSEMetric
+    from ml.training_pipeline.models.losses import Log2MSEMetric
 
     metric = Log2MSEMetric()
     metric.update_state(np.array([[8.0], [1.0]]), np.array([[2.0], [1.0]]), sample_weight=np.array([3.0, 1.0]))
@@ -87,7 +87,7 @@ def test_curriculum_strings_parse_and_bad_phases_are_refused():
 def test_a_curriculum_is_one_run_with_phases_and_one_optimizer():
     import keras
 
-    from ml.training_pipeline.curriculum import fit_curriculum
+    from ml.training_pipeline.fitting.curriculum import fit_curriculum
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((96, 4)).astype("float32")
@@ -108,7 +108,7 @@ def test_a_curriculum_is_one_run_with_phases_and_one_optimizer():
 def test_early_stopping_acts_in_the_last_phase_only():
     import keras
 
-    from ml.training_pipeline.curriculum import fit_curriculum
+    from ml.training_pipeline.fitting.curriculum import fit_curriculum
 
     x = np.zeros((40, 2), "float32")
     y = np.zeros(40, "float32")
@@ -143,11 +143,11 @@ def test_per_group_metrics_match_a_direct_computation(tmp_path):
     train_mean = {g: data.train.y[data.train.groups == g].mean() for g in "abcd"}
     assert data.schema["group_baselines"]["d"][0] == pytest.approx(train_mean["d"], rel=1e-5)
     assert "group_prior" in report and "<- worst" in __import__(
-        "ml.training_pipeline.evaluation", fromlist=["format_report"]).format_report(report)
+        "ml.training_pipeline.common.metrics", fromlist=["format_report"]).format_report(report)
 
 
 def test_interpolation_stays_within_a_group_and_rejects_rows_outside_its_range():
-    from ml.training_pipeline.augmentation import interpolate_within_groups
+    from ml.training_pipeline.problems.augmentation import interpolate_within_groups
 
     # group "u": two rows whose mixes have a smaller row std than either row, so they are rejected
     x = np.array([[1.0, -1.0], [-1.0, 1.0], [0.0, 1.0], [0.5, 1.5], [1.0, 2.0]], "float32")

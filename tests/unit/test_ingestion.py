@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.training_pipeline.ingestion import BINANCE, GENERIC, DataError, load_ohlcv, resample_ohlcv
+from ml.training_pipeline.problems.price.ohlcv import BINANCE, GENERIC, DataError, load_ohlcv, resample_ohlcv
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_generic_parquet_with_datetime_index(raw_klines, tmp_path):
 
 
 def test_resampling_to_4h_aggregates_complete_buckets_only(raw_klines):
-    frame, _ = __import__("ml.training_pipeline.ingestion", fromlist=["x"]).normalize_ohlcv(raw_klines)
+    frame, _ = __import__("ml.training_pipeline.problems.price.ohlcv", fromlist=["x"]).normalize_ohlcv(raw_klines)
     four = resample_ohlcv(frame, "4h")
     first = four.index[0]
     bucket = frame[(frame.index >= first) & (frame.index < first + pd.Timedelta(hours=4))]

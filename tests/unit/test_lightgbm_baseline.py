@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.training_pipeline.lightgbm_baseline import (
+from ml.training_pipeline.models import create_model
+from ml.training_pipeline.models_lightgbm import (
     create_lightgbm_model,
     engineer_features_for_lgb,
     get_feature_importance,
     train_lightgbm_with_early_stopping,
 )
-from ml.training_pipeline.models import create_model
 
 
 @pytest.fixture(scope="module")

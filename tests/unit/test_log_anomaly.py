@@ -14,7 +14,8 @@ import pytest
 
 from ml.cli import main
 from ml.data import bundled_log_path
-from ml.training_pipeline.log_windows import (
+from ml.training_pipeline.problems.anomaly.formats import LogEvents, load_log_events, read_log_events
+from ml.training_pipeline.problems.anomaly.windows import (
     FLAG_FEATURES,
     NUMERIC_FEATURES,
     LogEncoder,
@@ -22,7 +23,6 @@ from ml.training_pipeline.log_windows import (
     chronological_parts,
     window_labels,
 )
-from ml.training_pipeline.logs import LogEvents, load_log_events, read_log_events
 
 BGL = bundled_log_path("bgl")
 OPENSTACK = bundled_log_path("openstack")
@@ -125,7 +125,7 @@ def test_encoder_is_fitted_on_training_windows_and_sends_unseen_values_to_unknow
 def test_a_hand_checked_openstack_line_encodes_as_read(openstack):
     windows = Windowing("time", "1min").windows(openstack.frame)
     encoder = LogEncoder.fit(openstack, windows[:8])
-    from ml.training_pipeline.log_windows import event_table
+    from ml.training_pipeline.problems.anomaly.windows import event_table
 
     raw = encoder._encode(openstack, windows[:1], event_table(openstack), scale=False)
     first = dict(zip(NUMERIC_FEATURES, raw["numeric"][0, 0], strict=True))
@@ -137,7 +137,7 @@ def test_a_hand_checked_openstack_line_encodes_as_read(openstack):
 def test_validation_f1_drives_early_stopping_for_any_keras_model():
     import keras
 
-    from ml.training_pipeline.callbacks import ValidationF1
+    from ml.training_pipeline.fitting.callbacks import ValidationF1
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 4)).astype("float32")

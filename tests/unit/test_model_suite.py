@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from ml.testing import custom_layers, run_layer_test, run_model_test
-from ml.training_pipeline.kinds import get_kind
 from ml.training_pipeline.models import get_spec, list_models
-from ml.training_pipeline.tasks import resolve_task
+from ml.training_pipeline.models.kinds import get_kind
+from ml.training_pipeline.models.tasks import resolve_task
 
 TASK_CASES = [("regression", {}), ("regression", {"output_dim": 2}), ("binary", {}),
               ("multiclass", {"num_classes": 3}), ("quantile", {"quantiles": (0.1, 0.5, 0.9)}), ("positive", {})]

@@ -37,7 +37,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def later_csv(tmp_path_factory):
     """A generic OHLCV file of a later period than the training data."""
-    from ml.training_pipeline.ingestion import load_ohlcv
+    from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 
     path = tmp_path_factory.mktemp("data") / "later.csv"
     load_ohlcv("BTCUSDT", start_date="2022-01-01", end_date="2022-03-01").frame.to_csv(path)
@@ -109,7 +109,7 @@ def test_evaluate_on_a_later_generic_file(store, later_csv, capsys):
 
 
 def test_evaluate_flags_bars_the_model_was_fitted_on(store, tmp_path, capsys):
-    from ml.training_pipeline.ingestion import load_ohlcv
+    from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 
     path = tmp_path / "recent.csv"
     load_ohlcv("BTCUSDT", days=30).frame.to_csv(path)
@@ -136,7 +136,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     # trained in bf16, stored and exported in float32 (the ONNX parity is checked against the float32 model)
     meta = json.loads((first.version_dir / "metadata.json").read_text())
     assert meta["training_precision"] == "mixed_bfloat16" and first.onnx["max_scaled_diff"] <= first.onnx["tolerance"]
-    from ml.training_pipeline.kinds import get_kind
+    from ml.training_pipeline.models.kinds import get_kind
 
     stored = get_kind("keras").load(first.version_dir / "model.keras")
     assert {layer.dtype_policy.name for layer in stored.layers} == {"float32"}
@@ -269,7 +269,7 @@ def test_missing_and_corrupt_versions(store, tmp_path, later_csv, capsys):
 
 
 def test_predict_needs_enough_bars_for_one_window(store, tmp_path, capsys):
-    from ml.training_pipeline.ingestion import load_ohlcv
+    from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 
     path = tmp_path / "tiny.csv"
     load_ohlcv("BTCUSDT", days=2).frame.to_csv(path)
@@ -283,7 +283,7 @@ def test_feature_schema_mismatch_at_predict(store, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(store, copy, symlinks=True)
     schema_path = (copy / "BTCUSDT" / "price" / "latest").resolve() / "feature_schema.json"
-    from ml.training_pipeline.integrity import seal
+    from ml.training_pipeline.store.integrity import seal
 
     schema = json.loads(schema_path.read_text())
     schema["feature_names"][0] = "funding_rate"
@@ -300,7 +300,7 @@ def test_feature_schema_mismatch_at_predict(store, tmp_path, capsys):
 
 
 def test_onnx_parity_failure_stores_nothing(tmp_path, capsys, monkeypatch):
-    from ml.training_pipeline.kinds import KerasKind
+    from ml.training_pipeline.models.kinds import KerasKind
 
     real = KerasKind.reference_outputs
     monkeypatch.setattr(KerasKind, "reference_outputs",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.training_pipeline.precision import (
+from ml.training_pipeline.fitting.precision import (
     check_precision,
     copy_weights_back,
     native_bf16,
@@ -51,7 +51,7 @@ def test_native_bf16_is_read_from_the_cpu_flags():
 
 def test_families_declare_the_precision_they_were_measured_fastest_in():
     from ml.training_pipeline.models import list_models  # noqa: F401  (fills the registry)
-    from ml.training_pipeline.registry import get_spec, register_model
+    from ml.training_pipeline.models.registry import get_spec, register_model
 
     assert get_spec("tcn").training_precision == "mixed_bfloat16"
     assert get_spec("lstm").training_precision == "float32"  # bf16 made the LSTMs slower

@@ -39,7 +39,7 @@ def _config(tmp_path, model_type="embedding_lstm", variant="tiny", **kwargs):
 
 def test_two_named_inputs_train_export_and_serve_from_the_store(hourly_arrays, tmp_path):
     from ml.training_pipeline.inference import StoredModel
-    from ml.training_pipeline.kinds import get_kind
+    from ml.training_pipeline.models.kinds import get_kind
     from ml.training_pipeline.pipeline import train
 
     inputs, target = hourly_arrays
@@ -182,8 +182,8 @@ def test_volatility_target_has_no_look_ahead_in_its_baselines(btc_hourly):
 
 def test_a_model_that_cannot_export_is_stored_without_onnx_and_still_serves(tmp_path):
     from ml.training_pipeline.inference import StoredModel
+    from ml.training_pipeline.models.registry import Capabilities, register_model, unregister_model
     from ml.training_pipeline.pipeline import train
-    from ml.training_pipeline.registry import Capabilities, register_model, unregister_model
 
     @register_model("toy_no_onnx", description="A Dense layer that says it cannot export.",
                     variants={"default": {"units": 8, "learning_rate": 1e-2}, "tiny": {"units": 2, "learning_rate": 1e-2}},

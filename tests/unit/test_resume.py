@@ -15,7 +15,7 @@ import pytest
 
 from ml.cli import main
 from ml.training_pipeline.config import TrainingConfig
-from ml.training_pipeline.resume import RESUME_DIR, backup_folder, finished_epochs, plan_resume
+from ml.training_pipeline.fitting.resume import RESUME_DIR, backup_folder, finished_epochs, plan_resume
 
 ARGS = ["train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "tiny", "--days", "150",
         "--sequence-length", "24", "--batch-size", "32", "--epochs", "4", "--patience", "5", "--resume"]
@@ -37,7 +37,7 @@ def _interrupting(at_epoch: int):
 
 
 def _toy(groups: bool = False):
-    from ml.training_pipeline.kinds.base import FitData
+    from ml.training_pipeline.models.kinds.base import FitData
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((256, 8, 3)).astype("float32")
@@ -54,10 +54,10 @@ def _model():
 
 @pytest.mark.parametrize("phases", [None, "a:2,all:3"])
 def test_an_interrupted_fit_resumes_at_the_next_epoch_with_its_counters(tmp_path, phases):
-    from ml.training_pipeline.curriculum import check_phases
-    from ml.training_pipeline.kinds.base import FitSettings
-    from ml.training_pipeline.kinds.keras_kind import KerasKind
-    from ml.training_pipeline.resume import ResumePlan
+    from ml.training_pipeline.fitting.curriculum import check_phases
+    from ml.training_pipeline.fitting.resume import ResumePlan
+    from ml.training_pipeline.models.kinds.base import FitSettings
+    from ml.training_pipeline.models.kinds.keras_kind import KerasKind
 
     kind = KerasKind()
     train, validation = _toy(groups=phases is not None)
@@ -88,7 +88,7 @@ def test_early_stopping_that_had_ended_the_run_is_not_undone(tmp_path):
     """A run killed after early stopping fired (while exporting, say) trains no further when resumed."""
     import keras
 
-    from ml.training_pipeline.resume import ResumePlan, resumable_backup
+    from ml.training_pipeline.fitting.resume import ResumePlan, resumable_backup
 
     train, validation = _toy()
     plan = ResumePlan(tmp_path / "backup", 0, {})

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from ml.cli import main
-from ml.training_pipeline.ingestion import DataError, load_ohlcv
+from ml.training_pipeline.problems.price.ohlcv import DataError, load_ohlcv
 
 TINY = ["--variant", "tiny", "--days", "60", "--epochs", "2", "--sequence-length", "24", "--batch-size", "64"]
 
@@ -230,7 +230,7 @@ def test_progress_lines_say_time_left_and_quiet_says_only_the_result(tmp_path, c
 
 
 def test_report_columns_use_fixed_decimals():
-    from ml.training_pipeline.evaluation import format_report
+    from ml.training_pipeline.common.metrics import format_report
 
     text = format_report({"model": {"rmse": 250.123456, "directional_accuracy": 0.5108},
                           "persistence": {"rmse": 251.0, "directional_accuracy": 0.00027571}, "n": 10})
@@ -283,7 +283,7 @@ train(TrainingConfig(symbol="KILLED", model_type="lightgbm", variant="tiny", mod
 
 
 def test_a_run_killed_during_export_leaves_a_staging_folder_the_next_run_removes(tmp_path):
-    from ml.training_pipeline.store import ModelStore
+    from ml.training_pipeline.store.versions import ModelStore
 
     root = tmp_path / "models"
     done = subprocess.run([sys.executable, "-c", KILLED_DURING_EXPORT, str(root)], capture_output=True, text=True)

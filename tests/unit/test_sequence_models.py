@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from ml.cli import main
+from ml.training_pipeline.common.tensors import generate_inputs
 from ml.training_pipeline.export import OnnxPredictor, export_onnx
 from ml.training_pipeline.layers import MambaBlock, MLSTMBlock, SLSTMBlock
 from ml.training_pipeline.layers.mamba import ssd, ssd_reference
 from ml.training_pipeline.layers.xlstm import mlstm_parallel, mlstm_reference, slstm_reference
 from ml.training_pipeline.models import create_model, declared_inputs
-from ml.training_pipeline.schema import generate_inputs
 from ml.training_pipeline.uncertainty import interval_report, predict_with_uncertainty
 
 SMALL = ["--days", "60", "--epochs", "1", "--sequence-length", "24", "--batch-size", "64", "--variant", "tiny"]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.training_pipeline.hardware import CpuInfo, cpu_info, describe_ceiling, measured_peak, theoretical_peak
+from ml.training_pipeline.common.hardware import CpuInfo, cpu_info, describe_ceiling, measured_peak, theoretical_peak
 from ml.training_pipeline.models import create_model
 
 
 def test_keras_models_run_several_steps_per_execution_unless_their_spec_says_otherwise():
-    from ml.training_pipeline.kinds.keras_kind import DEFAULT_COMPILE_SETTINGS
+    from ml.training_pipeline.models.kinds.keras_kind import DEFAULT_COMPILE_SETTINGS
 
     model = create_model("tcn", (24, 3), variant="tiny")
     assert model.steps_per_execution == DEFAULT_COMPILE_SETTINGS["steps_per_execution"] > 1
@@ -41,7 +41,7 @@ def test_theoretical_peak_is_cores_fma_lanes_and_clock():
 
 
 def test_zen4_is_recognised_from_cpuinfo(monkeypatch):
-    from ml.training_pipeline import hardware
+    from ml.training_pipeline.common import hardware
 
     fields = {"vendor_id": "AuthenticAMD", "cpu family": "25", "model name": "AMD EPYC", "flags": "fma avx2 avx512f"}
     monkeypatch.setattr(hardware, "_cpuinfo", lambda: fields)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ml.training_pipeline.store import ModelStore, StoreError
+from ml.training_pipeline.store.versions import ModelStore, StoreError
 
 NOW = datetime(2024, 1, 31, 14, 5, tzinfo=UTC)
 
@@ -106,7 +106,7 @@ def test_problem_keys_cannot_escape_the_store(tmp_path, problem):
 
 
 def test_default_location_follows_the_environment(tmp_path, monkeypatch):
-    from ml.training_pipeline.store import default_models_dir
+    from ml.training_pipeline.store.versions import default_models_dir
 
     monkeypatch.setenv("ATB_MODELS_DIR", str(tmp_path))
     assert default_models_dir() == tmp_path

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ml.cli import main
-from ml.training_pipeline.tracking import MlflowTracker
+from ml.training_pipeline.fitting.tracking import MlflowTracker
 
 mlflow = pytest.importorskip("mlflow", reason="the [mlflow] extra (installed with [dev])")
 

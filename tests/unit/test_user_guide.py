@@ -240,7 +240,7 @@ def test_memory_and_speed_profiling(namespace, capsys):
 
 
 def test_best_practices(namespace, guide_data):
-    from ml.training_pipeline.datasets import split_sequences
+    from ml.training_pipeline.common.windows import split_sequences
 
     namespace.update(split_sequences=split_sequences, sequences=guide_data.X_train, targets=guide_data.y_train)
     run_snippet("1_always_use_validation_set", namespace, verbatim=True)
@@ -270,7 +270,7 @@ def test_adding_a_model_module_the_guides_way(guide_data, tmp_path, monkeypatch)
     ``create_yourmodel`` builds the model, the guide's unit tests and benchmark pass on it."""
     import ml.training_pipeline as package
     from ml.training_pipeline.comparison import BenchmarkConfig, benchmark_model
-    from ml.training_pipeline.registry import unregister_model
+    from ml.training_pipeline.models.registry import unregister_model
 
     (tmp_path / "models_yourmodel.py").write_text(SNIPPETS["step_1_create_model_module"]["code"])
     monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.training_pipeline.registry import DEFAULT_INPUT_NAME
+from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME
 
 LATENCY_CALLS = 50
 """Single-window calls timed per model for the p50 latencies (after two warm-up calls)."""
@@ -75,7 +75,7 @@ class BenchmarkData:
         next close, ``directional_accuracy`` the share of bars whose up/down move is called right (a flat forecast
         calls none), ``skill`` = 1 - RMSE / persistence RMSE (persistence forecasts a zero return).
         """
-        from ml.training_pipeline.evaluation import price_metrics
+        from ml.training_pipeline.common.metrics import price_metrics
 
         predicted = np.asarray(predicted_log_return, np.float64).reshape(-1)
         actual = np.log(self.test_future_close / self.test_close)
@@ -133,7 +133,7 @@ class BenchmarkConfig:
             measured and it provides the inputs beside the window; without it, metrics are on the validation
             part (which early stopping has seen: optimistic, and the result says so).
         latency: measure Keras and ONNX single-window latency (exports the model to a temporary file).
-        peak: the machine's measured matmul ceiling in FLOP/s (:func:`ml.training_pipeline.hardware.measured_peak`);
+        peak: the machine's measured matmul ceiling in FLOP/s (:func:`ml.training_pipeline.common.hardware.measured_peak`);
             ``None``: no share of peak.
         model_kwargs: hyperparameters every model gets (must exist in each model).
     """
@@ -221,12 +221,12 @@ def benchmark_model(model_type: str, variant: str, X_train: np.ndarray, y_train:
     """
     import keras
 
+    from ml.training_pipeline.common.hardware import forward_flops
     from ml.training_pipeline.export import OnnxPredictor, export_onnx
-    from ml.training_pipeline.hardware import forward_flops
-    from ml.training_pipeline.kinds import get_kind
-    from ml.training_pipeline.kinds.base import FitData, FitSettings
     from ml.training_pipeline.models import create_model, declared_inputs
-    from ml.training_pipeline.registry import get_spec
+    from ml.training_pipeline.models.kinds import get_kind
+    from ml.training_pipeline.models.kinds.base import FitData, FitSettings
+    from ml.training_pipeline.models.registry import get_spec
 
     config = config or BenchmarkConfig()
     spec = get_spec(model_type)
@@ -284,7 +284,7 @@ def window_models() -> list[str]:
     """The registered models that read a price window (and at most the calendar ``known``): all of them except
     the ones made for other data (log events, id sequences, row sets)."""
     from ml.training_pipeline.models import declared_inputs, list_models
-    from ml.training_pipeline.registry import KNOWN_INPUT
+    from ml.training_pipeline.models.registry import KNOWN_INPUT
 
     return [name for name in list_models()
             if {s.name for s in declared_inputs(name, (60, 15))} <= {DEFAULT_INPUT_NAME, KNOWN_INPUT}]
@@ -339,7 +339,7 @@ class Comparison:
     def save(self, folder: str | Path) -> dict[str, Path]:
         """Writes ``comparison.json`` (results, baselines, setup with library versions), ``comparison.csv`` and
         ``comparison.png``; returns their paths."""
-        from ml.training_pipeline.plots import plot_comparison
+        from ml.training_pipeline.common.plots import plot_comparison
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -369,9 +369,9 @@ def run_comparison(models: Sequence[str] | None = None, variant: str = "default"
         >>> comparison = run_comparison(["tcn", "lightgbm"], days=120, epochs=2)  # doctest: +SKIP
         >>> print(comparison.table())  # doctest: +SKIP
     """
-    from ml.training_pipeline.hardware import measured_peak
-    from ml.training_pipeline.registry import get_spec
-    from ml.training_pipeline.validation import check_positive_int
+    from ml.training_pipeline.common.arguments import check_positive_int
+    from ml.training_pipeline.common.hardware import measured_peak
+    from ml.training_pipeline.models.registry import get_spec
 
     # every argument is checked before the first model trains
     names = [get_spec(m).name for m in models] if models else window_models()
@@ -397,7 +397,7 @@ def run_comparison(models: Sequence[str] | None = None, variant: str = "default"
 
 def describe_setup(data: BenchmarkData, config: BenchmarkConfig, variant: str) -> dict[str, Any]:
     """Where and how a comparison ran: the data, the training budget, the CPU and its ceiling, library versions."""
-    from ml.training_pipeline.hardware import cpu_info, describe_ceiling
+    from ml.training_pipeline.common.hardware import cpu_info, describe_ceiling
     from ml.training_pipeline.pipeline import library_versions
 
     info = cpu_info()

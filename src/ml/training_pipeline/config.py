@@ -2,45 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ml.training_pipeline.validation import check_learning_rate, check_positive_int, unknown_name_error
+from ml.training_pipeline.common.arguments import check_learning_rate, check_positive_int, unknown_name_error
+from ml.training_pipeline.common.markets import TIMEFRAMES, check_symbol
 
 TARGETS: tuple[str, ...] = ("return", "direction", "volatility")
 """``return``: next-step log return (regression); ``direction``: up or not (binary);
 ``volatility``: log realized volatility of the next H bars (regression, H = 24 by default)."""
-
-TIMEFRAMES: dict[str, str] = {"1h": "1h", "4h": "4h", "1d": "1D"}
-"""CLI timeframe -> pandas frequency."""
 
 DEFAULT_PATIENCE = 3
 """Early-stopping patience of price models, chosen by measurement (``benchmarks/batch_defaults.py``): on the
 bundled BTCUSDT sample, patience 3 reached the same best validation loss as 5 for tcn, lstm, cnn_lstm,
 tcn_attention and attention_lstm (within 0.04%, better for three of them) in 1.11-1.88x less time; 5 had
 matched 10 earlier. Log anomalies keep 10 (``atb train anomaly``), as their design says."""
-
-_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
-
-
-def check_symbol(symbol: object) -> str:
-    """Upper-cases a trading symbol and rejects anything that could escape a folder.
-
-    Example:
-        >>> check_symbol("btcusdt")
-        'BTCUSDT'
-    """
-    text = str(symbol).strip().upper()
-    if not _SYMBOL.match(text) or ".." in text:
-        raise ValueError(
-            "symbol must be letters, digits, '.', '_' or '-' (at most 32, no path characters), "
-            f"e.g. BTCUSDT. Received: symbol={symbol!r}"
-        )
-    return text
-
 
 def _check_date(name: str, value: str | None) -> str | None:
     if value is None:
@@ -83,16 +61,16 @@ class TrainingConfig:
             under :attr:`store_name` (``"BTCUSDT-ETHUSDT"``).
         data_paths: ``{symbol: file}`` for the symbols ``data_path`` does not cover.
         group_weights: ``{group: weight}``, ``"balanced"`` or a callable; see
-            :func:`ml.training_pipeline.weights.group_weights` (groups: the symbols, or the problem's groups).
+            :func:`ml.training_pipeline.common.sample_weights.group_weights` (groups: the symbols, or the problem's groups).
         pos_weight: binary targets: weight of a positive row relative to a negative (a number or ``"balanced"``).
         uncertainty_samples: forward passes for the test-part interval of a sampling model (>= 2).
         curriculum: phases as ``"BTCUSDT:10,all:40"`` or a list of
-            :class:`~ml.training_pipeline.curriculum.Phase`; replaces ``epochs`` (their sum).
+            :class:`~ml.training_pipeline.fitting.curriculum.Phase`; replaces ``epochs`` (their sum).
         distribute: ``none``, ``mirrored`` (one replica per local GPU) or ``multi-worker`` (the hosts ``TF_CONFIG``
-            lists); see :mod:`ml.training_pipeline.distribute`. ``batch_size`` is then the global batch.
+            lists); see :mod:`ml.training_pipeline.fitting.distribute`. ``batch_size`` is then the global batch.
         precision: ``auto`` (the family's measured choice: bf16 arithmetic on float32 weights for tcn,
             tcn_attention and transformer where the CPU computes bf16 natively; float32 elsewhere),
-            ``float32`` or ``mixed_bfloat16``; see :mod:`ml.training_pipeline.precision`. The stored model is
+            ``float32`` or ``mixed_bfloat16``; see :mod:`ml.training_pipeline.fitting.precision`. The stored model is
             float32 either way.
 
     Example:
@@ -134,8 +112,8 @@ class TrainingConfig:
     def __post_init__(self):
         # importing the factory fills the registry (cheap: no TensorFlow)
         import ml.training_pipeline.models  # noqa: F401  (fills the registry)
+        from ml.training_pipeline.models.registry import get_spec
         from ml.training_pipeline.problems import get_problem
-        from ml.training_pipeline.registry import get_spec
 
         object.__setattr__(self, "symbol", check_symbol(self.symbol))
         spec = get_spec(self.model_type)
@@ -144,10 +122,10 @@ class TrainingConfig:
             raise unknown_name_error("variant", self.variant, spec.variants)
         if self.timeframe not in TIMEFRAMES:
             raise unknown_name_error("timeframe", self.timeframe, TIMEFRAMES)
-        from ml.training_pipeline.distribute import check_strategy
+        from ml.training_pipeline.fitting.distribute import check_strategy
 
         check_strategy(self.distribute)
-        from ml.training_pipeline.precision import check_precision
+        from ml.training_pipeline.fitting.precision import check_precision
 
         check_precision(self.precision)
         check_positive_int("sequence_length", self.sequence_length, minimum=2)
@@ -187,8 +165,8 @@ class TrainingConfig:
         self._check_grouping()
 
     def _check_grouping(self) -> None:
-        from ml.training_pipeline.curriculum import check_phases
-        from ml.training_pipeline.weights import check_group_weights
+        from ml.training_pipeline.common.sample_weights import check_group_weights
+        from ml.training_pipeline.fitting.curriculum import check_phases
 
         if isinstance(self.symbols, str) or not isinstance(self.symbols, (tuple, list)):
             raise ValueError(f"symbols must be a list of symbols. Received: symbols={self.symbols!r}")

@@ -273,9 +273,9 @@ def diagnose_price(symbol: str, target: str = "direction", data_path: str | Path
         >>> diagnose_price("BTCUSDT", "direction").usable_signal  # doctest: +SKIP
         False
     """
-    from ml.training_pipeline.features import build_features
-    from ml.training_pipeline.ingestion import load_ohlcv
     from ml.training_pipeline.problems import get_problem
+    from ml.training_pipeline.problems.price.features import build_features
+    from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 
     problem = get_problem(target, horizon)
     if problem.task.estimator_type != "classifier":
@@ -300,8 +300,8 @@ def diagnose_log(path: str | Path, log_format: str = "bgl", windowing=None, *, a
         >>> diagnose_log("BGL_2k.log_structured.csv", "bgl").usable_signal  # doctest: +SKIP
         True
     """
-    from ml.training_pipeline.log_windows import AGGREGATE_FEATURES, LogEncoder, Windowing, window_labels
-    from ml.training_pipeline.logs import load_log_events
+    from ml.training_pipeline.problems.anomaly.formats import load_log_events
+    from ml.training_pipeline.problems.anomaly.windows import AGGREGATE_FEATURES, LogEncoder, Windowing, window_labels
 
     windowing = windowing or Windowing()
     events = load_log_events(path, log_format, anomalous_sessions=anomalous_sessions)

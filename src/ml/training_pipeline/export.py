@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ml.training_pipeline.registry import TensorSpec
-from ml.training_pipeline.schema import check_named_inputs, generate_inputs
+from ml.training_pipeline.common.tensors import check_named_inputs, generate_inputs
+from ml.training_pipeline.models.registry import TensorSpec
 
 DEFAULT_TOLERANCE = 1e-4
 """Largest accepted absolute difference between ONNX Runtime and Keras/LightGBM outputs.
@@ -143,7 +143,7 @@ def export_onnx(
         >>> report.max_abs_diff < 1e-4  # doctest: +SKIP
         True
     """
-    from ml.training_pipeline.kinds import kind_of
+    from ml.training_pipeline.models.kinds import kind_of
 
     path = Path(path)
     if path.suffix != ".onnx":

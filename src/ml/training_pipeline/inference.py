@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.training_pipeline.config import check_symbol
-from ml.training_pipeline.datasets import StandardScaler, windows_for_rows
-from ml.training_pipeline.features import build_features
-from ml.training_pipeline.ingestion import LoadedData, load_ohlcv
+from ml.training_pipeline.common.markets import check_symbol
+from ml.training_pipeline.common.tensors import check_named_inputs
+from ml.training_pipeline.common.windows import StandardScaler
+from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.problems import PriceProblem, problem_type
-from ml.training_pipeline.registry import STATIC_INPUT, TensorSpec
-from ml.training_pipeline.schema import check_named_inputs
-from ml.training_pipeline.store import ModelStore
+from ml.training_pipeline.problems.price.features import build_features
+from ml.training_pipeline.problems.price.ohlcv import LoadedData, load_ohlcv
+from ml.training_pipeline.store.versions import ModelStore
 
 _BATCH = 2048
 KNOWN_BASES = ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "DOT", "LTC", "AVAX", "LINK", "MATIC", "TRX")
@@ -140,7 +140,7 @@ class StoredModel:
         return {spec.name: offered[spec.name] for spec in self.inputs}
 
     def _kind(self):
-        from ml.training_pipeline.kinds import get_kind
+        from ml.training_pipeline.models.kinds import get_kind
 
         return get_kind(self.metadata.get("model", {}).get("kind", "keras" if (self.path / "model.keras").is_file()
                                                              else "estimator"))
@@ -245,7 +245,8 @@ class StoredModel:
                              f"({prices[0]:,.2f} .. {prices[1]:,.2f}); is this the same market?")
         return notes
 
-    def _identity(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
+        """Which stored version answered: symbol, version, model type and the store folder it is kept under."""
         return {"symbol": self.metadata["config"]["symbol"], "version": self.version,
                 "model_type": self.metadata["config"]["model_type"],
                 "stored_as": self.metadata["config"].get("store_name", self.metadata["config"]["symbol"])}
@@ -277,28 +278,6 @@ def predict_next(symbol: str, version: str | None = None, data_path: str | None 
                                              interval=interval)
 
 
-def predict_price_file(stored: StoredModel, data_path: str | None, uncertainty: bool = False, n_samples: int = 100,
-                       interval: float = 0.8) -> dict:
-    """:func:`predict_next` for an OHLCV problem (``PriceProblem.predict_file``)."""
-    problem = stored.price_problem()
-    native = stored.uncertain_model() if uncertainty else None  # refuses a deterministic model before data is read
-    data = stored.load_data(data_path)
-    features, scaled = stored.scaled_features(data)
-    window = scaled[-stored.schema["sequence_length"]:][None]
-    inputs = stored.window_inputs(problem, window, features.index[-1:])
-    value = float(stored.to_target(stored.predict(inputs))[0])
-    last_close = float(data.frame["close"].loc[features.index[-1]])
-    result = {**stored._identity(), "target": problem.name, "as_of": features.index[-1].isoformat(),
-              "horizon_bars": stored.schema["horizon"], "timeframe": stored.schema["timeframe"],
-              "last_close": last_close, "data": data.describe()}
-    result.update(problem.next_prediction(value, last_close))
-    result["text"] = problem.next_line(result)
-    if native is not None:
-        result["uncertainty"] = stored.uncertainty(native, inputs, problem, last_close, n_samples, interval)
-    result["notes"] = stored.data_notes(data, data_path)
-    return result
-
-
 def evaluate_stored(symbol: str, data_path: str | None, version: str | None = None,
                     models_dir: str | None = None, target: str | None = None, timeframe: str | None = None,
                     model_type: str | None = None) -> dict:
@@ -309,33 +288,3 @@ def evaluate_stored(symbol: str, data_path: str | None, version: str | None = No
     """
     stored = StoredModel.load(symbol, version, models_dir, target, timeframe, model_type)
     return stored.problem_class.evaluate_file(stored, data_path)
-
-
-def evaluate_price_file(stored: StoredModel, data_path: str | None) -> dict:
-    """:func:`evaluate_stored` for an OHLCV problem (``PriceProblem.evaluate_file``)."""
-    problem = stored.price_problem()
-    data = stored.load_data(data_path)
-    features, scaled = stored.scaled_features(data)
-    length, horizon, timeframe = stored.schema["sequence_length"], stored.schema["horizon"], stored.schema["timeframe"]
-    close = data.frame["close"]
-    target_values = problem.target(close, timeframe).reindex(features.index).to_numpy(np.float64)
-    extras = problem.extras(close, timeframe)
-    extras = None if extras is None else extras.reindex(features.index)
-    if len(features) < length:
-        raise ValueError(f"No window with a known outcome: need more than {length + horizon} bars after warm-up")
-    windows = windows_for_rows(scaled, target_values, close.reindex(features.index), horizon, length, 0,
-                               len(features), extras)
-    if not len(windows):
-        raise ValueError(f"No window with a known outcome: need more than {length + horizon} bars after warm-up")
-    predictions = stored.to_target(stored.predict(stored.window_inputs(problem, windows.x, windows.time)))
-    report = problem.evaluate_windows(predictions, windows, stored.schema.get("baselines")
-                                      or {"majority_class": stored.metadata["metrics"].get("majority_class", 1)})
-    # Bars from the start of the training part to the end of the validation part were used
-    # for fitting or early stopping: figures on them are in-sample.
-    splits = stored.metadata.get("splits")
-    seen = [pd.Timestamp(t) for t in ((splits["train"][0], splits["validation"][1]) if splits
-                                      else (stored.metadata["data"]["start"], stored.metadata["data"]["end"]))]
-    in_sample = int(np.sum((windows.time >= seen[0]) & (windows.time <= seen[1])))
-    return {**stored._identity(), "target": problem.name, "data": data.describe(), "report": report,
-            "in_sample_bars": in_sample, "model_fitted_on": [t.isoformat() for t in seen],
-            "notes": stored.data_notes(data, data_path)}

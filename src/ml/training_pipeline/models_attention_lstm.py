@@ -13,9 +13,10 @@ Example:
 from __future__ import annotations
 
 import ml.training_pipeline.layers  # noqa: F401  (registers the custom layers for load_model)
-import ml.training_pipeline.losses  # noqa: F401  (and the custom losses)
-from ml.training_pipeline.architectures.recurrent import RECOMMENDED_HYPERPARAMETERS as _RECURRENT
+import ml.training_pipeline.models.kinds.fast_predict  # noqa: F401  (the factory's model class)
+import ml.training_pipeline.models.losses  # noqa: F401  (and the custom losses)
 from ml.training_pipeline.models import extract_attention_weights
+from ml.training_pipeline.models.families.recurrent import RECOMMENDED_HYPERPARAMETERS as _RECURRENT
 
 RECOMMENDED_HYPERPARAMETERS = {"attention_lstm": _RECURRENT["attention_lstm"]}
 

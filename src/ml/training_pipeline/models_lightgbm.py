@@ -7,12 +7,12 @@ Example:
 
 from __future__ import annotations
 
-from ml.training_pipeline.lightgbm_baseline import (
+from ml.training_pipeline.fitting.boosting import train_lightgbm_with_early_stopping
+from ml.training_pipeline.models.families.lightgbm import (
     RECOMMENDED_HYPERPARAMETERS,
     create_lightgbm_model,
     engineer_features_for_lgb,
     get_feature_importance,
-    train_lightgbm_with_early_stopping,
 )
 
 __all__ = ["RECOMMENDED_HYPERPARAMETERS", "create_lightgbm_model", "engineer_features_for_lgb",

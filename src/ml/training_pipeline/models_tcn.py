@@ -1,6 +1,6 @@
 """The user's guide's TCN module: the receptive field and the TCN builders under the guide's import path.
 
-The TCN itself lives in :mod:`ml.training_pipeline.architectures.tcn` and is built with
+The TCN itself lives in :mod:`ml.training_pipeline.models.families.tcn` and is built with
 ``create_model("tcn", ...)``; this module keeps ``from ml.training_pipeline.models_tcn import ...`` working.
 
 Example:
@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from ml.training_pipeline.architectures.tcn import (
+from ml.training_pipeline.models.families.tcn import (
     CONVS_PER_BLOCK,
     GUIDE_NAMES,
     RECOMMENDED_HYPERPARAMETERS,

@@ -23,16 +23,16 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from ml.training_pipeline.common.metrics import format_report
+from ml.training_pipeline.common.tensors import check_named_inputs
 from ml.training_pipeline.config import TrainingConfig
-from ml.training_pipeline.distribute import make_distribution, read_tf_config
-from ml.training_pipeline.evaluation import format_report
-from ml.training_pipeline.kinds import get_kind
-from ml.training_pipeline.kinds.base import FitSettings
+from ml.training_pipeline.fitting.distribute import make_distribution, read_tf_config
 from ml.training_pipeline.models import declared_inputs, get_spec, resolve_params
+from ml.training_pipeline.models.kinds import get_kind
+from ml.training_pipeline.models.kinds.base import FitSettings
+from ml.training_pipeline.models.registry import KNOWN_INPUT
 from ml.training_pipeline.problems import Problem, ProblemData, get_problem
-from ml.training_pipeline.registry import KNOWN_INPUT
-from ml.training_pipeline.schema import check_named_inputs
-from ml.training_pipeline.store import ModelStore
+from ml.training_pipeline.store.versions import ModelStore
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def _variable_names(schema: dict, width: int) -> list[str] | None:
 
 def _interpretation(model, data: ProblemData) -> dict:
     """Variable importance and mean attention maps of the model's interpretable layers, on real test inputs."""
-    from ml.training_pipeline.interpretation import interpret, mean_attention, variable_importance
+    from ml.training_pipeline.models.interpretation import interpret, mean_attention, variable_importance
 
     found = interpret(model, data.parity_sample())
     importance = {layer: variable_importance(w, _variable_names(data.schema, w.shape[-1]))
@@ -210,7 +210,7 @@ def _interpretation(model, data: ProblemData) -> dict:
 
 
 def _plot_interpretation(explained: dict, folder: Path, title: str) -> None:
-    from ml.training_pipeline.plots import plot_attention, plot_variable_importance
+    from ml.training_pipeline.common.plots import plot_attention, plot_variable_importance
 
     if explained["variable_importance"]:
         plot_variable_importance(explained["variable_importance"], folder / "variable_importance.png", title)
@@ -225,8 +225,8 @@ def apply_grouping(config: TrainingConfig, data: ProblemData, adapter) -> Proble
         ValueError: weights or phases naming a group the data lacks, grouping asked of a problem
             without groups, or a curriculum for a model kind that cannot run one.
     """
-    from ml.training_pipeline.curriculum import check_phases
-    from ml.training_pipeline.weights import check_group_weights, weigh_splits
+    from ml.training_pipeline.common.sample_weights import check_group_weights, weigh_splits
+    from ml.training_pipeline.fitting.curriculum import check_phases
 
     splits = (data.train, data.validation, data.test)
     known = None if data.train.groups is None else sorted(set().union(*(map(str, s.groups) for s in splits)))
@@ -256,7 +256,7 @@ def prepare(config: TrainingConfig, problem: Problem) -> ProblemData:
 
 def build_model(config: TrainingConfig, problem: Problem, data: ProblemData, distribution=None):
     """``config``'s model for the data, built after seeding everything with ``config.seed`` (deterministic ops on),
-    inside ``distribution``'s strategy scope when one is given (:func:`~ml.training_pipeline.distribute.make_distribution`)."""
+    inside ``distribution``'s strategy scope when one is given (:func:`~ml.training_pipeline.fitting.distribute.make_distribution`)."""
     import contextlib
 
     import keras
@@ -279,7 +279,7 @@ def fit_built(model, config: TrainingConfig, problem: Problem, data: ProblemData
               callbacks: list | None = None, resume=None) -> dict[str, list[float]]:
     """Fits a model from :func:`build_model` as ``atb train`` does: the problem's monitor, the family's early
     stopping and learning-rate schedule, ``config``'s budget and seed; returns the history (``resume``: a
-    :class:`~ml.training_pipeline.resume.ResumePlan` to back up to and continue from)."""
+    :class:`~ml.training_pipeline.fitting.resume.ResumePlan` to back up to and continue from)."""
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
     monitor, monitor_callbacks = problem.fit_monitor(data)
@@ -317,7 +317,7 @@ def _undistributed(model, config: TrainingConfig, problem: Problem, data: Proble
 
 def _resume_plan(config: TrainingConfig, problem: Problem, adapter, store: ModelStore):
     """The run's backup, checked against ``config`` before any data is read."""
-    from ml.training_pipeline.resume import plan_resume
+    from ml.training_pipeline.fitting.resume import plan_resume
 
     if not adapter.supports_resume:
         raise ValueError(f"--resume needs a model trained epoch by epoch (a Keras model); model_type="
@@ -329,7 +329,7 @@ def _resume_plan(config: TrainingConfig, problem: Problem, adapter, store: Model
 
 def _tracker(config: TrainingConfig, problem: Problem, mlflow, experiment, register_model):
     """The run's MLflow tracker, or ``None`` (tracking off)."""
-    from ml.training_pipeline.tracking import MlflowTracker
+    from ml.training_pipeline.fitting.tracking import MlflowTracker
 
     return MlflowTracker.from_settings(mlflow, experiment, register_model,
                                        default_experiment=f"atb-{config.store_name}-{problem.store_key}")
@@ -349,7 +349,7 @@ def training_precision(config: TrainingConfig) -> str:
     Raises:
         ValueError: ``mixed_bfloat16`` asked of a model kind that trains in float32 only (before any data).
     """
-    from ml.training_pipeline.precision import resolve_precision
+    from ml.training_pipeline.fitting.precision import resolve_precision
 
     spec = get_spec(config.model_type)
     return resolve_precision(config.precision, spec.training_precision, get_kind(spec.kind).supports_precision)
@@ -379,8 +379,8 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
         problem: a problem object (e.g. an :class:`~ml.training_pipeline.problems.ArraysProblem`
             on your own arrays); default: the OHLCV problem ``config.target`` names.
         resume: back the training state up after every epoch and, when a backup of the same run exists (a
-            killed run), continue from its last finished epoch (see :mod:`~ml.training_pipeline.resume`).
-        mlflow: log the run to MLflow (:mod:`~ml.training_pipeline.tracking`): a tracking URI, ``True`` for
+            killed run), continue from its last finished epoch (see :mod:`~ml.training_pipeline.fitting.resume`).
+        mlflow: log the run to MLflow (:mod:`~ml.training_pipeline.fitting.tracking`): a tracking URI, ``True`` for
             ``MLFLOW_TRACKING_URI`` (or MLflow's default), ``False`` never; ``None`` (default): only when
             ``MLFLOW_TRACKING_URI`` is set.
         mlflow_experiment: the experiment (default ``atb-<name>-<problem>``).

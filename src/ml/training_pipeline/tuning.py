@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ml.training_pipeline.validation import suggest, unknown_name_error
+from ml.training_pipeline.common.arguments import suggest, unknown_name_error
 
 TUNERS: tuple[str, ...] = ("bayesian", "hyperband", "random")
 DEFAULT_TUNING_DIR = "atb_tuning"

@@ -31,7 +31,10 @@ from typing import Any
 
 import numpy as np
 
-SAMPLING, QUANTILES = "sampling", "quantiles"
+from ml.training_pipeline.common.tensors import model_argument
+from ml.training_pipeline.models.kinds import kind_of
+from ml.training_pipeline.models.kinds.base import QUANTILES, SAMPLING
+
 DEFAULT_INTERVAL = 0.8
 _BATCH = 1024
 
@@ -94,16 +97,11 @@ def widened(prediction: UncertainPrediction, scale: float) -> UncertainPredictio
 
 
 def uncertainty_method(model) -> str | None:
-    """``"quantiles"``, ``"sampling"`` or ``None`` (a deterministic point model) for a Keras model."""
-    if getattr(getattr(model, "loss", None), "quantiles", None) is not None:
-        return QUANTILES
-    from ml.training_pipeline.models import get_spec  # the models module fills the registry
-
+    """``"quantiles"``, ``"sampling"`` or ``None`` (a deterministic point model): its kind adapter answers."""
     try:
-        spec = get_spec(getattr(model, "name", ""))
-    except ValueError:
+        return kind_of(model).uncertainty_method(model)
+    except ValueError:  # not a model any kind owns: nothing to sample
         return None
-    return SAMPLING if spec.capabilities.samples else None
 
 
 def require_uncertainty(model, label: str | None = None) -> str:
@@ -173,7 +171,6 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
         >>> predict_with_uncertainty(model, x, n_samples=50).std.shape  # doctest: +SKIP
         (len(x), 1)
     """
-    from ml.training_pipeline.kinds.keras_kind import _model_argument
 
     interval = check_interval(interval)
     method = require_uncertainty(model)
@@ -185,7 +182,7 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
     rows = len(next(iter(named.values())))
     draws = []
     for _ in range(n_samples):
-        parts = [np.asarray(model(_model_argument(model, {k: v[i:i + _BATCH] for k, v in named.items()}), training=True))
+        parts = [np.asarray(model(model_argument(model, {k: v[i:i + _BATCH] for k, v in named.items()}), training=True))
                  for i in range(0, rows, _BATCH)]
         draws.append(np.concatenate(parts).reshape(rows, -1))
     samples = np.stack(draws).astype(np.float64)
@@ -202,7 +199,6 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
 
 
 def _from_quantiles(model, named: Mapping[str, np.ndarray], interval: float) -> UncertainPrediction:
-    from ml.training_pipeline.kinds.keras_kind import _model_argument
 
     levels = [float(q) for q in model.loss.quantiles]
     tail = (1 - interval) / 2
@@ -214,7 +210,7 @@ def _from_quantiles(model, named: Mapping[str, np.ndarray], interval: float) -> 
             raise ValueError(f"a {interval:g} interval needs the quantiles {tail:g} and {1 - tail:g}; the model "
                              f"predicts {levels}. Received: interval={interval!r}")
         found[bound] = close[0]
-    out = np.asarray(model.predict(_model_argument(model, named), batch_size=_BATCH, verbose=0), np.float64)
+    out = np.asarray(model.predict(model_argument(model, named), batch_size=_BATCH, verbose=0), np.float64)
     lower, upper = out[:, [found["lower"]]], out[:, [found["upper"]]]
     median = [i for i, q in enumerate(levels) if abs(q - 0.5) < 1e-6]
     centre = out[:, median] if median else out.mean(axis=1, keepdims=True)

@@ -79,8 +79,8 @@ def walk_forward_config(symbol: str, models_dir: str | None = None, *, version: 
     from dataclasses import fields
 
     from ml.training_pipeline.config import TrainingConfig
-    from ml.training_pipeline.registry import get_spec
-    from ml.training_pipeline.store import ModelStore, StoreError
+    from ml.training_pipeline.models.registry import get_spec
+    from ml.training_pipeline.store.versions import ModelStore, StoreError
 
     overrides = {k: v for k, v in {**overrides, "models_dir": models_dir}.items() if v is not None}
     try:
@@ -143,12 +143,12 @@ def walk_forward(config, folds: int, problem=None, log=None) -> WalkForwardRepor
     Raises:
         ValueError: K < 2, K too large for the data (the message says the largest K that fits), or bad data.
     """
-    from ml.training_pipeline.features import build_features
-    from ml.training_pipeline.ingestion import load_ohlcv
-    from ml.training_pipeline.kinds import get_kind
     from ml.training_pipeline.models import get_spec
+    from ml.training_pipeline.models.kinds import get_kind
     from ml.training_pipeline.pipeline import fit_model, prepare
     from ml.training_pipeline.problems import get_problem
+    from ml.training_pipeline.problems.price.features import build_features
+    from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 
     problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
     loaded = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,

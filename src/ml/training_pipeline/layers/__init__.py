@@ -7,7 +7,6 @@ when a model is built.
 from ml.training_pipeline.layers.activations import gelu_tanh
 from ml.training_pipeline.layers.bayesian import BayesianDense, BayesianSelfAttention
 from ml.training_pipeline.layers.dense_block import dense_block
-from ml.training_pipeline.layers.fast_predict import FastPredictModel  # noqa: F401  (a model, registered with the layers)
 from ml.training_pipeline.layers.feature_noise import FeatureNoise
 from ml.training_pipeline.layers.gated_mix import GatedMix
 from ml.training_pipeline.layers.last_timestep import LastTimestep

@@ -8,7 +8,10 @@ A :class:`~ml.training_pipeline.config.TrainingConfig` names an OHLCV problem by
 
 from __future__ import annotations
 
-from ml.training_pipeline.problems.anomaly import LogAnomalyProblem
+import pandas as pd
+
+from ml.training_pipeline.common.arguments import unknown_name_error
+from ml.training_pipeline.problems.anomaly.problem import LogAnomalyProblem
 from ml.training_pipeline.problems.arrays import ArraysProblem
 from ml.training_pipeline.problems.base import (
     CONFIG_PROBLEMS,
@@ -18,9 +21,8 @@ from ml.training_pipeline.problems.base import (
     check_weights,
     problem_type,
 )
-from ml.training_pipeline.problems.price import PriceDirection, PriceProblem, PriceReturn, RealizedVolatility
-from ml.training_pipeline.problems.symbols import SymbolsProblem
-from ml.training_pipeline.validation import unknown_name_error
+from ml.training_pipeline.problems.price.forecasts import PriceDirection, PriceProblem, PriceReturn, RealizedVolatility
+from ml.training_pipeline.problems.price.symbols import SymbolsProblem
 
 
 def get_problem(target: str, horizon: int | None = None, symbols: tuple[str, ...] = ()) -> Problem:
@@ -36,5 +38,19 @@ def get_problem(target: str, horizon: int | None = None, symbols: tuple[str, ...
     return SymbolsProblem(problem, tuple(symbols)) if len(symbols) > 1 else problem
 
 
+def build_target(close: pd.Series, target: str, horizon: int) -> pd.Series:
+    """The value to predict at each bar for an OHLCV problem (``return``, ``direction``, ``volatility``).
+
+    The problem object owns the definition; this is a shortcut for notebooks. The last bars,
+    whose future is unknown, get NaN.
+
+    Example:
+        >>> import pandas as pd
+        >>> build_target(pd.Series([1.0, 2.0, 1.0]), "direction", 1).tolist()
+        [1.0, 0.0, nan]
+    """
+    return get_problem(target, horizon).target(close, "1h")
+
+
 __all__ = ["ArraysProblem", "CONFIG_PROBLEMS", "LogAnomalyProblem", "PROBLEM_TYPES", "PriceDirection", "PriceProblem", "PriceReturn",
-           "Problem", "ProblemData", "RealizedVolatility", "SymbolsProblem", "check_weights", "get_problem", "problem_type"]
+           "Problem", "ProblemData", "RealizedVolatility", "SymbolsProblem", "build_target", "check_weights", "get_problem", "problem_type"]

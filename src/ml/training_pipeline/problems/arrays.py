@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from ml.training_pipeline.kinds.base import FitData
+from ml.training_pipeline.common.sample_weights import GroupWeights, check_group_weights, class_weights, sample_weights
+from ml.training_pipeline.common.tensors import take_rows
+from ml.training_pipeline.models.kinds.base import FitData
+from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, TensorSpec
+from ml.training_pipeline.models.tasks import Task, resolve_task
 from ml.training_pipeline.problems.base import Problem, ProblemData, check_weights, register_problem
-from ml.training_pipeline.registry import DEFAULT_INPUT_NAME, TensorSpec
-from ml.training_pipeline.schema import take_rows
-from ml.training_pipeline.tasks import Task, resolve_task
-from ml.training_pipeline.weights import GroupWeights, check_group_weights, class_weights, sample_weights
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -45,10 +45,10 @@ class ArraysProblem(Problem):
         groups: optional group label per row (reported per group; used by ``group_weights``).
         weights: optional non-negative weight per row.
         group_weights: ``{group: weight}``, ``"balanced"`` (inverse group frequency on the training rows) or a
-            callable ``group -> weight``, multiplied into ``weights`` (see :mod:`ml.training_pipeline.weights`).
+            callable ``group -> weight``, multiplied into ``weights`` (see :mod:`ml.training_pipeline.common.sample_weights`).
         pos_weight: binary task: weight of a positive row relative to a negative (a number or ``"balanced"``).
         interpolate: add this fraction of extra training rows, each interpolated between two training rows
-            of one group (needs groups; see :mod:`ml.training_pipeline.augmentation`); 0 = off.
+            of one group (needs groups; see :mod:`ml.training_pipeline.problems.augmentation`); 0 = off.
         validation_fraction, test_fraction: split sizes.
         shuffle: shuffle rows (seeded by the config) before splitting; off for time-ordered data.
         **task_kwargs: ``num_classes``, ``output_dim`` or ``quantiles`` for the task.
@@ -150,7 +150,7 @@ class ArraysProblem(Problem):
             raise ValueError(f"Too few rows: {n} rows give train/validation/test parts of {n_train}/{n_val}/{n_test}; "
                              "each needs >= 10")
         parts = {"train": order[:n_train], "validation": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
-        from ml.training_pipeline.datasets import check_target_varies
+        from ml.training_pipeline.common.windows import check_target_varies
 
         # a rare class (1% anomalies) is a real problem; only a target with no variation at all is refused
         check_target_varies(self.y[parts["train"]], max_share=None)
@@ -198,7 +198,7 @@ class ArraysProblem(Problem):
 
     def _augment(self, train: FitData, seed: int) -> tuple[FitData, dict[str, Any]]:
         """The training rows plus rows interpolated within each group (the originals come first)."""
-        from ml.training_pipeline.augmentation import interpolate_within_groups
+        from ml.training_pipeline.problems.augmentation import interpolate_within_groups
 
         extra = interpolate_within_groups(train.inputs, train.y, train.groups, int(round(self.interpolate * len(train))),
                                           seed=seed, log_target=self.task.log_space)
@@ -214,7 +214,7 @@ class ArraysProblem(Problem):
         return baseline if baseline.shape[1] > 1 else baseline[:, 0]
 
     def evaluate(self, predictions, data):
-        from ml.training_pipeline.evaluation import LOWER_IS_BETTER, group_summary
+        from ml.training_pipeline.common.metrics import LOWER_IS_BETTER, group_summary
 
         test = data.test
         y = test.y.astype(np.float64)
@@ -247,7 +247,7 @@ class ArraysProblem(Problem):
         return report
 
     def plot(self, predictions, data, history, folder, title):
-        from ml.training_pipeline.plots import plot_group_metric
+        from ml.training_pipeline.common.plots import plot_group_metric
 
         super().plot(predictions, data, history, folder, title)
         report = self.evaluate(predictions, data)

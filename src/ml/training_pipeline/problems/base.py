@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ml.training_pipeline.kinds.base import FitData
-from ml.training_pipeline.registry import TensorSpec
-from ml.training_pipeline.tasks import Task
-from ml.training_pipeline.validation import unknown_name_error
-from ml.training_pipeline.weights import check_weights  # noqa: F401  (re-exported: problems.check_weights)
+from ml.training_pipeline.common.arguments import unknown_name_error
+from ml.training_pipeline.common.sample_weights import check_weights  # noqa: F401  (re-exported: problems.check_weights)
+from ml.training_pipeline.models.kinds.base import FitData
+from ml.training_pipeline.models.registry import TensorSpec
+from ml.training_pipeline.models.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class Problem:
                          "use StoredModel.predict with its named inputs and score the outputs")
 
     def plot(self, predictions: np.ndarray, data: ProblemData, history: dict, folder: Path, title: str) -> None:
-        from ml.training_pipeline.plots import plot_history
+        from ml.training_pipeline.common.plots import plot_history
 
         plot_history(history, folder / "training_history.png", title)
 

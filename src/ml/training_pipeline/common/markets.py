@@ -1,0 +1,31 @@
+"""The market vocabulary: trading symbol names (which also name store folders) and bar timeframes.
+
+Example:
+    >>> check_symbol("btcusdt"), list(TIMEFRAMES)
+    ('BTCUSDT', ['1h', '4h', '1d'])
+"""
+
+from __future__ import annotations
+
+import re
+
+TIMEFRAMES: dict[str, str] = {"1h": "1h", "4h": "4h", "1d": "1D"}
+"""Bar timeframes a run can ask for -> pandas frequency."""
+
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
+
+
+def check_symbol(symbol: object) -> str:
+    """Upper-cases a trading symbol and rejects anything that could escape a folder.
+
+    Example:
+        >>> check_symbol("btcusdt")
+        'BTCUSDT'
+    """
+    text = str(symbol).strip().upper()
+    if not _SYMBOL.match(text) or ".." in text:
+        raise ValueError(
+            "symbol must be letters, digits, '.', '_' or '-' (at most 32, no path characters), "
+            f"e.g. BTCUSDT. Received: symbol={symbol!r}"
+        )
+    return text

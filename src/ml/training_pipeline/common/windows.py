@@ -1,0 +1,291 @@
+"""Chronological splits, train-only scaling and sliding windows.
+
+The feature rows are split in time order into train, validation and test parts with a gap
+of ``max(sequence_length, horizon)`` rows between parts, so no window or target of one
+part overlaps another. The scaler is fitted on the training rows only. A window ending at
+bar ``t`` holds rows ``t - L + 1 .. t`` and is labelled with the target at ``t`` (which
+looks ``horizon`` bars ahead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+MIN_WINDOWS_PER_SPLIT = 10
+MOVING_AVERAGE_WINDOW = 20
+"""Bars averaged by the moving-average baseline."""
+
+
+@dataclass(frozen=True)
+class StandardScaler:
+    """Per-feature ``(x - mean) / scale``, with parameters stored in the feature schema.
+
+    Example:
+        >>> scaler = StandardScaler.fit(np.array([[1.0], [3.0]]))
+        >>> scaler.transform(np.array([[3.0]])).tolist()
+        [[1.0]]
+    """
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> StandardScaler:
+        std = values.std(axis=0)
+        # constant features (scale 0) pass through centred instead of dividing by zero
+        return cls(tuple(map(float, values.mean(axis=0))), tuple(float(s) if s > 0 else 1.0 for s in std))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return ((values - np.asarray(self.mean)) / np.asarray(self.scale)).astype(np.float32)
+
+    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
+        return values * np.asarray(self.scale) + np.asarray(self.mean)
+
+    def to_dict(self) -> dict:
+        return {"type": "standard", "mean": list(self.mean), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StandardScaler:
+        return cls(tuple(data["mean"]), tuple(data["scale"]))
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """Windows of one split and what evaluation needs next to them.
+
+    Attributes:
+        x: ``(n, sequence_length, features)`` float32 windows.
+        y: ``(n,)`` targets.
+        time: bar time ``t`` of each window's last row.
+        close: close at ``t``.
+        future_close: close at ``t + horizon``.
+        moving_average: mean of the last :data:`MOVING_AVERAGE_WINDOW` closes at ``t``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    time: pd.DatetimeIndex
+    close: np.ndarray
+    future_close: np.ndarray
+    moving_average: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-window values a problem's baselines need (e.g. past realized volatility), at bar ``t``."""
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The three window sets, the fitted scaler and row bookkeeping."""
+
+    train: WindowSet
+    validation: WindowSet
+    test: WindowSet
+    scaler: StandardScaler
+    feature_names: tuple[str, ...]
+    row_counts: dict
+    target_scaler: StandardScaler | None = None
+    """For regression targets: the model learns ``(y - mean) / scale`` (train-fitted), since raw
+    hourly log returns (~1e-3) are too small for a well-conditioned loss."""
+
+    def fit_targets(self, windows: WindowSet) -> np.ndarray:
+        """Targets as the model is trained on them."""
+        if self.target_scaler is None:
+            return windows.y
+        return self.target_scaler.transform(windows.y[:, None]).reshape(-1)
+
+    def to_target(self, predictions: np.ndarray) -> np.ndarray:
+        """Model outputs back in target units (log return or probability)."""
+        predictions = np.asarray(predictions, dtype=np.float64).reshape(-1)
+        if self.target_scaler is None:
+            return predictions
+        return self.target_scaler.inverse_transform(predictions[:, None]).reshape(-1)
+
+
+def sliding_windows(values: np.ndarray, length: int) -> np.ndarray:
+    """All windows of ``length`` consecutive rows, shape ``(n - length + 1, length, features)``."""
+    view = np.lib.stride_tricks.sliding_window_view(values, length, axis=0)
+    return np.ascontiguousarray(view.transpose(0, 2, 1))
+
+
+def windows_for_rows(
+    scaled: np.ndarray,
+    target: np.ndarray,
+    close: pd.Series,
+    horizon: int,
+    sequence_length: int,
+    start: int,
+    stop: int,
+    extras: pd.DataFrame | None = None,
+) -> WindowSet:
+    """Windows whose rows all lie in ``[start, stop)`` and whose target (and every extra) is known."""
+    x = sliding_windows(scaled[start:stop], sequence_length)
+    ends = np.arange(start + sequence_length - 1, stop)
+    known = ~np.isnan(target[ends])
+    if extras is not None:
+        known &= extras.iloc[ends].notna().all(axis=1).to_numpy()
+    ends, x = ends[known], x[known]
+    closes = close.to_numpy()
+    moving_average = close.rolling(MOVING_AVERAGE_WINDOW, min_periods=1).mean().to_numpy()
+    future = np.full(len(closes), np.nan)
+    future[:-horizon] = closes[horizon:]
+    return WindowSet(x=x, y=target[ends].astype(np.float32), time=close.index[ends], close=closes[ends],
+                     future_close=future[ends], moving_average=moving_average[ends],
+                     extras={} if extras is None else {c: extras[c].to_numpy(np.float64)[ends] for c in extras.columns})
+
+
+def prepare_data(
+    features: pd.DataFrame,
+    target: pd.Series,
+    close: pd.Series,
+    sequence_length: int,
+    horizon: int,
+    validation_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    scale_target: bool = False,
+    extras: pd.DataFrame | None = None,
+) -> PreparedData:
+    """Splits, scales and windows the feature rows.
+
+    Args:
+        features: feature rows (from :func:`ml.training_pipeline.problems.price.features.build_features`).
+        target: target per bar, aligned to ``features`` (NaN where unknown).
+        close: close prices aligned to ``features``.
+        sequence_length: rows per window.
+        horizon: bars ahead the target looks.
+        validation_fraction, test_fraction: sizes of the later parts.
+        scale_target: fit a target scaler on the training windows (regression).
+        extras: per-bar values aligned to ``features`` that the problem's baselines need;
+            windows where one is unknown are dropped from every split alike.
+
+    Returns:
+        A :class:`PreparedData`.
+
+    Raises:
+        ValueError: when a split would get fewer than :data:`MIN_WINDOWS_PER_SPLIT` windows.
+
+    Example:
+        >>> data = prepare_data(features, target, close, sequence_length=60, horizon=1)  # doctest: +SKIP
+    """
+    n = len(features)
+    gap = max(sequence_length, horizon)
+    n_test, n_val = int(n * test_fraction), int(n * validation_fraction)
+    n_train = n - n_test - n_val - 2 * gap
+    bounds = {"train": (0, n_train), "validation": (n_train + gap, n_train + gap + n_val),
+              "test": (n - n_test, n)}
+    needed = sequence_length + horizon + MIN_WINDOWS_PER_SPLIT
+    if min(n_train, n_val, n_test) < needed:
+        minimum = int(np.ceil(max(needed / min(validation_fraction, test_fraction), 3 * needed + 2 * gap)))
+        raise ValueError(
+            f"Too few rows: {n} bars after feature warm-up give train/validation/test parts of "
+            f"{max(n_train, 0)}/{n_val}/{n_test} bars, each needs >= {needed} for sequence_length={sequence_length}, "
+            f"horizon={horizon} (about {minimum} bars in all). Use more data (--days) or a shorter --sequence-length"
+        )
+    values = features.to_numpy(dtype=np.float64)
+    scaler = StandardScaler.fit(values[:n_train])
+    scaled = scaler.transform(values)
+    target_values = target.to_numpy(dtype=np.float64)
+    sets = {name: windows_for_rows(scaled, target_values, close, horizon, sequence_length, a, b, extras)
+            for name, (a, b) in bounds.items()}
+    short = {name: len(ws) for name, ws in sets.items() if len(ws) < MIN_WINDOWS_PER_SPLIT}
+    if short:
+        raise ValueError(f"Too few usable windows (target and baselines known) in {', '.join(short)}: {short}; "
+                         f"each split needs >= {MIN_WINDOWS_PER_SPLIT}. Use more data (--days)")
+    check_target_varies(sets["train"].y)
+    counts = {f"{name}_windows": len(ws) for name, ws in sets.items()}
+    counts.update({"feature_rows": n, "gap_rows": gap})
+    target_scaler = StandardScaler.fit(sets["train"].y[:, None].astype(np.float64)) if scale_target else None
+    return PreparedData(sets["train"], sets["validation"], sets["test"], scaler, tuple(features.columns), counts,
+                        target_scaler)
+
+
+def split_sequences(sequences: np.ndarray, targets: np.ndarray, validation_fraction: float = 0.2
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Chronological train / validation split of windows: the last ``validation_fraction`` is validation.
+
+    Never shuffled: validation windows all come after the training ones, as they will in production. For
+    windows that overlap, :func:`prepare_data` (which also leaves a gap between the parts) is the safer split.
+
+    Args:
+        sequences: ``(n, steps, features)`` windows, oldest first.
+        targets: ``n`` targets.
+        validation_fraction: share of the windows held out, in (0, 1).
+
+    Returns:
+        ``X_train, y_train, X_val, y_val``.
+
+    Example:
+        >>> X_train, y_train, X_val, y_val = split_sequences(np.zeros((10, 3, 2)), np.arange(10))
+        >>> len(X_train), y_val.tolist()
+        (8, [8, 9])
+    """
+    sequences, targets = np.asarray(sequences), np.asarray(targets)
+    if len(sequences) != len(targets):
+        raise ValueError(f"sequences and targets must have the same number of rows. Received: {len(sequences)} "
+                         f"and {len(targets)}")
+    if isinstance(validation_fraction, bool) or not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1). Received: validation_fraction={validation_fraction!r}")
+    cut = len(sequences) - max(1, int(round(len(sequences) * validation_fraction)))
+    if cut < 1:
+        raise ValueError(f"Too few windows to split: {len(sequences)}")
+    return sequences[:cut], targets[:cut], sequences[cut:], targets[cut:]
+
+
+def check_target_varies(y: np.ndarray, where: str = "the training part", max_share: float | None = 0.99) -> None:
+    """Refuses a target with (almost) no variation: there is nothing to learn, and every metric would flatter.
+
+    A constant price gives zero returns and a constant direction: RMSE 0 and accuracy 1.0 for any model.
+
+    Example:
+        >>> check_target_varies(np.zeros(10))
+        Traceback (most recent call last):
+        ...
+        ValueError: The target is constant over the training part (every value 0): nothing to learn. Check the data (a constant price, a frozen feed?)
+    """
+    values = np.asarray(y, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return
+    spread = float(values.max() - values.min())
+    if spread <= 1e-9 * max(1.0, float(np.abs(values).max())):
+        raise ValueError(f"The target is constant over {where} (every value {values[0]:g}): nothing to learn. "
+                         "Check the data (a constant price, a frozen feed?)")
+    share = float(np.mean(values == np.median(values)))
+    if max_share is not None and share >= max_share:
+        raise ValueError(f"The target is near-constant over {where}: {share:.1%} of the values equal "
+                         f"{float(np.median(values)):g}. Check the data (a constant price, a frozen feed?)")
+
+
+def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | None = None,
+                  sample_weight: np.ndarray | None = None):
+    """A batched, prefetched ``tf.data.Dataset``; only training data should be shuffled.
+
+    Args:
+        x: one array, or a dict ``{input name: array}`` for a multi-input model.
+        y: targets.
+        batch_size: rows per batch.
+        shuffle: reshuffle every epoch (training data only).
+        seed: shuffle seed.
+        sample_weight: optional per-row weights; they scale the loss and the weighted metrics.
+
+    Example:
+        >>> dataset = to_tf_dataset({"window": x, "ids": ids}, y, 128, shuffle=True, seed=1)  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    rows = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, dtype=np.float32))
+    dataset = tf.data.Dataset.from_tensor_slices(rows)
+    if shuffle:
+        dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    # tf.data's autotuner left training idle at every epoch boundary (about 1.7 s per epoch here, see
+    # benchmarks/tf_data_autotune.py); the data are in memory, so a fixed prefetch loses nothing
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    # under a multi-worker strategy each worker reads its share of every batch (in-memory data has no files to
+    # shard by; saying so spares TensorFlow's fallback warning)
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.batch(batch_size).prefetch(2).with_options(options)

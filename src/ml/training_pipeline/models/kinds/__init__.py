@@ -1,0 +1,56 @@
+"""One adapter per model kind: how a model of that kind is built, fitted, used, saved and exported.
+
+Everything that differs between a Keras network and a tree estimator (or, later, a model
+that predicts by sampling) lives in its adapter; the rest of the library calls
+:func:`get_kind` or :func:`kind_of` and never asks which kind it holds.
+
+Example:
+    >>> from ml.training_pipeline.models.kinds import get_kind
+    >>> get_kind("keras").name
+    'keras'
+"""
+
+from __future__ import annotations
+
+from ml.training_pipeline.common.arguments import unknown_name_error
+from ml.training_pipeline.models.kinds.base import ModelKind
+from ml.training_pipeline.models.kinds.compiled import CompiledKerasKind
+from ml.training_pipeline.models.kinds.estimator import EstimatorKind
+from ml.training_pipeline.models.kinds.keras_kind import KerasKind
+from ml.training_pipeline.models.registry import register_kind
+
+_ADAPTERS: dict[str, ModelKind] = {}
+
+
+def register_adapter(adapter: ModelKind) -> ModelKind:
+    """Adds a kind adapter (and its name to the registry's accepted kinds)."""
+    register_kind(adapter.name)
+    _ADAPTERS[adapter.name] = adapter
+    return adapter
+
+
+# estimator first: its ownership test is the narrower one; a plug-in's model is owned by the Keras kind
+for _adapter in (EstimatorKind(), KerasKind(), CompiledKerasKind()):
+    register_adapter(_adapter)
+
+
+def get_kind(name: str) -> ModelKind:
+    """The adapter registered under ``name``."""
+    if name not in _ADAPTERS:
+        raise unknown_name_error("model kind", name, _ADAPTERS)
+    return _ADAPTERS[name]
+
+
+def kind_of(model) -> ModelKind:
+    """The adapter that owns a model object.
+
+    Raises:
+        ValueError: no adapter accepts the object.
+    """
+    for adapter in _ADAPTERS.values():
+        if adapter.owns(model):
+            return adapter
+    raise ValueError(f"export_onnx accepts a Keras model or a fitted LightGBM estimator. Received: {type(model).__name__}")
+
+
+__all__ = ["CompiledKerasKind", "EstimatorKind", "KerasKind", "ModelKind", "get_kind", "kind_of", "register_adapter"]

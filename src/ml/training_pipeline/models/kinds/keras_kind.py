@@ -1,0 +1,209 @@
+"""Adapter for Keras 3 models (functional, named inputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.training_pipeline.common.tensors import model_argument
+from ml.training_pipeline.models.kinds.base import QUANTILES, SAMPLING, FitData, FitSettings, ModelKind
+from ml.training_pipeline.models.registry import KERAS, ModelSpec, TensorSpec, get_spec
+from ml.training_pipeline.models.tasks import Task
+
+SINGLE_OUTPUT_NAME = "outputs"
+"""ONNX name of the output of a single-output model."""
+
+_DEFAULT_CALLBACK_SETTINGS = {"lr_patience_fraction": 1 / 3, "lr_factor": 0.5, "min_lr": 1e-6}
+_PREDICT_BATCH = 1024
+DEFAULT_COMPILE_SETTINGS = {"steps_per_execution": 16}
+"""``model.compile`` arguments of every Keras family unless its spec says otherwise: 16 training steps per
+call of the compiled function cut Python and dispatch overhead per step (5-10% faster here at batch 32 and
+128; benchmarks/train_speed.py). Callbacks still run at every epoch end."""
+DEFAULT_EPOCHS = 80
+
+
+class KerasKind(ModelKind):
+    """Builds the declared ``keras.Input``s, puts the task head on the builder's features and compiles."""
+
+    name = KERAS
+    supports_gradients = True
+    supports_curriculum = True
+    supports_resume = True
+    supports_distribution = True  # the factory's model class carries Keras' multi-worker fixes
+    supports_precision = True  # a twin computes in bf16; the model itself stays float32
+    model_file = "model.keras"
+
+    def uncertainty_method(self, model) -> str | None:
+        """``"quantiles"`` for a quantile-loss model, ``"sampling"`` when its spec samples, else ``None``."""
+        if getattr(getattr(model, "loss", None), "quantiles", None) is not None:
+            return QUANTILES
+        try:
+            spec = get_spec(getattr(model, "name", ""))
+        except ValueError:
+            return None
+        return SAMPLING if spec.capabilities.samples else None
+
+    def owns(self, model: Any) -> bool:
+        return hasattr(model, "export") and hasattr(model, "inputs") and hasattr(model, "get_config")
+
+    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]):
+        import keras
+
+        params = dict(params)
+        learning_rate = params.pop("learning_rate", 1e-3)
+        weight_decay = params.pop("weight_decay", None)  # a family that sets it trains with AdamW
+        inputs = {s.name: keras.Input(shape=s.shape, dtype=s.dtype, name=s.name) for s in declared}
+        single = len(inputs) == 1
+        features = spec.builder(next(iter(inputs.values())) if single else inputs, **params)
+        outputs = task.head(features)
+        from ml.training_pipeline.models.kinds.fast_predict import (
+            FastPredictModel,  # predict() on one window without Keras' set-up
+        )
+
+        model = FastPredictModel(next(iter(inputs.values())) if single else inputs, outputs, name=spec.name)
+        # weighted_metrics: with sample weights the metrics weigh rows like the loss does; without, they equal
+        # the plain metrics (and keep their plain names: "mae", "rmse", "accuracy").
+        optimizer = (keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0) if weight_decay is None else
+                     keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=1.0))
+        settings = {**DEFAULT_COMPILE_SETTINGS, **spec.compile_settings}
+        import tensorflow as tf
+
+        from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
+
+        if is_collective_multi_worker(tf.distribute.get_strategy()):
+            # Keras 3.15's multi-step loop feeds a placeholder the collective strategy cannot (one step per call)
+            settings["steps_per_execution"] = 1
+        model.compile(optimizer=optimizer, loss=task.loss(), weighted_metrics=list(task.metrics), **settings)
+        return model
+
+    def declared_inputs(self, model) -> tuple[TensorSpec, ...]:
+        specs = []
+        for tensor in model.inputs:
+            dtype = str(tensor.dtype)
+            dtype = "int32" if "int" in dtype else "bool" if dtype == "bool" else "float32"
+            specs.append(TensorSpec(tensor.name, tuple(tensor.shape[1:]), dtype))
+        return tuple(specs)
+
+    def callbacks(self, spec: ModelSpec, patience: int, monitor: str, checkpoint_path: str | None) -> list:
+        return self._callbacks(spec.callback_settings, patience, monitor, checkpoint_path)
+
+    def _callbacks(self, family_settings, patience: int, monitor: str, checkpoint_path: str | None) -> list:
+        import keras
+
+        if checkpoint_path is not None and not str(checkpoint_path).endswith(".keras"):
+            raise ValueError(f"checkpoint_path must end with '.keras'. Received: checkpoint_path={checkpoint_path!r}")
+        settings = {**_DEFAULT_CALLBACK_SETTINGS, **(family_settings or {})}
+        mode = "min" if ("loss" in monitor or "error" in monitor or monitor.endswith(("mae", "mse", "rmse"))) else "max"
+        callbacks = [
+            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=settings["lr_factor"],
+                                              patience=max(1, round(patience * settings["lr_patience_fraction"])),
+                                              min_lr=settings["min_lr"]),
+        ]
+        if checkpoint_path is not None:
+            callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor=monitor, mode=mode,
+                                                             save_best_only=True))
+        return callbacks
+
+    def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
+        from ml.training_pipeline.fitting.precision import copy_weights_back, training_twin
+
+        trainer = training_twin(model, settings.precision)  # the model itself when float32
+        try:
+            return self._fit(trainer, train, validation, settings)
+        finally:  # an interrupted fit leaves the model with the weights trained so far, as Keras' own fit does
+            copy_weights_back(trainer, model)
+
+    def _fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
+        from ml.training_pipeline.common.windows import to_tf_dataset
+
+        # the callbacks that compute a monitored value run before the ones that read it
+        stateful = self._callbacks(settings.callback_settings, settings.patience, settings.monitor, None)
+        callbacks = [*settings.monitor_callbacks, *stateful]
+        extra = list(settings.callbacks or ())
+        backup = None
+        if settings.resume is not None:
+            from ml.training_pipeline.fitting.resume import resumable_backup
+
+            # last in every list: it restores the early-stopping and schedule counters after they reset them
+            backup = resumable_backup(settings.resume, stateful)
+        keras_verbose = settings.verbose
+        if settings.verbose == 2:  # not a terminal: our flushed lines with elapsed time and time left
+            from ml.training_pipeline.fitting.progress import progress_callback
+
+            total = sum(p.epochs for p in settings.phases) if settings.phases else settings.epochs or DEFAULT_EPOCHS
+            extra.append(progress_callback(total))
+            keras_verbose = 0
+        if settings.phases:
+            from ml.training_pipeline.fitting.curriculum import fit_curriculum
+
+            if train.groups is None:
+                raise ValueError("Curriculum phases need groups in the training data. Received: groups=None")
+            history = fit_curriculum(
+                model, model_argument(model, train.inputs), train.y, groups=train.groups, phases=settings.phases,
+                sample_weight=train.weight, batch_size=settings.batch_size, seed=settings.seed,
+                validation_data=(model_argument(model, validation.inputs), validation.y, validation.weight),
+                callbacks=extra, final_callbacks=callbacks, verbose=keras_verbose, backup=backup,
+                resume_from=settings.resume.finished_epochs if backup is not None else 0)
+            return history if backup is None else backup.merged_history(history)
+        history = model.fit(
+            to_tf_dataset(model_argument(model, train.inputs), train.y, settings.batch_size, shuffle=True,
+                          seed=settings.seed, sample_weight=train.weight),
+            validation_data=to_tf_dataset(model_argument(model, validation.inputs), validation.y, 1024,
+                                          shuffle=False, sample_weight=validation.weight),
+            epochs=settings.epochs or DEFAULT_EPOCHS,
+            callbacks=[*callbacks, *extra, *([backup] if backup is not None else [])],
+            verbose=keras_verbose,
+            shuffle=False,  # the training dataset shuffles itself, with the configured seed
+        )
+        history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        return history if backup is None else backup.merged_history(history)
+
+    def epoch_callback(self, on_epoch_end):
+        import keras
+
+        return keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+
+    def budget(self, model, settings: FitSettings) -> str:
+        if settings.phases:
+            return f"{sum(p.epochs for p in settings.phases)} epochs in {len(settings.phases)} curriculum phases"
+        return f"up to {settings.epochs or DEFAULT_EPOCHS} epochs (early stopping after {settings.patience} without improvement)"
+
+    def predict(self, model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        out = model.predict(model_argument(model, inputs), batch_size=_PREDICT_BATCH, verbose=0)
+        out = np.asarray(out)
+        return out.reshape(len(out), -1)
+
+    def save(self, model, folder: Path) -> str:
+        model.save(Path(folder) / self.model_file)
+        return self.model_file
+
+    def load(self, path: Path):
+        import keras
+
+        import ml.training_pipeline.layers  # noqa: F401  (registers the custom layers)
+        import ml.training_pipeline.models.kinds.fast_predict  # noqa: F401  (registers the factory's model class)
+        import ml.training_pipeline.models.losses  # noqa: F401  (registers the custom losses)
+
+        return keras.models.load_model(path, safe_mode=True)
+
+    def write_onnx(self, model, path: Path, sample: Mapping[str, np.ndarray]) -> None:
+        first = {name: array[:1] for name, array in sample.items()}
+        model(model_argument(model, first), training=False)  # Keras refuses to export a never-called model
+        model.export(str(path), format="onnx", verbose=False)
+
+    def reference_outputs(self, model, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = model(model_argument(model, sample), training=False)
+        if isinstance(out, Mapping):
+            return {name: np.asarray(value) for name, value in out.items()}
+        return {SINGLE_OUTPUT_NAME: np.asarray(out)}
+
+    def prediction_from_onnx(self, outputs: Mapping[str, np.ndarray], task: Mapping[str, Any]) -> np.ndarray:
+        out = np.asarray(outputs[SINGLE_OUTPUT_NAME] if SINGLE_OUTPUT_NAME in outputs else outputs["prediction"])
+        return out.reshape(len(out), -1)
+
+    def size(self, model) -> int:
+        return int(model.count_params())

@@ -1,0 +1,327 @@
+"""OHLCV forecasting problems: next return, direction, and realized volatility.
+
+They share the data path (load, features without look-ahead, chronological splits with
+gaps, train-only scaling, windows) and differ in the target, the naive baselines, the
+metrics and what a prediction means; each difference is a method of its class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ml.training_pipeline.common.metrics import evaluate_direction, evaluate_returns, log_volatility_metrics, skill
+from ml.training_pipeline.common.windows import WindowSet, prepare_data
+from ml.training_pipeline.models.kinds.base import FitData
+from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT, TensorSpec
+from ml.training_pipeline.models.tasks import Task, resolve_task
+from ml.training_pipeline.problems.base import Problem, ProblemData, register_problem
+from ml.training_pipeline.problems.price.features import CALENDAR_NAMES, WARMUP_BARS, build_features, calendar_window
+from ml.training_pipeline.problems.price.serving import evaluate_price_file, predict_price_file
+
+FEATURE_SCHEMA_VERSION = 2
+BARS_PER_DAY = {"1h": 24, "4h": 6, "1d": 1}
+
+
+class PriceProblem(Problem):
+    """Base of the OHLCV problems: one float window named ``inputs`` per bar.
+
+    Args:
+        horizon: bars ahead the target looks; ``None`` takes the problem's default.
+    """
+
+    default_horizon: ClassVar[int] = 1
+    task_name: ClassVar[str] = "regression"
+    scale_target: ClassVar[bool] = False
+
+    @classmethod
+    def predict_file(cls, stored, data_path, **options):
+        return predict_price_file(stored, data_path, **options)
+
+    @classmethod
+    def evaluate_file(cls, stored, data_path):
+        return evaluate_price_file(stored, data_path)
+
+    def __init__(self, horizon: int | None = None):
+        self.horizon = self.default_horizon if horizon is None else horizon
+
+    @property
+    def task(self) -> Task:
+        return resolve_task(self.task_name)
+
+    # --- what subclasses define -------------------------------------------------------
+    def target(self, close: pd.Series, timeframe: str) -> pd.Series:
+        """The value to predict at each bar (NaN where the future is unknown)."""
+        raise NotImplementedError
+
+    def extras(self, close: pd.Series, timeframe: str) -> pd.DataFrame | None:
+        """Per-bar inputs of the baselines (aligned to ``close``); ``None`` when none are needed."""
+        return None
+
+    def fit_baselines(self, train: WindowSet) -> dict[str, Any]:
+        """Baseline parameters learned on the training windows only (stored in the schema)."""
+        return {}
+
+    def evaluate_windows(self, predictions: np.ndarray, windows: WindowSet, params: dict[str, Any]) -> dict:
+        raise NotImplementedError
+
+    def next_prediction(self, value: float, last_close: float) -> dict[str, Any]:
+        """What one prediction at the last bar means, for ``atb predict``."""
+        raise NotImplementedError
+
+    @classmethod
+    def next_line(cls, result: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def interval_line(cls, low: dict[str, Any], high: dict[str, Any]) -> str:
+        """The interval of ``atb predict --uncertainty`` from the bounds' :meth:`next_prediction` dicts."""
+        key = next(iter(low))
+        return f"{key} in [{low[key]:.6g}, {high[key]:.6g}]"
+
+    def plot_series(self, predictions: np.ndarray, windows: WindowSet):
+        """(actual, predicted, baseline, y label, caption) for the prediction plot."""
+        raise NotImplementedError
+
+    # --- shared -----------------------------------------------------------------------
+    def prepare(self, config) -> ProblemData:
+        from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
+
+        loaded = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,
+                            config.end_date, exchange=config.exchange)
+        features = build_features(loaded.frame)
+        close = loaded.frame["close"]
+        target = self.target(close, config.timeframe).reindex(features.index)
+        extras = self.extras(close, config.timeframe)
+        extras = None if extras is None else extras.reindex(features.index)
+        prepared = prepare_data(features, target, close.reindex(features.index), config.sequence_length,
+                                self.horizon, config.validation_fraction, config.test_fraction,
+                                scale_target=self.scale_target, extras=extras)
+        params = self.fit_baselines(prepared.train)
+        fit = lambda ws: FitData(self.window_inputs(ws.x, ws.time, config.timeframe), prepared.fit_targets(ws))  # noqa: E731
+        n_features = len(prepared.feature_names)
+        offered = self.offered_inputs(config.sequence_length, n_features)
+        schema = {
+            "schema_version": FEATURE_SCHEMA_VERSION,
+            "feature_names": list(prepared.feature_names),
+            "sequence_length": config.sequence_length,
+            "horizon": self.horizon,
+            "timeframe": config.timeframe,
+            "target": self.name,
+            "warmup_bars": WARMUP_BARS,
+            "inputs": [spec.to_dict() for spec in offered],
+            "known_names": list(CALENDAR_NAMES),
+            "input_shape": [config.sequence_length, n_features],
+            "scaler": prepared.scaler.to_dict(),
+            "target_scaler": prepared.target_scaler.to_dict() if prepared.target_scaler else None,
+            "baselines": params,
+            # the training closes' range: a prediction on a market far from it gets a note
+            "close_range": [float(loaded.frame["close"].min()), float(loaded.frame["close"].max())],
+        }
+        span = lambda ws: [ws.time[0].isoformat(), ws.time[-1].isoformat()]  # noqa: E731
+        return ProblemData(
+            train=fit(prepared.train), validation=fit(prepared.validation), test=fit(prepared.test),
+            inputs=offered, optional=(KNOWN_INPUT,),
+            schema=schema, data=loaded.describe(), row_counts=prepared.row_counts,
+            splits={"train": span(prepared.train), "validation": span(prepared.validation),
+                    "test": span(prepared.test)},
+            notes=loaded.notes, context=(prepared, params))
+
+    def offered_inputs(self, length: int, n_features: int) -> tuple[TensorSpec, ...]:
+        """The window, and its calendar for the models that read inputs known in advance."""
+        return (TensorSpec(DEFAULT_INPUT_NAME, (length, n_features)),
+                TensorSpec(KNOWN_INPUT, (length + 1, len(CALENDAR_NAMES))))
+
+    def window_inputs(self, x: np.ndarray, end_times: pd.DatetimeIndex, timeframe: str) -> dict[str, np.ndarray]:
+        """Every input a model may read for these windows: ``inputs`` and the calendar ``known`` (to the forecast bar)."""
+        return {DEFAULT_INPUT_NAME: x, KNOWN_INPUT: calendar_window(end_times, x.shape[1], self.horizon, timeframe)}
+
+    def to_prediction(self, outputs: np.ndarray, data: ProblemData) -> np.ndarray:
+        prepared, _ = data.context
+        return prepared.to_target(np.asarray(outputs)[:, :1])
+
+    def evaluate(self, predictions: np.ndarray, data: ProblemData) -> dict[str, Any]:
+        prepared, params = data.context
+        return self.evaluate_windows(predictions, prepared.test, params)
+
+    def plot(self, predictions: np.ndarray, data: ProblemData, history: dict, folder: Path, title: str) -> None:
+        from ml.training_pipeline.common.plots import plot_predictions
+
+        super().plot(predictions, data, history, folder, title)
+        prepared, _ = data.context
+        actual, predicted, baseline, ylabel, caption = self.plot_series(predictions, prepared.test)
+        plot_predictions(prepared.test.time, actual, predicted, baseline, folder / "predictions.png",
+                         f"{title}: {caption}", ylabel)
+
+    @classmethod
+    def from_schema(cls, schema: dict[str, Any]) -> PriceProblem:
+        return cls(horizon=schema["horizon"])
+
+
+class PriceReturn(PriceProblem):
+    """Next-bar log return (regression on a train-scaled target), judged as a price forecast
+    against persistence and a moving average."""
+
+    name = type_name = "return"
+    scale_target = True
+
+    @property
+    def store_key(self) -> str:
+        # the user's guide stores price models under <symbol>/price/; versions stored under return/ are still found
+        return "price"
+
+    def target(self, close, timeframe):
+        return np.log(close.shift(-self.horizon) / close)
+
+    def evaluate_windows(self, predictions, windows, params):
+        return evaluate_returns(predictions, windows.close, windows.future_close, windows.moving_average)
+
+    def summary(self, report):
+        return {"rmse": report["model"]["rmse"], "persistence_rmse": report["persistence"]["rmse"],
+                "skill": report["skill"], "directional_accuracy": report["model"]["directional_accuracy"]}
+
+    @classmethod
+    def summary_line(cls, m):
+        return (f"rmse {m['rmse']:.2f} vs persistence {m['persistence_rmse']:.2f}, skill {m['skill']:+.4f}, "
+                f"dir.acc {m['directional_accuracy']:.3f}")
+
+    def next_prediction(self, value, last_close):
+        return {"predicted_log_return": value, "predicted_close": last_close * float(np.exp(value)),
+                "direction": "up" if value > 0 else "down"}
+
+    @classmethod
+    def interval_line(cls, low, high):
+        return (f"close in [{low['predicted_close']:,.2f}, {high['predicted_close']:,.2f}] "
+                f"(log return {low['predicted_log_return']:+.5f} .. {high['predicted_log_return']:+.5f})")
+
+    @classmethod
+    def next_line(cls, r):
+        return (f"close {r['last_close']:.2f} -> predicted close in {r['horizon_bars']} x {r['timeframe']}: "
+                f"{r['predicted_close']:.2f} ({r['direction']}, log return {r['predicted_log_return']:+.5f})")
+
+    def plot_series(self, predictions, windows):
+        return (windows.future_close, windows.close * np.exp(predictions), windows.close, "close",
+                "next close on the test window")
+
+
+class PriceDirection(PriceProblem):
+    """Up or not over the horizon (binary), against the training set's majority class."""
+
+    name = type_name = "direction"
+    task_name = "binary"
+
+    def target(self, close, timeframe):
+        future = np.log(close.shift(-self.horizon) / close)
+        return (future > 0).astype("float64").where(future.notna())
+
+    def fit_baselines(self, train):
+        return {"majority_class": int(train.y.mean() >= 0.5)}
+
+    def evaluate_windows(self, predictions, windows, params):
+        return evaluate_direction(predictions, windows.y, params["majority_class"])
+
+    def summary(self, report):
+        return {"accuracy": report["model"]["accuracy"], "f1": report["model"]["f1"],
+                "roc_auc": report["model"].get("roc_auc", float("nan")),
+                "majority_accuracy": report["majority"]["accuracy"]}
+
+    @classmethod
+    def summary_line(cls, m):
+        return (f"accuracy {m.get('accuracy', float('nan')):.3f} vs majority {m.get('majority_accuracy', float('nan')):.3f}, "
+                f"f1 {m.get('f1', float('nan')):.3f}, roc_auc {m.get('roc_auc', float('nan')):.3f}")
+
+    def next_prediction(self, value, last_close):
+        return {"probability_up": value, "direction": "up" if value >= 0.5 else "down"}
+
+    @classmethod
+    def next_line(cls, r):
+        return f"P(up in {r['horizon_bars']} x {r['timeframe']}) = {r['probability_up']:.3f} ({r['direction']})"
+
+    def plot_series(self, predictions, windows):
+        return windows.y, predictions, None, "up", "P(up) on the test window"
+
+
+def _log_realized_volatility(squared_returns: pd.Series, bars: int, per: int = 1) -> pd.Series:
+    """``0.5 * log(sum of the last `bars` squared log returns / per)``; the floor keeps flat stretches finite."""
+    return 0.5 * np.log(np.maximum(squared_returns.rolling(bars).sum() / per, 1e-20))
+
+
+class RealizedVolatility(PriceProblem):
+    """Log realized volatility of the next ``H`` bars: ``0.5 * log(sum_{i=1..H} r_{t+i}^2)``.
+
+    Baselines on the same bars: persistence (the last ``H`` bars' realized volatility) and
+    HAR-RV (Corsi 2009): OLS of the target on the log realized volatility of the last day,
+    week (7 days, per day) and month (30 days, per day), fitted on the training windows only.
+    Windows before a full month of history are dropped from every split alike.
+    """
+
+    name = type_name = "volatility"
+    default_horizon = 24
+    scale_target = True
+
+    HAR_COLUMNS = ("har_day", "har_week", "har_month")
+
+    def target(self, close, timeframe):
+        squared = np.log(close).diff() ** 2
+        return _log_realized_volatility(squared, self.horizon).shift(-self.horizon)
+
+    def extras(self, close, timeframe):
+        squared = np.log(close).diff() ** 2
+        day = BARS_PER_DAY[timeframe]
+        return pd.DataFrame({
+            "persistence": _log_realized_volatility(squared, self.horizon),
+            "har_day": _log_realized_volatility(squared, day),
+            "har_week": _log_realized_volatility(squared, 7 * day, per=7),
+            "har_month": _log_realized_volatility(squared, 30 * day, per=30),
+        }, index=close.index)
+
+    def _design(self, windows: WindowSet) -> np.ndarray:
+        return np.column_stack([np.ones(len(windows)), *(windows.extras[c] for c in self.HAR_COLUMNS)])
+
+    def fit_baselines(self, train):
+        coefficients, *_ = np.linalg.lstsq(self._design(train), train.y.astype(np.float64), rcond=None)
+        return {"har_coefficients": [float(c) for c in coefficients], "har_columns": ["intercept", *self.HAR_COLUMNS]}
+
+    def evaluate_windows(self, predictions, windows, params):
+        actual = windows.y.astype(np.float64)
+        har = self._design(windows) @ np.asarray(params["har_coefficients"])
+        model = log_volatility_metrics(predictions, actual)
+        persistence = log_volatility_metrics(windows.extras["persistence"], actual)
+        har_rv = log_volatility_metrics(har, actual)
+        return {"model": model, "persistence": persistence, "har_rv": har_rv,
+                "skill": skill(model["rmse"], persistence["rmse"]), "skill_har_rv": skill(model["rmse"], har_rv["rmse"]),
+                "n": int(len(actual)), "horizon_bars": self.horizon}
+
+    def summary(self, report):
+        return {"rmse": report["model"]["rmse"], "persistence_rmse": report["persistence"]["rmse"],
+                "har_rv_rmse": report["har_rv"]["rmse"], "skill": report["skill"],
+                "skill_har_rv": report["skill_har_rv"]}
+
+    @classmethod
+    def summary_line(cls, m):
+        return (f"log-vol rmse {m['rmse']:.3f} vs persistence {m['persistence_rmse']:.3f} / HAR-RV "
+                f"{m['har_rv_rmse']:.3f}, skill {m['skill']:+.4f} / {m['skill_har_rv']:+.4f}")
+
+    def next_prediction(self, value, last_close):
+        return {"predicted_log_volatility": value, "predicted_volatility": float(np.exp(value))}
+
+    @classmethod
+    def interval_line(cls, low, high):
+        return f"volatility in [{low['predicted_volatility']:.6g}, {high['predicted_volatility']:.6g}]"
+
+    @classmethod
+    def next_line(cls, r):
+        return (f"realized volatility of the next {r['horizon_bars']} x {r['timeframe']} bars: "
+                f"{100 * r['predicted_volatility']:.2f}% (log {r['predicted_log_volatility']:+.3f})")
+
+    def plot_series(self, predictions, windows):
+        return (windows.y, predictions, windows.extras["persistence"], "log realized volatility",
+                f"log realized volatility of the next {self.horizon} bars")
+
+
+for _cls in (PriceReturn, PriceDirection, RealizedVolatility):
+    register_problem(_cls, from_config=True)
+

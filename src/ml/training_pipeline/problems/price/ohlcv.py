@@ -1,0 +1,400 @@
+"""Loading and validating OHLCV data: bundled sample, CSV/Parquet files, or an exchange.
+
+Two file layouts are recognised: Binance kline exports (``time``/``open_time`` in ms since
+epoch, optionally without a header row) and generic OHLCV tables (a datetime column or
+index under a common name, case-insensitive column names, an unnamed index column
+tolerated). The result is always a frame indexed by UTC bar open time with float columns
+``open, high, low, close, volume``, sorted and validated.
+
+Nothing is repaired silently: duplicate or unsorted timestamps, NaN/inf and non-numeric
+values are errors; gaps (missing bars) are counted and reported, and left as they are.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.training_pipeline.common.markets import TIMEFRAMES
+
+OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+_SLASH_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+BINANCE_COLUMNS: tuple[str, ...] = (
+    "time", "open", "high", "low", "close", "volume", "closetime", "assetvolume", "trade_count",
+    "taker_buy_asset_volume", "taker_buy_quote_volume", "ignore",
+)
+TIME_COLUMNS: tuple[str, ...] = ("time", "open_time", "opentime", "timestamp", "datetime", "date", "ts", "unnamed: 0", "index")
+BINANCE = "binance-klines"
+GENERIC = "generic-ohlcv"
+EXCHANGE_TIMEOUT_MS = 10_000
+
+
+class DataError(ValueError):
+    """The data cannot be used as given; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """A validated OHLCV frame and where it came from.
+
+    Attributes:
+        frame: float ``open, high, low, close, volume`` indexed by UTC bar open time.
+        source: file path, ``bundled:BTCUSDT_1h.csv.gz`` or ``exchange:binance``.
+        layout: ``binance-klines``, ``generic-ohlcv`` or ``exchange``.
+        timeframe: the bar size of ``frame``.
+        notes: what a user should know (gaps found, resampling done).
+    """
+
+    frame: pd.DataFrame
+    source: str
+    layout: str
+    timeframe: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> dict:
+        """Summary for metadata and the CLI."""
+        idx = self.frame.index
+        return {"source": self.source, "layout": self.layout, "timeframe": self.timeframe, "rows": len(self.frame),
+                "start": idx[0].isoformat() if len(idx) else None, "end": idx[-1].isoformat() if len(idx) else None,
+                "notes": list(self.notes)}
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Reads a CSV (optionally compressed) or Parquet file into a raw frame."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Data file not found. Received: {str(path)!r}")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+            if not isinstance(frame.index, pd.RangeIndex):
+                frame = frame.reset_index()
+            return _check_rows(frame, path)
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{str(path)!r} is empty: no header and no rows") from None
+    except ImportError as error:  # a Parquet engine missing from a custom install
+        raise DataError(f"Reading Parquet needs pyarrow: pip install pyarrow ({str(error).splitlines()[0]})") from None
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise DataError(f"Cannot read {str(path)!r} as CSV or Parquet: {str(error).splitlines()[0]}") from None
+    frame = _other_separator(frame, path)
+    if len(frame.columns) and all(_is_number(c) for c in frame.columns):
+        # a Binance export without a header row: the first row was taken as names
+        frame = pd.read_csv(path, header=None)
+        if len(frame.columns) not in (len(BINANCE_COLUMNS), len(BINANCE_COLUMNS) - 1):
+            raise DataError(f"{str(path)!r} has no header and {len(frame.columns)} columns; a Binance kline "
+                            f"export has {len(BINANCE_COLUMNS)}")
+        frame.columns = list(BINANCE_COLUMNS[: len(frame.columns)])
+    return _check_rows(frame, path)
+
+
+def _check_rows(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if frame.empty:
+        raise DataError(f"{str(path)!r} has a header ({', '.join(map(str, frame.columns[:6]))}) but no rows")
+    return frame
+
+
+SEPARATORS = {";": "';'", "\t": "tab", "|": "'|'"}
+
+
+def _other_separator(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A CSV whose fields are split by ';', tab or '|' is read with that separator (the note says so)."""
+    if len(frame.columns) != 1:
+        return frame
+    header = str(frame.columns[0])
+    for separator, name in SEPARATORS.items():
+        if header.count(separator) >= 4:
+            reread = pd.read_csv(path, sep=separator)
+            reread.attrs["note"] = f"read {path.name} with {name} as the field separator"
+            return reread
+    return frame
+
+def _is_number(text: object) -> bool:
+    try:
+        float(str(text))
+        return True
+    except ValueError:
+        return False
+
+
+def _day_first(values: pd.Series) -> tuple[bool | None, str]:
+    """For ``dd/mm/yyyy``-like text: ``True`` when a first field > 12 proves day-first, ``False`` when a second
+    field > 12 proves month-first, ``None`` when every date reads both ways (or the text is not of that form)."""
+    parts = values.astype(str).str.extract(_SLASH_DATE)
+    if not len(parts) or parts.isna().any().any():
+        return None, ""
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    if (first > 12).any():
+        return True, str(values.iloc[int(np.argmax((first > 12).to_numpy()))])
+    if (second > 12).any():
+        return False, ""
+    return None, "ambiguous"
+
+
+def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]:
+    """Parses timestamps; integers are read as s/ms/us/ns since epoch by magnitude. Returns (index, was_ms).
+
+    Text dates like ``13/01/2021`` are read day-first when a first field above 12 proves it (or, when every
+    date reads both ways, when only the day-first reading is in time order); the index's ``attrs["note"]``
+    then says so.
+    """
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all():
+        magnitude = float(numeric.abs().max())
+        if magnitude < 1e8:  # before 1973 in epoch seconds: a row number, not a time
+            raise DataError(f"Column {column!r} holds small numbers (max {magnitude:.0f}) that look like a row "
+                            "index, not timestamps; add a time column (e.g. 'time' in ms or 'date')")
+        unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns"
+        return pd.DatetimeIndex(pd.to_datetime(numeric.astype("int64"), unit=unit, utc=True)), unit == "ms"
+    day_first, example = _day_first(values)
+    note = ""
+    with warnings.catch_warnings():  # pandas' "Could not infer format" is ours to turn into a message
+        warnings.simplefilter("ignore", UserWarning)
+        if day_first is None and example == "ambiguous":
+            month_first = pd.to_datetime(values, utc=True, errors="coerce", dayfirst=False, format="mixed")
+            if not pd.DatetimeIndex(month_first).is_monotonic_increasing:
+                other = pd.to_datetime(values, utc=True, errors="coerce", dayfirst=True, format="mixed")
+                if pd.DatetimeIndex(other).is_monotonic_increasing:
+                    day_first, note = True, f"read {column!r} as day-first dates (dd/mm/yyyy): only that reading is in time order"
+        elif day_first:
+            note = f"read {column!r} as day-first dates (dd/mm/yyyy), as {example!r} shows"
+        try:
+            parsed = pd.to_datetime(values, utc=True, format="mixed", dayfirst=bool(day_first))
+        except (ValueError, TypeError):
+            parsed = pd.to_datetime(values, utc=True, errors="coerce", dayfirst=bool(day_first))
+    if parsed.isna().any():
+        row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise DataError(f"Column {column!r} has a value that is not a timestamp at row {row}: {values.iloc[row]!r}")
+    index = pd.DatetimeIndex(parsed)
+    index.attrs = {"note": note} if note else {}
+    return index, False
+
+
+def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame") -> tuple[pd.DataFrame, str]:
+    """Detects the layout of a raw table and returns (validated OHLCV frame, layout name).
+
+    Example:
+        >>> frame, layout = normalize_ohlcv(pd.read_csv("BTCUSDT_1h.csv"))  # doctest: +SKIP
+        >>> layout  # doctest: +SKIP
+        'binance-klines'
+    """
+    frame = raw.copy()
+    if isinstance(frame.index, pd.DatetimeIndex):
+        frame = frame.reset_index()
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    time_column = next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    if time_column is None:
+        time_column = next((c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])), None)
+    if time_column is None:
+        raise DataError(
+            f"No timestamp column in {source}: expected one of {', '.join(TIME_COLUMNS[:7])} (any case) "
+            f"or a datetime index. Received columns: {list(raw.columns)}"
+        )
+    missing = [c for c in OHLCV if c not in frame.columns]
+    if missing:
+        raise DataError(f"Missing required column(s) {missing} in {source}. Received columns: {list(raw.columns)}")
+    index, was_ms = _parse_time(frame[time_column], time_column)
+    notes = [n for n in (raw.attrs.get("note"), getattr(index, "attrs", {}).get("note")) if n]
+    layout = BINANCE if was_ms and ("closetime" in frame.columns or "close_time" in frame.columns) else GENERIC
+
+    values = {}
+    for column in OHLCV:
+        if pd.api.types.is_bool_dtype(frame[column]):
+            raise DataError(f"Column {column!r} holds true/false values in {source}; prices and volume must be numbers")
+        numeric = pd.to_numeric(frame[column], errors="coerce")
+        bad = numeric.isna() & frame[column].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            value = frame[column].iloc[row]
+            hint = ""
+            if isinstance(value, str) and _THOUSANDS.match(value.strip()):
+                hint = (" (a ',' thousands separator: save the file with plain numbers such as "
+                        f"{value.strip().replace(',', '')})")
+            elif isinstance(value, str) and _DECIMAL_COMMA.match(value.strip()):
+                hint = f" (a decimal comma: save the file with '.' decimals such as {value.strip().replace(',', '.')})"
+            raise DataError(f"Column {column!r} has a non-numeric value at row {row}: {value!r}{hint}")
+        values[column] = numeric.to_numpy(dtype="float64")
+    # one resolution everywhere, so integer arithmetic on the index is in nanoseconds
+    ohlcv = pd.DataFrame(values, index=index.as_unit("ns").rename("time"))
+    validate_ohlcv(ohlcv, source)
+    ohlcv.attrs["notes"] = notes
+    return ohlcv, layout
+
+
+def validate_ohlcv(frame: pd.DataFrame, source: str = "data") -> None:
+    """Raises DataError for NaN/inf, non-positive prices, unsorted or duplicate timestamps."""
+    finite = np.isfinite(frame[list(OHLCV)].to_numpy())
+    if not finite.all():
+        row, col = map(int, np.argwhere(~finite)[0])
+        raise DataError(f"{source} has {int((~finite).sum())} NaN/inf value(s); first in column "
+                        f"{OHLCV[col]!r} at {frame.index[row]}")
+    prices = frame[["open", "high", "low", "close"]].to_numpy()
+    if (prices <= 0).any():
+        row = int(np.argwhere(prices <= 0)[0][0])
+        raise DataError(f"{source} has a price <= 0 at {frame.index[row]}")
+    high_low = (frame["high"] < frame[["open", "close"]].max(axis=1)) | (frame["low"] > frame[["open", "close"]].min(axis=1)) \
+        | (frame["high"] < frame["low"])
+    if high_low.any():
+        first = frame.index[int(np.argmax(high_low.to_numpy()))]
+        raise DataError(f"{source} has {int(high_low.sum())} bar(s) where high < max(open, close) or low > "
+                        f"min(open, close); first at {first}. Check the column order (open, high, low, close)")
+    if (frame["volume"] < 0).any():
+        raise DataError(f"{source} has negative volume at {frame.index[int(np.argmax(frame['volume'] < 0))]}")
+    index = frame.index
+    duplicated = index.duplicated()
+    if duplicated.any():
+        raise DataError(f"{source} has {int(duplicated.sum())} duplicate timestamp(s); first: {index[duplicated][0]}. "
+                        "Remove duplicate bars")
+    if not index.is_monotonic_increasing:
+        row = int(np.flatnonzero(np.diff(index.asi8) < 0)[0]) + 1
+        raise DataError(f"{source} timestamps are not sorted: {index[row]} comes after {index[row - 1]}. "
+                        "Sort the file by time")
+
+
+def infer_bar(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The most common spacing between bars."""
+    if len(index) < 2:
+        raise DataError(f"Need at least 2 bars to infer the bar size. Received: {len(index)} row(s)")
+    return pd.Timedelta(int(pd.Series(np.diff(index.asi8)).mode().iloc[0]), unit="ns")
+
+
+def bar_label(bar: pd.Timedelta) -> str:
+    """``Timedelta('1h')`` -> ``'1h'``; days as ``'1d'``, minutes as ``'15m'``."""
+    seconds = int(bar.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def count_gaps(index: pd.DatetimeIndex, bar: pd.Timedelta) -> tuple[int, int]:
+    """(number of gaps, number of missing bars) for bars spaced ``bar`` apart."""
+    steps = np.diff(index.asi8) // bar.value
+    gaps = steps > 1
+    return int(gaps.sum()), int((steps[gaps] - 1).sum())
+
+
+def resample_ohlcv(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """Aggregates bars to ``timeframe``; buckets missing any source bar (partial edges, gaps) are dropped.
+
+    Example:
+        >>> daily = resample_ohlcv(hourly, "1d")  # doctest: +SKIP
+    """
+    rule = pd.Timedelta(pd.tseries.frequencies.to_offset(TIMEFRAMES[timeframe]))
+    bar = infer_bar(frame.index)
+    if bar > rule:
+        raise DataError(f"Cannot make {timeframe} bars from coarser {bar_label(bar)} data. Received: timeframe={timeframe!r}")
+    if bar == rule:
+        return frame
+    grouped = frame.resample(rule, label="left", closed="left", origin="epoch")
+    out = grouped.agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    complete = grouped["close"].count() == int(rule / bar)
+    return out[complete]
+
+
+def filter_dates(frame: pd.DataFrame, days: int | None, start_date: str | None, end_date: str | None) -> pd.DataFrame:
+    """Keeps bars within [start_date, end_date] (inclusive days), then the last ``days`` days."""
+    if start_date:
+        frame = frame[frame.index >= pd.Timestamp(start_date, tz="UTC")]
+    if end_date:
+        frame = frame[frame.index < pd.Timestamp(end_date, tz="UTC") + pd.Timedelta(days=1)]
+    if days and len(frame):
+        frame = frame[frame.index > frame.index[-1] - pd.Timedelta(days=days)]
+    if frame.empty:
+        raise DataError(f"No bars left after the date filter (days={days}, start_date={start_date}, end_date={end_date})")
+    return frame
+
+
+def fetch_exchange_ohlcv(symbol: str, timeframe: str, days: int, exchange: str = "binance") -> pd.DataFrame:
+    """Downloads klines through ccxt (``pip install 'atb-ml[exchange]'``), failing fast offline.
+
+    Raises:
+        DataError: ccxt missing, unknown exchange, or a network error (after at most
+            ``EXCHANGE_TIMEOUT_MS`` per request).
+    """
+    try:
+        import ccxt
+    except ImportError:
+        raise DataError("Exchange download needs ccxt: pip install 'atb-ml[exchange]'") from None
+    if exchange not in getattr(ccxt, "exchanges", []):
+        raise DataError(f"Unknown exchange {exchange!r} for ccxt. Received: exchange={exchange!r}")
+    client = getattr(ccxt, exchange)({"timeout": EXCHANGE_TIMEOUT_MS, "enableRateLimit": True})
+    since = int((pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=days)).timestamp() * 1000)
+    rows: list[list] = []
+    try:
+        while True:
+            batch = client.fetch_ohlcv(symbol, timeframe=timeframe, since=since, limit=1000)
+            if not batch:
+                break
+            rows.extend(batch)
+            if len(batch) < 1000:
+                break
+            since = batch[-1][0] + 1
+    except Exception as error:  # ccxt raises its own hierarchy (NetworkError, ExchangeError)
+        raise DataError(f"Download from {exchange} failed ({type(error).__name__}): {str(error).splitlines()[0][:200]}") from None
+    if not rows:
+        raise DataError(f"{exchange} returned no bars for {symbol} {timeframe}")
+    return pd.DataFrame(rows, columns=["time", *OHLCV])
+
+
+def load_ohlcv(
+    symbol: str,
+    data_path: str | Path | None = None,
+    timeframe: str = "1h",
+    days: int | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    exchange: str | None = None,
+) -> LoadedData:
+    """Loads validated OHLCV bars for ``symbol`` at ``timeframe``.
+
+    Args:
+        symbol: e.g. ``"BTCUSDT"``; picks the bundled sample when no file is given.
+        data_path: a CSV/Parquet file (Binance kline export or generic OHLCV).
+        timeframe: ``1h``, ``4h`` or ``1d``; finer data is resampled.
+        days: keep the last ``days`` days.
+        start_date, end_date: inclusive ISO date bounds.
+        exchange: download from this ccxt exchange instead of reading a file.
+
+    Returns:
+        A :class:`LoadedData`.
+
+    Example:
+        >>> data = load_ohlcv("BTCUSDT", days=365)
+        >>> data.layout, data.timeframe
+        ('binance-klines', '1h')
+    """
+    if timeframe not in TIMEFRAMES:
+        raise DataError(f"Unknown timeframe {timeframe!r}. Accepted: {', '.join(TIMEFRAMES)}. Received: timeframe={timeframe!r}")
+    if exchange is not None:
+        raw = fetch_exchange_ohlcv(symbol, timeframe, days or 365, exchange)
+        source, layout_hint = f"exchange:{exchange}", "exchange"
+    elif data_path is not None:
+        raw, source, layout_hint = read_table(data_path), str(data_path), None
+    else:
+        from ml.data import bundled_sample_path
+
+        try:
+            path = bundled_sample_path(symbol)
+        except ValueError as error:
+            raise DataError(str(error)) from None
+        raw, source, layout_hint = read_table(path), f"bundled:{path.name}", None
+    frame, layout = normalize_ohlcv(raw, source)
+    notes = list(frame.attrs.get("notes", []))
+    frame = filter_dates(frame, days, start_date, end_date)
+    frame.index = frame.index.as_unit("ns")
+    bar = infer_bar(frame.index)
+    gaps, missing = count_gaps(frame.index, bar)
+    if gaps:
+        notes.append(f"{gaps} gap(s) in the data ({missing} missing {bar_label(bar)} bars); left as they are")
+    resampled = resample_ohlcv(frame, timeframe)
+    if len(resampled) != len(frame):
+        notes.append(f"resampled {len(frame)} {bar_label(bar)} bars to {len(resampled)} complete {timeframe} bars")
+    return LoadedData(resampled, source, layout_hint or layout, timeframe, tuple(notes))
