@@ -1,9 +1,9 @@
-"""A model and layer test harness, in the spirit of keras-hub's ``run_backbone_test`` and Keras'
-``run_layer_test``: one call checks everything the library promises about a model or layer.
+"""A model, layer and problem test harness, in the spirit of keras-hub's ``run_backbone_test`` and Keras'
+``run_layer_test``: one call checks everything the library promises about a model, layer or problem.
 
-The unit suite runs :func:`run_model_test` over every registered model (``tiny`` presets) and
-:func:`run_layer_test` over every custom layer; a user adding a model gets the same checks
-with one line:
+The unit suite runs :func:`run_model_test` over every registered model (``tiny`` presets),
+:func:`run_layer_test` over every custom layer and :func:`run_problem_test` over every registered
+problem type (its ``example()``); a user adding a model gets the same checks with one line:
 
 Example:
     >>> from ml.testing import run_model_test
@@ -294,3 +294,106 @@ def run_layer_test(
             sample = {f"inputs_{i}": a for i, a in enumerate(arrays)} if several else x
             report["onnx_max_abs_diff"] = export_onnx(model, Path(tmp) / "layer.onnx", sample=sample).max_abs_diff
     return report
+
+
+def _split_position(bound: Any) -> Any:
+    """A split bound as something ordered: ``"row 12"`` -> 12, an ISO time -> a timestamp."""
+    import pandas as pd
+
+    text = str(bound)
+    return int(text[4:]) if text.startswith("row ") else pd.Timestamp(text)
+
+
+def _metric_tables(report: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The report's entries shaped like its ``model`` metrics: the baselines it judges the model against."""
+    model = report["model"]
+    return {name: value for name, value in report.items()
+            if name != "model" and isinstance(value, Mapping) and set(model) & set(value)
+            and all(isinstance(v, (int, float)) for v in value.values())}
+
+
+def run_problem_test(problem: Any, config: Any) -> dict[str, Any]:
+    """Checks what every problem promises the pipeline, on the data ``config`` names.
+
+    - the train, validation and test parts follow one another without overlap (rows or times);
+    - every part's named inputs match the declared inputs; targets, weights and groups have one row each;
+    - the naive baselines are computed on the same test rows as the model: the report covers exactly the test
+      part's rows (``n``), the baselines do not move when the predictions do (none is derived from them), and
+      the true targets score at least as well as every baseline on every metric;
+    - the problem survives a save/load round trip: its description and schema are JSON, the stored type name
+      finds its class again, and a problem rebuilt from the schema (where the problem serves files) describes
+      itself the same way.
+
+    Args:
+        problem: a problem object (e.g. ``ArraysProblem(...)``, or the first item of ``cls.example()``).
+        config: a ``TrainingConfig`` (or its keyword arguments) whose data the problem prepares.
+
+    Returns:
+        What was checked: the rows of each part, the baselines' names, and whether the problem rebuilt
+        from its schema.
+
+    Raises:
+        AssertionError: naming the promise that failed.
+
+    Example:
+        >>> from ml.testing import run_problem_test
+        >>> from ml.training_pipeline.problems import PriceReturn
+        >>> problem, arguments = PriceReturn.example()
+        >>> sorted(run_problem_test(problem, arguments)["baselines"])
+        ['moving_average', 'persistence']
+    """
+    import json
+
+    from ml.training_pipeline.common.metrics import LOWER_IS_BETTER
+    from ml.training_pipeline.common.tensors import check_named_inputs
+    from ml.training_pipeline.config import TrainingConfig
+    from ml.training_pipeline.problems import problem_type
+
+    config = TrainingConfig(**config) if isinstance(config, Mapping) else config
+    data = problem.prepare(config)
+    parts = {"train": data.train, "validation": data.validation, "test": data.test}
+
+    bounds = [(name, [_split_position(b) for b in data.splits[name]]) for name in parts]
+    for (first, (_, first_end)), (second, (second_start, _)) in zip(bounds, bounds[1:], strict=False):
+        assert first_end < second_start, (f"{type(problem).__name__}: the {first} part ends at {data.splits[first][1]}, "
+                                          f"not before the {second} part starts at {data.splits[second][0]}")
+    for name, part in parts.items():
+        rows = len(part.y)
+        assert rows > 0, f"{type(problem).__name__}: the {name} part is empty"
+        check_named_inputs(part.inputs, data.inputs, where=f"{name} inputs")
+        for label, values in (("inputs", [*part.inputs.values()]), ("weights", [part.weight]), ("groups", [part.groups])):
+            lengths = {len(v) for v in values if v is not None}
+            assert lengths <= {rows}, f"{type(problem).__name__}: {name} {label} have {lengths} rows, targets {rows}"
+
+    truth = np.asarray(data.test.y, np.float64).reshape(len(data.test.y), -1)
+    perfect = problem.to_prediction(truth, data)
+    report = problem.evaluate(perfect, data)
+    shifted = problem.evaluate(problem.to_prediction(np.roll(truth, 1, axis=0), data), data)
+    assert report.get("n") == len(truth), (f"{type(problem).__name__}: the report covers n={report.get('n')!r} rows, "
+                                           f"the test part has {len(truth)}")
+    baselines = _metric_tables(report)
+    assert baselines, f"{type(problem).__name__}: the report has no baseline next to the model: {sorted(report)}"
+    for name, metrics in baselines.items():
+        assert shifted[name] == metrics, f"{type(problem).__name__}: baseline {name!r} moved with the predictions"
+        for metric, value in metrics.items():
+            if metric not in report["model"] or not np.isfinite(value) or not np.isfinite(report["model"][metric]):
+                continue
+            better = report["model"][metric] <= value + 1e-9 if metric in LOWER_IS_BETTER \
+                else report["model"][metric] >= value - 1e-9
+            assert better, (f"{type(problem).__name__}: the true targets score {metric}={report['model'][metric]:.6g}, "
+                            f"worse than baseline {name!r} ({value:.6g}): the baseline is not on the same rows")
+    summary = problem.summary(report)
+    assert isinstance(type(problem).summary_line(summary), str)
+
+    stored = json.loads(json.dumps({"problem": problem.describe(), "schema": data.schema}, default=str))
+    assert stored["problem"] == problem.describe(), f"{type(problem).__name__}: describe() is not JSON"
+    assert problem_type(stored["problem"]["type"]) is type(problem), \
+        f"{type(problem).__name__}: the stored type {stored['problem']['type']!r} finds another class"
+    try:
+        rebuilt = type(problem).from_schema(stored["schema"])
+    except NotImplementedError:
+        rebuilt = None
+    if rebuilt is not None:
+        assert rebuilt.describe() == problem.describe(), f"{type(problem).__name__}: rebuilt from its schema differs"
+    return {"rows": {name: len(part.y) for name, part in parts.items()}, "baselines": sorted(baselines),
+            "rebuilt_from_schema": rebuilt is not None}

@@ -184,7 +184,7 @@ def test_predict_on_one_window_skips_the_set_up_and_gives_the_same_numbers(tmp_p
     import keras
     import numpy as np
 
-    from ml.training_pipeline.layers import FastPredictModel
+    from ml.training_pipeline.models.kinds.fast_predict import FastPredictModel
 
     model = create_model("tcn", input_shape=(12, 3), variant="tiny")
     assert isinstance(model, FastPredictModel)

@@ -44,8 +44,7 @@ def test_search_space_comes_from_the_presets_and_takes_overrides():
 def test_a_real_search_resumes_and_its_best_trial_reproduces(tmp_path):
     """Two Bayesian trials; the same call with one more trial runs only that one; the stored best
     hyperparameters retrained with the same seed give the same validation loss."""
-    from ml.training_pipeline.pipeline import fit_model, prepare
-    from ml.training_pipeline.problems import get_problem
+    from ml.training_pipeline.pipeline import fit_model, plan_run, prepare
     from ml.training_pipeline.tuning import load_best_params, tune
 
     config = TrainingConfig(**{**TINY, "epochs": 1})
@@ -61,8 +60,8 @@ def test_a_real_search_resumes_and_its_best_trial_reproduces(tmp_path):
 
     params = load_best_params(resumed.path, "tcn")
     retrain = replace(config, model_kwargs=params)
-    problem = get_problem("return")
-    _, history = fit_model(retrain, problem, prepare(retrain, problem))
+    plan = plan_run(retrain)
+    _, history = fit_model(plan, prepare(plan))
     assert min(history["val_loss"]) == pytest.approx(resumed.best_val_loss, rel=1e-6)
 
 

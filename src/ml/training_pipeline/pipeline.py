@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -29,8 +30,8 @@ from ml.training_pipeline.config import TrainingConfig
 from ml.training_pipeline.fitting.distribute import make_distribution, read_tf_config
 from ml.training_pipeline.models import declared_inputs, get_spec, resolve_params
 from ml.training_pipeline.models.kinds import get_kind
-from ml.training_pipeline.models.kinds.base import FitSettings
-from ml.training_pipeline.models.registry import KNOWN_INPUT
+from ml.training_pipeline.models.kinds.base import FitSettings, ModelKind
+from ml.training_pipeline.models.registry import KNOWN_INPUT, ModelSpec
 from ml.training_pipeline.problems import Problem, ProblemData, get_problem
 from ml.training_pipeline.store.versions import ModelStore
 
@@ -95,6 +96,51 @@ class TrainingResult:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run resolves once from its configuration: the model's spec, its kind adapter, the problem and
+    the precision it trains in. :func:`train`, tuning and walk-forward hand this to every helper, which never
+    looks any of them up again.
+
+    Example:
+        >>> from ml.training_pipeline.config import TrainingConfig
+        >>> plan = plan_run(TrainingConfig(symbol="BTCUSDT", model_type="lightgbm"))
+        >>> plan.spec.name, plan.adapter.name, plan.problem.store_key, plan.precision
+        ('lightgbm', 'estimator', 'price', 'float32')
+    """
+
+    config: TrainingConfig
+    spec: ModelSpec
+    adapter: ModelKind
+    problem: Problem
+    precision: str
+
+    def with_config(self, config: TrainingConfig) -> RunPlan:
+        """The same plan for another configuration of the same model (a tuning trial, a walk-forward fold)."""
+        if config.model_type != self.config.model_type:
+            return plan_run(config, self.problem)
+        return dataclasses.replace(self, config=config, precision=_precision(config, self.spec, self.adapter))
+
+
+def _precision(config: TrainingConfig, spec: ModelSpec, adapter: ModelKind) -> str:
+    from ml.training_pipeline.fitting.precision import resolve_precision
+
+    return resolve_precision(config.precision, spec.training_precision, adapter.supports_precision)
+
+
+def plan_run(config: TrainingConfig, problem: Problem | None = None) -> RunPlan:
+    """Resolves ``config``'s model spec, kind adapter, problem (default: the OHLCV problem its ``target`` names)
+    and training precision, once.
+
+    Raises:
+        ValueError: ``mixed_bfloat16`` asked of a model kind that trains in float32 only (before any data).
+    """
+    spec = get_spec(config.model_type)
+    adapter = get_kind(spec.kind)
+    problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
+    return RunPlan(config, spec, adapter, problem, _precision(config, spec, adapter))
+
+
 def _grouping(config: TrainingConfig, data: ProblemData) -> dict[str, Any] | None:
     """What a stored version records of its groups: names, rows, weights and phases."""
     if data.train.groups is None:
@@ -125,10 +171,11 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _model_arguments(config: TrainingConfig, data: ProblemData | None = None, **defaults: Any) -> dict[str, Any]:
+def _model_arguments(plan: RunPlan, data: ProblemData | None = None, **defaults: Any) -> dict[str, Any]:
     """The factory call's keyword arguments: the config's kwargs and learning rate win over ``defaults`` and over
     the hyperparameters the data dictates (given only to the models that take them)."""
-    accepted = get_spec(config.model_type).variants["default"]
+    config = plan.config
+    accepted = plan.spec.variants["default"]
     dictated = {k: v for k, v in (data.model_params if data is not None else {}).items() if k in accepted}
     kwargs = {**dictated, **defaults, **config.model_kwargs}
     if config.learning_rate is not None:
@@ -136,7 +183,7 @@ def _model_arguments(config: TrainingConfig, data: ProblemData | None = None, **
     return kwargs
 
 
-def fit_inputs_to_model(config: TrainingConfig, problem: Problem, data: ProblemData) -> ProblemData:
+def fit_inputs_to_model(plan: RunPlan, data: ProblemData) -> ProblemData:
     """The data restricted to the inputs the model reads; rejects, before any training, a model the data cannot feed.
 
     A problem may offer optional inputs (a price window's calendar ``known``, a several-symbols
@@ -146,8 +193,8 @@ def fit_inputs_to_model(config: TrainingConfig, problem: Problem, data: ProblemD
     Raises:
         ValueError: naming the input and what the model declares.
     """
-    kwargs = _model_arguments(config, data)
-    spec = get_spec(config.model_type)
+    config, problem, spec = plan.config, plan.problem, plan.spec
+    kwargs = _model_arguments(plan, data)
     # the names the model reads (its primary input first), from a probe declaration
     reads = [s.name for s in spec.declare_inputs((1,) * spec.shape_ndim[1], resolve_params(spec, config.variant, kwargs))]
     shapes = {s.name: s.shape for s in data.inputs}
@@ -164,8 +211,9 @@ def fit_inputs_to_model(config: TrainingConfig, problem: Problem, data: ProblemD
     return data
 
 
-def _uncertainty(model, adapter, problem: Problem, data: ProblemData, config: TrainingConfig, log) -> dict | None:
+def _uncertainty(model, plan: RunPlan, data: ProblemData, log) -> dict | None:
     """Coverage of the central interval on the test part, for models that give one and targets that have one."""
+    adapter, problem, config = plan.adapter, plan.problem, plan.config
     method = adapter.uncertainty_method(model)
     if not problem.task.has_intervals or method is None:
         return None
@@ -218,7 +266,7 @@ def _plot_interpretation(explained: dict, folder: Path, title: str) -> None:
         plot_attention(explained["attention"], folder / "attention.png", title)
 
 
-def apply_grouping(config: TrainingConfig, data: ProblemData, adapter) -> ProblemData:
+def apply_grouping(plan: RunPlan, data: ProblemData) -> ProblemData:
     """Checks the config's group weights and curriculum against the data's groups, then weighs the splits.
 
     Raises:
@@ -228,6 +276,7 @@ def apply_grouping(config: TrainingConfig, data: ProblemData, adapter) -> Proble
     from ml.training_pipeline.common.sample_weights import check_group_weights, weigh_splits
     from ml.training_pipeline.fitting.curriculum import check_phases
 
+    config, adapter = plan.config, plan.adapter
     splits = (data.train, data.validation, data.test)
     known = None if data.train.groups is None else sorted(set().union(*(map(str, s.groups) for s in splits)))
     for name, value in (("group_weights", config.group_weights), ("curriculum", config.curriculum)):
@@ -244,18 +293,17 @@ def apply_grouping(config: TrainingConfig, data: ProblemData, adapter) -> Proble
     return weigh_splits(data, config.group_weights, config.pos_weight)
 
 
-def prepare(config: TrainingConfig, problem: Problem) -> ProblemData:
-    """The problem's data for ``config``: grouped and weighted, restricted to the inputs the model reads.
+def prepare(plan: RunPlan) -> ProblemData:
+    """The plan's problem data: grouped and weighted, restricted to the inputs the model reads.
 
     Raises:
         ValueError: bad data, or a model the data cannot feed (before TensorFlow is imported).
     """
-    adapter = get_kind(get_spec(config.model_type).kind)
-    return fit_inputs_to_model(config, problem, apply_grouping(config, problem.prepare(config), adapter))
+    return fit_inputs_to_model(plan, apply_grouping(plan, plan.problem.prepare(plan.config)))
 
 
-def build_model(config: TrainingConfig, problem: Problem, data: ProblemData, distribution=None):
-    """``config``'s model for the data, built after seeding everything with ``config.seed`` (deterministic ops on),
+def build_model(plan: RunPlan, data: ProblemData, distribution=None):
+    """The plan's model for the data, built after seeding everything with ``config.seed`` (deterministic ops on),
     inside ``distribution``'s strategy scope when one is given (:func:`~ml.training_pipeline.fitting.distribute.make_distribution`)."""
     import contextlib
 
@@ -264,7 +312,7 @@ def build_model(config: TrainingConfig, problem: Problem, data: ProblemData, dis
 
     from ml.training_pipeline.models import create_model
 
-    spec = get_spec(config.model_type)
+    config, spec = plan.config, plan.spec
     keras.utils.set_random_seed(config.seed)
     # Identical metrics for the same config and seed, at a small cost in speed.
     tf.config.experimental.enable_op_determinism()
@@ -272,18 +320,16 @@ def build_model(config: TrainingConfig, problem: Problem, data: ProblemData, dis
     seeded = {"random_state": config.seed} if "random_state" in spec.variants[config.variant] else {}
     with distribution.strategy.scope() if distribution is not None else contextlib.nullcontext():
         return create_model(config.model_type, {s.name: s.shape for s in data.inputs}, variant=config.variant,
-                            task=problem.task, **_model_arguments(config, data, **seeded))
+                            task=plan.problem.task, **_model_arguments(plan, data, **seeded))
 
 
-def fit_built(model, config: TrainingConfig, problem: Problem, data: ProblemData, verbose: int = 0, log=None,
+def fit_built(model, plan: RunPlan, data: ProblemData, verbose: int = 0, log=None,
               callbacks: list | None = None, resume=None) -> dict[str, list[float]]:
     """Fits a model from :func:`build_model` as ``atb train`` does: the problem's monitor, the family's early
     stopping and learning-rate schedule, ``config``'s budget and seed; returns the history (``resume``: a
     :class:`~ml.training_pipeline.fitting.resume.ResumePlan` to back up to and continue from)."""
-    spec = get_spec(config.model_type)
-    adapter = get_kind(spec.kind)
+    config, spec, adapter, problem, precision = plan.config, plan.spec, plan.adapter, plan.problem, plan.precision
     monitor, monitor_callbacks = problem.fit_monitor(data)
-    precision = training_precision(config)
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
                            seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
                            phases=config.curriculum, monitor=monitor, monitor_callbacks=monitor_callbacks,
@@ -295,7 +341,7 @@ def fit_built(model, config: TrainingConfig, problem: Problem, data: ProblemData
     return adapter.fit(model, data.train, data.validation, settings)
 
 
-def fit_model(config: TrainingConfig, problem: Problem, data: ProblemData, verbose: int = 0, log=None,
+def fit_model(plan: RunPlan, data: ProblemData, verbose: int = 0, log=None,
               callbacks: list | None = None, resume=None, distribution=None):
     """Builds and fits ``config``'s model: the one procedure of training, tuning and walk-forward evaluation, so a
     tuned trial's score is reproduced by training with its hyperparameters and seed.
@@ -303,20 +349,21 @@ def fit_model(config: TrainingConfig, problem: Problem, data: ProblemData, verbo
     Returns:
         ``(model, history)``.
     """
-    model = build_model(config, problem, data, distribution)
-    return model, fit_built(model, config, problem, data, verbose, log, callbacks, resume)
+    model = build_model(plan, data, distribution)
+    return model, fit_built(model, plan, data, verbose, log, callbacks, resume)
 
 
-def _undistributed(model, config: TrainingConfig, problem: Problem, data: ProblemData):
+def _undistributed(model, plan: RunPlan, data: ProblemData):
     """The trained weights in a model outside any strategy: the chief predicts, exports and saves it alone (a
     multi-worker model would wait for the other workers at every prediction)."""
-    copy = build_model(config, problem, data)
+    copy = build_model(plan, data)
     copy.set_weights(model.get_weights())
     return copy
 
 
-def _resume_plan(config: TrainingConfig, problem: Problem, adapter, store: ModelStore):
-    """The run's backup, checked against ``config`` before any data is read."""
+def _resume_backup(plan: RunPlan, store: ModelStore):
+    """The run's backup, checked against the plan's config before any data is read."""
+    config, problem, adapter = plan.config, plan.problem, plan.adapter
     from ml.training_pipeline.fitting.resume import plan_resume
 
     if not adapter.supports_resume:
@@ -335,10 +382,10 @@ def _tracker(config: TrainingConfig, problem: Problem, mlflow, experiment, regis
                                        default_experiment=f"atb-{config.store_name}-{problem.store_key}")
 
 
-def _tracked_params(config: TrainingConfig, data: ProblemData) -> dict[str, Any]:
+def _tracked_params(plan: RunPlan, data: ProblemData) -> dict[str, Any]:
     """What the tracker records as parameters: the configuration, the model's resolved hyperparameters, the data."""
-    spec = get_spec(config.model_type)
-    return {"config": config.to_dict(), "model": resolve_params(spec, config.variant, _model_arguments(config, data)),
+    config = plan.config
+    return {"config": config.to_dict(), "model": resolve_params(plan.spec, config.variant, _model_arguments(plan, data)),
             "data": {k: v for k, v in data.data.items() if not isinstance(v, (dict, list))},
             "rows": data.row_counts}
 
@@ -349,14 +396,12 @@ def training_precision(config: TrainingConfig) -> str:
     Raises:
         ValueError: ``mixed_bfloat16`` asked of a model kind that trains in float32 only (before any data).
     """
-    from ml.training_pipeline.fitting.precision import resolve_precision
-
-    spec = get_spec(config.model_type)
-    return resolve_precision(config.precision, spec.training_precision, get_kind(spec.kind).supports_precision)
+    return plan_run(config).precision
 
 
-def _check_distribution(config: TrainingConfig, adapter) -> None:
+def _check_distribution(plan: RunPlan) -> None:
     """A strategy the model kind can train under, and for ``multi-worker`` a valid ``TF_CONFIG`` (before any data)."""
+    config, adapter = plan.config, plan.adapter
     if config.distribute == "none":
         return
     if not adapter.supports_distribution:
@@ -399,20 +444,18 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     log = log or (lambda line: None)
-    problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
+    plan = plan_run(config, problem)  # a precision the model kind cannot train in is refused before any data
+    problem = plan.problem
     store = ModelStore(config.models_dir)
     store.target_dir(config.store_name, problem.store_key)  # a bad name fails now, not after training
     store.check_writable()  # and a store that is a file or read-only, before the data is read
-    spec = get_spec(config.model_type)
-    adapter = get_kind(spec.kind)
-    _check_distribution(config, adapter)
-    training_precision(config)  # a precision the model kind cannot train in is refused before any data
-    backup = _resume_plan(config, problem, adapter, store) if resume else None
+    _check_distribution(plan)
+    backup = _resume_backup(plan, store) if resume else None
     tracker = _tracker(config, problem, mlflow, mlflow_experiment, register_model)
     if tracker is not None:
         tracker.check()  # an unreachable tracking store fails now, not after training
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
-    data = prepare(config, problem)
+    data = prepare(plan)
     timings["data_s"] = time.perf_counter() - started
     # before any TensorFlow op: a multi-worker strategy connects to the other workers here (and waits for them)
     distribution = make_distribution(config.distribute)
@@ -431,12 +474,12 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     if distribution is not None and not distribution.is_chief:
         tracker = None  # the chief logs the run
     if tracker is not None:
-        tracker.start(f"{config.store_name} {config.model_type} ({config.variant})", _tracked_params(config, data),
+        tracker.start(f"{config.store_name} {config.model_type} ({config.variant})", _tracked_params(plan, data),
                       tags={"atb.symbol": config.store_name, "atb.model_type": config.model_type,
                             "atb.problem": problem.store_key, "atb.distribute": config.distribute})
         log(f"mlflow: run {tracker.run_id} in experiment {tracker.experiment!r} at {tracker.uri or '(default)'}")
     try:
-        result = _fit_evaluate_store(config, problem, data, store, backup, distribution, verbose, log, timings,
+        result = _fit_evaluate_store(plan, data, store, backup, distribution, verbose, log, timings,
                                      started, tracker)
     except BaseException:
         if tracker is not None:
@@ -453,13 +496,12 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     return result
 
 
-def _fit_evaluate_store(config: TrainingConfig, problem: Problem, data: ProblemData, store: ModelStore, backup,
+def _fit_evaluate_store(plan: RunPlan, data: ProblemData, store: ModelStore, backup,
                         distribution, verbose: int, log, timings: dict, started: float, tracker) -> TrainingResult:
     """Fits, evaluates on the test part, exports and stores: the part of :func:`train` after every check."""
     from ml.training_pipeline.export import export_onnx
 
-    spec = get_spec(config.model_type)
-    adapter = get_kind(spec.kind)
+    config, spec, adapter, problem = plan.config, plan.spec, plan.adapter, plan.problem
     resumed_from = backup.finished_epochs if backup is not None else None
     live = adapter.epoch_callback(tracker.log_epoch) if tracker is not None else None
     tracking = {"mlflow_run_id": tracker.run_id, "mlflow_uri": tracker.uri} if tracker is not None else None
@@ -467,7 +509,7 @@ def _fit_evaluate_store(config: TrainingConfig, problem: Problem, data: ProblemD
     if backup is not None:
         log(backup.describe())
         backup.begin()
-    model, history = fit_model(config, problem, data, verbose=verbose, log=log, resume=backup,
+    model, history = fit_model(plan, data, verbose=verbose, log=log, resume=backup,
                                distribution=distribution, callbacks=[live] if live is not None else None)
     record = distribution.record() if distribution is not None else {
         "strategy": "none", "replicas": 1, "workers": 1, "task": "single process"}
@@ -481,12 +523,12 @@ def _fit_evaluate_store(config: TrainingConfig, problem: Problem, data: ProblemD
             timings["fit_s"] = time.perf_counter() - fit_start
             return TrainingResult(None, config, {}, history, {}, data.data, data.row_counts, timings,
                                   problem.describe(), record)
-        model = _undistributed(model, config, problem, data)
+        model = _undistributed(model, plan, data)
     data = problem.fit_decision(problem.to_prediction(adapter.predict(model, data.validation.inputs), data), data)
     predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
     timings["fit_s"] = time.perf_counter() - fit_start
     report = problem.evaluate(predictions, data)
-    uncertainty = _uncertainty(model, adapter, problem, data, config, log)
+    uncertainty = _uncertainty(model, plan, data, log)
     if uncertainty:
         report["uncertainty"] = uncertainty
     explained = _interpretation(model, data)
@@ -525,7 +567,7 @@ def _fit_evaluate_store(config: TrainingConfig, problem: Problem, data: ProblemD
             # epochs finished by an interrupted attempt this run continued from (0: it ran from the start)
             "resumed_from_epoch": resumed_from,
             "distribution": record,
-            "training_precision": training_precision(config),
+            "training_precision": plan.precision,
             "tracking": tracking,
             "library_versions": library_versions(),
             "python": sys.version.split()[0],

@@ -254,19 +254,17 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
         ValueError: unknown tuner, ``max_trials < 1``, an override the model does not have, a model keras-tuner
             cannot train (LightGBM), or bad data.
     """
-    from ml.training_pipeline.models import get_spec
-    from ml.training_pipeline.pipeline import build_model, fit_built, prepare
-    from ml.training_pipeline.problems import get_problem
+    from ml.training_pipeline.pipeline import build_model, fit_built, plan_run, prepare
 
     check_search(tuner, max_trials)
     role = tuner_role()
-    spec = get_spec(config.model_type)
-    if spec.kind == "estimator":
+    plan = plan_run(config, problem)
+    spec = plan.spec
+    if not plan.adapter.supports_gradients:  # keras-tuner builds and fits Keras models only
         raise ValueError(f"atb tune searches neural models with keras-tuner; model_type={spec.name!r} is a tree "
                          "estimator. Tune it with --param on atb train, or use another model type")
     dims, fixed = search_space(spec.name, config.variant, {**dict(config.model_kwargs), **dict(overrides or {})})
-    problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
-    data = prepare(config, problem)
+    data = prepare(plan)
     import keras_tuner as kt  # imports TensorFlow: after every argument and the data were checked
 
     name = _project_name(config, tuner, dims, fixed)
@@ -280,11 +278,11 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
         """A trial is ``atb train``'s build and fit with the sampled values (Hyperband: for its share of epochs)."""
 
         def build(self, hp):
-            return build_model(trial_config(hp), problem, data)
+            return build_model(plan.with_config(trial_config(hp)), data)
 
         def fit(self, hp, model, *args, **kwargs):
             budget = max(1, kwargs.get("epochs", epochs) - kwargs.get("initial_epoch", 0))
-            history = fit_built(model, trial_config(hp, budget), problem, data, callbacks=kwargs.get("callbacks"))
+            history = fit_built(model, plan.with_config(trial_config(hp, budget)), data, callbacks=kwargs.get("callbacks"))
             return min(history["val_loss"])
 
     objective = kt.Objective("val_loss", direction="min")

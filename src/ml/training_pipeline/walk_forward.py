@@ -143,14 +143,12 @@ def walk_forward(config, folds: int, problem=None, log=None) -> WalkForwardRepor
     Raises:
         ValueError: K < 2, K too large for the data (the message says the largest K that fits), or bad data.
     """
-    from ml.training_pipeline.models import get_spec
-    from ml.training_pipeline.models.kinds import get_kind
-    from ml.training_pipeline.pipeline import fit_model, prepare
-    from ml.training_pipeline.problems import get_problem
+    from ml.training_pipeline.pipeline import fit_model, plan_run, prepare
     from ml.training_pipeline.problems.price.features import build_features
     from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 
-    problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
+    plan = plan_run(config, problem)
+    problem, adapter = plan.problem, plan.adapter
     loaded = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,
                         config.end_date, exchange=config.exchange)
     rows = build_features(loaded.frame).index  # the feature rows prepare() splits by fractions
@@ -163,13 +161,13 @@ def walk_forward(config, folds: int, problem=None, log=None) -> WalkForwardRepor
                          f"data: a test window would be {bad[0]:.1%} of its fold's bars (accepted "
                          f"{MIN_FRACTION:.0%}..{MAX_FRACTION:.0%}). "
                          + (f"Accepted here: 2 <= K <= {largest}" if largest else "Use more data (--days)"))
-    adapter = get_kind(get_spec(config.model_type).kind)
     results = []
     start = days[0].date().isoformat()
     for index, (end_day, fraction, test_bars) in enumerate(settings, 1):
         fold_config = replace(config, days=None, start_date=start, end_date=end_day, test_fraction=float(fraction))
-        data = prepare(fold_config, problem)
-        model, _ = fit_model(fold_config, problem, data)
+        fold_plan = plan.with_config(fold_config)
+        data = prepare(fold_plan)
+        model, _ = fit_model(fold_plan, data)
         data = problem.fit_decision(problem.to_prediction(adapter.predict(model, data.validation.inputs), data), data)
         report = problem.evaluate(problem.to_prediction(adapter.predict(model, data.test.inputs), data), data)
         summary = {k: float(v) for k, v in problem.summary(report).items() if isinstance(v, (int, float))}

@@ -103,6 +103,21 @@ class ArraysProblem(Problem):
         self.shuffle = bool(shuffle)
 
     @classmethod
+    def example(cls) -> tuple[ArraysProblem, dict[str, Any]]:
+        """A user's own arrays: the bundled BTCUSDT bars' relative range and volume -> the next bar's absolute
+        log return, grouped by weekday (rows in time order, so the parts are chronological)."""
+        import pandas as pd
+
+        from ml.data import bundled_sample_path
+
+        bars = pd.read_csv(bundled_sample_path()).tail(2000)
+        log_close = np.log(bars["close"].to_numpy(np.float64))
+        x = np.stack([np.log(bars["high"] / bars["low"]), np.log1p(bars["volume"])], axis=1)[:-1].astype(np.float32)
+        y = np.abs(np.diff(log_close))
+        weekday = pd.to_datetime(bars["time"].to_numpy()[:-1], unit="ms").weekday.to_numpy()
+        return cls(x, y, name="range-volume", groups=weekday), {"symbol": "ARRAYS", "model_type": "lightgbm"}
+
+    @classmethod
     def from_frame(cls, frame, target: str, features: Sequence[str] | None = None, *, group: str | None = None,
                    weight: str | None = None, **kwargs: Any) -> ArraysProblem:
         """A problem from DataFrame columns: the feature columns become one float input named ``inputs``.

@@ -132,6 +132,21 @@ class Problem:
         raise ValueError(f"Version {stored.version!r} is a {cls.type_name!r} model with no data-file format: "
                          "use StoredModel.predict with its named inputs and score the outputs")
 
+    @classmethod
+    def example(cls) -> tuple[Problem, dict[str, Any]]:
+        """A tiny instance on bundled real data, and the ``TrainingConfig`` arguments that prepare it: the case
+        the shared harness (:func:`ml.testing.run_problem_test`) runs for every registered problem type."""
+        raise NotImplementedError(f"{cls.__name__} has no example(); every registered problem needs one")
+
+    @classmethod
+    def from_schema(cls, schema: dict[str, Any]) -> Problem:
+        """The problem again from a stored version's ``feature_schema.json`` (what serving a file needs).
+
+        Raises:
+            NotImplementedError: problems served by named arrays only (nothing to rebuild).
+        """
+        raise NotImplementedError(f"{cls.__name__} is served by named arrays; it is not rebuilt from a schema")
+
     def plot(self, predictions: np.ndarray, data: ProblemData, history: dict, folder: Path, title: str) -> None:
         from ml.training_pipeline.common.plots import plot_history
 

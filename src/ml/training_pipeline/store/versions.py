@@ -93,7 +93,7 @@ def default_models_dir() -> Path:
     """``ATB_MODELS_DIR``, else ``src/ml/models`` in a checkout, else ``~/.atb/models``."""
     if os.environ.get("ATB_MODELS_DIR"):
         return Path(os.environ["ATB_MODELS_DIR"])
-    package_models = Path(__file__).resolve().parents[1] / "models"
+    package_models = Path(__file__).resolve().parents[2] / "models"  # src/ml/models (this file: ml/training_pipeline/store/)
     if (package_models.parents[2] / "pyproject.toml").is_file():
         return package_models
     return Path.home() / ".atb" / "models"

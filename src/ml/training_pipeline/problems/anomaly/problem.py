@@ -249,6 +249,13 @@ class LogAnomalyProblem(Problem):
                           "num_flags": len(FLAG_FEATURES), "num_aggregates": len(AGGREGATE_FEATURES)},
         )
 
+    @classmethod
+    def example(cls) -> tuple[LogAnomalyProblem, dict[str, Any]]:
+        """Windows of the bundled BGL log sample (2,000 labelled lines)."""
+        from ml.data import bundled_log_path
+
+        return cls(bundled_log_path("bgl"), "bgl"), {"symbol": "BGL", "model_type": "multimodal_transformer"}
+
     def fit_monitor(self, data: ProblemData) -> tuple[str, list]:
         from ml.training_pipeline.fitting.callbacks import ValidationF1
 

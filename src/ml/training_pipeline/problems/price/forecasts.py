@@ -157,6 +157,11 @@ class PriceProblem(Problem):
                          f"{title}: {caption}", ylabel)
 
     @classmethod
+    def example(cls) -> tuple[PriceProblem, dict[str, Any]]:
+        """The problem on the last 60 days of the bundled BTCUSDT hourly bars."""
+        return cls(), {"symbol": "BTCUSDT", "model_type": "lightgbm", "target": cls.name, "days": 60}
+
+    @classmethod
     def from_schema(cls, schema: dict[str, Any]) -> PriceProblem:
         return cls(horizon=schema["horizon"])
 

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from ml.data import bundled_sample_path
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.models.tasks import Task
 from ml.training_pipeline.problems.base import Problem, ProblemData, register_problem
-from ml.training_pipeline.problems.price.forecasts import PriceProblem
+from ml.training_pipeline.problems.price.forecasts import PriceProblem, PriceReturn
 
 
 def _pool(parts: list[FitData], symbols: tuple[str, ...]) -> FitData:
@@ -64,6 +65,13 @@ class SymbolsProblem(Problem):
     @property
     def task(self) -> Task:
         return self.base.task
+
+    @classmethod
+    def example(cls) -> tuple[SymbolsProblem, dict[str, Any]]:
+        """Two series in one model: the bundled BTCUSDT bars, and the same file under a second name."""
+        symbols = ("BTCUSDT", "BTCCOPY")
+        return cls(PriceReturn(), symbols), {"symbol": "BTCUSDT", "symbols": symbols[1:], "model_type": "lightgbm",
+                                             "days": 60, "data_paths": {"BTCCOPY": str(bundled_sample_path())}}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "base": self.base.describe(), "symbols": list(self.symbols)}
