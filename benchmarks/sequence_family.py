@@ -82,10 +82,10 @@ def forward_flops(model, inputs: dict[str, np.ndarray]) -> tuple[float, bool]:
     """FLOPs of one forward pass at batch 1 (TF graph profiler), and whether the graph has loops."""
     import tensorflow as tf
 
-    from ml.training_pipeline.models.kinds.keras_kind import _model_argument
+    from ml.training_pipeline.common.tensors import model_argument
 
     one = {k: v[:1] for k, v in inputs.items()}
-    arg = _model_argument(model, one)
+    arg = model_argument(model, one)
     specs = tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, a.dtype), arg)
     concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(specs)
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
@@ -98,10 +98,10 @@ def forward_flops(model, inputs: dict[str, np.ndarray]) -> tuple[float, bool]:
 def train_windows_per_s(model, inputs, y, batch: int = 128) -> float:
     import tensorflow as tf
 
+    from ml.training_pipeline.common.tensors import model_argument
     from ml.training_pipeline.common.windows import to_tf_dataset
-    from ml.training_pipeline.models.kinds.keras_kind import _model_argument
 
-    data = to_tf_dataset(_model_argument(model, inputs), y, batch, shuffle=False)
+    data = to_tf_dataset(model_argument(model, inputs), y, batch, shuffle=False)
     model.fit(data, epochs=1, verbose=0, shuffle=False)  # compiles the train step
     rows = len(y)
     best = min(_timed(lambda: model.fit(data, epochs=1, verbose=0, shuffle=False)) for _ in range(2))
@@ -113,10 +113,9 @@ def bench(name: str, length: int, features: int, rows: int, repeats: int, workdi
           latency: bool) -> dict:
     import keras
 
-    from ml.training_pipeline.common.tensors import generate_inputs
+    from ml.training_pipeline.common.tensors import generate_inputs, model_argument
     from ml.training_pipeline.export import OnnxPredictor, export_onnx
     from ml.training_pipeline.models import create_model, declared_inputs
-    from ml.training_pipeline.models.kinds.keras_kind import _model_argument
 
     keras.utils.set_random_seed(0)
     shape = (length, features)
@@ -129,7 +128,7 @@ def bench(name: str, length: int, features: int, rows: int, repeats: int, workdi
         predictor = OnnxPredictor(export.path)
         one = {k: v[:1] for k, v in inputs.items()}
         row["onnx_p50_ms"] = p50_ms(lambda: predictor.run(one), repeats)
-        row["keras_p50_ms"] = p50_ms(lambda: model.predict(_model_argument(model, one), verbose=0), max(20, repeats // 10))
+        row["keras_p50_ms"] = p50_ms(lambda: model.predict(model_argument(model, one), verbose=0), max(20, repeats // 10))
         row["onnx_parity"] = export.max_abs_diff
     flops, has_loop = forward_flops(model, inputs)
     speed = train_windows_per_s(model, inputs, y)

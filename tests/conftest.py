@@ -32,3 +32,16 @@ def btc_hourly() -> pd.DataFrame:
     frame = pd.read_csv(bundled_sample_path("BTCUSDT"))
     frame.index = pd.to_datetime(frame.pop("time"), unit="ms", utc=True)
     return frame
+
+
+@pytest.fixture
+def atb(capsys):
+    """The ``atb`` command run in-process: ``code, out, err = atb("train", "model", "BTCUSDT", ...)``."""
+    from ml.cli import main
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Any
 
+# Each command imports the library inside its own function, on purpose: `atb --help` and argument errors
+# import only what the parser needs (never TensorFlow or LightGBM), and a command loads only its own modules.
 # TensorFlow's native start-up logs drown the one-line messages users need; errors still
 # surface as Python exceptions. TF_CPP_MIN_LOG_LEVEL=0 brings the logs back.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

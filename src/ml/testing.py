@@ -22,6 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from ml.training_pipeline.common.metrics import LOWER_IS_BETTER
+from ml.training_pipeline.common.tensors import check_named_inputs, generate_inputs, model_argument, take_rows
+from ml.training_pipeline.config import TrainingConfig
+from ml.training_pipeline.export import OnnxPredictor, export_onnx
+from ml.training_pipeline.models import create_model, declared_inputs, get_spec
+from ml.training_pipeline.models.kinds import get_kind
+from ml.training_pipeline.models.kinds.base import FitData, FitSettings
+from ml.training_pipeline.models.tasks import resolve_task
+from ml.training_pipeline.problems import problem_type
+
 ROWS = 48
 TOLERANCE = 1e-4
 SGD_STEPS = (1e-2, 1e-3, 1e-4)
@@ -54,9 +64,8 @@ def _keras_checks(model, inputs, y, task, folder: Path, report: dict) -> None:
     import keras
     import tensorflow as tf
 
-    from ml.training_pipeline.models.kinds.keras_kind import _model_argument
 
-    arg = _model_argument(model, inputs)
+    arg = model_argument(model, inputs)
     out = np.asarray(model(arg, training=False))
     # gradients reach every trainable weight
     loss_fn = keras.losses.get(task.loss()) if isinstance(task.loss(), str) else task.loss()
@@ -133,12 +142,6 @@ def run_model_test(
     """
     import keras
 
-    from ml.training_pipeline.common.tensors import generate_inputs, take_rows
-    from ml.training_pipeline.export import OnnxPredictor, export_onnx
-    from ml.training_pipeline.models import create_model, declared_inputs, get_spec
-    from ml.training_pipeline.models.kinds import get_kind
-    from ml.training_pipeline.models.kinds.base import FitData, FitSettings
-    from ml.training_pipeline.models.tasks import resolve_task
 
     spec = get_spec(name)
     adapter = get_kind(spec.kind)
@@ -239,7 +242,6 @@ def run_layer_test(
     import keras
     import tensorflow as tf
 
-    from ml.training_pipeline.export import export_onnx
 
     example = getattr(layer_cls, "EXAMPLE", {})
     init_kwargs = dict(example.get("init_kwargs", {}) if init_kwargs is None else init_kwargs)
@@ -344,10 +346,6 @@ def run_problem_test(problem: Any, config: Any) -> dict[str, Any]:
     """
     import json
 
-    from ml.training_pipeline.common.metrics import LOWER_IS_BETTER
-    from ml.training_pipeline.common.tensors import check_named_inputs
-    from ml.training_pipeline.config import TrainingConfig
-    from ml.training_pipeline.problems import problem_type
 
     config = TrainingConfig(**config) if isinstance(config, Mapping) else config
     data = problem.prepare(config)

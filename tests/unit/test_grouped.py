@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.cli import main
 from ml.examples import mheight
 from ml.training_pipeline.common.sample_weights import class_weights, group_weights, sample_weights
 from ml.training_pipeline.config import TrainingConfig
@@ -289,11 +288,6 @@ def test_a_curriculum_for_a_tree_model_is_refused(tmp_path):
 
 # --- several symbols through atb -------------------------------------------------------------
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture(scope="module")
 def second_symbol_file(btc_hourly, tmp_path_factory):
@@ -306,9 +300,9 @@ def second_symbol_file(btc_hourly, tmp_path_factory):
     return path
 
 
-def test_two_symbols_in_one_model_through_atb(tmp_path, capsys, second_symbol_file):
+def test_two_symbols_in_one_model_through_atb(tmp_path, atb, second_symbol_file):
     root = tmp_path / "models"
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "ETHUSDT", "--model-type", "tcn", "--variant", "tiny",
+    code, out, err = atb("train", "model", "BTCUSDT", "ETHUSDT", "--model-type", "tcn", "--variant", "tiny",
                          "--days", "200", "--sequence-length", "24", "--data", f"ETHUSDT={second_symbol_file}",
                          "--group-weights", "ETHUSDT=2", "--curriculum", "BTCUSDT:1,all:2", "--models-dir", root)
     assert code == 0, err
@@ -323,12 +317,12 @@ def test_two_symbols_in_one_model_through_atb(tmp_path, capsys, second_symbol_fi
         assert own["skill"] == pytest.approx(1 - own["model"]["rmse"] / own["persistence"]["rmse"])
     assert meta["metrics"]["by_group"]["ETHUSDT"]["persistence"] != meta["metrics"]["by_group"]["BTCUSDT"]["persistence"]
 
-    code, out, err = run(capsys, "predict", "ETHUSDT", "--data", second_symbol_file, "--models-dir", root, "--json")
+    code, out, err = atb("predict", "ETHUSDT", "--data", second_symbol_file, "--models-dir", root, "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["symbol"] == "ETHUSDT" and result["stored_as"] == "BTCUSDT-ETHUSDT"
     assert result["last_close"] == pytest.approx(float(pd.read_csv(second_symbol_file)["close"].iloc[-1]))
-    code, _, err = run(capsys, "predict", "SOLUSDT", "--models-dir", root)
+    code, _, err = atb("predict", "SOLUSDT", "--models-dir", root)
     assert code == 2 and "No stored model for SOLUSDT" in err
 
 
@@ -338,9 +332,9 @@ def test_two_symbols_in_one_model_through_atb(tmp_path, capsys, second_symbol_fi
     (["--curriculum", "BTCUSDT:0"], "must run >= 1 epoch"),
     (["--group-weights", "ETHUSDT=two"], "GROUP=NUMBER"),
 ])
-def test_bad_several_symbol_options_exit_2_and_store_nothing(tmp_path, capsys, second_symbol_file, extra, message):
+def test_bad_several_symbol_options_exit_2_and_store_nothing(tmp_path, atb, second_symbol_file, extra, message):
     root = tmp_path / "models"
-    code, _, err = run(capsys, "train", "model", "BTCUSDT", "ETHUSDT", "--model-type", "tcn", "--variant", "tiny",
+    code, _, err = atb("train", "model", "BTCUSDT", "ETHUSDT", "--model-type", "tcn", "--variant", "tiny",
                        "--data", f"ETHUSDT={second_symbol_file}", "--models-dir", root, *extra)
     assert code == 2 and message in err and err.count("\n") == 1
     assert not root.exists()

@@ -28,11 +28,6 @@ BGL = bundled_log_path("bgl")
 OPENSTACK = bundled_log_path("openstack")
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture(scope="module")
 def bgl() -> LogEvents:
@@ -175,17 +170,17 @@ def test_atb_train_anomaly_stores_threshold_baselines_and_plots(anomaly_store):
     assert report["threshold"] == schema["threshold"]  # the test part is scored at the validation threshold
 
 
-def test_stored_anomaly_model_lists_predicts_and_evaluates(anomaly_store, capsys, tmp_path):
-    code, out, _ = run(capsys, "models", "list", "--models-dir", anomaly_store)
+def test_stored_anomaly_model_lists_predicts_and_evaluates(anomaly_store, atb, tmp_path):
+    code, out, _ = atb("models", "list", "--models-dir", anomaly_store)
     assert code == 0 and "anomaly" in out and "multimodal_transformer" in out and "lightgbm counts" in out
     later = tmp_path / "later.csv"
     frame = pd.read_csv(BGL)
     frame.iloc[1500:].assign(EventId=lambda f: f["EventId"].where(f.index % 7 != 0, "E_NEW")).to_csv(later, index=False)
-    code, out, _ = run(capsys, "predict", "BGL", "--data", later, "--models-dir", anomaly_store, "--json")
+    code, out, _ = atb("predict", "BGL", "--data", later, "--models-dir", anomaly_store, "--json")
     result = json.loads(out)
     assert code == 0 and result["target"] == "anomaly" and len(result["windows"]) > 10
     assert result["flagged"] == sum(w["probability"] >= result["threshold"] for w in result["windows"])
-    code, out, _ = run(capsys, "evaluate", "BGL", "--data", later, "--models-dir", anomaly_store)
+    code, out, _ = atb("evaluate", "BGL", "--data", later, "--models-dir", anomaly_store)
     assert code == 0 and "lightgbm_counts" in out and "majority" in out
 
 
@@ -200,11 +195,11 @@ def _store_is_empty(root) -> bool:
     (lambda f: f.assign(Label=np.where(f.index < 1500, "-", "KERNDTLB")), "no positive"),
     (lambda f: f.assign(Label="KERNDTLB"), "no negative"),
 ])
-def test_bad_logs_are_refused_in_one_line_and_nothing_is_stored(tmp_path, capsys, change, message):
+def test_bad_logs_are_refused_in_one_line_and_nothing_is_stored(tmp_path, atb, change, message):
     path = tmp_path / "bad.csv"
     change(pd.read_csv(BGL, dtype=str, keep_default_na=False)).to_csv(path, index=False)
     root = tmp_path / "models"
-    code, _, err = run(capsys, "train", "anomaly", "BAD", "--data", path, "--log-format", "bgl", "--variant", "tiny",
+    code, _, err = atb("train", "anomaly", "BAD", "--data", path, "--log-format", "bgl", "--variant", "tiny",
                        "--models-dir", root)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert _store_is_empty(root)
@@ -217,10 +212,10 @@ def test_bad_logs_are_refused_in_one_line_and_nothing_is_stored(tmp_path, capsys
     (["--log-format", "syslog"], "Unknown log format 'syslog'"),
     (["--log-format", "openstack"], "has no labels"),
 ])
-def test_bad_window_settings_and_formats_are_refused(tmp_path, capsys, argv, message):
+def test_bad_window_settings_and_formats_are_refused(tmp_path, atb, argv, message):
     root = tmp_path / "models"
     base = ["train", "anomaly", "BAD", "--variant", "tiny", "--models-dir", root]
-    code, _, err = run(capsys, *base, *(["--log-format", "bgl"] if "--log-format" not in argv else []), *argv)
+    code, _, err = atb(*base, *(["--log-format", "bgl"] if "--log-format" not in argv else []), *argv)
     assert code == 2 and message in err and _store_is_empty(root)
 
 
@@ -237,10 +232,10 @@ def test_diagnostics_flag_a_shuffled_label_and_find_a_planted_one():
     assert shuffled.entropy_bits == pytest.approx(1.0, abs=0.01)
 
 
-def test_atb_diagnose_on_bgl_windows_gives_a_json_verdict(capsys):
-    code, out, _ = run(capsys, "diagnose", "BGL", "--log-format", "bgl", "--json")
+def test_atb_diagnose_on_bgl_windows_gives_a_json_verdict(atb):
+    code, out, _ = atb("diagnose", "BGL", "--log-format", "bgl", "--json")
     report = json.loads(out)
     assert code == 0 and report["usable_signal"] is True and report["reason"]
     assert set(report["forecasters"]) == {"prior", "tiny model (logistic)", "lightgbm"}
-    code, _, err = run(capsys, "diagnose", "BTCUSDT", "--target", "volatility")
+    code, _, err = atb("diagnose", "BTCUSDT", "--target", "volatility")
     assert code == 2 and "need a class label" in err

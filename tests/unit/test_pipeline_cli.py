@@ -19,11 +19,6 @@ from ml.cli import main
 SMALL = ["--days", "60", "--epochs", "2", "--sequence-length", "24", "--batch-size", "64"]
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
@@ -70,54 +65,54 @@ def test_stored_keras_and_onnx_agree_on_test_windows(store):
     np.testing.assert_allclose(OnnxPredictor(version / "model.onnx").predict(x), model.predict(x, verbose=0), atol=1e-4)
 
 
-def test_train_json_keeps_stdout_machine_readable(tmp_path, capsys):
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "cnn_lstm", "--variant", "lightweight",
+def test_train_json_keeps_stdout_machine_readable(tmp_path, atb):
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "cnn_lstm", "--variant", "lightweight",
                          *SMALL, "--json", "--models-dir", tmp_path)
     result = json.loads(out)  # nothing but the JSON document
     assert code == 0 and "epoch 1/2" in err and "data: " in err
     assert set(result["report"]) >= {"model", "persistence", "skill"} and result["onnx"]["max_abs_diff"] < 1e-4
 
 
-def test_models_list_text_and_json(store, capsys):
-    code, out, _ = run(capsys, "models", "list", "--models-dir", store)
+def test_models_list_text_and_json(store, atb):
+    code, out, _ = atb("models", "list", "--models-dir", store)
     assert code == 0 and "BTCUSDT" in out and "lstm" in out and "vs persistence" in out
-    code, out, _ = run(capsys, "models", "list", "BTCUSDT", "--json", "--models-dir", store)
+    code, out, _ = atb("models", "list", "BTCUSDT", "--json", "--models-dir", store)
     rows = json.loads(out)
     assert code == 0 and len(rows) == 1 and rows[0]["latest"] and "skill" in rows[0]["metrics"]
 
 
-def test_predict_uses_the_stored_schema(store, capsys):
-    code, out, _ = run(capsys, "predict", "BTCUSDT", "--json", "--models-dir", store)
+def test_predict_uses_the_stored_schema(store, atb):
+    code, out, _ = atb("predict", "BTCUSDT", "--json", "--models-dir", store)
     result = json.loads(out)
     assert code == 0 and result["as_of"].startswith("2022-06-30T23:00")
     assert result["predicted_close"] == pytest.approx(result["last_close"] * np.exp(result["predicted_log_return"]))
-    code, out, _ = run(capsys, "predict", "BTCUSDT", "--models-dir", store)
+    code, out, _ = atb("predict", "BTCUSDT", "--models-dir", store)
     assert code == 0 and "predicted close" in out
 
 
-def test_evaluate_on_a_later_generic_file(store, later_csv, capsys):
-    code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--json", "--models-dir", store)
+def test_evaluate_on_a_later_generic_file(store, later_csv, atb):
+    code, out, _ = atb("evaluate", "BTCUSDT", "--data", later_csv, "--json", "--models-dir", store)
     result = json.loads(out)
     assert code == 0 and result["data"]["layout"] == "generic-ohlcv"
     report = result["report"]
     assert report["n"] > 1000 and report["skill"] == pytest.approx(1 - report["model"]["rmse"] / report["persistence"]["rmse"])
     # the model was fitted on May-June 2022 (last 60 days of the sample): early 2022 is out of sample
     assert result["in_sample_bars"] == 0
-    code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", store)
+    code, out, _ = atb("evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", store)
     assert "persistence" in out and "moving_average" in out and "skill vs persistence" in out
     assert "in-sample" not in out
 
 
-def test_evaluate_flags_bars_the_model_was_fitted_on(store, tmp_path, capsys):
+def test_evaluate_flags_bars_the_model_was_fitted_on(store, tmp_path, atb):
     from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 
     path = tmp_path / "recent.csv"
     load_ohlcv("BTCUSDT", days=30).frame.to_csv(path)
-    code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", path, "--models-dir", store)
+    code, out, _ = atb("evaluate", "BTCUSDT", "--data", path, "--models-dir", store)
     meta = json.loads(((store / "BTCUSDT" / "price" / "latest").resolve() / "metadata.json").read_text())
     fitted = [meta["splits"]["train"][0], meta["splits"]["validation"][1]]
     assert code == 0 and "in-sample, not a forecast" in out
-    code, out, _ = run(capsys, "evaluate", "BTCUSDT", "--data", path, "--json", "--models-dir", store)
+    code, out, _ = atb("evaluate", "BTCUSDT", "--data", path, "--json", "--models-dir", store)
     result = json.loads(out)
     assert result["model_fitted_on"] == fitted and 0 < result["in_sample_bars"] < result["report"]["n"]
 
@@ -142,15 +137,15 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     assert {layer.dtype_policy.name for layer in stored.layers} == {"float32"}
 
 
-def test_lightgbm_direction_model_through_the_cli(tmp_path, capsys):
-    code, out, _ = run(capsys, "train", "model", "BTCUSDT", "--model-type", "LightGBM", "--target", "direction",
+def test_lightgbm_direction_model_through_the_cli(tmp_path, atb):
+    code, out, _ = atb("train", "model", "BTCUSDT", "--model-type", "LightGBM", "--target", "direction",
                        "--timeframe", "4h", "--days", "400", "--sequence-length", "12", "--models-dir", tmp_path)
     assert code == 0 and "majority" in out and "accuracy" in out
     version = (tmp_path / "BTCUSDT" / "direction" / "latest").resolve()
     assert (version / "model.txt").is_file() and json.loads((version / "metadata.json").read_text())["model"]["kind"] == "estimator"
-    code, out, _ = run(capsys, "predict", "BTCUSDT", "--json", "--models-dir", tmp_path)
+    code, out, _ = atb("predict", "BTCUSDT", "--json", "--models-dir", tmp_path)
     assert code == 0 and 0.0 <= json.loads(out)["probability_up"] <= 1.0
-    code, out, err = run(capsys, "predict", "BTCUSDT", "--target", "return", "--models-dir", tmp_path)
+    code, out, err = atb("predict", "BTCUSDT", "--target", "return", "--models-dir", tmp_path)
     assert code == 2 and "No stored model for BTCUSDT (price)" in err
 
 
@@ -181,12 +176,12 @@ def _assert_bad_input(code, out, err, fragment, root):
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES))
-def test_bad_data_files(klines, tmp_path, capsys, case):
+def test_bad_data_files(klines, tmp_path, atb, case):
     mutate, fragment = BAD_FILES[case]
     path = tmp_path / "bad.csv"
     mutate(klines.copy()).to_csv(path, index=False)
     root = tmp_path / "models"
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lstm", "--data", path,
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lstm", "--data", path,
                          "--epochs", "1", "--models-dir", root)
     _assert_bad_input(code, out, err, fragment, root)
 
@@ -204,23 +199,23 @@ def test_bad_data_files(klines, tmp_path, capsys, case):
      (["--model-type", "lightgbm", "--precision", "mixed_bfloat16"],
       "precision='mixed_bfloat16' needs a Keras model; this model kind trains in float32 only")],
 )
-def test_bad_train_arguments(tmp_path, capsys, args, fragment):
+def test_bad_train_arguments(tmp_path, atb, args, fragment):
     root = tmp_path / "models"
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", *args, "--models-dir", root)
+    code, out, err = atb("train", "model", "BTCUSDT", *args, "--models-dir", root)
     _assert_bad_input(code, out, err, fragment, root)
 
 
-def test_model_params_reach_the_model_and_unknown_ones_are_refused(tmp_path, capsys):
+def test_model_params_reach_the_model_and_unknown_ones_are_refused(tmp_path, atb):
     from ml.cli import parse_params
 
     assert parse_params(["filters=32", "lstm_units=[64, 32]", "name=x"]) == {"filters": 32, "lstm_units": (64, 32), "name": "x"}
     root = tmp_path / "models"
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--param", "filter=8",
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "tcn", "--param", "filter=8",
                          "--models-dir", root)
     _assert_bad_input(code, out, err, "Unknown keyword argument 'filter' for model_type='tcn'. Did you mean 'filters'?", root)
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--param", "oops", "--models-dir", root)
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "tcn", "--param", "oops", "--models-dir", root)
     _assert_bad_input(code, out, err, "--param takes KEY=VALUE", root)
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--variant", "lightweight",
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "tcn", "--variant", "lightweight",
                          "--param", "filters=8", "--param", "num_levels=2", *SMALL, "--models-dir", root)
     assert code == 0, err
     meta = json.loads(((root / "BTCUSDT" / "price" / "latest").resolve() / "metadata.json").read_text())
@@ -239,19 +234,19 @@ def test_bad_data_fails_before_tensorflow_is_imported(tmp_path):
     assert done.stderr.strip() == f"atb: error: Missing required column(s) ['volume'] in {bad}. Received columns: ['time', 'open', 'high', 'low', 'close']"
 
 
-def test_symbol_with_path_characters(tmp_path, capsys):
+def test_symbol_with_path_characters(tmp_path, atb):
     root = tmp_path / "models"
-    code, out, err = run(capsys, "train", "model", "../x", "--model-type", "tcn", "--models-dir", root)
+    code, out, err = atb("train", "model", "../x", "--model-type", "tcn", "--models-dir", root)
     _assert_bad_input(code, out, err, "symbol must be letters", root)
     assert not (tmp_path / "x").exists()
 
 
-def test_missing_and_corrupt_versions(store, tmp_path, later_csv, capsys):
-    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", tmp_path / "empty")
+def test_missing_and_corrupt_versions(store, tmp_path, later_csv, atb):
+    code, _, err = atb("predict", "BTCUSDT", "--models-dir", tmp_path / "empty")
     assert code == 2 and "No stored model for BTCUSDT" in err
-    code, _, err = run(capsys, "predict", "BTCUSDT", "--version", "2020-01-01_00h_v9", "--models-dir", store)
+    code, _, err = atb("predict", "BTCUSDT", "--version", "2020-01-01_00h_v9", "--models-dir", store)
     assert code == 2 and "Version '2020-01-01_00h_v9' not found for BTCUSDT. Stored: price/" in err
-    code, _, err = run(capsys, "predict", "BTCUSDT", "--version", "../../etc", "--models-dir", store)
+    code, _, err = atb("predict", "BTCUSDT", "--version", "../../etc", "--models-dir", store)
     assert code == 2 and "Version names look like" in err
     broken = tmp_path / "broken"
     import shutil
@@ -260,24 +255,24 @@ def test_missing_and_corrupt_versions(store, tmp_path, later_csv, capsys):
     version = (broken / "BTCUSDT" / "price" / "latest").resolve()
     (version / "model.onnx").chmod(0o644)
     (version / "model.onnx").write_bytes(b"garbage")
-    code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", broken)
+    code, _, err = atb("evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", broken)
     assert code == 2 and "failed verification, refusing to load it: model.onnx is truncated" in err
     assert len(err.strip().splitlines()) == 1
     (version / "metadata.json").write_text("{")
-    code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", broken)
+    code, _, err = atb("evaluate", "BTCUSDT", "--data", later_csv, "--models-dir", broken)
     assert code == 2 and "metadata.json is not valid JSON" in err
 
 
-def test_predict_needs_enough_bars_for_one_window(store, tmp_path, capsys):
+def test_predict_needs_enough_bars_for_one_window(store, tmp_path, atb):
     from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 
     path = tmp_path / "tiny.csv"
     load_ohlcv("BTCUSDT", days=2).frame.to_csv(path)
-    code, _, err = run(capsys, "predict", "BTCUSDT", "--data", path, "--models-dir", store)
+    code, _, err = atb("predict", "BTCUSDT", "--data", path, "--models-dir", store)
     assert code == 2 and "Need at least 74 bars to build one window. Received: 48 bars" in err
 
 
-def test_feature_schema_mismatch_at_predict(store, tmp_path, capsys):
+def test_feature_schema_mismatch_at_predict(store, tmp_path, atb):
     import shutil
 
     copy = tmp_path / "copy"
@@ -289,24 +284,24 @@ def test_feature_schema_mismatch_at_predict(store, tmp_path, capsys):
     schema["feature_names"][0] = "funding_rate"
     schema_path.write_text(json.dumps(schema))
     seal(schema_path.parent)  # as if stored so (a changed file alone is refused by verification)
-    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
+    code, _, err = atb("predict", "BTCUSDT", "--models-dir", copy)
     assert code == 2 and "Feature schema mismatch" in err and "funding_rate" in err
     schema["feature_names"][0] = "log_return"
     schema["inputs"][0]["shape"] = [30, 15]
     schema_path.write_text(json.dumps(schema))
     seal(schema_path.parent)
-    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
+    code, _, err = atb("predict", "BTCUSDT", "--models-dir", copy)
     assert code == 2 and "model.onnx expects inputs {'inputs': (24, 15)}" in err
 
 
-def test_onnx_parity_failure_stores_nothing(tmp_path, capsys, monkeypatch):
+def test_onnx_parity_failure_stores_nothing(tmp_path, atb, monkeypatch):
     from ml.training_pipeline.models.kinds import KerasKind
 
     real = KerasKind.reference_outputs
     monkeypatch.setattr(KerasKind, "reference_outputs",
                         lambda self, m, s: {k: v + 1.0 for k, v in real(self, m, s).items()})
     root = tmp_path / "models"
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "lightweight",
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lstm", "--variant", "lightweight",
                          *SMALL, "--models-dir", root)
     assert code == 1 and err.strip().splitlines()[-1].startswith("atb: error: ONNX Runtime output 'outputs' differs")
     assert not root.exists()
@@ -370,10 +365,10 @@ def test_ctrl_c_during_training_leaves_nothing(tmp_path):
     assert "interrupted; nothing was stored" in err
 
 
-def test_walk_forward_takes_the_stored_models_settings(store, capsys):
+def test_walk_forward_takes_the_stored_models_settings(store, atb):
     """``--walk-forward`` refits what is stored (here a lightweight LSTM) and stores nothing new."""
     before = sorted(p.name for p in (store / "BTCUSDT" / "price").iterdir())
-    code, out, err = run(capsys, "evaluate", "BTCUSDT", "--walk-forward", "2", "--days", "120", "--epochs", "1",
+    code, out, err = atb("evaluate", "BTCUSDT", "--walk-forward", "2", "--days", "120", "--epochs", "1",
                          "--models-dir", store, "--json")
     assert code == 0, err
     report = json.loads(out)
@@ -381,13 +376,13 @@ def test_walk_forward_takes_the_stored_models_settings(store, capsys):
     assert sorted(p.name for p in (store / "BTCUSDT" / "price").iterdir()) == before
 
 
-def test_a_model_file_changed_by_one_byte_is_refused_and_reported(store, tmp_path, capsys):
+def test_a_model_file_changed_by_one_byte_is_refused_and_reported(store, tmp_path, atb):
     """Prediction reads the ONNX file, yet a modified model.keras is refused too: every file is checked."""
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(store, copy, symlinks=True)
-    code, out, _ = run(capsys, "models", "verify", "--models-dir", copy)
+    code, out, _ = atb("models", "verify", "--models-dir", copy)
     assert code == 0 and "1 versions checked" in out and "1 ok, 0 failed" in out
     version = (copy / "BTCUSDT" / "price" / "latest").resolve()
     model = version / "model.keras"
@@ -395,11 +390,11 @@ def test_a_model_file_changed_by_one_byte_is_refused_and_reported(store, tmp_pat
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0x01
     model.write_bytes(bytes(data))
-    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", copy)
+    code, _, err = atb("predict", "BTCUSDT", "--models-dir", copy)
     assert code == 2 and "failed verification, refusing to load it: model.keras is modified" in err
     assert len(err.strip().splitlines()) == 1
-    code, out, _ = run(capsys, "models", "verify", "BTCUSDT", "--models-dir", copy)
+    code, out, _ = atb("models", "verify", "BTCUSDT", "--models-dir", copy)
     assert code == 1 and f"FAILED BTCUSDT/price/{version.name}: model.keras is modified" in out
-    code, out, _ = run(capsys, "models", "verify", "--json", "--models-dir", copy)
+    code, out, _ = atb("models", "verify", "--json", "--models-dir", copy)
     [row] = json.loads(out)
     assert code == 1 and row["ok"] is False and row["problems"][0].startswith("model.keras is modified")

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from ml.cli import main
 from ml.training_pipeline.config import TrainingConfig
 from ml.training_pipeline.problems import ArraysProblem, get_problem
 
@@ -134,15 +133,10 @@ def test_config_targets_name_problems_with_their_default_horizon():
     assert TrainingConfig(symbol="BTCUSDT", model_type="tcn", target="volatility", horizon=6).horizon == 6
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
-
-def test_volatility_through_the_cli(tmp_path, capsys, btc_hourly):
+def test_volatility_through_the_cli(tmp_path, atb, btc_hourly):
     root = tmp_path / "models"
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--variant", "tiny", "--target",
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "tcn", "--variant", "tiny", "--target",
                          "volatility", "--days", "120", "--epochs", "2", "--sequence-length", "24",
                          "--models-dir", root)
     assert code == 0, err
@@ -155,14 +149,14 @@ def test_volatility_through_the_cli(tmp_path, capsys, btc_hourly):
     schema = json.loads((version / "feature_schema.json").read_text())
     assert len(schema["baselines"]["har_coefficients"]) == 4
 
-    code, out, _ = run(capsys, "models", "list", "--models-dir", root)
+    code, out, _ = atb("models", "list", "--models-dir", root)
     assert code == 0 and "volatility" in out and "HAR-RV" in out
-    code, out, _ = run(capsys, "predict", "BTCUSDT", "--target", "volatility", "--models-dir", root, "--json")
+    code, out, _ = atb("predict", "BTCUSDT", "--target", "volatility", "--models-dir", root, "--json")
     prediction = json.loads(out)
     assert code == 0 and 0 < prediction["predicted_volatility"] < 1 and prediction["horizon_bars"] == 24
     later = tmp_path / "later.csv"
     btc_hourly.loc["2021-06-01":"2021-08-01"].to_csv(later)
-    code, out, err = run(capsys, "evaluate", "BTCUSDT", "--target", "volatility", "--data", later, "--models-dir", root)
+    code, out, err = atb("evaluate", "BTCUSDT", "--target", "volatility", "--data", later, "--models-dir", root)
     assert code == 0, err
     assert "har_rv" in out and "skill vs har_rv" in out
 

@@ -21,11 +21,6 @@ from ml.training_pipeline.problems.price.ohlcv import DataError, load_ohlcv
 TINY = ["--variant", "tiny", "--days", "60", "--epochs", "2", "--sequence-length", "24", "--batch-size", "64"]
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def one_line_error(code, err, fragment, root=None):
     assert code == 2, err
@@ -70,11 +65,11 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_nonsense_data_is_refused_before_training(generic, tmp_path, capsys, case):
+def test_nonsense_data_is_refused_before_training(generic, tmp_path, atb, case):
     name, mutate, fragment = BAD[case]
     path = _write(mutate(generic.copy()), tmp_path / name)
     root = tmp_path / "models"
-    code, _, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--data", path,
+    code, _, err = atb("train", "model", "BTCUSDT", "--model-type", "tcn", "--data", path,
                        "--models-dir", root, "--quiet")
     one_line_error(code, err, fragment, root)
 
@@ -163,52 +158,52 @@ def two_models(tmp_path_factory):
     return root
 
 
-def test_predict_never_picks_one_of_several_models_silently(two_models, capsys):
-    code, _, err = run(capsys, "predict", "BTCUSDT", "--models-dir", two_models)
+def test_predict_never_picks_one_of_several_models_silently(two_models, atb):
+    code, _, err = atb("predict", "BTCUSDT", "--models-dir", two_models)
     one_line_error(code, err, "BTCUSDT has 2 stored models (price 1h tcn; price 4h lightgbm); choose one with")
-    code, out, err = run(capsys, "predict", "BTCUSDT", "--model-type", "TCN", "--models-dir", two_models, "--json")
+    code, out, err = atb("predict", "BTCUSDT", "--model-type", "TCN", "--models-dir", two_models, "--json")
     assert code == 0 and json.loads(out)["model_type"] == "tcn" and json.loads(out)["timeframe"] == "1h", err
-    code, out, err = run(capsys, "predict", "BTCUSDT", "--timeframe", "4h", "--models-dir", two_models, "--json")
+    code, out, err = atb("predict", "BTCUSDT", "--timeframe", "4h", "--models-dir", two_models, "--json")
     assert code == 0 and json.loads(out)["model_type"] == "lightgbm", err
-    code, _, err = run(capsys, "evaluate", "BTCUSDT", "--data", "x.csv", "--timeframe", "1d", "--models-dir", two_models)
+    code, _, err = atb("evaluate", "BTCUSDT", "--data", "x.csv", "--timeframe", "1d", "--models-dir", two_models)
     one_line_error(code, err, "No stored model for BTCUSDT with timeframe=1d. Stored: price 1h tcn; price 4h lightgbm")
 
 
-def test_models_list_shows_identity_filters_and_corrupt_versions(two_models, tmp_path, capsys):
-    code, out, _ = run(capsys, "models", "list", "--models-dir", two_models)
+def test_models_list_shows_identity_filters_and_corrupt_versions(two_models, tmp_path, atb):
+    code, out, _ = atb("models", "list", "--models-dir", two_models)
     assert code == 0 and "tf" in out.splitlines()[0] and "data" in out.splitlines()[0]
     rows = [line for line in out.splitlines() if line.startswith("BTCUSDT")]
     assert len(rows) == 2 and any(" 4h " in r and "lightgbm" in r for r in rows)
     assert all("bundled:BTCUSDT_1h.csv.gz" in r and " vs " in r for r in rows)
-    code, out, _ = run(capsys, "models", "list", "--model-type", "lightgbm", "--models-dir", two_models)
+    code, out, _ = atb("models", "list", "--model-type", "lightgbm", "--models-dir", two_models)
     assert len([line for line in out.splitlines() if line.startswith("BTCUSDT")]) == 1
     broken = tmp_path / "broken"
     shutil.copytree(two_models, broken, symlinks=True)
     first = sorted((broken / "BTCUSDT" / "price").glob("*_v1"))[0]
     (first / "metadata.json").write_text("{ not json")
-    code, out, _ = run(capsys, "models", "list", "--models-dir", broken)
+    code, out, _ = atb("models", "list", "--models-dir", broken)
     assert code == 0 and "CORRUPT: metadata.json unreadable" in out and len(
         [line for line in out.splitlines() if line.startswith("BTCUSDT")]) == 2
-    code, out, err = run(capsys, "predict", "BTCUSDT", "--models-dir", broken, "--json")
+    code, out, err = atb("predict", "BTCUSDT", "--models-dir", broken, "--json")
     assert code == 0 and json.loads(out)["model_type"] == "lightgbm", err  # the corrupt one is never chosen
 
 
-def test_a_prediction_on_another_market_gets_a_note(two_models, btc_hourly, tmp_path, capsys):
+def test_a_prediction_on_another_market_gets_a_note(two_models, btc_hourly, tmp_path, atb):
     other = btc_hourly.iloc[-500:].copy()
     other[["open", "high", "low", "close"]] *= 0.05  # ETH-like price level
     path = tmp_path / "ETHUSDT_1h.csv"
     other.insert(0, "time", other.index.astype("int64") // 10**6)
     other.to_csv(path, index=False)
-    code, out, err = run(capsys, "predict", "BTCUSDT", "--model-type", "tcn", "--data", path, "--models-dir", two_models)
+    code, out, err = atb("predict", "BTCUSDT", "--model-type", "tcn", "--data", path, "--models-dir", two_models)
     assert code == 0, err
     assert "looks like ETH data, but the model was trained on BTCUSDT" in out and "far from the training closes" in out
 
 
 # --- LightGBM rounds, progress, quiet --------------------------------------------------------
 
-def test_lightgbm_epochs_are_its_boosting_rounds_and_it_shows_progress(tmp_path, capsys):
+def test_lightgbm_epochs_are_its_boosting_rounds_and_it_shows_progress(tmp_path, atb):
     root = tmp_path / "models"
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lightgbm", "--variant", "tiny",
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lightgbm", "--variant", "tiny",
                          "--days", "120", "--epochs", "7", "--models-dir", root)
     assert code == 0, err
     assert "up to 7 boosting rounds (--epochs" in out and "round 7/7" in out, out
@@ -216,14 +211,14 @@ def test_lightgbm_epochs_are_its_boosting_rounds_and_it_shows_progress(tmp_path,
     assert booster.num_trees() <= 7
 
 
-def test_progress_lines_say_time_left_and_quiet_says_only_the_result(tmp_path, capsys):
+def test_progress_lines_say_time_left_and_quiet_says_only_the_result(tmp_path, atb):
     root = tmp_path / "models"
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lstm", *TINY, "--models-dir", root)
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lstm", *TINY, "--models-dir", root)
     assert code == 0, err
     epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == 2 and "elapsed" in epoch_lines[0] and "left" in epoch_lines[0]
     assert "estimate: the whole run takes at most" in out and "np.object" not in err
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lstm", *TINY, "--models-dir", root,
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lstm", *TINY, "--models-dir", root,
                          "--quiet")
     assert code == 0 and not any(line.startswith(("epoch ", "data:", "training ")) for line in out.splitlines())
     assert "skill vs persistence" in out and "persistence" in out
@@ -239,19 +234,19 @@ def test_report_columns_use_fixed_decimals():
 
 # --- the command line itself -------------------------------------------------------------------
 
-def test_an_unknown_model_lists_each_accepted_name_once_and_no_aliases(capsys):
+def test_an_unknown_model_lists_each_accepted_name_once_and_no_aliases(atb):
     from ml.training_pipeline.models import list_models
 
-    code, _, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "transformerx")
+    code, _, err = atb("train", "model", "BTCUSDT", "--model-type", "transformerx")
     one_line_error(code, err, "Unknown model_type 'transformerx'")
     accepted = err.split("Accepted: ")[1].split(". Received")[0].split(", ")
     assert accepted == list_models() and not {"adaptive", "lgb", "lgbm"} & set(accepted)
 
 
-def test_subcommand_groups_say_what_they_need(capsys):
-    code, _, err = run(capsys, "train")
+def test_subcommand_groups_say_what_they_need(capsys, atb):
+    code, _, err = atb("train")
     one_line_error(code, err, "'atb train' needs a subcommand: model")
-    code, _, err = run(capsys, "models")
+    code, _, err = atb("models")
     one_line_error(code, err, "'atb models' needs a subcommand: list")
     with pytest.raises(SystemExit):
         main(["train", "--help"])

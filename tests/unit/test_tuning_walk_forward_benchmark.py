@@ -10,17 +10,11 @@ from dataclasses import replace
 
 import pytest
 
-from ml.cli import main
 from ml.training_pipeline.config import TrainingConfig
 
 TINY = {"symbol": "BTCUSDT", "model_type": "tcn", "variant": "tiny", "days": 120, "epochs": 2}
 SPACE = {"filters": [4, 8], "num_levels": [1, 2], "dense_units": 4}
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code, err, fragment):
@@ -65,21 +59,21 @@ def test_a_real_search_resumes_and_its_best_trial_reproduces(tmp_path):
     assert min(history["val_loss"]) == pytest.approx(resumed.best_val_loss, rel=1e-6)
 
 
-def test_tune_and_train_from_its_result_through_the_cli(tmp_path, capsys):
-    code, out, err = run(capsys, "tune", "BTCUSDT", "--model-type", "tcn", "--variant", "tiny", "--tuner", "hyperband",
+def test_tune_and_train_from_its_result_through_the_cli(tmp_path, atb):
+    code, out, err = atb("tune", "BTCUSDT", "--model-type", "tcn", "--variant", "tiny", "--tuner", "hyperband",
                          "--max-trials", "2", "--epochs", "2", "--days", "120", "--space", "filters=[4,8]",
                          "--space", "num_levels=1", "--directory", tmp_path / "search", "--quiet", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert len(result["trials"]) == 2 and result["best_params"]["num_levels"] == 1
-    code, out, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "tcn", "--variant", "tiny", "--days", "120",
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "tcn", "--variant", "tiny", "--days", "120",
                          "--epochs", "1", "--params-from", result["path"], "--param", "dropout=0.0",
                          "--models-dir", tmp_path / "store", "--quiet", "--json")
     assert code == 0, err
     stored = json.loads(((tmp_path / "store" / "BTCUSDT" / "price" / "latest").resolve() / "metadata.json").read_text())
     assert stored["config"]["model_kwargs"]["filters"] == result["best_params"]["filters"]
     assert stored["config"]["model_kwargs"]["dropout"] == 0.0  # --param wins over the tuning result
-    code, _, err = run(capsys, "train", "model", "BTCUSDT", "--model-type", "lstm", "--params-from", result["path"],
+    code, _, err = atb("train", "model", "BTCUSDT", "--model-type", "lstm", "--params-from", result["path"],
                        "--models-dir", tmp_path / "store")
     one_line_error(code, err, "The tuning result is for model_type='tcn'. Received: model_type='lstm'")
 
@@ -89,9 +83,9 @@ def test_tune_and_train_from_its_result_through_the_cli(tmp_path, capsys):
     (["--max-trials", "0"], "max_trials must be an int >= 1. Received: max_trials=0"),
     (["--space", "lstm_units=[[8]]"], "Search-space override for a parameter model_type='tcn' does not have: 'lstm_units'"),
 ])
-def test_tune_bad_input(argv, fragment, tmp_path, capsys, monkeypatch):
+def test_tune_bad_input(argv, fragment, tmp_path, atb, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run(capsys, "tune", "BTCUSDT", "--model-type", "tcn", *argv)
+    code, _, err = atb("tune", "BTCUSDT", "--model-type", "tcn", *argv)
     one_line_error(code, err, fragment)
     assert list(tmp_path.iterdir()) == []  # nothing written
 
@@ -116,13 +110,13 @@ def test_walk_forward_refits_on_consecutive_windows(capsys):
     (["--walk-forward", "3"], "No stored model for BTCUSDT to take the settings from; give --model-type"),
     ([], "atb evaluate needs --data FILE (a stored model on new data) or --walk-forward K"),
 ])
-def test_walk_forward_bad_input(argv, fragment, tmp_path, capsys):
-    code, _, err = run(capsys, "evaluate", "BTCUSDT", *argv, "--models-dir", tmp_path)
+def test_walk_forward_bad_input(argv, fragment, tmp_path, atb):
+    code, _, err = atb("evaluate", "BTCUSDT", *argv, "--models-dir", tmp_path)
     one_line_error(code, err, fragment)
 
 
-def test_benchmark_cli_writes_results_and_docs_page(tmp_path, capsys):
-    code, out, err = run(capsys, "benchmark", "--models", "tcn", "lightgbm", "--variant", "tiny", "--days", "120",
+def test_benchmark_cli_writes_results_and_docs_page(tmp_path, atb):
+    code, out, err = atb("benchmark", "--models", "tcn", "lightgbm", "--variant", "tiny", "--days", "120",
                          "--epochs", "1", "--out", tmp_path / "results", "--docs", tmp_path / "docs" / "benchmarks.md")
     assert code == 0, err
     assert "| persistence | baseline |" in out and "| tcn | tiny |" in out and "ceiling = NumPy sgemm" in out
@@ -137,7 +131,7 @@ def test_benchmark_cli_writes_results_and_docs_page(tmp_path, capsys):
     assert "| lightgbm | tiny |" in page and (tmp_path / "docs" / "benchmarks.png").is_file()
     assert (tmp_path / "results" / "comparison.csv").read_text().count("\n") == 5  # header, 2 models, 2 baselines
     # the page again from the saved JSON (as for the pytest suite's results), training nothing
-    code, out, err = run(capsys, "benchmark", "--from-json", tmp_path / "results" / "comparison.json",
+    code, out, err = atb("benchmark", "--from-json", tmp_path / "results" / "comparison.json",
                          "--docs", tmp_path / "again" / "page.md")
     assert code == 0 and "| tcn | tiny |" in out, err
     table = lambda text: text[text.index("| model |"):text.index("\n\n", text.index("| model |"))]  # noqa: E731
@@ -151,7 +145,7 @@ def test_benchmark_cli_writes_results_and_docs_page(tmp_path, capsys):
     (["--models", "tcn", "--variant", "huge"], "model_type='tcn' has no variant 'huge'"),
     (["--from-json", "missing.json"], "No comparison file at 'missing.json'"),
 ])
-def test_benchmark_bad_input(argv, fragment, tmp_path, capsys):
-    code, _, err = run(capsys, "benchmark", *argv, "--out", tmp_path / "results")
+def test_benchmark_bad_input(argv, fragment, tmp_path, atb):
+    code, _, err = atb("benchmark", *argv, "--out", tmp_path / "results")
     one_line_error(code, err, fragment)
     assert not (tmp_path / "results").exists()

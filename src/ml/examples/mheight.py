@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from ml.training_pipeline.problems import ArraysProblem
+
 N = 9
 GROUPS: tuple[tuple[int, int], ...] = ((4, 2), (4, 3), (4, 4), (4, 5), (5, 2), (5, 3), (5, 4), (6, 2), (6, 3))
 """The (k, m) groups of the run analysis, all with n = 9."""
@@ -337,8 +339,6 @@ def mheight_problem(frame=None, canonical: bool = True, **kwargs: Any):
         >>> problem = mheight_problem(group_weights={"k4_m5": 5.0})  # doctest: +SKIP
         >>> train(TrainingConfig(symbol="MHEIGHT", model_type="complexity_gated"), problem=problem)  # doctest: +SKIP
     """
-    from ml.training_pipeline.problems import ArraysProblem
-
     frame = load_table() if frame is None else frame
     options = {"task": "positive", "minimum": 1.0, "name": "mheight", "shuffle": True, **kwargs}
     groups = [group_name(k, m) for k, m in zip(frame["k"], frame["m"], strict=True)]

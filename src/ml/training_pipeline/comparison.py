@@ -31,7 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME
+from ml.training_pipeline.common.arguments import check_positive_int
+from ml.training_pipeline.common.hardware import cpu_info, describe_ceiling, forward_flops, measured_peak
+from ml.training_pipeline.common.metrics import price_metrics
+from ml.training_pipeline.common.plots import plot_comparison
+from ml.training_pipeline.config import TrainingConfig
+from ml.training_pipeline.export import OnnxPredictor, export_onnx
+from ml.training_pipeline.models import create_model, declared_inputs, list_models
+from ml.training_pipeline.models.kinds import get_kind
+from ml.training_pipeline.models.kinds.base import FitData, FitSettings
+from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT, get_spec
+from ml.training_pipeline.pipeline import library_versions
+from ml.training_pipeline.problems import PriceReturn
 
 LATENCY_CALLS = 50
 """Single-window calls timed per model for the p50 latencies (after two warm-up calls)."""
@@ -75,8 +86,6 @@ class BenchmarkData:
         next close, ``directional_accuracy`` the share of bars whose up/down move is called right (a flat forecast
         calls none), ``skill`` = 1 - RMSE / persistence RMSE (persistence forecasts a zero return).
         """
-        from ml.training_pipeline.common.metrics import price_metrics
-
         predicted = np.asarray(predicted_log_return, np.float64).reshape(-1)
         actual = np.log(self.test_future_close / self.test_close)
         price = price_metrics(self.test_close * np.exp(predicted), self.test_close, self.test_future_close)
@@ -98,9 +107,6 @@ def load_benchmark_data(symbol: str = "BTCUSDT", days: int | None = 365, sequenc
     Raises:
         ValueError: an unknown symbol, timeframe or too few bars for the splits (the pipeline's messages).
     """
-    from ml.training_pipeline.config import TrainingConfig
-    from ml.training_pipeline.problems import PriceReturn
-
     config = TrainingConfig(symbol=symbol, model_type="tcn", days=days, sequence_length=sequence_length,
                             timeframe=timeframe, data_path=data_path)
     data = PriceReturn().prepare(config)
@@ -221,12 +227,6 @@ def benchmark_model(model_type: str, variant: str, X_train: np.ndarray, y_train:
     """
     import keras
 
-    from ml.training_pipeline.common.hardware import forward_flops
-    from ml.training_pipeline.export import OnnxPredictor, export_onnx
-    from ml.training_pipeline.models import create_model, declared_inputs
-    from ml.training_pipeline.models.kinds import get_kind
-    from ml.training_pipeline.models.kinds.base import FitData, FitSettings
-    from ml.training_pipeline.models.registry import get_spec
 
     config = config or BenchmarkConfig()
     spec = get_spec(model_type)
@@ -283,9 +283,6 @@ def benchmark_model(model_type: str, variant: str, X_train: np.ndarray, y_train:
 def window_models() -> list[str]:
     """The registered models that read a price window (and at most the calendar ``known``): all of them except
     the ones made for other data (log events, id sequences, row sets)."""
-    from ml.training_pipeline.models import declared_inputs, list_models
-    from ml.training_pipeline.models.registry import KNOWN_INPUT
-
     return [name for name in list_models()
             if {s.name for s in declared_inputs(name, (60, 15))} <= {DEFAULT_INPUT_NAME, KNOWN_INPUT}]
 
@@ -339,8 +336,6 @@ class Comparison:
     def save(self, folder: str | Path) -> dict[str, Path]:
         """Writes ``comparison.json`` (results, baselines, setup with library versions), ``comparison.csv`` and
         ``comparison.png``; returns their paths."""
-        from ml.training_pipeline.common.plots import plot_comparison
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         paths = {"json": folder / "comparison.json", "csv": folder / "comparison.csv", "png": folder / "comparison.png"}
@@ -369,10 +364,6 @@ def run_comparison(models: Sequence[str] | None = None, variant: str = "default"
         >>> comparison = run_comparison(["tcn", "lightgbm"], days=120, epochs=2)  # doctest: +SKIP
         >>> print(comparison.table())  # doctest: +SKIP
     """
-    from ml.training_pipeline.common.arguments import check_positive_int
-    from ml.training_pipeline.common.hardware import measured_peak
-    from ml.training_pipeline.models.registry import get_spec
-
     # every argument is checked before the first model trains
     names = [get_spec(m).name for m in models] if models else window_models()
     for name in names:
@@ -397,9 +388,6 @@ def run_comparison(models: Sequence[str] | None = None, variant: str = "default"
 
 def describe_setup(data: BenchmarkData, config: BenchmarkConfig, variant: str) -> dict[str, Any]:
     """Where and how a comparison ran: the data, the training budget, the CPU and its ceiling, library versions."""
-    from ml.training_pipeline.common.hardware import cpu_info, describe_ceiling
-    from ml.training_pipeline.pipeline import library_versions
-
     info = cpu_info()
     return {**data.description, "variant": variant, "epochs": config.epochs, "batch_size": config.batch_size,
             "patience": config.patience, "seed": config.seed, "test_bars": int(len(data.X_test)),
@@ -415,8 +403,6 @@ def docs_page(comparison: Comparison, image: str | None = "comparison.png") -> s
         comparison: a finished or loaded :class:`Comparison`.
         image: the plot's path relative to the page (``None``: no image).
     """
-    from ml.training_pipeline.models import list_models
-
     s = comparison.setup
     best = comparison.best()
     others = sorted(set(list_models()) - {r.model for r in comparison.results})

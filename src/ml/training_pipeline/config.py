@@ -9,6 +9,14 @@ from typing import Any
 
 from ml.training_pipeline.common.arguments import check_learning_rate, check_positive_int, unknown_name_error
 from ml.training_pipeline.common.markets import TIMEFRAMES, check_symbol
+from ml.training_pipeline.common.sample_weights import check_group_weights
+from ml.training_pipeline.fitting.curriculum import check_phases
+from ml.training_pipeline.fitting.distribute import check_strategy
+from ml.training_pipeline.fitting.precision import check_precision
+from ml.training_pipeline.models import resolve_params
+from ml.training_pipeline.models.registry import get_spec
+from ml.training_pipeline.problems import get_problem
+from ml.training_pipeline.uncertainty import check_n_samples
 
 TARGETS: tuple[str, ...] = ("return", "direction", "volatility")
 """``return``: next-step log return (regression); ``direction``: up or not (binary);
@@ -111,9 +119,6 @@ class TrainingConfig:
 
     def __post_init__(self):
         # importing the factory fills the registry (cheap: no TensorFlow)
-        import ml.training_pipeline.models  # noqa: F401  (fills the registry)
-        from ml.training_pipeline.models.registry import get_spec
-        from ml.training_pipeline.problems import get_problem
 
         object.__setattr__(self, "symbol", check_symbol(self.symbol))
         spec = get_spec(self.model_type)
@@ -122,10 +127,8 @@ class TrainingConfig:
             raise unknown_name_error("variant", self.variant, spec.variants)
         if self.timeframe not in TIMEFRAMES:
             raise unknown_name_error("timeframe", self.timeframe, TIMEFRAMES)
-        from ml.training_pipeline.fitting.distribute import check_strategy
 
         check_strategy(self.distribute)
-        from ml.training_pipeline.fitting.precision import check_precision
 
         check_precision(self.precision)
         check_positive_int("sequence_length", self.sequence_length, minimum=2)
@@ -144,7 +147,6 @@ class TrainingConfig:
         if not isinstance(self.model_kwargs, dict):
             raise ValueError(f"model_kwargs must be a dict of hyperparameters. Received: {self.model_kwargs!r}")
         # hyperparameter names and values fail here, before any data is read or TensorFlow imported
-        from ml.training_pipeline.models import resolve_params
 
         resolve_params(spec, self.variant, self.model_kwargs)
         start, end = _check_date("start_date", self.start_date), _check_date("end_date", self.end_date)
@@ -165,9 +167,6 @@ class TrainingConfig:
         self._check_grouping()
 
     def _check_grouping(self) -> None:
-        from ml.training_pipeline.common.sample_weights import check_group_weights
-        from ml.training_pipeline.fitting.curriculum import check_phases
-
         if isinstance(self.symbols, str) or not isinstance(self.symbols, (tuple, list)):
             raise ValueError(f"symbols must be a list of symbols. Received: symbols={self.symbols!r}")
         symbols = tuple(check_symbol(s) for s in self.symbols)
@@ -190,7 +189,6 @@ class TrainingConfig:
             # without several symbols the groups come with the data: names are checked once it is loaded
             own = list(self.group_weights) if isinstance(self.group_weights, dict) else []
             check_group_weights(self.group_weights, known if known else own)
-        from ml.training_pipeline.uncertainty import check_n_samples
 
         check_n_samples(self.uncertainty_samples)
         if self.pos_weight is not None and not (self.pos_weight == "balanced" or (
@@ -219,8 +217,6 @@ class TrainingConfig:
     @property
     def task(self) -> str:
         """The model task the target needs."""
-        from ml.training_pipeline.problems import get_problem
-
         return get_problem(self.target, self.horizon).task.task
 
     def to_dict(self) -> dict[str, Any]:

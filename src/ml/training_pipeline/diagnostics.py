@@ -31,6 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from ml.training_pipeline.problems import get_problem
+from ml.training_pipeline.problems.anomaly.formats import load_log_events
+from ml.training_pipeline.problems.anomaly.windows import AGGREGATE_FEATURES, LogEncoder, Windowing, window_labels
+from ml.training_pipeline.problems.price.features import build_features
+from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
+
 HOLDOUT = 0.3
 BOOTSTRAP = 1000
 
@@ -273,10 +279,6 @@ def diagnose_price(symbol: str, target: str = "direction", data_path: str | Path
         >>> diagnose_price("BTCUSDT", "direction").usable_signal  # doctest: +SKIP
         False
     """
-    from ml.training_pipeline.problems import get_problem
-    from ml.training_pipeline.problems.price.features import build_features
-    from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
-
     problem = get_problem(target, horizon)
     if problem.task.estimator_type != "classifier":
         raise ValueError(f"Label diagnostics need a class label. Received: target={target!r} (task "
@@ -300,9 +302,6 @@ def diagnose_log(path: str | Path, log_format: str = "bgl", windowing=None, *, a
         >>> diagnose_log("BGL_2k.log_structured.csv", "bgl").usable_signal  # doctest: +SKIP
         True
     """
-    from ml.training_pipeline.problems.anomaly.formats import load_log_events
-    from ml.training_pipeline.problems.anomaly.windows import AGGREGATE_FEATURES, LogEncoder, Windowing, window_labels
-
     windowing = windowing or Windowing()
     events = load_log_events(path, log_format, anomalous_sessions=anomalous_sessions)
     if not events.labelled:

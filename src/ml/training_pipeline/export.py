@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ml.training_pipeline.common.tensors import check_named_inputs, generate_inputs
+from ml.training_pipeline.models.kinds import kind_of
 from ml.training_pipeline.models.registry import TensorSpec
 
 DEFAULT_TOLERANCE = 1e-4
@@ -143,8 +144,6 @@ def export_onnx(
         >>> report.max_abs_diff < 1e-4  # doctest: +SKIP
         True
     """
-    from ml.training_pipeline.models.kinds import kind_of
-
     path = Path(path)
     if path.suffix != ".onnx":
         raise ValueError(f"path must end with '.onnx'. Received: path={str(path)!r}")

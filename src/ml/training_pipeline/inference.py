@@ -19,11 +19,20 @@ import pandas as pd
 from ml.training_pipeline.common.markets import check_symbol
 from ml.training_pipeline.common.tensors import check_named_inputs
 from ml.training_pipeline.common.windows import StandardScaler
+from ml.training_pipeline.export import OnnxPredictor
+from ml.training_pipeline.models.kinds import get_kind
 from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.problems import PriceProblem, problem_type
 from ml.training_pipeline.problems.price.features import build_features
 from ml.training_pipeline.problems.price.ohlcv import LoadedData, load_ohlcv
 from ml.training_pipeline.store.versions import ModelStore
+from ml.training_pipeline.uncertainty import (
+    check_interval,
+    check_n_samples,
+    predict_with_uncertainty,
+    require_uncertainty,
+    widened,
+)
 
 _BATCH = 2048
 KNOWN_BASES = ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "DOT", "LTC", "AVAX", "LINK", "MATIC", "TRX")
@@ -104,8 +113,6 @@ class StoredModel:
         Raises:
             ValueError: the stored model is deterministic with point outputs.
         """
-        from ml.training_pipeline.uncertainty import require_uncertainty
-
         model = self._kind().load(self.path / self.metadata["model"]["file"])
         require_uncertainty(model, f"Version {self.version!r} ({self.metadata['config']['model_type']})")
         return model
@@ -113,8 +120,6 @@ class StoredModel:
     def uncertainty(self, model, inputs: dict[str, np.ndarray], problem: PriceProblem, last_close: float,
                     n_samples: int, interval: float) -> dict[str, Any]:
         """Mean, std and interval of one prediction in the target's units, and what each bound means."""
-        from ml.training_pipeline.uncertainty import predict_with_uncertainty, widened
-
         found = predict_with_uncertainty(model, inputs, n_samples=n_samples, interval=interval)
         stored = self.metadata.get("metrics", {}).get("uncertainty", {})
         # the split-conformal scale fitted on the validation part holds for the nominal level it was fitted at
@@ -140,15 +145,11 @@ class StoredModel:
         return {spec.name: offered[spec.name] for spec in self.inputs}
 
     def _kind(self):
-        from ml.training_pipeline.models.kinds import get_kind
-
         return get_kind(self.metadata.get("model", {}).get("kind", "keras" if (self.path / "model.keras").is_file()
                                                              else "estimator"))
 
     def predictor(self):
         """The ONNX Runtime predictor, checked against the stored schema."""
-        from ml.training_pipeline.export import OnnxPredictor
-
         predictor = OnnxPredictor(self.path / "model.onnx")
         zero_rows = {s.name: np.zeros((0, *(1 if d is None else d for d in s.shape)), s.dtype) for s in self.inputs}
         feed = self._kind().onnx_feed(zero_rows)
@@ -268,8 +269,6 @@ def predict_next(symbol: str, version: str | None = None, data_path: str | None 
     Example:
         >>> predict_next("BTCUSDT")["predicted_close"]  # doctest: +SKIP
     """
-    from ml.training_pipeline.uncertainty import check_interval, check_n_samples
-
     if uncertainty:
         n_samples, interval = check_n_samples(n_samples), check_interval(interval)
     stored = StoredModel.load(symbol, version, models_dir, target, timeframe, model_type)

@@ -25,15 +25,29 @@ from pathlib import Path
 from typing import Any
 
 from ml.training_pipeline.common.metrics import format_report
+from ml.training_pipeline.common.plots import plot_attention, plot_variable_importance
+from ml.training_pipeline.common.sample_weights import check_group_weights, weigh_splits
 from ml.training_pipeline.common.tensors import check_named_inputs
 from ml.training_pipeline.config import TrainingConfig
+from ml.training_pipeline.export import export_onnx
+from ml.training_pipeline.fitting.curriculum import check_phases
 from ml.training_pipeline.fitting.distribute import make_distribution, read_tf_config
-from ml.training_pipeline.models import declared_inputs, get_spec, resolve_params
+from ml.training_pipeline.fitting.precision import resolve_precision
+from ml.training_pipeline.fitting.resume import plan_resume
+from ml.training_pipeline.fitting.tracking import MlflowTracker
+from ml.training_pipeline.models import create_model, declared_inputs, get_spec, resolve_params
+from ml.training_pipeline.models.interpretation import interpret, mean_attention, variable_importance
 from ml.training_pipeline.models.kinds import get_kind
 from ml.training_pipeline.models.kinds.base import FitSettings, ModelKind
 from ml.training_pipeline.models.registry import KNOWN_INPUT, ModelSpec
 from ml.training_pipeline.problems import Problem, ProblemData, get_problem
 from ml.training_pipeline.store.versions import ModelStore
+from ml.training_pipeline.uncertainty import (
+    calibration_scale,
+    interval_report,
+    predict_with_uncertainty,
+    widened,
+)
 
 
 @dataclass(frozen=True)
@@ -123,8 +137,6 @@ class RunPlan:
 
 
 def _precision(config: TrainingConfig, spec: ModelSpec, adapter: ModelKind) -> str:
-    from ml.training_pipeline.fitting.precision import resolve_precision
-
     return resolve_precision(config.precision, spec.training_precision, adapter.supports_precision)
 
 
@@ -217,12 +229,6 @@ def _uncertainty(model, plan: RunPlan, data: ProblemData, log) -> dict | None:
     method = adapter.uncertainty_method(model)
     if not problem.task.has_intervals or method is None:
         return None
-    from ml.training_pipeline.uncertainty import (
-        calibration_scale,
-        interval_report,
-        predict_with_uncertainty,
-        widened,
-    )
 
     log(f"uncertainty: {method} ({config.uncertainty_samples} samples where sampled) "
         "on the validation and test parts ...")
@@ -248,8 +254,6 @@ def _variable_names(schema: dict, width: int) -> list[str] | None:
 
 def _interpretation(model, data: ProblemData) -> dict:
     """Variable importance and mean attention maps of the model's interpretable layers, on real test inputs."""
-    from ml.training_pipeline.models.interpretation import interpret, mean_attention, variable_importance
-
     found = interpret(model, data.parity_sample())
     importance = {layer: variable_importance(w, _variable_names(data.schema, w.shape[-1]))
                   for layer, w in found["variable_selection"].items()}
@@ -258,8 +262,6 @@ def _interpretation(model, data: ProblemData) -> dict:
 
 
 def _plot_interpretation(explained: dict, folder: Path, title: str) -> None:
-    from ml.training_pipeline.common.plots import plot_attention, plot_variable_importance
-
     if explained["variable_importance"]:
         plot_variable_importance(explained["variable_importance"], folder / "variable_importance.png", title)
     if explained["attention"]:
@@ -273,9 +275,6 @@ def apply_grouping(plan: RunPlan, data: ProblemData) -> ProblemData:
         ValueError: weights or phases naming a group the data lacks, grouping asked of a problem
             without groups, or a curriculum for a model kind that cannot run one.
     """
-    from ml.training_pipeline.common.sample_weights import check_group_weights, weigh_splits
-    from ml.training_pipeline.fitting.curriculum import check_phases
-
     config, adapter = plan.config, plan.adapter
     splits = (data.train, data.validation, data.test)
     known = None if data.train.groups is None else sorted(set().union(*(map(str, s.groups) for s in splits)))
@@ -310,7 +309,6 @@ def build_model(plan: RunPlan, data: ProblemData, distribution=None):
     import keras
     import tensorflow as tf
 
-    from ml.training_pipeline.models import create_model
 
     config, spec = plan.config, plan.spec
     keras.utils.set_random_seed(config.seed)
@@ -364,7 +362,6 @@ def _undistributed(model, plan: RunPlan, data: ProblemData):
 def _resume_backup(plan: RunPlan, store: ModelStore):
     """The run's backup, checked against the plan's config before any data is read."""
     config, problem, adapter = plan.config, plan.problem, plan.adapter
-    from ml.training_pipeline.fitting.resume import plan_resume
 
     if not adapter.supports_resume:
         raise ValueError(f"--resume needs a model trained epoch by epoch (a Keras model); model_type="
@@ -376,8 +373,6 @@ def _resume_backup(plan: RunPlan, store: ModelStore):
 
 def _tracker(config: TrainingConfig, problem: Problem, mlflow, experiment, register_model):
     """The run's MLflow tracker, or ``None`` (tracking off)."""
-    from ml.training_pipeline.fitting.tracking import MlflowTracker
-
     return MlflowTracker.from_settings(mlflow, experiment, register_model,
                                        default_experiment=f"atb-{config.store_name}-{problem.store_key}")
 
@@ -499,8 +494,6 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
 def _fit_evaluate_store(plan: RunPlan, data: ProblemData, store: ModelStore, backup,
                         distribution, verbose: int, log, timings: dict, started: float, tracker) -> TrainingResult:
     """Fits, evaluates on the test part, exports and stores: the part of :func:`train` after every check."""
-    from ml.training_pipeline.export import export_onnx
-
     config, spec, adapter, problem = plan.config, plan.spec, plan.adapter, plan.problem
     resumed_from = backup.finished_epochs if backup is not None else None
     live = adapter.epoch_callback(tracker.log_epoch) if tracker is not None else None

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from ml.training_pipeline.common.arguments import suggest, unknown_name_error
+from ml.training_pipeline.models import get_spec
+from ml.training_pipeline.pipeline import build_model, fit_built, plan_run, prepare
 
 TUNERS: tuple[str, ...] = ("bayesian", "hyperband", "random")
 DEFAULT_TUNING_DIR = "atb_tuning"
@@ -95,8 +97,6 @@ def search_space(model_type: str, variant: str = "default", overrides: Mapping[s
         >>> sorted(dims)[:3]
         ['dense_units', 'dropout', 'filters']
     """
-    from ml.training_pipeline.models import get_spec
-
     spec = get_spec(model_type)
     if variant not in spec.variants:
         raise unknown_name_error("variant", variant, spec.presets)
@@ -254,8 +254,6 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
         ValueError: unknown tuner, ``max_trials < 1``, an override the model does not have, a model keras-tuner
             cannot train (LightGBM), or bad data.
     """
-    from ml.training_pipeline.pipeline import build_model, fit_built, plan_run, prepare
-
     check_search(tuner, max_trials)
     role = tuner_role()
     plan = plan_run(config, problem)
@@ -376,8 +374,6 @@ def load_best_params(path: str | Path, model_type: str | None = None) -> dict[st
     Raises:
         ValueError: a missing or unreadable file, or one written for another model type.
     """
-    from ml.training_pipeline.models import get_spec
-
     file = Path(path)
     if file.is_dir():
         file = file / BEST_FILE

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ml.training_pipeline.common.tensors import model_argument
+from ml.training_pipeline.models import get_spec, list_models
 from ml.training_pipeline.models.kinds import kind_of
 from ml.training_pipeline.models.kinds.base import QUANTILES, SAMPLING
 
@@ -113,8 +114,6 @@ def require_uncertainty(model, label: str | None = None) -> str:
     """
     method = uncertainty_method(model)
     if method is None:
-        from ml.training_pipeline.models import get_spec, list_models
-
         samplers = [name for name in list_models() if get_spec(name).capabilities.samples]
         label = label or f"model {getattr(model, 'name', type(model).__name__)!r}"
         raise ValueError(f"{label} is deterministic and has no quantile outputs, so it has no uncertainty to give. "

@@ -22,6 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from ml.training_pipeline.config import TrainingConfig
+from ml.training_pipeline.models.registry import get_spec
+from ml.training_pipeline.pipeline import fit_model, plan_run, prepare
+from ml.training_pipeline.problems.price.features import build_features
+from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
+from ml.training_pipeline.store.versions import ModelStore, StoreError
+
 HISTORY_SHARE = 0.5
 """Share of the days that is history for every fold (the K test windows split the rest)."""
 MIN_FRACTION, MAX_FRACTION = 0.05, 0.4  # TrainingConfig's accepted test_fraction
@@ -78,9 +85,6 @@ def walk_forward_config(symbol: str, models_dir: str | None = None, *, version: 
     import json
     from dataclasses import fields
 
-    from ml.training_pipeline.config import TrainingConfig
-    from ml.training_pipeline.models.registry import get_spec
-    from ml.training_pipeline.store.versions import ModelStore, StoreError
 
     overrides = {k: v for k, v in {**overrides, "models_dir": models_dir}.items() if v is not None}
     try:
@@ -143,10 +147,6 @@ def walk_forward(config, folds: int, problem=None, log=None) -> WalkForwardRepor
     Raises:
         ValueError: K < 2, K too large for the data (the message says the largest K that fits), or bad data.
     """
-    from ml.training_pipeline.pipeline import fit_model, plan_run, prepare
-    from ml.training_pipeline.problems.price.features import build_features
-    from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
-
     plan = plan_run(config, problem)
     problem, adapter = plan.problem, plan.adapter
     loaded = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,

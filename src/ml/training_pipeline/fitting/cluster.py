@@ -29,6 +29,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from ml.training_pipeline.common.arguments import unknown_name_error
+
 MODES = {"tf": "tf.distribute workers (TF_CONFIG)", "tuner": "keras-tuner chief and workers (KERASTUNER_*)"}
 MAX_PROCESSES = 16
 
@@ -57,8 +59,6 @@ def cluster_environments(n: int, mode: str = "tf", port: int | None = None) -> l
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PROCESSES:
         raise ValueError(f"A local cluster has 1..{MAX_PROCESSES} workers. Received: {n!r}")
     if mode not in MODES:
-        from ml.training_pipeline.common.arguments import unknown_name_error
-
         raise unknown_name_error("mode", mode, MODES)
     if mode == "tuner":
         oracle_port = port or free_ports(1)[0]

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ml.training_pipeline.common.windows import to_tf_dataset
+
 ALL = "all"
 
 
@@ -153,8 +155,6 @@ def fit_curriculum(model, x, y, *, groups: Any, phases: Any, sample_weight: Any 
         >>> history["phase"][:6]  # doctest: +SKIP
         [1, 1, 1, 1, 1, 2]
     """
-    from ml.training_pipeline.common.windows import to_tf_dataset
-
     labels = np.asarray([str(g) for g in np.asarray(groups, dtype=object).reshape(-1)])
     if len(labels) != len(y):
         raise ValueError(f"groups must have one value per training row ({len(y)}). Received: {len(labels)} values")

@@ -22,6 +22,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from ml.training_pipeline.common.hardware import cpu_flags
+
 TRAINING_PRECISIONS = ("float32", "mixed_bfloat16")
 """What a family can declare it trains in (``ModelSpec.training_precision``)."""
 PRECISIONS = ("auto", *TRAINING_PRECISIONS)
@@ -52,8 +54,6 @@ def native_bf16(flags: set[str] | None = None) -> bool:
 @functools.cache
 def _native_bf16_here() -> bool:
     """This CPU's answer, read once per process (a run resolves its precision several times)."""
-    from ml.training_pipeline.common.hardware import cpu_flags
-
     return native_bf16(cpu_flags())
 
 

@@ -108,7 +108,7 @@ class MlflowTracker:
     def client(self):
         if self._client is None:
             try:
-                import mlflow
+                import mlflow  # the optional [mlflow] extra: imported when tracking is on
             except ImportError:
                 raise ValueError("MLflow tracking needs the mlflow package: pip install 'atb-ml[mlflow]'. "
                                  f"Received: tracking URI {self.uri!r}") from None
@@ -146,7 +146,7 @@ class MlflowTracker:
 
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> str:
         """Opens the run with its parameters; returns its id."""
-        from mlflow.entities import Param
+        from mlflow.entities import Param  # the optional [mlflow] extra: imported when tracking is on
 
         experiment = self.client.get_experiment_by_name(self.experiment)
         run = self.client.create_run(experiment.experiment_id, run_name=run_name, tags=dict(tags or {}))
@@ -160,7 +160,7 @@ class MlflowTracker:
         """Logs one epoch's numeric logs at step ``epoch`` while training runs (a Keras callback calls it)."""
         import time
 
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # the optional [mlflow] extra: imported when tracking is on
 
         now = int(time.time() * 1000)
         metrics = [Metric(key, value, now, epoch) for key, raw in (logs or {}).items()
@@ -172,7 +172,7 @@ class MlflowTracker:
     def log_history(self, history: Mapping[str, list]) -> int:
         """Every numeric series of the history at its epoch (step = epoch index), except the values already logged
         live by :meth:`log_epoch`; returns how many values it logged."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # the optional [mlflow] extra: imported when tracking is on
 
         metrics = [Metric(key, value, 0, step) for key, values in history.items() for step, raw in enumerate(values)
                    if (value := _number(raw)) is not None and (key, step) not in self._logged]
@@ -182,7 +182,7 @@ class MlflowTracker:
 
     def log_results(self, report: Mapping[str, Any], summary: Mapping[str, Any] | None = None) -> dict[str, float]:
         """The final test metrics, model and baselines side by side (``test.<row>.<metric>``)."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # the optional [mlflow] extra: imported when tracking is on
 
         values = {name: number for name, raw in _flatten(report, "test.", depth=2).items()
                   if (number := _number(raw)) is not None}
@@ -199,7 +199,7 @@ class MlflowTracker:
         self.client.set_tag(self.run_id, "atb.version_dir", str(version_dir))
         if not self.register_model:
             return None
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # the optional [mlflow] extra: imported when tracking is on
 
         with contextlib.suppress(MlflowException):  # already registered by an earlier run
             self.client.create_registered_model(self.register_model)

@@ -14,6 +14,7 @@ from ml.training_pipeline.layers.mamba import MambaBlock
 from ml.training_pipeline.layers.ordered_quantiles import OrderedQuantiles
 from ml.training_pipeline.layers.positions import SinusoidalPositions
 from ml.training_pipeline.layers.positive_output import Log2SoftplusPositive
+from ml.training_pipeline.layers.recurrent_block import stacked_lstm
 from ml.training_pipeline.layers.row_set_attention import RowSetAttention
 from ml.training_pipeline.layers.tcn_block import residual_tcn_block
 from ml.training_pipeline.layers.temporal_attention import TemporalAttention
@@ -27,4 +28,4 @@ from ml.training_pipeline.layers.tft import (
 from ml.training_pipeline.layers.xlstm import MLSTMBlock, SLSTMBlock
 
 __all__ = ["BayesianDense", "BayesianSelfAttention", "FeatureNoise", "GateAddNorm", "GatedMix", "GatedResidualNetwork",
-           "InterpretableMultiHeadAttention", "LastTimestep", "Log2SoftplusPositive", "MLSTMBlock", "MambaBlock", "OrderedQuantiles", "RowSetAttention", "SLSTMBlock", "SinusoidalPositions", "TemporalAttention", "TimeSlice", "VariableSelection", "dense_block", "gelu_tanh", "residual_tcn_block"]
+           "InterpretableMultiHeadAttention", "LastTimestep", "Log2SoftplusPositive", "MLSTMBlock", "MambaBlock", "OrderedQuantiles", "RowSetAttention", "SLSTMBlock", "SinusoidalPositions", "TemporalAttention", "TimeSlice", "VariableSelection", "dense_block", "gelu_tanh", "residual_tcn_block", "stacked_lstm"]

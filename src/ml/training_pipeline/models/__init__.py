@@ -23,6 +23,8 @@ from ml.training_pipeline.common.arguments import (
     unknown_name_error,
 )
 from ml.training_pipeline.models.families.tcn import calculate_receptive_field
+from ml.training_pipeline.models.interpretation import ATTENTION, interpret
+from ml.training_pipeline.models.kinds import get_kind
 from ml.training_pipeline.models.registry import GUIDE_VARIANTS, ModelSpec, TensorSpec, get_spec, registered_names
 from ml.training_pipeline.models.tasks import TASKS, resolve_task
 
@@ -189,8 +191,6 @@ def create_model(
         >>> model.output_shape  # doctest: +SKIP
         (None, 1)
     """
-    from ml.training_pipeline.models.kinds import get_kind
-
     spec = get_spec(model_type)
     task_spec = resolve_task(task, output_dim=kwargs.get("output_dim"), num_classes=kwargs.get("num_classes"),
                              quantiles=kwargs.get("quantiles"), minimum=kwargs.get("minimum"))
@@ -227,8 +227,6 @@ def get_model_callbacks(
         >>> [type(c).__name__ for c in callbacks]  # doctest: +SKIP
         ['EarlyStopping', 'ReduceLROnPlateau']
     """
-    from ml.training_pipeline.models.kinds import get_kind
-
     spec = get_spec(model_type)
     if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
         raise ValueError(f"patience must be an int >= 1. Received: patience={patience!r}")
@@ -264,8 +262,7 @@ def extract_attention_weights(model, x) -> Any:
     import numpy as np
 
     import ml.training_pipeline.layers  # noqa: F401  (a model loaded in a fresh process needs its custom layers)
-    from ml.training_pipeline.layers import TemporalAttention
-    from ml.training_pipeline.models.interpretation import ATTENTION, interpret
+    from ml.training_pipeline.layers import TemporalAttention  # imports Keras: only when a model is built or loaded
 
     maps = interpret(model, x, max_rows=len(next(iter(x.values())) if isinstance(x, Mapping) else x))[ATTENTION]
     if maps:

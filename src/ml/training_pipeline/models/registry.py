@@ -24,6 +24,7 @@ from ml.training_pipeline.common.tensors import (  # noqa: F401  (re-exported: t
     STATIC_INPUT,
     TensorSpec,
 )
+from ml.training_pipeline.fitting.precision import TRAINING_PRECISIONS
 
 REQUIRED_PRESETS: tuple[str, ...] = ("default", "tiny")
 """Every model has these: ``default`` for users, ``tiny`` (smallest build that exercises every code path) for tests."""
@@ -200,7 +201,6 @@ def register_model(
         )
     if kind not in _KINDS:
         raise unknown_name_error("kind", kind, _KINDS)
-    from ml.training_pipeline.fitting.precision import TRAINING_PRECISIONS
 
     if training_precision not in TRAINING_PRECISIONS:
         raise ValueError(f"training_precision must be one of {', '.join(TRAINING_PRECISIONS)}. "

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ml.training_pipeline.common.arguments import unknown_name_error
+from ml.training_pipeline.common.metrics import classification_metrics
 
 
 def _weights(weight: np.ndarray | None, rows: int) -> np.ndarray:
@@ -144,8 +145,6 @@ class BinaryTask(Task):
         return _class_frequencies(y, weight, 2)[1:2]  # P(positive)
 
     def score(self, predictions, y, weight=None):
-        from ml.training_pipeline.common.metrics import classification_metrics
-
         predictions = np.asarray(predictions, np.float64).reshape(-1)
         return classification_metrics(predictions >= 0.5, y, predictions, weight)
 
@@ -199,13 +198,13 @@ class QuantileTask(Task):
     def head(self, features, name: str = "head"):
         import keras
 
-        from ml.training_pipeline.layers import OrderedQuantiles
+        from ml.training_pipeline.layers import OrderedQuantiles  # imports Keras: only when a model is built or loaded
 
         raw = keras.layers.Dense(self.units, dtype="float32", name=f"{name}_raw")(features)
         return OrderedQuantiles(dtype="float32", name=name)(raw)
 
     def loss(self):
-        from ml.training_pipeline.models.losses import PinballLoss
+        from ml.training_pipeline.models.losses import PinballLoss  # imports Keras: only when a model is built or loaded
 
         return PinballLoss(self.quantiles)
 
@@ -245,7 +244,7 @@ class PositiveTask(Task):
             return super().head(features, name)
         import keras
 
-        from ml.training_pipeline.layers import Log2SoftplusPositive
+        from ml.training_pipeline.layers import Log2SoftplusPositive  # imports Keras: only when a model is built or loaded
 
         raw = keras.layers.Dense(1, dtype="float32", name=f"{name}_log2")(features)
         return Log2SoftplusPositive(self.minimum, dtype="float32", name=name)(raw)
@@ -265,13 +264,13 @@ class PositiveTask(Task):
                 "rmse": float(np.sqrt(np.average((predictions - y) ** 2, weights=weight)))}
 
     def loss(self):
-        from ml.training_pipeline.models.losses import Log2MSE
+        from ml.training_pipeline.models.losses import Log2MSE  # imports Keras: only when a model is built or loaded
 
         return Log2MSE()
 
     @property
     def metrics(self):
-        from ml.training_pipeline.models.losses import Log2MSEMetric
+        from ml.training_pipeline.models.losses import Log2MSEMetric  # imports Keras: only when a model is built or loaded
 
         return (Log2MSEMetric(), "mae")
 

@@ -8,11 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from ml.data import bundled_sample_path
+from ml.training_pipeline.common.metrics import LOWER_IS_BETTER, group_summary
+from ml.training_pipeline.common.plots import plot_group_metric
 from ml.training_pipeline.common.sample_weights import GroupWeights, check_group_weights, class_weights, sample_weights
 from ml.training_pipeline.common.tensors import take_rows
+from ml.training_pipeline.common.windows import check_target_varies
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, TensorSpec
 from ml.training_pipeline.models.tasks import Task, resolve_task
+from ml.training_pipeline.problems.augmentation import interpolate_within_groups
 from ml.training_pipeline.problems.base import Problem, ProblemData, check_weights, register_problem
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -108,7 +113,6 @@ class ArraysProblem(Problem):
         log return, grouped by weekday (rows in time order, so the parts are chronological)."""
         import pandas as pd
 
-        from ml.data import bundled_sample_path
 
         bars = pd.read_csv(bundled_sample_path()).tail(2000)
         log_close = np.log(bars["close"].to_numpy(np.float64))
@@ -165,7 +169,6 @@ class ArraysProblem(Problem):
             raise ValueError(f"Too few rows: {n} rows give train/validation/test parts of {n_train}/{n_val}/{n_test}; "
                              "each needs >= 10")
         parts = {"train": order[:n_train], "validation": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
-        from ml.training_pipeline.common.windows import check_target_varies
 
         # a rare class (1% anomalies) is a real problem; only a target with no variation at all is refused
         check_target_varies(self.y[parts["train"]], max_share=None)
@@ -213,8 +216,6 @@ class ArraysProblem(Problem):
 
     def _augment(self, train: FitData, seed: int) -> tuple[FitData, dict[str, Any]]:
         """The training rows plus rows interpolated within each group (the originals come first)."""
-        from ml.training_pipeline.problems.augmentation import interpolate_within_groups
-
         extra = interpolate_within_groups(train.inputs, train.y, train.groups, int(round(self.interpolate * len(train))),
                                           seed=seed, log_target=self.task.log_space)
         joined = FitData({k: np.concatenate([v, extra.inputs[k]]) for k, v in train.inputs.items()},
@@ -229,8 +230,6 @@ class ArraysProblem(Problem):
         return baseline if baseline.shape[1] > 1 else baseline[:, 0]
 
     def evaluate(self, predictions, data):
-        from ml.training_pipeline.common.metrics import LOWER_IS_BETTER, group_summary
-
         test = data.test
         y = test.y.astype(np.float64)
         report = {"model": self._metrics(predictions, y, test.weight),
@@ -262,8 +261,6 @@ class ArraysProblem(Problem):
         return report
 
     def plot(self, predictions, data, history, folder, title):
-        from ml.training_pipeline.common.plots import plot_group_metric
-
         super().plot(predictions, data, history, folder, title)
         report = self.evaluate(predictions, data)
         if report.get("by_group"):

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ml.training_pipeline.common.arguments import unknown_name_error
+from ml.training_pipeline.common.plots import plot_history
 from ml.training_pipeline.common.sample_weights import check_weights  # noqa: F401  (re-exported: problems.check_weights)
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import TensorSpec
@@ -148,8 +149,6 @@ class Problem:
         raise NotImplementedError(f"{cls.__name__} is served by named arrays; it is not rebuilt from a schema")
 
     def plot(self, predictions: np.ndarray, data: ProblemData, history: dict, folder: Path, title: str) -> None:
-        from ml.training_pipeline.common.plots import plot_history
-
         plot_history(history, folder / "training_history.png", title)
 
 

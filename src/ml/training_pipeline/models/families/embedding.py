@@ -62,11 +62,10 @@ def build_embedding_lstm(inputs, *, vocab_size: int, num_ids: int, embedding_dim
     """
     import keras
 
-    from ml.training_pipeline.layers import dense_block
-    from ml.training_pipeline.models.families.recurrent import _stacked_lstm
+    from ml.training_pipeline.layers import dense_block, stacked_lstm  # imports Keras: only when a model is built or loaded
 
     dropout = check_rate("dropout", dropout)
-    window = _stacked_lstm(inputs[WINDOW], check_units("units", units), dropout, False, "lstm")
+    window = stacked_lstm(inputs[WINDOW], check_units("units", units), dropout, False, "lstm")
     ids = keras.layers.Embedding(vocab_size, check_positive_int("embedding_dim", embedding_dim), name="id_embedding")(
         inputs[IDS])
     ids = keras.layers.Flatten(name="id_flatten")(ids)

@@ -111,7 +111,7 @@ def build_multimodal_transformer(inputs, *, d_model: int, num_heads: int, ff_dim
     """
     import keras
 
-    from ml.training_pipeline.layers import dense_block
+    from ml.training_pipeline.layers import dense_block  # imports Keras: only when a model is built or loaded
 
     events = inputs[NUMERIC].shape[1]
     parts = [inputs[NUMERIC]]

@@ -40,20 +40,6 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict]] = {
 }
 
 
-def _stacked_lstm(x, units: Sequence[int], dropout: float, last_returns_sequences: bool, prefix: str):
-    """LSTM layers with dropout between them; dropout sits outside the cell so the fused kernels stay usable."""
-    import keras
-
-    for i, n in enumerate(units):
-        is_last = i == len(units) - 1
-        # not unrolled: measured 1.44x faster training at batch 32 in steady state, but 4x longer tracing,
-        # 10x longer ONNX export and 7x slower ONNX inference (benchmarks/train_speed.py, docs/pipeline.md)
-        x = keras.layers.LSTM(n, return_sequences=last_returns_sequences or not is_last, name=f"{prefix}{i}")(x)
-        if dropout > 0:
-            x = keras.layers.Dropout(dropout, name=f"{prefix}{i}_dropout")(x)
-    return x
-
-
 @register_model(
     "lstm",
     description="Stacked LSTM baseline; the last hidden state feeds the head.",
@@ -75,7 +61,9 @@ def build_lstm(inputs, *, units: Sequence[int], dropout: float):
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("lstm", input_shape=(60, 15), units=(32,))
     """
-    return _stacked_lstm(inputs, check_units("units", units), check_rate("dropout", dropout), False, "lstm")
+    from ml.training_pipeline.layers import stacked_lstm  # imports Keras: only when a model is built
+
+    return stacked_lstm(inputs, check_units("units", units), check_rate("dropout", dropout), False, "lstm")
 
 
 @register_model(
@@ -117,7 +105,7 @@ def build_cnn_lstm(
     """
     import keras
 
-    from ml.training_pipeline.layers import dense_block
+    from ml.training_pipeline.layers import dense_block, stacked_lstm  # imports Keras: only when a model is built or loaded
 
     dropout = check_rate("dropout", dropout)
     x = inputs
@@ -126,7 +114,7 @@ def build_cnn_lstm(
                                 activation="relu", name=f"conv{i}")(x)
     if check_positive_int("pool_size", pool_size) > 1:
         x = keras.layers.MaxPooling1D(pool_size, padding="same", name="pool")(x)
-    x = _stacked_lstm(x, check_units("lstm_units", lstm_units), dropout, False, "lstm")
+    x = stacked_lstm(x, check_units("lstm_units", lstm_units), dropout, False, "lstm")
     return dense_block(x, check_positive_int("dense_units", dense_units, minimum=0), dropout, "dense")
 
 
@@ -169,10 +157,10 @@ def build_attention_lstm(
     """
     import keras
 
-    from ml.training_pipeline.layers import LastTimestep, dense_block
+    from ml.training_pipeline.layers import LastTimestep, dense_block, stacked_lstm  # imports Keras: only when a model is built or loaded
 
     dropout = check_rate("dropout", dropout)
-    h = _stacked_lstm(inputs, check_units("lstm_units", lstm_units), dropout, True, "lstm")
+    h = stacked_lstm(inputs, check_units("lstm_units", lstm_units), dropout, True, "lstm")
     attention = keras.layers.MultiHeadAttention(check_positive_int("num_attention_heads", num_attention_heads),
                                                 check_positive_int("attention_key_dim", attention_key_dim),
                                                 dropout=dropout, name="multi_head_attention")

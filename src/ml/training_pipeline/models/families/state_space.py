@@ -75,7 +75,7 @@ def check_xlstm_params(params: Mapping[str, Any]) -> None:
 def _embed_and_read(inputs, d_model: int, blocks) -> Any:
     import keras
 
-    from ml.training_pipeline.layers import LastTimestep
+    from ml.training_pipeline.layers import LastTimestep  # imports Keras: only when a model is built or loaded
 
     x = keras.layers.Dense(d_model, name="embedding")(inputs)
     for block in blocks:
@@ -113,7 +113,7 @@ def build_mamba(inputs, *, d_model: int, num_layers: int, num_heads: int, d_stat
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("mamba", input_shape=(60, 15), variant="lightweight")  # doctest: +SKIP
     """
-    from ml.training_pipeline.layers import MambaBlock
+    from ml.training_pipeline.layers import MambaBlock  # imports Keras: only when a model is built or loaded
 
     return _embed_and_read(inputs, d_model, [
         MambaBlock(expand, num_heads, d_state, conv_width, dropout, name=f"mamba{i}") for i in range(num_layers)])
@@ -144,7 +144,7 @@ def build_xlstm(inputs, *, d_model: int, num_layers: int, num_heads: int, slstm_
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("xlstm", input_shape=(60, 15), slstm_at=(0, 2))  # doctest: +SKIP
     """
-    from ml.training_pipeline.layers import MLSTMBlock, SLSTMBlock
+    from ml.training_pipeline.layers import MLSTMBlock, SLSTMBlock  # imports Keras: only when a model is built or loaded
 
     blocks = [(SLSTMBlock if i in set(slstm_at) else MLSTMBlock)(num_heads, conv_width, dropout, name=f"xlstm{i}")
               for i in range(num_layers)]

@@ -71,7 +71,7 @@ def calculate_receptive_field(
 
 
 def _tcn_stack(inputs, filters, num_levels, kernel_size, dilation_base, dropout):
-    from ml.training_pipeline.layers import residual_tcn_block
+    from ml.training_pipeline.layers import residual_tcn_block  # imports Keras: only when a model is built or loaded
 
     check_positive_int("filters", filters)
     check_positive_int("num_levels", num_levels)
@@ -120,7 +120,7 @@ def build_tcn(inputs, *, filters: int, num_levels: int, kernel_size: int, dilati
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("tcn", input_shape=(60, 15), variant="lightweight")
     """
-    from ml.training_pipeline.layers import LastTimestep, dense_block
+    from ml.training_pipeline.layers import LastTimestep, dense_block  # imports Keras: only when a model is built or loaded
 
     x, dropout = _tcn_stack(inputs, filters, num_levels, kernel_size, dilation_base, dropout)
     x = LastTimestep(name="last_timestep")(x)
@@ -158,7 +158,7 @@ def build_tcn_attention(inputs, *, filters: int, num_levels: int, kernel_size: i
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("tcn_attention", input_shape=(60, 15), attention_units=16)
     """
-    from ml.training_pipeline.layers import TemporalAttention, dense_block
+    from ml.training_pipeline.layers import TemporalAttention, dense_block  # imports Keras: only when a model is built or loaded
 
     x, dropout = _tcn_stack(inputs, filters, num_levels, kernel_size, dilation_base, dropout)
     x = TemporalAttention(check_positive_int("attention_units", attention_units), name="temporal_attention")(x)

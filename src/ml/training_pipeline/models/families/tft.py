@@ -98,7 +98,7 @@ def build_tft(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: 
     """
     import keras
 
-    from ml.training_pipeline.layers import (
+    from ml.training_pipeline.layers import (  # imports Keras: only when a model is built or loaded
         GateAddNorm,
         GatedResidualNetwork,
         InterpretableMultiHeadAttention,

@@ -105,7 +105,7 @@ def _split_inputs(inputs):
 def _embed(x, d_model: int, max_length: int, dropout: float, dense):
     import keras
 
-    from ml.training_pipeline.layers import SinusoidalPositions
+    from ml.training_pipeline.layers import SinusoidalPositions  # imports Keras: only when a model is built or loaded
 
     x = dense(d_model, None, "embedding")(x)
     x = SinusoidalPositions(max_length, name="positions")(x)
@@ -141,7 +141,7 @@ def _plain_dense(units, activation, name):
 
 
 def _activation(name):
-    from ml.training_pipeline.layers import gelu_tanh
+    from ml.training_pipeline.layers import gelu_tanh  # imports Keras: only when a model is built or loaded
 
     return gelu_tanh if name == "gelu_tanh" else name
 
@@ -271,7 +271,7 @@ def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: 
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("bayesian_transformer", input_shape=(60, 15), kl_weight=1e-3)  # doctest: +SKIP
     """
-    from ml.training_pipeline.layers import BayesianDense, BayesianSelfAttention
+    from ml.training_pipeline.layers import BayesianDense, BayesianSelfAttention  # imports Keras: only when a model is built or loaded
 
     prior = {"prior_mu": float(prior_mu), "prior_sigma": float(prior_sigma), "kl_weight": float(kl_weight)}
 

@@ -42,8 +42,8 @@ class CompiledKerasKind(KerasKind):
         if len(shape) == 3 and shape[-1] == 1:
             # a per-step output (the guide's template puts Dense layers on the window): the forecast from the
             # whole window is its last step; the plug-in's own compile settings are kept
-            from ml.training_pipeline.layers import LastTimestep
-            from ml.training_pipeline.models.kinds.fast_predict import FastPredictModel
+            from ml.training_pipeline.layers import LastTimestep  # imports Keras: only when a model is built or loaded
+            from ml.training_pipeline.models.kinds.fast_predict import FastPredictModel  # imports Keras: only when a model is built or loaded
 
             compiled = model.get_compile_config()
             model = FastPredictModel(model.inputs, LastTimestep(name="last_step_forecast")(model.output),

@@ -9,6 +9,12 @@ from typing import Any
 import numpy as np
 
 from ml.training_pipeline.common.tensors import model_argument
+from ml.training_pipeline.common.windows import to_tf_dataset
+from ml.training_pipeline.fitting.curriculum import fit_curriculum
+from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
+from ml.training_pipeline.fitting.precision import copy_weights_back, training_twin
+from ml.training_pipeline.fitting.progress import progress_callback
+from ml.training_pipeline.fitting.resume import resumable_backup
 from ml.training_pipeline.models.kinds.base import QUANTILES, SAMPLING, FitData, FitSettings, ModelKind
 from ml.training_pipeline.models.registry import KERAS, ModelSpec, TensorSpec, get_spec
 from ml.training_pipeline.models.tasks import Task
@@ -59,7 +65,7 @@ class KerasKind(ModelKind):
         single = len(inputs) == 1
         features = spec.builder(next(iter(inputs.values())) if single else inputs, **params)
         outputs = task.head(features)
-        from ml.training_pipeline.models.kinds.fast_predict import (
+        from ml.training_pipeline.models.kinds.fast_predict import (  # imports Keras: only when a model is built or loaded
             FastPredictModel,  # predict() on one window without Keras' set-up
         )
 
@@ -71,7 +77,6 @@ class KerasKind(ModelKind):
         settings = {**DEFAULT_COMPILE_SETTINGS, **spec.compile_settings}
         import tensorflow as tf
 
-        from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
 
         if is_collective_multi_worker(tf.distribute.get_strategy()):
             # Keras 3.15's multi-step loop feeds a placeholder the collective strategy cannot (one step per call)
@@ -109,8 +114,6 @@ class KerasKind(ModelKind):
         return callbacks
 
     def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
-        from ml.training_pipeline.fitting.precision import copy_weights_back, training_twin
-
         trainer = training_twin(model, settings.precision)  # the model itself when float32
         try:
             return self._fit(trainer, train, validation, settings)
@@ -118,28 +121,21 @@ class KerasKind(ModelKind):
             copy_weights_back(trainer, model)
 
     def _fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
-        from ml.training_pipeline.common.windows import to_tf_dataset
-
         # the callbacks that compute a monitored value run before the ones that read it
         stateful = self._callbacks(settings.callback_settings, settings.patience, settings.monitor, None)
         callbacks = [*settings.monitor_callbacks, *stateful]
         extra = list(settings.callbacks or ())
         backup = None
         if settings.resume is not None:
-            from ml.training_pipeline.fitting.resume import resumable_backup
-
             # last in every list: it restores the early-stopping and schedule counters after they reset them
             backup = resumable_backup(settings.resume, stateful)
         keras_verbose = settings.verbose
         if settings.verbose == 2:  # not a terminal: our flushed lines with elapsed time and time left
-            from ml.training_pipeline.fitting.progress import progress_callback
 
             total = sum(p.epochs for p in settings.phases) if settings.phases else settings.epochs or DEFAULT_EPOCHS
             extra.append(progress_callback(total))
             keras_verbose = 0
         if settings.phases:
-            from ml.training_pipeline.fitting.curriculum import fit_curriculum
-
             if train.groups is None:
                 raise ValueError("Curriculum phases need groups in the training data. Received: groups=None")
             history = fit_curriculum(

@@ -13,10 +13,10 @@ Both overrides change nothing outside that strategy. The factory's model class i
 
 from __future__ import annotations
 
+from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
+
 
 def _multi_worker(strategy) -> bool:
-    from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
-
     return strategy is not None and is_collective_multi_worker(strategy)
 
 

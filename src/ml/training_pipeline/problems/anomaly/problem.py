@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from ml.data import BUNDLED_LOGS, bundled_log_path
 from ml.training_pipeline.common.metrics import anomaly_metrics, choose_threshold
+from ml.training_pipeline.common.plots import plot_confusion_matrix
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, TensorSpec
 from ml.training_pipeline.models.tasks import Task, resolve_task
@@ -252,12 +254,10 @@ class LogAnomalyProblem(Problem):
     @classmethod
     def example(cls) -> tuple[LogAnomalyProblem, dict[str, Any]]:
         """Windows of the bundled BGL log sample (2,000 labelled lines)."""
-        from ml.data import bundled_log_path
-
         return cls(bundled_log_path("bgl"), "bgl"), {"symbol": "BGL", "model_type": "multimodal_transformer"}
 
     def fit_monitor(self, data: ProblemData) -> tuple[str, list]:
-        from ml.training_pipeline.fitting.callbacks import ValidationF1
+        from ml.training_pipeline.fitting.callbacks import ValidationF1  # imports Keras: only when a model is built or loaded
 
         return "val_f1", [ValidationF1(data.validation.inputs, data.validation.y)]
 
@@ -285,8 +285,6 @@ class LogAnomalyProblem(Problem):
                 f"(fpr {m['fpr']:.3f}, threshold {m['threshold']:.3g})")
 
     def plot(self, predictions, data, history, folder, title):
-        from ml.training_pipeline.common.plots import plot_confusion_matrix
-
         super().plot(predictions, data, history, folder, title)
         plot_confusion_matrix(data.test.y, predictions >= data.schema["threshold"], folder / "confusion_matrix.png",
                               f"{title}: test windows at threshold {data.schema['threshold']:.3g}")
@@ -297,7 +295,6 @@ class LogAnomalyProblem(Problem):
         """Events, windows and encoded arrays of a log file, exactly as the stored version encodes them."""
         schema = stored.schema
         if data_path is None:  # like the price models: the bundled sample of the model's format
-            from ml.data import BUNDLED_LOGS, bundled_log_path
 
             if schema["log_format"] not in BUNDLED_LOGS:
                 raise ValueError(f"An anomaly model reads a log file. Accepted: --data FILE (a structured "

@@ -14,12 +14,14 @@ import numpy as np
 import pandas as pd
 
 from ml.training_pipeline.common.metrics import evaluate_direction, evaluate_returns, log_volatility_metrics, skill
+from ml.training_pipeline.common.plots import plot_predictions
 from ml.training_pipeline.common.windows import WindowSet, prepare_data
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT, TensorSpec
 from ml.training_pipeline.models.tasks import Task, resolve_task
 from ml.training_pipeline.problems.base import Problem, ProblemData, register_problem
 from ml.training_pipeline.problems.price.features import CALENDAR_NAMES, WARMUP_BARS, build_features, calendar_window
+from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 from ml.training_pipeline.problems.price.serving import evaluate_price_file, predict_price_file
 
 FEATURE_SCHEMA_VERSION = 2
@@ -88,8 +90,6 @@ class PriceProblem(Problem):
 
     # --- shared -----------------------------------------------------------------------
     def prepare(self, config) -> ProblemData:
-        from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
-
         loaded = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,
                             config.end_date, exchange=config.exchange)
         features = build_features(loaded.frame)
@@ -148,8 +148,6 @@ class PriceProblem(Problem):
         return self.evaluate_windows(predictions, prepared.test, params)
 
     def plot(self, predictions: np.ndarray, data: ProblemData, history: dict, folder: Path, title: str) -> None:
-        from ml.training_pipeline.common.plots import plot_predictions
-
         super().plot(predictions, data, history, folder, title)
         prepared, _ = data.context
         actual, predicted, baseline, ylabel, caption = self.plot_series(predictions, prepared.test)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml.data import bundled_sample_path
 from ml.training_pipeline.common.markets import TIMEFRAMES
 
 OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
@@ -379,8 +380,6 @@ def load_ohlcv(
     elif data_path is not None:
         raw, source, layout_hint = read_table(data_path), str(data_path), None
     else:
-        from ml.data import bundled_sample_path
-
         try:
             path = bundled_sample_path(symbol)
         except ValueError as error:

@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 
 from ml.data import bundled_sample_path
+from ml.training_pipeline.common.metrics import group_summary
+from ml.training_pipeline.common.plots import plot_history, plot_predictions
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.models.tasks import Task
-from ml.training_pipeline.problems.base import Problem, ProblemData, register_problem
+from ml.training_pipeline.problems.base import Problem, ProblemData, problem_type, register_problem
 from ml.training_pipeline.problems.price.forecasts import PriceProblem, PriceReturn
 
 
@@ -126,8 +128,6 @@ class SymbolsProblem(Problem):
                                for s, part in self._slices(data).items()])
 
     def evaluate(self, predictions, data):
-        from ml.training_pipeline.common.metrics import group_summary
-
         by_group = {s: self.base.evaluate(predictions[part], data.context[s]) for s, part in self._slices(data).items()}
         rows = np.array([r["n"] for r in by_group.values()], dtype=np.float64)
         first = next(iter(by_group.values()))
@@ -152,14 +152,10 @@ class SymbolsProblem(Problem):
 
     @classmethod
     def summary_line(cls, m):
-        from ml.training_pipeline.problems.base import problem_type
-
         base = problem_type(m["base_type"])
         return "; ".join(f"{s}: {base.summary_line(v)}" for s, v in m["by_symbol"].items())
 
     def plot(self, predictions, data, history, folder: Path, title: str) -> None:
-        from ml.training_pipeline.common.plots import plot_history, plot_predictions
-
         plot_history(history, folder / "training_history.png", title)
         for symbol, part in self._slices(data).items():
             windows = data.context[symbol].context[0].test
