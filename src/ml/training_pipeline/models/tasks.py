@@ -204,7 +204,9 @@ class QuantileTask(Task):
         return OrderedQuantiles(dtype="float32", name=name)(raw)
 
     def loss(self):
-        from ml.training_pipeline.models.losses import PinballLoss  # imports Keras: only when a model is built or loaded
+        from ml.training_pipeline.models.losses import (
+            PinballLoss,  # imports Keras: only when a model is built or loaded
+        )
 
         return PinballLoss(self.quantiles)
 
@@ -244,7 +246,9 @@ class PositiveTask(Task):
             return super().head(features, name)
         import keras
 
-        from ml.training_pipeline.layers import Log2SoftplusPositive  # imports Keras: only when a model is built or loaded
+        from ml.training_pipeline.layers import (
+            Log2SoftplusPositive,  # imports Keras: only when a model is built or loaded
+        )
 
         raw = keras.layers.Dense(1, dtype="float32", name=f"{name}_log2")(features)
         return Log2SoftplusPositive(self.minimum, dtype="float32", name=name)(raw)
@@ -270,7 +274,9 @@ class PositiveTask(Task):
 
     @property
     def metrics(self):
-        from ml.training_pipeline.models.losses import Log2MSEMetric  # imports Keras: only when a model is built or loaded
+        from ml.training_pipeline.models.losses import (
+            Log2MSEMetric,  # imports Keras: only when a model is built or loaded
+        )
 
         return (Log2MSEMetric(), "mae")
 

@@ -79,7 +79,11 @@ def build_complexity_gated(inputs, *, max_n: int, embedding_dim: int, units: int
     """
     import keras
 
-    from ml.training_pipeline.layers import FeatureNoise, GatedMix, RowSetAttention  # imports Keras: only when a model is built or loaded
+    from ml.training_pipeline.layers import (  # imports Keras: only when a model is built or loaded
+        FeatureNoise,
+        GatedMix,
+        RowSetAttention,
+    )
 
     units = check_positive_int("units", units)
     dropout = check_rate("dropout", dropout)

@@ -62,7 +62,10 @@ def build_embedding_lstm(inputs, *, vocab_size: int, num_ids: int, embedding_dim
     """
     import keras
 
-    from ml.training_pipeline.layers import dense_block, stacked_lstm  # imports Keras: only when a model is built or loaded
+    from ml.training_pipeline.layers import (  # imports Keras: only when a model is built or loaded
+        dense_block,
+        stacked_lstm,
+    )
 
     dropout = check_rate("dropout", dropout)
     window = stacked_lstm(inputs[WINDOW], check_units("units", units), dropout, False, "lstm")

@@ -105,7 +105,10 @@ def build_cnn_lstm(
     """
     import keras
 
-    from ml.training_pipeline.layers import dense_block, stacked_lstm  # imports Keras: only when a model is built or loaded
+    from ml.training_pipeline.layers import (  # imports Keras: only when a model is built or loaded
+        dense_block,
+        stacked_lstm,
+    )
 
     dropout = check_rate("dropout", dropout)
     x = inputs
@@ -157,7 +160,11 @@ def build_attention_lstm(
     """
     import keras
 
-    from ml.training_pipeline.layers import LastTimestep, dense_block, stacked_lstm  # imports Keras: only when a model is built or loaded
+    from ml.training_pipeline.layers import (  # imports Keras: only when a model is built or loaded
+        LastTimestep,
+        dense_block,
+        stacked_lstm,
+    )
 
     dropout = check_rate("dropout", dropout)
     h = stacked_lstm(inputs, check_units("lstm_units", lstm_units), dropout, True, "lstm")

@@ -144,7 +144,10 @@ def build_xlstm(inputs, *, d_model: int, num_layers: int, num_heads: int, slstm_
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("xlstm", input_shape=(60, 15), slstm_at=(0, 2))  # doctest: +SKIP
     """
-    from ml.training_pipeline.layers import MLSTMBlock, SLSTMBlock  # imports Keras: only when a model is built or loaded
+    from ml.training_pipeline.layers import (  # imports Keras: only when a model is built or loaded
+        MLSTMBlock,
+        SLSTMBlock,
+    )
 
     blocks = [(SLSTMBlock if i in set(slstm_at) else MLSTMBlock)(num_heads, conv_width, dropout, name=f"xlstm{i}")
               for i in range(num_layers)]

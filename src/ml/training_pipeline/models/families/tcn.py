@@ -120,7 +120,10 @@ def build_tcn(inputs, *, filters: int, num_levels: int, kernel_size: int, dilati
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("tcn", input_shape=(60, 15), variant="lightweight")
     """
-    from ml.training_pipeline.layers import LastTimestep, dense_block  # imports Keras: only when a model is built or loaded
+    from ml.training_pipeline.layers import (  # imports Keras: only when a model is built or loaded
+        LastTimestep,
+        dense_block,
+    )
 
     x, dropout = _tcn_stack(inputs, filters, num_levels, kernel_size, dilation_base, dropout)
     x = LastTimestep(name="last_timestep")(x)
@@ -158,7 +161,10 @@ def build_tcn_attention(inputs, *, filters: int, num_levels: int, kernel_size: i
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("tcn_attention", input_shape=(60, 15), attention_units=16)
     """
-    from ml.training_pipeline.layers import TemporalAttention, dense_block  # imports Keras: only when a model is built or loaded
+    from ml.training_pipeline.layers import (  # imports Keras: only when a model is built or loaded
+        TemporalAttention,
+        dense_block,
+    )
 
     x, dropout = _tcn_stack(inputs, filters, num_levels, kernel_size, dilation_base, dropout)
     x = TemporalAttention(check_positive_int("attention_units", attention_units), name="temporal_attention")(x)

@@ -271,7 +271,10 @@ def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: 
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("bayesian_transformer", input_shape=(60, 15), kl_weight=1e-3)  # doctest: +SKIP
     """
-    from ml.training_pipeline.layers import BayesianDense, BayesianSelfAttention  # imports Keras: only when a model is built or loaded
+    from ml.training_pipeline.layers import (  # imports Keras: only when a model is built or loaded
+        BayesianDense,
+        BayesianSelfAttention,
+    )
 
     prior = {"prior_mu": float(prior_mu), "prior_sigma": float(prior_sigma), "kl_weight": float(kl_weight)}
 

@@ -43,7 +43,9 @@ class CompiledKerasKind(KerasKind):
             # a per-step output (the guide's template puts Dense layers on the window): the forecast from the
             # whole window is its last step; the plug-in's own compile settings are kept
             from ml.training_pipeline.layers import LastTimestep  # imports Keras: only when a model is built or loaded
-            from ml.training_pipeline.models.kinds.fast_predict import FastPredictModel  # imports Keras: only when a model is built or loaded
+            from ml.training_pipeline.models.kinds.fast_predict import (
+                FastPredictModel,  # imports Keras: only when a model is built or loaded
+            )
 
             compiled = model.get_compile_config()
             model = FastPredictModel(model.inputs, LastTimestep(name="last_step_forecast")(model.output),

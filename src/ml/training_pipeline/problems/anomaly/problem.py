@@ -257,7 +257,9 @@ class LogAnomalyProblem(Problem):
         return cls(bundled_log_path("bgl"), "bgl"), {"symbol": "BGL", "model_type": "multimodal_transformer"}
 
     def fit_monitor(self, data: ProblemData) -> tuple[str, list]:
-        from ml.training_pipeline.fitting.callbacks import ValidationF1  # imports Keras: only when a model is built or loaded
+        from ml.training_pipeline.fitting.callbacks import (
+            ValidationF1,  # imports Keras: only when a model is built or loaded
+        )
 
         return "val_f1", [ValidationF1(data.validation.inputs, data.validation.y)]
 
