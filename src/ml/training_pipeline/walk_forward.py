@@ -120,7 +120,7 @@ def fold_plan(days: list, folds: int) -> list[tuple[int, int]]:
 
     Example:
         >>> fold_plan(list(range(10)), 2)
-        [(5, 7), (8, 9)]
+        [(5, 6), (7, 9)]
     """
     check_folds(folds)
     history = int(len(days) * HISTORY_SHARE)

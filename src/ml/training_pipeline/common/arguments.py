@@ -29,7 +29,7 @@ def unknown_name_error(what: str, received: object, accepted: Iterable[str]) -> 
 
     Example:
         >>> str(unknown_name_error("variant", "big", ["default", "deep"]))
-        "Unknown variant 'big'. Accepted: default, deep. Received: variant='big'"
+        "Unknown variant 'big'. Accepted: deep, default. Received: variant='big'"
     """
     accepted = sorted(accepted)
     hint = suggest(str(received), accepted)
@@ -150,3 +150,26 @@ def check_param_kinds(model_type: str, preset: Mapping[str, Any], params: Mappin
                     if isinstance(default, bool) else "a number" if not isinstance(default, str) else "a name")
             raise ValueError(f"{key} must be {kind} like the preset's {default!r} for model_type={model_type!r}. "
                              f"Received: {key}={value!r}")
+
+
+def check_attention_params(params: Mapping[str, Any]) -> None:
+    """Cheap checks of the sizes every attention model shares (run before TensorFlow is imported).
+
+    Example:
+        >>> check_attention_params({"d_model": 10, "num_heads": 4})
+        Traceback (most recent call last):
+        ...
+        ValueError: d_model must be divisible by num_heads. Received: d_model=10, num_heads=4
+    """
+    d_model = check_positive_int("d_model", params["d_model"])
+    heads = check_positive_int("num_heads", params["num_heads"])
+    if d_model % heads:
+        raise ValueError(f"d_model must be divisible by num_heads. Received: d_model={d_model}, num_heads={heads}")
+    for name in ("ff_dim", "num_layers", "max_length"):
+        if name in params:
+            check_positive_int(name, params[name])
+    check_rate("dropout", params["dropout"])
+    if "prior_sigma" in params and not (isinstance(params["prior_sigma"], (int, float)) and params["prior_sigma"] > 0):
+        raise ValueError(f"prior_sigma must be a number > 0. Received: prior_sigma={params['prior_sigma']!r}")
+    if "kl_weight" in params and not (isinstance(params["kl_weight"], (int, float)) and params["kl_weight"] >= 0):
+        raise ValueError(f"kl_weight must be a number >= 0. Received: kl_weight={params['kl_weight']!r}")

@@ -99,7 +99,7 @@ def group_weights(groups: Any, spec: GroupWeights, *, fit_rows: Any = None, defa
             or weights that are all 0 on the fit rows.
 
     Example:
-        >>> group_weights(["a", "b", "b"], lambda g: 3.0 if g == "a" else 1.0).tolist()
+        >>> group_weights(["a", "b", "b"], lambda g: 3.0 if g == "a" else 1.0).round(6).tolist()
         [1.8, 0.6, 0.6]
     """
     labels = np.asarray([str(g) for g in np.asarray(groups, dtype=object).reshape(-1)])
@@ -157,7 +157,7 @@ def sample_weights(rows: int, *, groups: Any = None, group_spec: GroupWeights | 
     Example:
         >>> sample_weights(4, groups=["a", "a", "b", "b"], group_spec={"a": 1, "b": 3}, y=[0, 1, 0, 1],
         ...                pos_weight=2.0).tolist()
-        [0.25, 0.5, 0.75, 1.5]
+        [0.3333333333333333, 0.6666666666666666, 1.0, 2.0]
     """
     if base is None and group_spec is None and pos_weight is None:
         return None

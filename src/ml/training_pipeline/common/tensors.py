@@ -24,6 +24,12 @@ KNOWN_INPUT = "known"
 STATIC_INPUT = "static"
 """Name of the per-series id input (e.g. the symbol of a several-symbols model)."""
 
+PADDING_MASK = "padding_mask"
+"""Name of the boolean mask input of the sequence models that take padded windows (True on real steps)."""
+
+DEFAULT_MAX_LENGTH = 512
+"""The longest sequence a sinusoidal position table covers unless a model's ``max_length`` says otherwise."""
+
 DTYPES: tuple[str, ...] = ("float32", "int32", "bool")
 
 

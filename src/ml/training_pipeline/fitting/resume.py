@@ -12,7 +12,7 @@ removes its backup.
 
 Example:
     >>> from ml.training_pipeline.pipeline import train
-    >>> train(config, resume=True)  # doctest: +SKIP   (killed at epoch 7; the same call continues at epoch 8)
+    >>> train(config, resume=True)  # killed at epoch 7; the same call continues at epoch 8  # doctest: +SKIP
 """
 
 from __future__ import annotations

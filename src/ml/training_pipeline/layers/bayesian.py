@@ -119,7 +119,7 @@ class BayesianSelfAttention(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> BayesianSelfAttention(2)(np.zeros((2, 5, 4), "float32"))[0].shape
+        >>> tuple(BayesianSelfAttention(2)(np.zeros((2, 5, 4), "float32"))[0].shape)
         (2, 5, 4)
     """
 

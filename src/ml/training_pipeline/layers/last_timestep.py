@@ -15,7 +15,7 @@ class LastTimestep(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> LastTimestep()(np.zeros((2, 5, 3), "float32")).shape
+        >>> tuple(LastTimestep()(np.zeros((2, 5, 3), "float32")).shape)
         (2, 3)
     """
 

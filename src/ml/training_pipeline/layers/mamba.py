@@ -72,7 +72,7 @@ class MambaBlock(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> MambaBlock(num_heads=2, d_state=4)(np.zeros((2, 6, 8), "float32")).shape
+        >>> tuple(MambaBlock(num_heads=2, d_state=4)(np.zeros((2, 6, 8), "float32")).shape)
         (2, 6, 8)
     """
 

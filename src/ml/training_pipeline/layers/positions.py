@@ -34,7 +34,7 @@ class SinusoidalPositions(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> SinusoidalPositions(max_length=16)(np.zeros((2, 5, 4), "float32")).shape
+        >>> tuple(SinusoidalPositions(max_length=16)(np.zeros((2, 5, 4), "float32")).shape)
         (2, 5, 4)
     """
 

@@ -24,7 +24,7 @@ class RowSetAttention(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> RowSetAttention(8, 2, 16, 1, max_rows=6)(np.zeros((2, 6, 5), "float32")).shape
+        >>> tuple(RowSetAttention(8, 2, 16, 1, max_rows=6)(np.zeros((2, 6, 5), "float32")).shape)
         (2, 8)
     """
 

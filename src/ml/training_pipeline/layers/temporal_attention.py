@@ -21,7 +21,7 @@ class TemporalAttention(keras.layers.Layer):
     Example:
         >>> import numpy as np
         >>> layer = TemporalAttention(units=8)
-        >>> layer(np.ones((2, 5, 3), "float32")).shape
+        >>> tuple(layer(np.ones((2, 5, 3), "float32")).shape)
         (2, 3)
     """
 

@@ -46,7 +46,7 @@ class GatedResidualNetwork(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> GatedResidualNetwork(4)([np.zeros((2, 5, 3), "float32"), np.zeros((2, 6), "float32")]).shape
+        >>> tuple(GatedResidualNetwork(4)([np.zeros((2, 5, 3), "float32"), np.zeros((2, 6), "float32")]).shape)
         (2, 5, 4)
     """
 
@@ -109,7 +109,7 @@ class VariableSelection(keras.layers.Layer):
     Example:
         >>> import numpy as np
         >>> out, weights = VariableSelection(4)(np.zeros((2, 5, 3), "float32"))
-        >>> out.shape, weights.shape
+        >>> tuple(out.shape), tuple(weights.shape)
         ((2, 5, 4), (2, 5, 3))
     """
 
@@ -163,7 +163,7 @@ class InterpretableMultiHeadAttention(keras.layers.Layer):
     Example:
         >>> import numpy as np
         >>> out, weights = InterpretableMultiHeadAttention(2)(np.zeros((2, 5, 4), "float32"))
-        >>> weights.shape
+        >>> tuple(weights.shape)
         (2, 5, 5)
     """
 
@@ -212,7 +212,7 @@ class GateAddNorm(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> GateAddNorm()([np.zeros((2, 5, 3), "float32"), np.zeros((2, 5, 4), "float32")]).shape
+        >>> tuple(GateAddNorm()([np.zeros((2, 5, 3), "float32"), np.zeros((2, 5, 4), "float32")]).shape)
         (2, 5, 4)
     """
 
@@ -247,7 +247,7 @@ class TimeSlice(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> TimeSlice(-1, None)(np.zeros((2, 5, 3), "float32")).shape
+        >>> tuple(TimeSlice(-1, None)(np.zeros((2, 5, 3), "float32")).shape)
         (2, 1, 3)
     """
 

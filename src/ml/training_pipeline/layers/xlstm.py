@@ -95,7 +95,7 @@ class SLSTMCell(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> keras.layers.RNN(SLSTMCell(3), return_sequences=True)(np.zeros((2, 5, 12), "float32")).shape
+        >>> tuple(keras.layers.RNN(SLSTMCell(3), return_sequences=True)(np.zeros((2, 5, 12), "float32")).shape)
         (2, 5, 3)
     """
 
@@ -155,7 +155,7 @@ class MLSTMBlock(_Block):
 
     Example:
         >>> import numpy as np
-        >>> MLSTMBlock(num_heads=2)(np.zeros((2, 6, 8), "float32")).shape
+        >>> tuple(MLSTMBlock(num_heads=2)(np.zeros((2, 6, 8), "float32")).shape)
         (2, 6, 8)
     """
 
@@ -214,7 +214,7 @@ class SLSTMBlock(_Block):
 
     Example:
         >>> import numpy as np
-        >>> SLSTMBlock()(np.zeros((2, 6, 8), "float32")).shape
+        >>> tuple(SLSTMBlock()(np.zeros((2, 6, 8), "float32")).shape)
         (2, 6, 8)
     """
 

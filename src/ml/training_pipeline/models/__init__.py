@@ -74,7 +74,7 @@ def list_models() -> list[str]:
 
     Example:
         >>> list_models()[:3]
-        ['attention_lstm', 'cnn_lstm', 'complexity_gated']
+        ['attention_lstm', 'bayesian_transformer', 'cnn_lstm']
     """
     return registered_names()
 

@@ -13,7 +13,7 @@ Example:
     >>> import numpy as np
     >>> rows = interpolate_within_groups({"x": np.arange(8.0)[:, None]}, np.arange(8.0) + 1,
     ...                                  np.array(list("aaaabbbb")), 4, seed=0)
-    >>> sorted(set(rows.groups)), rows.report["candidates"]
+    >>> sorted(str(g) for g in set(rows.groups)), rows.report["candidates"]
     (['a', 'b'], 4)
 """
 

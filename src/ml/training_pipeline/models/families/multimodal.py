@@ -4,7 +4,7 @@ Each event carries three kinds of values: numbers (latency, gaps, time of day...
 (error level, spikes...) and categorical fields (level, component, event id...). The model
 embeds every field of every event (one embedding table; the fields own disjoint id ranges),
 joins the embeddings with the numbers and flags, projects each event to ``d_model``, adds
-sinusoidal positions and runs the shared pre-norm encoder (``transformers._encoder``) with a
+sinusoidal positions and runs the shared pre-norm encoder (``layers.transformer_encoder``) with a
 padding mask over the window's real events. The masked mean of the encoding is joined with
 the window's aggregate features and goes through an MLP to the task head (a sigmoid for
 anomaly detection). Attention maps come from ``interpret(model, inputs)``.
@@ -19,15 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ml.training_pipeline.common.arguments import check_positive_int, check_rate, check_units
-from ml.training_pipeline.models.families.transformers import (
-    DEFAULT_MAX_LENGTH,
-    PADDING_MASK,
-    _encoder,
-    _keras_attention,
-    _plain_dense,
-    check_attention_params,
-)
+from ml.training_pipeline.common.arguments import check_attention_params, check_positive_int, check_rate, check_units
+from ml.training_pipeline.common.tensors import DEFAULT_MAX_LENGTH, PADDING_MASK
 from ml.training_pipeline.models.registry import Capabilities, TensorSpec, register_model
 
 NUMERIC, FLAGS, CATEGORICAL, AGGREGATES = "numeric", "flags", "categorical", "aggregates"
@@ -112,6 +105,11 @@ def build_multimodal_transformer(inputs, *, d_model: int, num_heads: int, ff_dim
     import keras
 
     from ml.training_pipeline.layers import dense_block  # imports Keras: only when a model is built or loaded
+    from ml.training_pipeline.layers.transformer_encoder import (
+        keras_self_attention,
+        plain_dense,
+        transformer_encoder,
+    )
 
     events = inputs[NUMERIC].shape[1]
     parts = [inputs[NUMERIC]]
@@ -121,10 +119,10 @@ def build_multimodal_transformer(inputs, *, d_model: int, num_heads: int, ff_dim
         fields = keras.layers.Embedding(vocab_size, embedding_dim, name="field_embedding")(inputs[CATEGORICAL])
         parts.append(keras.layers.Reshape((events, num_fields * embedding_dim), name="field_join")(fields))
     tokens = keras.layers.Concatenate(name="event_join")(parts) if len(parts) > 1 else parts[0]
-    pooled = _encoder({"inputs": tokens, PADDING_MASK: inputs[PADDING_MASK]}, d_model=d_model, num_heads=num_heads,
+    pooled = transformer_encoder({"inputs": tokens, PADDING_MASK: inputs[PADDING_MASK]}, d_model=d_model, num_heads=num_heads,
                       ff_dim=ff_dim, num_layers=num_layers, dropout=check_rate("dropout", dropout),
-                      max_length=max_length, final_norm=True, attention=_keras_attention(num_heads, d_model, dropout),
-                      dense=_plain_dense)
+                      max_length=max_length, final_norm=True, attention=keras_self_attention(num_heads, d_model, dropout),
+                      dense=plain_dense)
     x = keras.layers.Concatenate(name="aggregate_join")([pooled, inputs[AGGREGATES]]) if num_aggregates else pooled
     for i, units in enumerate(check_units("head_units", head_units)):
         x = dense_block(x, units, dropout, f"head{i}")

@@ -22,8 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ml.training_pipeline.common.arguments import check_positive_int
-from ml.training_pipeline.models.families.transformers import check_attention_params
+from ml.training_pipeline.common.arguments import check_attention_params, check_positive_int
 from ml.training_pipeline.models.registry import KNOWN_INPUT, STATIC_INPUT, TensorSpec, register_model
 
 CALENDAR_FEATURES = 4

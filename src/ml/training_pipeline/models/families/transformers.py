@@ -23,11 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ml.training_pipeline.common.arguments import check_positive_int, check_rate
+from ml.training_pipeline.common.arguments import check_attention_params
+from ml.training_pipeline.common.tensors import DEFAULT_MAX_LENGTH, PADDING_MASK
 from ml.training_pipeline.models.registry import Capabilities, TensorSpec, register_model
-
-PADDING_MASK = "padding_mask"
-DEFAULT_MAX_LENGTH = 512
 
 
 def _sizes(d_model, num_heads, ff_dim, num_layers, dropout, final_norm=True, **extra):
@@ -64,29 +62,6 @@ RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def check_attention_params(params: Mapping[str, Any]) -> None:
-    """Cheap checks of the sizes every attention model shares (run before TensorFlow is imported).
-
-    Example:
-        >>> check_attention_params({"d_model": 10, "num_heads": 4})
-        Traceback (most recent call last):
-        ...
-        ValueError: d_model must be divisible by num_heads. Received: d_model=10, num_heads=4
-    """
-    d_model = check_positive_int("d_model", params["d_model"])
-    heads = check_positive_int("num_heads", params["num_heads"])
-    if d_model % heads:
-        raise ValueError(f"d_model must be divisible by num_heads. Received: d_model={d_model}, num_heads={heads}")
-    for name in ("ff_dim", "num_layers", "max_length"):
-        if name in params:
-            check_positive_int(name, params[name])
-    check_rate("dropout", params["dropout"])
-    if "prior_sigma" in params and not (isinstance(params["prior_sigma"], (int, float)) and params["prior_sigma"] > 0):
-        raise ValueError(f"prior_sigma must be a number > 0. Received: prior_sigma={params['prior_sigma']!r}")
-    if "kl_weight" in params and not (isinstance(params["kl_weight"], (int, float)) and params["kl_weight"] >= 0):
-        raise ValueError(f"kl_weight must be a number >= 0. Received: kl_weight={params['kl_weight']!r}")
-
-
 def declare_window_inputs(input_shape: tuple[int, ...], params: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
     """The window, plus a boolean ``padding_mask`` over its steps when ``padding_mask=True``."""
     if input_shape[0] > params["max_length"]:
@@ -94,85 +69,6 @@ def declare_window_inputs(input_shape: tuple[int, ...], params: Mapping[str, Any
                          f"max_length={params['max_length']}. Received: input_shape={tuple(input_shape)}")
     window = TensorSpec("inputs", tuple(input_shape), "float32")
     return (window, TensorSpec(PADDING_MASK, (input_shape[0],), "bool")) if params["padding_mask"] else (window,)
-
-
-def _split_inputs(inputs):
-    if isinstance(inputs, Mapping):
-        return inputs["inputs"], inputs.get(PADDING_MASK)
-    return inputs, None
-
-
-def _embed(x, d_model: int, max_length: int, dropout: float, dense):
-    import keras
-
-    from ml.training_pipeline.layers import SinusoidalPositions  # imports Keras: only when a model is built or loaded
-
-    x = dense(d_model, None, "embedding")(x)
-    x = SinusoidalPositions(max_length, name="positions")(x)
-    return keras.layers.Dropout(dropout, name="embedding_dropout")(x) if dropout else x
-
-
-def _pool(x, mask, final_norm: bool):
-    import keras
-
-    if final_norm:
-        x = keras.layers.LayerNormalization(name="final_norm")(x)
-    return keras.layers.GlobalAveragePooling1D(name="pool")(x, mask=mask)
-
-
-def _feed_forward(x, ff_dim, d_model, dropout, name, dense):
-    import keras
-
-    h = keras.layers.LayerNormalization(name=f"{name}_ff_norm")(x)
-    h = dense(ff_dim, "gelu_tanh", f"{name}_ff1")(h)
-    if dropout:
-        h = keras.layers.Dropout(dropout, name=f"{name}_ff_dropout")(h)
-    h = dense(d_model, None, f"{name}_ff2")(h)
-    if dropout:
-        h = keras.layers.Dropout(dropout, name=f"{name}_ff_out_dropout")(h)
-    return keras.layers.Add(name=f"{name}_ff_residual")([x, h])
-
-
-def _plain_dense(units, activation, name):
-    import keras
-
-    # exact GELU emits Erfc, which ONNX Runtime rejects: the tanh approximation exports
-    return keras.layers.Dense(units, activation=_activation(activation), name=name)
-
-
-def _activation(name):
-    from ml.training_pipeline.layers import gelu_tanh  # imports Keras: only when a model is built or loaded
-
-    return gelu_tanh if name == "gelu_tanh" else name
-
-
-def _keras_attention(num_heads: int, d_model: int, dropout: float):
-    """Self-attention by Keras' MultiHeadAttention, its scores kept in the graph for ``interpret``."""
-    import keras
-
-    def attend(h, mask, name):
-        return keras.layers.MultiHeadAttention(num_heads, d_model // num_heads, dropout=dropout, name=name)(
-            h, h, value_mask=mask, return_attention_scores=True)[0]
-
-    return attend
-
-
-def _encoder(inputs, *, d_model, num_heads, ff_dim, num_layers, dropout, max_length, final_norm, attention, dense):
-    """Embedding, pre-norm blocks and pooling; ``attention(h, mask, name)`` and ``dense(units, activation, name)``
-    make the layers, so the plain, MC-dropout and Bayesian encoders share one body."""
-    import keras
-
-    x, mask = _split_inputs(inputs)
-    x = _embed(x, d_model, max_length, dropout, dense)
-    for i in range(num_layers):
-        name = f"block{i}"
-        h = keras.layers.LayerNormalization(name=f"{name}_attention_norm")(x)
-        h = attention(h, mask, f"{name}_attention")
-        if dropout:
-            h = keras.layers.Dropout(dropout, name=f"{name}_attention_dropout")(h)
-        x = keras.layers.Add(name=f"{name}_attention_residual")([x, h])
-        x = _feed_forward(x, ff_dim, d_model, dropout, name, dense)
-    return _pool(x, mask, final_norm)
 
 
 _COMMON = "sinusoidal positions, pre-norm blocks, optional padding mask, mean pooling"
@@ -214,9 +110,15 @@ def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_
         >>> from ml.training_pipeline.models import create_model
         >>> model = create_model("transformer", input_shape=(60, 15), variant="lightweight")  # doctest: +SKIP
     """
-    return _encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim, num_layers=num_layers,
-                    dropout=dropout, max_length=max_length, final_norm=final_norm,
-                    attention=_keras_attention(num_heads, d_model, dropout), dense=_plain_dense)
+    from ml.training_pipeline.layers.transformer_encoder import (  # imports Keras: only when a model is built
+        keras_self_attention,
+        plain_dense,
+        transformer_encoder,
+    )
+
+    return transformer_encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim,
+                               num_layers=num_layers, dropout=dropout, max_length=max_length, final_norm=final_norm,
+                    attention=keras_self_attention(num_heads, d_model, dropout), dense=plain_dense)
 
 
 @register_model(
@@ -242,9 +144,15 @@ def build_mcdropout_transformer(inputs, *, d_model: int, num_heads: int, ff_dim:
         >>> model = create_model("mcdropout_transformer", input_shape=(60, 15))  # doctest: +SKIP
         >>> predict_with_uncertainty(model, x, n_samples=50).std  # doctest: +SKIP
     """
-    return _encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim, num_layers=num_layers,
-                    dropout=dropout, max_length=max_length, final_norm=final_norm,
-                    attention=_keras_attention(num_heads, d_model, 0.0), dense=_plain_dense)
+    from ml.training_pipeline.layers.transformer_encoder import (  # imports Keras: only when a model is built
+        keras_self_attention,
+        plain_dense,
+        transformer_encoder,
+    )
+
+    return transformer_encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim,
+                               num_layers=num_layers, dropout=dropout, max_length=max_length, final_norm=final_norm,
+                    attention=keras_self_attention(num_heads, d_model, 0.0), dense=plain_dense)
 
 
 @register_model(
@@ -275,15 +183,16 @@ def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: 
         BayesianDense,
         BayesianSelfAttention,
     )
+    from ml.training_pipeline.layers.transformer_encoder import encoder_activation, transformer_encoder
 
     prior = {"prior_mu": float(prior_mu), "prior_sigma": float(prior_sigma), "kl_weight": float(kl_weight)}
 
     def bayesian_dense(units, activation, name):
-        return BayesianDense(units, activation=_activation(activation), name=name, **prior)
+        return BayesianDense(units, activation=encoder_activation(activation), name=name, **prior)
 
     def bayesian_attention(h, mask, name):
         return BayesianSelfAttention(num_heads, name=name, **prior)(h, padding_mask=mask)[0]
 
-    return _encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim, num_layers=num_layers,
-                    dropout=dropout, max_length=max_length, final_norm=final_norm,
+    return transformer_encoder(inputs, d_model=d_model, num_heads=num_heads, ff_dim=ff_dim,
+                               num_layers=num_layers, dropout=dropout, max_length=max_length, final_norm=final_norm,
                     attention=bayesian_attention, dense=bayesian_dense)

@@ -1,0 +1,119 @@
+"""The package's layout: floors as folders, checked.
+
+- import-linter's contracts in ``pyproject.toml`` hold (an upward import fails here, naming the line);
+- the import graph has no circle, function-level imports included;
+- no module imports another module's private name;
+- every import path the README documents still imports;
+- versions stored by an earlier main (before the floors moved) still load, verify and predict the same.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "src" / "ml"
+FIXTURE_STORE = ROOT / "tests" / "fixtures" / "store_b5efb79"
+
+
+def test_import_linter_contracts_hold():
+    from importlinter.cli import lint_imports
+
+    assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True) == 0, \
+        "an import breaks the floors' contracts (the report above names the line)"
+
+
+def _circles(graph) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in graph.find_modules_directly_imported_by(module):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                other = stack.pop()
+                on_stack.discard(other)
+                component.append(other)
+                if other == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_circles():
+    import grimp
+
+    assert _circles(grimp.build_graph("ml")) == []
+
+
+def test_no_private_name_is_imported_across_modules():
+    offences = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ml"):
+                offences += [f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}.{alias.name}"
+                             for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert offences == []
+
+
+def _readme_imports() -> list[str]:
+    """The ``from ml... import ...`` and ``import ml...`` lines of the README's code blocks, comments removed."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    lines = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if re.match(r"(from ml[\w.]* import |import ml)", line)]
+
+
+def test_every_import_path_the_readme_documents_imports():
+    imports = _readme_imports()
+    assert len(imports) >= 15, imports  # the README's notebook block
+    result = subprocess.run([sys.executable, "-c", "\n".join(imports)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def earlier_store(tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("store") / "models"
+    shutil.copytree(FIXTURE_STORE, copy, symlinks=True, ignore=shutil.ignore_patterns("expected.json"))
+    return copy
+
+
+def test_versions_stored_before_the_move_verify(atb, earlier_store):
+    code, out, err = atb("models", "verify", "--models-dir", earlier_store)
+    assert code == 0, err
+    assert "2 ok, 0 failed" in out
+
+
+@pytest.mark.parametrize("version", ["2026-12-04_16h_v1", "2026-12-04_16h_v2"])
+def test_versions_stored_before_the_move_predict_the_same(atb, earlier_store, version):
+    expected = json.loads((FIXTURE_STORE / "expected.json").read_text())[version]
+    code, out, err = atb("predict", "BTCUSDT", "--version", version, "--models-dir", earlier_store, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["model_type"], result["as_of"]) == (expected["model_type"], expected["as_of"])
+    assert result["predicted_close"] == pytest.approx(expected["predicted_close"], rel=1e-9)
