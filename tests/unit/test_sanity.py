@@ -260,7 +260,7 @@ def test_subcommand_groups_say_what_they_need(capsys, atb):
 KILLED_DURING_EXPORT = """
 import os, signal, sys
 import numpy as np
-import ml.training_pipeline.export as export
+import ml.training_pipeline.pipeline as pipeline
 from ml.training_pipeline.config import TrainingConfig
 from ml.training_pipeline.pipeline import train
 from ml.training_pipeline.problems import ArraysProblem
@@ -270,7 +270,7 @@ def die_half_way(model, path, sample=None, **kwargs):
         handle.write(b"partial onnx")
     os.kill(os.getpid(), signal.SIGKILL)
 
-export.export_onnx = die_half_way
+pipeline.export_onnx = die_half_way  # where train() calls it
 x = np.random.default_rng(0).standard_normal((300, 4)).astype("float32")
 train(TrainingConfig(symbol="KILLED", model_type="lightgbm", variant="tiny", models_dir=sys.argv[1]), verbose=0,
       problem=ArraysProblem(x, x[:, 0], name="plain"))
