@@ -18,10 +18,20 @@ DEFAULT_MARKS = "not benchmark and not slow"  # pyproject's addopts
 
 def pytest_configure(config):
     """Naming opt-in benchmark files runs them without ``-m``, as the user's guide does
-    (``pytest tests/benchmark/test_model_architectures.py -v``); a plain ``pytest`` still deselects them."""
+    (``pytest tests/benchmark/test_model_architectures.py -v``); a plain ``pytest`` still deselects them.
+
+    The default suite runs on every core (``-n auto`` in pyproject's addopts, pytest-xdist). Benchmarks measure
+    speed, so they run in this one process, and so does a run with ``-s`` (its output goes to the terminal as
+    it comes). This runs before xdist's own ``pytest_configure`` (which is ``trylast``) decides to distribute.
+    """
     named = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
-    if config.option.markexpr == DEFAULT_MARKS and named and all(OPT_IN in (p, *p.parents) for p in named):
+    benchmarks = bool(named) and all(OPT_IN in (p, *p.parents) for p in named)
+    if config.option.markexpr == DEFAULT_MARKS and benchmarks:
         config.option.markexpr = ""
+    selects_benchmarks = "benchmark" in config.option.markexpr and "not benchmark" not in config.option.markexpr
+    if benchmarks or selects_benchmarks or config.option.capture == "no":
+        if hasattr(config.option, "dist"):  # pytest-xdist is installed
+            config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,6 @@ def _keras_checks(model, inputs, y, task, folder: Path, report: dict) -> None:
     import keras
     import tensorflow as tf
 
-
     arg = model_argument(model, inputs)
     out = np.asarray(model(arg, training=False))
     # gradients reach every trainable weight
@@ -77,14 +76,20 @@ def _keras_checks(model, inputs, y, task, folder: Path, report: dict) -> None:
     assert not dead, f"{model.name}: no gradient reaches {dead}"
     # one small SGD step lowers the loss on a learnable batch (first-order certainty when gradients are right);
     # backtracking, because a tiny preset with stacked LayerNorms can be sharp enough at init that 1e-2 overshoots
+    # The step itself is Keras' compiled train step (train_on_batch); the losses around it are computed eagerly,
+    # as evaluate() would (mean loss plus the model's own losses, training=False), without tracing a test function.
+    def inference_loss(network) -> float:
+        predicted = network(arg, training=False)
+        return float(keras.ops.mean(loss_fn(y, predicted)) + (sum(network.losses) if network.losses else 0.0))
+
     for learning_rate in SGD_STEPS:
         clone = keras.models.clone_model(model)
         clone.set_weights(model.get_weights())
         _disable_dropout(clone)
         clone.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss=task.loss())
-        before = clone.evaluate(arg, y, verbose=0, return_dict=True)["loss"]
+        before = inference_loss(clone)
         clone.train_on_batch(arg, y)
-        after = clone.evaluate(arg, y, verbose=0, return_dict=True)["loss"]
+        after = inference_loss(clone)
         if after < before:
             break
     assert after < before, (f"{model.name}: no SGD step of {', '.join(map(str, SGD_STEPS))} lowered the loss "
@@ -141,7 +146,6 @@ def run_model_test(
         AssertionError: naming the check that failed.
     """
     import keras
-
 
     spec = get_spec(name)
     adapter = get_kind(spec.kind)
