@@ -50,10 +50,21 @@ def _second_shape(name):
 SECOND_SHAPE_CASE = ("binary", {})
 
 
+# ONNX parity composes: a body that exports on the plain regression head exports under any head whose own layers
+# export, and each head is exported on its kind's reference model. So every body is exported once (regression)
+# and each head once per kind by default; every model with every head under -m slow (test_every_head_in_onnx).
+ONNX_EVERY_MODEL_TASK = "regression"
+
+
+def _checks_onnx(name, task, kwargs):
+    if kwargs.get("output_dim") or task not in ("regression", "quantile", "binary"):
+        return False
+    return None if task == ONNX_EVERY_MODEL_TASK or REFERENCE_MODELS.get(get_spec(name).kind) == name else False
+
+
 @pytest.mark.parametrize("name,task,kwargs", MODEL_TASKS)
 def test_every_model_and_task_on_the_tiny_preset(name, task, kwargs):
-    # ONNX for every model on the plain regression head and on the heads with their own layers/outputs
-    check_onnx = None if task in ("regression", "quantile", "binary") and not kwargs.get("output_dim") else False
+    check_onnx = _checks_onnx(name, task, kwargs)
     second = (task, kwargs) == SECOND_SHAPE_CASE
     report = run_model_test(name, preset="tiny", task=task, check_onnx=check_onnx,
                             input_shape=_second_shape(name) if second else None, seed=1 if second else 0, **kwargs)
@@ -61,6 +72,14 @@ def test_every_model_and_task_on_the_tiny_preset(name, task, kwargs):
     if second:
         primary = report["inputs"][0]["shape"]
         assert primary[: len(_second_shape(name))] == list(_second_shape(name)) or primary[0] is None, primary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,task,kwargs", [case for case in MODEL_TASKS if _checks_onnx(*case.values) is False
+                                              and case.values[1] in ("quantile", "binary")])
+def test_every_head_in_onnx(name, task, kwargs):
+    report = run_model_test(name, preset="tiny", task=task, check_onnx=True, **kwargs)
+    assert report["onnx_max_abs_diff"] < 1e-4
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if not _supported(n, *SECOND_SHAPE_CASE)])
