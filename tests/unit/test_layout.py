@@ -117,3 +117,19 @@ def test_versions_stored_before_the_move_predict_the_same(atb, earlier_store, ve
     result = json.loads(out)
     assert (result["model_type"], result["as_of"]) == (expected["model_type"], expected["as_of"])
     assert result["predicted_close"] == pytest.approx(expected["predicted_close"], rel=1e-9)
+
+
+def _pytest_workers_line(*args: str) -> str:
+    """What ``pytest -v`` says about xdist workers for ``args`` (selecting no test, so nothing runs)."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", *args, "-k", "no_such_test"],
+                            capture_output=True, text=True, cwd=ROOT)
+    return "\n".join(line for line in result.stdout.splitlines() if "workers" in line)
+
+
+def test_the_suite_runs_on_every_core_but_benchmarks_and_s_runs_in_one_process():
+    """The default suite is distributed (-n auto in addopts); a benchmark run measures speed and a ``-s`` run
+    shows its output as it comes, so tests/conftest.py keeps both in one process."""
+    assert "created:" in _pytest_workers_line("tests/unit/test_layout.py")
+    assert _pytest_workers_line("tests/benchmark/test_grouped_mheight.py") == ""
+    assert _pytest_workers_line("-m", "benchmark", "tests/benchmark") == ""
+    assert _pytest_workers_line("-s", "tests/unit/test_layout.py") == ""
