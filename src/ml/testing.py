@@ -60,7 +60,7 @@ def _disable_dropout(model) -> None:
             layer.rate = 0.0
 
 
-def _keras_checks(model, inputs, y, task, folder: Path, report: dict) -> None:
+def _keras_checks(model, inputs, y, task, folder: Path, report: dict, compiled_step: bool = True) -> None:
     import keras
     import tensorflow as tf
 
@@ -76,8 +76,9 @@ def _keras_checks(model, inputs, y, task, folder: Path, report: dict) -> None:
     assert not dead, f"{model.name}: no gradient reaches {dead}"
     # one small SGD step lowers the loss on a learnable batch (first-order certainty when gradients are right);
     # backtracking, because a tiny preset with stacked LayerNorms can be sharp enough at init that 1e-2 overshoots
-    # The step itself is Keras' compiled train step (train_on_batch); the losses around it are computed eagerly,
-    # as evaluate() would (mean loss plus the model's own losses, training=False), without tracing a test function.
+    # The step itself is Keras' train step (train_on_batch), compiled unless compiled_step=False (then the same step
+    # runs eagerly: no graph to trace); the losses around it are computed eagerly, as evaluate() would (mean loss
+    # plus the model's own losses, training=False), without tracing a test function.
     def inference_loss(network) -> float:
         predicted = network(arg, training=False)
         return float(keras.ops.mean(loss_fn(y, predicted)) + (sum(network.losses) if network.losses else 0.0))
@@ -86,7 +87,8 @@ def _keras_checks(model, inputs, y, task, folder: Path, report: dict) -> None:
         clone = keras.models.clone_model(model)
         clone.set_weights(model.get_weights())
         _disable_dropout(clone)
-        clone.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss=task.loss())
+        clone.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss=task.loss(),
+                      run_eagerly=not compiled_step)
         before = inference_loss(clone)
         clone.train_on_batch(arg, y)
         after = inference_loss(clone)
@@ -117,6 +119,7 @@ def run_model_test(
     input_shape: Any = None,
     *,
     check_onnx: bool | None = None,
+    compiled_step: bool = True,
     seed: int = 0,
     **kwargs: Any,
 ) -> dict[str, Any]:
@@ -136,6 +139,8 @@ def run_model_test(
         task: ``regression``, ``binary``, ``multiclass``, ``quantile`` or ``positive``.
         input_shape: the primary input's shape; default ``(12, 3)`` (or ``(12,)`` for 1-D models).
         check_onnx: force the ONNX check on or off; default: the spec's ``onnx_exportable``.
+        compiled_step: take the one SGD step through Keras' compiled (graph) train step; ``False`` runs the same
+            step eagerly, for a head whose body's graph training is checked in another case.
         seed: seed for weights and data.
         **kwargs: passed to ``create_model`` (e.g. ``num_classes=3``).
 
@@ -182,7 +187,7 @@ def run_model_test(
         if spec.capabilities.deterministic:
             np.testing.assert_array_equal(adapter.predict(model, inputs), out)
         if adapter.supports_gradients:
-            _keras_checks(model, inputs, y, task_spec, folder, report)
+            _keras_checks(model, inputs, y, task_spec, folder, report, compiled_step)
         else:
             model_file = adapter.save(model, folder)
             np.testing.assert_allclose(adapter.predict(adapter.load(folder / model_file), inputs), out, rtol=1e-6, atol=1e-9)
