@@ -9,14 +9,9 @@ from typing import Any
 
 from ml.training_pipeline.common.arguments import check_learning_rate, check_positive_int, unknown_name_error
 from ml.training_pipeline.common.markets import TIMEFRAMES, check_symbol
-from ml.training_pipeline.common.sample_weights import check_group_weights
-from ml.training_pipeline.fitting.curriculum import check_phases
-from ml.training_pipeline.fitting.distribute import check_strategy
-from ml.training_pipeline.fitting.precision import check_precision
-from ml.training_pipeline.models import resolve_params
-from ml.training_pipeline.models.registry import get_spec
-from ml.training_pipeline.problems import get_problem
-from ml.training_pipeline.uncertainty import check_n_samples
+
+# `atb --help` reads TARGETS and DEFAULT_PATIENCE from here, so the checks that need pandas (problems, curriculum
+# phases) or the model registry are imported where a config is checked (0.13 s for `atb --help` instead of 0.46 s).
 
 TARGETS: tuple[str, ...] = ("return", "direction", "volatility")
 """``return``: next-step log return (regression); ``direction``: up or not (binary);
@@ -118,7 +113,11 @@ class TrainingConfig:
     precision: str = "auto"
 
     def __post_init__(self):
-        # importing the factory fills the registry (cheap: no TensorFlow)
+        from ml.training_pipeline.fitting.distribute import check_strategy
+        from ml.training_pipeline.fitting.precision import check_precision
+        from ml.training_pipeline.models import resolve_params
+        from ml.training_pipeline.models.registry import get_spec
+        from ml.training_pipeline.problems import get_problem
 
         object.__setattr__(self, "symbol", check_symbol(self.symbol))
         spec = get_spec(self.model_type)
@@ -167,6 +166,10 @@ class TrainingConfig:
         self._check_grouping()
 
     def _check_grouping(self) -> None:
+        from ml.training_pipeline.common.sample_weights import check_group_weights
+        from ml.training_pipeline.fitting.curriculum import check_phases
+        from ml.training_pipeline.uncertainty import check_n_samples
+
         if isinstance(self.symbols, str) or not isinstance(self.symbols, (tuple, list)):
             raise ValueError(f"symbols must be a list of symbols. Received: symbols={self.symbols!r}")
         symbols = tuple(check_symbol(s) for s in self.symbols)
@@ -217,6 +220,8 @@ class TrainingConfig:
     @property
     def task(self) -> str:
         """The model task the target needs."""
+        from ml.training_pipeline.problems import get_problem
+
         return get_problem(self.target, self.horizon).task.task
 
     def to_dict(self) -> dict[str, Any]:

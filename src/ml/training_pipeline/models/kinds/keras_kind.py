@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 
 from ml.training_pipeline.common.tensors import model_argument
-from ml.training_pipeline.common.windows import to_tf_dataset
-from ml.training_pipeline.fitting.curriculum import fit_curriculum
 from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
 from ml.training_pipeline.fitting.precision import copy_weights_back, training_twin
 from ml.training_pipeline.fitting.progress import progress_callback
@@ -121,6 +119,11 @@ class KerasKind(ModelKind):
             copy_weights_back(trainer, model)
 
     def _fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
+        # pandas comes with these (splits and windows): imported when a model fits, so `list_models()` and
+        # `atb --help` stay light
+        from ml.training_pipeline.common.windows import to_tf_dataset
+        from ml.training_pipeline.fitting.curriculum import fit_curriculum
+
         # the callbacks that compute a monitored value run before the ones that read it
         stateful = self._callbacks(settings.callback_settings, settings.patience, settings.monitor, None)
         callbacks = [*settings.monitor_callbacks, *stateful]
