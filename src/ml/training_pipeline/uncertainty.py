@@ -212,12 +212,14 @@ def _sampling_pass(model):
     import tensorflow as tf
 
     if model not in _SAMPLING_PASSES:
-        _SAMPLING_PASSES[model] = tf.function(lambda x: model(x, training=True), reduce_retracing=True)
+        # the function holds the model weakly: a strong reference from the cached value would keep every model
+        # that was ever sampled alive (a WeakKeyDictionary drops an entry only when nothing else holds its key)
+        held = weakref.ref(model)
+        _SAMPLING_PASSES[model] = tf.function(lambda x: held()(x, training=True), reduce_retracing=True)
     return _SAMPLING_PASSES[model]
 
 
 def _from_quantiles(model, named: Mapping[str, np.ndarray], interval: float) -> UncertainPrediction:
-
     levels = [float(q) for q in model.loss.quantiles]
     tail = (1 - interval) / 2
     wanted = {"lower": tail, "upper": 1 - tail}
