@@ -75,6 +75,12 @@ class TrainingConfig:
             tcn_attention and transformer where the CPU computes bf16 natively; float32 elsewhere),
             ``float32`` or ``mixed_bfloat16``; see :mod:`ml.training_pipeline.fitting.precision`. The stored model is
             float32 either way.
+        residual: where the problem has a linear baseline worth correcting (volatility: the extended HAR-RV), the
+            model learns the correction to it and adds it back (:class:`~ml.training_pipeline.models.LinearOffset`);
+            ``False``: the model predicts the target itself.
+        calendar: add the calendar (hour and day of week, sin/cos) of every bar as window columns; ``None``: the
+            problem's measured default (on for volatility, off for return and direction).
+        interval: nominal coverage of the conformal interval every regression model reports and stores.
 
     Example:
         >>> config = TrainingConfig(symbol="BTCUSDT", model_type="tcn", days=365, epochs=5)
@@ -111,6 +117,9 @@ class TrainingConfig:
     curriculum: Any = None
     distribute: str = "none"
     precision: str = "auto"
+    residual: bool = True
+    calendar: bool | None = None
+    interval: float = 0.9
 
     def __post_init__(self):
         from ml.training_pipeline.fitting.distribute import check_strategy
@@ -130,6 +139,11 @@ class TrainingConfig:
         check_strategy(self.distribute)
 
         check_precision(self.precision)
+        for name in ("residual",) + (("calendar",) if self.calendar is not None else ()):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False. Received: {name}={getattr(self, name)!r}")
+        if isinstance(self.interval, bool) or not isinstance(self.interval, float) or not 0.5 <= self.interval < 1:
+            raise ValueError(f"interval must be a float in [0.5, 1). Received: interval={self.interval!r}")
         check_positive_int("sequence_length", self.sequence_length, minimum=2)
         if self.horizon is not None:
             check_positive_int("horizon", self.horizon)

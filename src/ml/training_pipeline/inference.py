@@ -23,7 +23,7 @@ from ml.training_pipeline.export import OnnxPredictor
 from ml.training_pipeline.models.kinds import get_kind
 from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.problems import PriceProblem, problem_type
-from ml.training_pipeline.problems.price.features import build_features
+from ml.training_pipeline.problems.price.features import BAR_CALENDAR_NAMES, build_features
 from ml.training_pipeline.problems.price.ohlcv import LoadedData, load_ohlcv
 from ml.training_pipeline.store.versions import ModelStore
 from ml.training_pipeline.uncertainty import (
@@ -137,9 +137,11 @@ class StoredModel:
                 **({"entropy": float(found.entropy[0])} if found.entropy is not None else {}),
                 "text": f"{interval:.0%} interval: {problem.interval_line(low, high)}; std {std:.3g} ({how})"}
 
-    def window_inputs(self, problem: PriceProblem, x: np.ndarray, end_times: pd.DatetimeIndex) -> dict[str, np.ndarray]:
-        """The model's named inputs for price windows ``x`` ending at ``end_times`` (calendar, symbol id as stored)."""
-        offered = problem.window_inputs(x, end_times, self.schema["timeframe"])
+    def window_inputs(self, problem: PriceProblem, x: np.ndarray, end_times: pd.DatetimeIndex,
+                      extras: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The model's named inputs for price windows ``x`` ending at ``end_times`` (calendar, symbol id as stored;
+        ``extras``: the problem's baseline values at each window's last bar, for a baseline-residual model)."""
+        offered = problem.window_inputs(x, end_times, self.schema["timeframe"], extras)
         if "static_id" in self.schema:
             offered[STATIC_INPUT] = np.full((len(x), 1), self.schema["static_id"], np.int32)
         return {spec.name: offered[spec.name] for spec in self.inputs}
@@ -197,8 +199,8 @@ class StoredModel:
 
     def scaled_features(self, data: LoadedData):
         """Features in schema order, scaled with the stored scaler; checks names and sizes."""
-        features = build_features(data.frame)
         expected = list(self.schema["feature_names"])
+        features = build_features(data.frame, calendar=set(BAR_CALENDAR_NAMES) <= set(expected))
         if list(features.columns) != expected:
             raise SchemaMismatchError(
                 f"Feature schema mismatch for version {self.version!r}: the model expects {expected}, "

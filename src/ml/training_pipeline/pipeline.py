@@ -217,6 +217,11 @@ def fit_inputs_to_model(plan: RunPlan, data: ProblemData) -> ProblemData:
     if missing:
         raise ValueError(f"model_type={config.model_type!r} reads the input {missing[0]!r}, which the "
                          f"{problem.name!r} problem does not provide. Provided: {', '.join(offered)}")
+    if data.offset is not None:
+        if not plan.adapter.supports_offset:
+            raise ValueError(f"model_type={config.model_type!r} ({plan.adapter.name}) cannot learn the correction to the "
+                             f"{problem.name!r} problem's baseline. Accepted: residual=False (--no-residual)")
+        declared = (*declared, next(s for s in data.inputs if s.name == data.offset.input_name))
     data = data.with_inputs([spec.name for spec in declared])
     for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test)):
         check_named_inputs(split.inputs, declared, where=f"{name} inputs")
@@ -318,7 +323,7 @@ def build_model(plan: RunPlan, data: ProblemData, distribution=None):
     seeded = {"random_state": config.seed} if "random_state" in spec.variants[config.variant] else {}
     with distribution.strategy.scope() if distribution is not None else contextlib.nullcontext():
         return create_model(config.model_type, {s.name: s.shape for s in data.inputs}, variant=config.variant,
-                            task=plan.problem.task, **_model_arguments(plan, data, **seeded))
+                            task=plan.problem.task, offset=data.offset, **_model_arguments(plan, data, **seeded))
 
 
 def fit_built(model, plan: RunPlan, data: ProblemData, verbose: int = 0, log=None,

@@ -20,6 +20,8 @@ def train_lightgbm_with_early_stopping(
     sample_weight=None,
     eval_sample_weight=None,
     log_every: int = 0,
+    init_score=None,
+    eval_init_score=None,
 ):
     """Fits ``model`` and stops when the validation score has not improved for a while.
 
@@ -31,6 +33,8 @@ def train_lightgbm_with_early_stopping(
         sample_weight: optional per-row training weights.
         eval_sample_weight: optional per-row validation weights (the early-stopping score weighs rows alike).
         log_every: print the validation score every this many rounds (0: silent).
+        init_score, eval_init_score: per-row scores boosting starts from (a baseline whose correction the trees
+            learn); predictions then need the baseline added back.
 
     Returns:
         The fitted model (``best_iteration_`` is set).
@@ -58,6 +62,8 @@ def train_lightgbm_with_early_stopping(
         eval_X=(X_val,),
         eval_y=(np.asarray(y_val),),
         eval_sample_weight=None if eval_sample_weight is None else [np.asarray(eval_sample_weight)],
+        init_score=init_score,
+        eval_init_score=None if eval_init_score is None else [np.asarray(eval_init_score)],
         callbacks=[lightgbm.early_stopping(early_stopping_rounds, verbose=False), _progress(log_every)],
     )
     return model

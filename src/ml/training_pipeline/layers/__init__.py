@@ -5,6 +5,7 @@ when a model is built.
 """
 
 from ml.training_pipeline.layers.activations import gelu_tanh
+from ml.training_pipeline.layers.baseline_offset import BaselineOffset
 from ml.training_pipeline.layers.bayesian import BayesianDense, BayesianSelfAttention
 from ml.training_pipeline.layers.dense_block import dense_block
 from ml.training_pipeline.layers.feature_noise import FeatureNoise
@@ -27,5 +28,5 @@ from ml.training_pipeline.layers.tft import (
 )
 from ml.training_pipeline.layers.xlstm import MLSTMBlock, SLSTMBlock
 
-__all__ = ["BayesianDense", "BayesianSelfAttention", "FeatureNoise", "GateAddNorm", "GatedMix", "GatedResidualNetwork",
+__all__ = ["BaselineOffset", "BayesianDense", "BayesianSelfAttention", "FeatureNoise", "GateAddNorm", "GatedMix", "GatedResidualNetwork",
            "InterpretableMultiHeadAttention", "LastTimestep", "Log2SoftplusPositive", "MLSTMBlock", "MambaBlock", "OrderedQuantiles", "RowSetAttention", "SLSTMBlock", "SinusoidalPositions", "TemporalAttention", "TimeSlice", "VariableSelection", "dense_block", "gelu_tanh", "residual_tcn_block", "stacked_lstm"]

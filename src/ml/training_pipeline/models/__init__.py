@@ -25,11 +25,13 @@ from ml.training_pipeline.common.arguments import (
 from ml.training_pipeline.models.families.tcn import calculate_receptive_field
 from ml.training_pipeline.models.interpretation import ATTENTION, interpret
 from ml.training_pipeline.models.kinds import get_kind
+from ml.training_pipeline.models.kinds.base import LinearOffset
 from ml.training_pipeline.models.registry import GUIDE_VARIANTS, ModelSpec, TensorSpec, get_spec, registered_names
 from ml.training_pipeline.models.tasks import TASKS, resolve_task
 
 __all__ = [
     "AVAILABLE_MODELS",
+    "LinearOffset",
     "MODEL_VARIANTS",
     "RECOMMENDED_HYPERPARAMETERS",
     "TASKS",
@@ -157,6 +159,7 @@ def create_model(
     input_shape: tuple[int, ...] | Mapping[str, tuple[int, ...]],
     variant: str = "default",
     task: str = "regression",
+    offset: LinearOffset | None = None,
     **kwargs: Any,
 ):
     """Builds a registered model; Keras models come back compiled.
@@ -174,6 +177,8 @@ def create_model(
         task: ``"regression"`` (``output_dim``, default 1), ``"binary"``, ``"multiclass"``
             (``num_classes`` required), ``"quantile"`` (``quantiles``, ordered outputs,
             pinball loss) or ``"positive"`` (positive output, log2-MSE).
+        offset: a fixed linear baseline the model adds to its output (a baseline-residual target: the
+            network learns the correction); its input is ``input_shape[offset.input_name]``, ``(columns,)``.
         **kwargs: hyperparameters that override the preset's (see
             ``RECOMMENDED_HYPERPARAMETERS``), plus ``output_dim`` / ``num_classes`` / ``quantiles``.
 
@@ -195,8 +200,19 @@ def create_model(
     task_spec = resolve_task(task, output_dim=kwargs.get("output_dim"), num_classes=kwargs.get("num_classes"),
                              quantiles=kwargs.get("quantiles"), minimum=kwargs.get("minimum"))
     params = resolve_params(spec, variant, kwargs)
-    declared = _declare(spec, input_shape, params)
-    return get_kind(spec.kind).build(spec, declared, task_spec, params)
+    kind = get_kind(spec.kind)
+    if offset is None:
+        return kind.build(spec, _declare(spec, input_shape, params), task_spec, params)
+    if not kind.supports_offset:
+        raise ValueError(f"model_type={spec.name!r} ({kind.name}) cannot add a baseline offset to its output. "
+                         "Accepted: a factory Keras family or lightgbm, or offset=None")
+    shapes = dict(input_shape) if isinstance(input_shape, Mapping) else {}
+    if offset.input_name not in shapes or tuple(shapes[offset.input_name]) != (len(offset.weights),):
+        raise ValueError(f"offset reads input {offset.input_name!r} of shape ({len(offset.weights)},): input_shape must "
+                         f"give it. Received: input_shape={input_shape!r}")
+    own = {name: shape for name, shape in shapes.items() if name != offset.input_name}
+    declared = (*_declare(spec, own, params), TensorSpec(offset.input_name, (len(offset.weights),)))
+    return kind.build(spec, declared, task_spec, params, offset=offset)
 
 
 def get_model_callbacks(

@@ -13,7 +13,7 @@ import numpy as np
 from ml.training_pipeline.common.arguments import unknown_name_error
 from ml.training_pipeline.common.plots import plot_history
 from ml.training_pipeline.common.sample_weights import check_weights  # noqa: F401  (re-exported: problems.check_weights)
-from ml.training_pipeline.models.kinds.base import FitData
+from ml.training_pipeline.models.kinds.base import FitData, LinearOffset
 from ml.training_pipeline.models.registry import TensorSpec
 from ml.training_pipeline.models.tasks import Task
 
@@ -46,6 +46,9 @@ class ProblemData:
     parity_rows: int = field(default=256)
     optional: tuple[str, ...] = ()
     """Inputs offered for the models that read them (e.g. calendar ``known``); dropped for the others."""
+    offset: LinearOffset | None = None
+    """A linear baseline the models learn the correction to (a baseline-residual target); its input is offered
+    with the others and read by the model's offset, whatever the family."""
     model_params: dict[str, Any] = field(default_factory=dict)
     """Hyperparameters the data dictates (e.g. a vocabulary size), given to the models that take them; the
     config's own ``model_kwargs`` win."""

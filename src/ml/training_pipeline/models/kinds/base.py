@@ -17,6 +17,40 @@ SAMPLING, QUANTILES = "sampling", "quantiles"
 
 
 @dataclass(frozen=True)
+class LinearOffset:
+    """A fixed linear baseline the model adds to its output: ``inputs[input_name] @ weights + bias``.
+
+    A problem whose strongest baseline is linear in some per-window columns (volatility: HAR-RV) gives
+    its models this, so they learn the correction to the baseline and the stored model (and its ONNX
+    export) still returns the full forecast. Weights and bias are in the model's output units (the
+    fit space, after target scaling).
+
+    Example:
+        >>> offset = LinearOffset("baseline", (0.5, 0.25), 1.0, ("a", "b"))
+        >>> offset.apply(np.array([[2.0, 4.0]])).tolist()
+        [3.0]
+    """
+
+    input_name: str
+    weights: tuple[float, ...]
+    bias: float
+    columns: tuple[str, ...] = ()
+    """Names of the input's columns, for reports."""
+
+    def apply(self, baseline_inputs: np.ndarray) -> np.ndarray:
+        """The baseline's value per row."""
+        return np.asarray(baseline_inputs, np.float64) @ np.asarray(self.weights, np.float64) + self.bias
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_name": self.input_name, "weights": list(self.weights), "bias": self.bias,
+                "columns": list(self.columns)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LinearOffset:
+        return cls(data["input_name"], tuple(data["weights"]), float(data["bias"]), tuple(data.get("columns", ())))
+
+
+@dataclass(frozen=True)
 class FitData:
     """Named inputs, targets and optional per-row weights of one split.
 
@@ -91,8 +125,14 @@ class ModelKind:
         """Whether models of this kind can learn the task."""
         return True
 
-    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]) -> Any:
+    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any],
+              offset: LinearOffset | None = None) -> Any:
+        """The model for ``declared`` inputs; with ``offset``, the last declared input feeds the fixed baseline the
+        model adds to its output."""
         raise NotImplementedError
+
+    supports_offset: bool = False
+    """Whether :meth:`build` takes a :class:`LinearOffset` (a baseline-residual target)."""
 
     def declared_inputs(self, model: Any) -> tuple[TensorSpec, ...]:
         raise NotImplementedError

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ml.training_pipeline.models.kinds.base import LinearOffset
 from ml.training_pipeline.models.kinds.keras_kind import KerasKind
 from ml.training_pipeline.models.registry import COMPILED, ModelSpec, TensorSpec
 from ml.training_pipeline.models.tasks import Task
@@ -30,7 +31,10 @@ class CompiledKerasKind(KerasKind):
         # the plug-in chose its own head: only the single-output regression the guide's template builds
         return task.task == "regression" and task.units == 1
 
-    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]):
+    supports_offset = False  # the plug-in compiles its own single-input model
+
+    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any],
+              offset: LinearOffset | None = None):
         if not self.supports_task(task):
             raise ValueError(f"model_type={spec.name!r} is a plug-in that compiles its own single-output regression "
                              f"model; it cannot learn task={task.task!r} with {task.units} outputs")

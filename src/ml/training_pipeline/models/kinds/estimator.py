@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ml.training_pipeline.fitting.boosting import train_lightgbm_with_early_stopping
-from ml.training_pipeline.models.kinds.base import FitData, FitSettings, ModelKind
+from ml.training_pipeline.models.kinds.base import FitData, FitSettings, LinearOffset, ModelKind
 from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, ESTIMATOR, ModelSpec, TensorSpec
 from ml.training_pipeline.models.tasks import Task
 
@@ -18,12 +19,32 @@ LIGHTGBM_OPSET = 15  # the installed onnxmltools converter refuses 17 for LightG
 MIN_EARLY_STOPPING_ROUNDS = 20
 
 
-def _matrix(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-    if len(inputs) != 1:
-        raise ValueError(f"Tree estimators take one input. Received inputs: {', '.join(inputs)}")
-    (array,) = inputs.values()
+OFFSET_FILE = "offset.json"
+"""Next to ``model.txt``: the inputs' order and the :class:`LinearOffset` of a baseline-residual model."""
+
+
+def _flat(array: np.ndarray) -> np.ndarray:
     array = np.asarray(array, dtype=np.float32)
     return array.reshape(len(array), int(np.prod(array.shape[1:])))
+
+
+def _matrix(inputs: Mapping[str, np.ndarray], model: Any = None) -> np.ndarray:
+    """One row of columns per sample: the inputs flattened and concatenated in the model's input order (a model
+    with a baseline offset reads its window, then the baseline's columns)."""
+    order = getattr(model, "_atb_input_names", None)
+    if order is None or set(order) != set(inputs):
+        if len(inputs) != 1:
+            raise ValueError(f"Tree estimators take one input. Received inputs: {', '.join(inputs)}")
+        order = list(inputs)
+    return np.concatenate([_flat(inputs[name]) for name in order], axis=1)
+
+
+def _offset_of(model: Any, x: np.ndarray) -> np.ndarray | float:
+    """The model's baseline per row of its column matrix ``x`` (0 without an offset)."""
+    offset: LinearOffset | None = getattr(model, "_atb_offset", None)
+    if offset is None:
+        return 0.0
+    return offset.apply(x[:, x.shape[1] - len(offset.weights):])
 
 
 class EstimatorKind(ModelKind):
@@ -31,6 +52,7 @@ class EstimatorKind(ModelKind):
 
     name = ESTIMATOR
     supports_gradients = False
+    supports_offset = True  # boosting starts from the baseline (init_score); predictions add it back
     model_file = "model.txt"
 
     def owns(self, model: Any) -> bool:
@@ -40,12 +62,18 @@ class EstimatorKind(ModelKind):
         # one tree ensemble per model: a single regression target, or classes
         return task.estimator_type == "classifier" or (task.estimator_type == "regressor" and task.units == 1)
 
-    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]):
+    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any],
+              offset: LinearOffset | None = None):
         if not self.supports_task(task):
             raise ValueError(f"model_type={spec.name!r} cannot learn task={task.task!r} with {task.units} outputs. "
                              "Accepted: regression (one output), binary, multiclass")
-        (primary,) = declared
-        return spec.builder(task=task, n_features=math.prod(primary.shape), **params)
+        if offset is not None and task.estimator_type != "regressor":
+            raise ValueError(f"A baseline offset needs a regression target. Received: task={task.task!r}")
+        model = spec.builder(task=task, n_features=sum(math.prod(s.shape) for s in declared), **params)
+        if offset is not None:  # the baseline's columns come last, after the window (see _matrix)
+            model._atb_input_names = [s.name for s in declared]
+            model._atb_offset = offset
+        return model
 
     def declared_inputs(self, model) -> tuple[TensorSpec, ...]:
         fitted = hasattr(model, "num_feature") or bool(getattr(model, "fitted_", False))
@@ -65,10 +93,15 @@ class EstimatorKind(ModelKind):
     def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
         if settings.epochs:  # --epochs is the most boosting rounds
             model.set_params(n_estimators=settings.epochs)
+        x_train, x_val = _matrix(train.inputs, model), _matrix(validation.inputs, model)
+        offset = getattr(model, "_atb_offset", None)
         train_lightgbm_with_early_stopping(
-            model, _matrix(train.inputs), train.y, _matrix(validation.inputs), validation.y,
+            model, x_train, train.y, x_val, validation.y,
             early_stopping_rounds=max(settings.patience, MIN_EARLY_STOPPING_ROUNDS),
             sample_weight=train.weight, eval_sample_weight=validation.weight,
+            # boosting starts from the baseline: the trees learn its correction
+            init_score=None if offset is None else _offset_of(model, x_train),
+            eval_init_score=None if offset is None else _offset_of(model, x_val),
             log_every=max(1, model.get_params()["n_estimators"] // 10) if settings.verbose else 0)
         return {f"val_{name}": [float(v) for v in values] for name, values in model.evals_result_["valid_0"].items()}
 
@@ -79,23 +112,32 @@ class EstimatorKind(ModelKind):
                 f"{max(settings.patience, MIN_EARLY_STOPPING_ROUNDS)} rounds without improvement)")
 
     def predict(self, model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        x = _matrix(inputs)
+        x = _matrix(inputs, model)
         if hasattr(model, "booster_") or not hasattr(model, "num_trees"):
             if hasattr(model, "predict_proba"):
                 proba = model.predict_proba(x)
                 return proba[:, 1:2] if proba.shape[1] == 2 else proba
-            return np.asarray(model.predict(x), dtype=np.float64).reshape(len(x), -1)
+            return (np.asarray(model.predict(x), dtype=np.float64) + _offset_of(model, x)).reshape(len(x), -1)
         # a Booster loaded from model.txt: binary gives P(1) directly, multiclass the probabilities
-        return np.asarray(model.predict(x), dtype=np.float64).reshape(len(x), -1)
+        return (np.asarray(model.predict(x), dtype=np.float64) + _offset_of(model, x)).reshape(len(x), -1)
 
     def save(self, model, folder: Path) -> str:
         model.booster_.save_model(str(Path(folder) / self.model_file))
+        if getattr(model, "_atb_offset", None) is not None:
+            (Path(folder) / OFFSET_FILE).write_text(json.dumps(
+                {"input_names": model._atb_input_names, "offset": model._atb_offset.to_dict()}, indent=2))
         return self.model_file
 
     def load(self, path: Path):
         import lightgbm
 
-        return lightgbm.Booster(model_file=str(path))
+        booster = lightgbm.Booster(model_file=str(path))
+        offset_file = Path(path).parent / OFFSET_FILE
+        if offset_file.is_file():
+            saved = json.loads(offset_file.read_text())
+            booster._atb_input_names = saved["input_names"]
+            booster._atb_offset = LinearOffset.from_dict(saved["offset"])
+        return booster
 
     def write_onnx(self, model, path: Path, sample: Mapping[str, np.ndarray]) -> None:
         import onnxmltools
@@ -104,15 +146,20 @@ class EstimatorKind(ModelKind):
         onnx_model = onnxmltools.convert_lightgbm(
             model, initial_types=[(DEFAULT_INPUT_NAME, FloatTensorType([None, int(model.n_features_in_)]))],
             target_opset=LIGHTGBM_OPSET, zipmap=False)
+        if getattr(model, "_atb_offset", None) is not None:
+            _add_offset_to_graph(onnx_model, model._atb_offset, int(model.n_features_in_))
         Path(path).write_bytes(onnx_model.SerializeToString())
 
     def reference_outputs(self, model, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = _matrix(sample)
+        x = _matrix(sample, model)
         if hasattr(model, "classes_"):
             return {"label": model.predict(x), "probabilities": model.predict_proba(x)}
-        return {"outputs": np.asarray(model.predict(x)).reshape(len(x), -1)}
+        return {"outputs": (np.asarray(model.predict(x), np.float64) + _offset_of(model, x)).reshape(len(x), -1)}
 
     def onnx_feed(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if len(inputs) > 1:  # the window, then the baseline's columns (the order _matrix gives a model with an offset)
+            names = sorted(inputs, key=lambda name: name != DEFAULT_INPUT_NAME)
+            return {DEFAULT_INPUT_NAME: np.concatenate([_flat(inputs[name]) for name in names], axis=1)}
         return {DEFAULT_INPUT_NAME: _matrix(inputs)}
 
     def prediction_from_onnx(self, outputs: Mapping[str, np.ndarray], task: Mapping[str, Any]) -> np.ndarray:
@@ -125,3 +172,29 @@ class EstimatorKind(ModelKind):
     def size(self, model) -> int:
         booster = getattr(model, "booster_", model)
         return int(booster.num_trees())
+
+
+def _add_offset_to_graph(onnx_model, offset: LinearOffset, n_columns: int) -> None:
+    """Appends ``outputs += columns[-k:] @ weights + bias`` to a converted LightGBM regressor's graph, so the ONNX
+    file returns the full forecast as the native model's :meth:`EstimatorKind.predict` does."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = onnx_model.graph
+    trees = graph.output[0].name
+    k = len(offset.weights)
+    graph.initializer.extend([
+        numpy_helper.from_array(np.arange(n_columns - k, n_columns, dtype=np.int64), "offset_column_indices"),
+        numpy_helper.from_array(np.asarray(offset.weights, np.float32).reshape(k, 1), "offset_weights"),
+        numpy_helper.from_array(np.array([offset.bias], np.float32), "offset_bias"),
+    ])
+    graph.node.extend([
+        # Gather, not Slice: the converter's graph may declare an opset older than Slice's tensor inputs
+        helper.make_node("Gather", [graph.input[0].name, "offset_column_indices"], ["offset_columns"], axis=1),
+        helper.make_node("MatMul", ["offset_columns", "offset_weights"], ["offset_linear"]),
+        helper.make_node("Add", ["offset_linear", "offset_bias"], ["offset_value"]),
+        helper.make_node("Add", [trees + "_trees", "offset_value"], [trees]),
+    ])
+    # the trees' own output feeds the sum under a new name; the graph's output keeps its name
+    for node in graph.node[:-4]:
+        node.output[:] = [trees + "_trees" if name == trees else name for name in node.output]
+    graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT

@@ -13,7 +13,7 @@ from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
 from ml.training_pipeline.fitting.precision import copy_weights_back, training_twin
 from ml.training_pipeline.fitting.progress import progress_callback
 from ml.training_pipeline.fitting.resume import resumable_backup
-from ml.training_pipeline.models.kinds.base import QUANTILES, SAMPLING, FitData, FitSettings, ModelKind
+from ml.training_pipeline.models.kinds.base import QUANTILES, SAMPLING, FitData, FitSettings, LinearOffset, ModelKind
 from ml.training_pipeline.models.registry import KERAS, ModelSpec, TensorSpec, get_spec
 from ml.training_pipeline.models.tasks import Task
 
@@ -53,21 +53,30 @@ class KerasKind(ModelKind):
     def owns(self, model: Any) -> bool:
         return hasattr(model, "export") and hasattr(model, "inputs") and hasattr(model, "get_config")
 
-    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any]):
+    supports_offset = True
+
+    def build(self, spec: ModelSpec, declared: tuple[TensorSpec, ...], task: Task, params: dict[str, Any],
+              offset: LinearOffset | None = None):
         import keras
 
         params = dict(params)
         learning_rate = params.pop("learning_rate", 1e-3)
         weight_decay = params.pop("weight_decay", None)  # a family that sets it trains with AdamW
         inputs = {s.name: keras.Input(shape=s.shape, dtype=s.dtype, name=s.name) for s in declared}
-        single = len(inputs) == 1
-        features = spec.builder(next(iter(inputs.values())) if single else inputs, **params)
+        family_inputs = {name: tensor for name, tensor in inputs.items() if offset is None or name != offset.input_name}
+        single = len(family_inputs) == 1
+        features = spec.builder(next(iter(family_inputs.values())) if single else family_inputs, **params)
         outputs = task.head(features)
         from ml.training_pipeline.models.kinds.fast_predict import (  # imports Keras: only when a model is built or loaded
             FastPredictModel,  # predict() on one window without Keras' set-up
         )
 
-        model = FastPredictModel(next(iter(inputs.values())) if single else inputs, outputs, name=spec.name)
+        if offset is not None:
+            from ml.training_pipeline.layers import BaselineOffset  # imports Keras: only when a model is built
+
+            outputs = BaselineOffset(offset.weights, offset.bias, name="baseline_offset")(
+                [outputs, inputs[offset.input_name]])
+        model = FastPredictModel(next(iter(inputs.values())) if len(inputs) == 1 else inputs, outputs, name=spec.name)
         # weighted_metrics: with sample weights the metrics weigh rows like the loss does; without, they equal
         # the plain metrics (and keep their plain names: "mae", "rmse", "accuracy").
         optimizer = (keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0) if weight_decay is None else

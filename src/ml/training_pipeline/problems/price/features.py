@@ -21,7 +21,11 @@ WARMUP_BARS = 50
 """Leading bars dropped because the longest indicator (MACD: 26 + 9 EMA) has not settled."""
 
 
-def build_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
+BAR_CALENDAR_NAMES: tuple[str, ...] = ("bar_hour_sin", "bar_hour_cos", "bar_weekday_sin", "bar_weekday_cos")
+"""Window columns added with ``calendar=True``: each bar's own hour of day and day of week (every family sees them)."""
+
+
+def build_features(ohlcv: pd.DataFrame, calendar: bool = False) -> pd.DataFrame:
     """Computes :data:`FEATURE_NAMES` from an OHLCV frame, dropping the warm-up bars.
 
     Prices enter only as ratios and log differences, so the features are comparable
@@ -30,6 +34,7 @@ def build_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         ohlcv: float ``open, high, low, close, volume`` sorted by time.
+        calendar: also the :data:`BAR_CALENDAR_NAMES` columns (known for every bar, so no look-ahead).
 
     Returns:
         A float64 frame with the same index minus the first :data:`WARMUP_BARS` rows.
@@ -64,6 +69,12 @@ def build_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(columns, index=ohlcv.index)[list(FEATURE_NAMES)].iloc[WARMUP_BARS:]
     # A flat Bollinger band (constant price, e.g. maintenance) divides by zero: centre it.
     frame["bollinger_pband"] = frame["bollinger_pband"].replace([np.inf, -np.inf], np.nan).fillna(0.5)
+    if calendar:
+        hour = 2 * np.pi * (frame.index.hour + frame.index.minute / 60) / 24
+        weekday = 2 * np.pi * frame.index.day_of_week / 7
+        for name, values in zip(BAR_CALENDAR_NAMES, (np.sin(hour), np.cos(hour), np.sin(weekday), np.cos(weekday)),
+                                strict=True):
+            frame[name] = np.asarray(values, np.float64)
     return frame.astype("float64")
 
 

@@ -23,7 +23,7 @@ def predict_price_file(stored: Any, data_path: str | None, uncertainty: bool = F
     data = stored.load_data(data_path)
     features, scaled = stored.scaled_features(data)
     window = scaled[-stored.schema["sequence_length"]:][None]
-    inputs = stored.window_inputs(problem, window, features.index[-1:])
+    inputs = stored.window_inputs(problem, window, features.index[-1:], _last_extras(stored, problem, data, features))
     value = float(stored.to_target(stored.predict(inputs))[0])
     last_close = float(data.frame["close"].loc[features.index[-1]])
     result = {**stored.identity(), "target": problem.name, "as_of": features.index[-1].isoformat(),
@@ -35,6 +35,22 @@ def predict_price_file(stored: Any, data_path: str | None, uncertainty: bool = F
         result["uncertainty"] = stored.uncertainty(native, inputs, problem, last_close, n_samples, interval)
     result["notes"] = stored.data_notes(data, data_path)
     return result
+
+
+def _last_extras(stored: Any, problem: Any, data: Any, features: pd.DataFrame) -> dict[str, np.ndarray] | None:
+    """The problem's baseline values at the last bar, for a model that adds its baseline (``None`` otherwise).
+
+    Raises:
+        ValueError: the file is too short for the baseline (HAR-RV needs a month of bars).
+    """
+    if not stored.schema.get("offset"):
+        return None
+    extras = problem.extras(data.frame["close"], stored.schema["timeframe"]).reindex(features.index[-1:])
+    if extras.isna().any(axis=None):
+        missing = [c for c in extras.columns if extras[c].isna().any()]
+        raise ValueError(f"This model adds its baseline, which needs more history than the file has: {missing[0]!r} "
+                         f"is unknown at the last bar. Received: {len(data.frame)} bars; give at least a month more")
+    return {c: extras[c].to_numpy(np.float64) for c in extras.columns}
 
 
 def evaluate_price_file(stored: Any, data_path: str | None) -> dict:
@@ -53,7 +69,7 @@ def evaluate_price_file(stored: Any, data_path: str | None) -> dict:
                                len(features), extras)
     if not len(windows):
         raise ValueError(f"No window with a known outcome: need more than {length + horizon} bars after warm-up")
-    predictions = stored.to_target(stored.predict(stored.window_inputs(problem, windows.x, windows.time)))
+    predictions = stored.to_target(stored.predict(stored.window_inputs(problem, windows.x, windows.time, windows.extras)))
     report = problem.evaluate_windows(predictions, windows, stored.schema.get("baselines")
                                       or {"majority_class": stored.metadata["metrics"].get("majority_class", 1)})
     # Bars from the start of the training part to the end of the validation part were used
