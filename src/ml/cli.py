@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--horizon", type=int, help="bars ahead of the price target (default 1)")
     diagnose.add_argument("--days", type=int, help="use the last N days of price data")
     diagnose.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    diagnose.add_argument("--cost-bps", type=float, default=10.0,
+                          help="price targets: trading cost per unit of position traded, in basis points, for the "
+                               "'tradable' verdict (default 10)")
     _common(diagnose, json_output=True)
 
     benchmark = commands.add_parser(
@@ -726,7 +729,7 @@ def _diagnose(args) -> int:
                               seed=args.seed)
     else:
         report = diagnose_price(args.name, args.target, args.data, timeframe=args.timeframe, horizon=args.horizon,
-                                days=args.days, seed=args.seed)
+                                days=args.days, seed=args.seed, cost_bps=args.cost_bps)
     if args.json:
         _print_json(report.to_dict())
     else:

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,9 +73,16 @@ class LabelDiagnosis:
     reason: str
     notes: list[str]
     source: str = "arrays"
+    trading: dict[str, Any] | None = None
+    """Price labels: the long/short rule on the best forecaster's held-out score (:func:`trading_verdict`)."""
+
+    @property
+    def tradable(self) -> bool | None:
+        """Whether the signal survives the stated trading cost (``None``: not a price label)."""
+        return None if self.trading is None else bool(self.trading["tradable"])
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "tradable": self.tradable}
 
     def text(self) -> str:
         """The report as a few readable lines."""
@@ -94,6 +102,13 @@ class LabelDiagnosis:
             lines.append(f"{'':<11}{name:<22}{scores['train_log_loss']:>15.4f}{scores['holdout_log_loss']:>19.4f}"
                          f"{scores['holdout_roc_auc']:>14.4f}{gain_text:>30}")
         lines.append(f"verdict    usable_signal: {str(self.usable_signal).lower()}: {self.reason}")
+        if self.trading is not None:
+            t = self.trading
+            lines.append(f"trading    long/short on the {t['forecaster']}'s held-out score, {t['trades']} position changes "
+                         f"over {t['periods']} periods of {t['horizon_bars']} bar(s): gross {t['gross_return']:+.4f} log "
+                         f"return, break-even cost {t['break_even_bps']:.2f} bps per unit traded; score vs signed next "
+                         f"return: correlation {t['correlation']:+.4f}")
+            lines.append(f"verdict    tradable at {t['cost_bps']:g} bps: {str(t['tradable']).lower()}: {t['sentence']}")
         lines += [f"note       {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -143,7 +158,23 @@ def _features_table(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: in
 
 def diagnose_labels(x: Any, y: Any, feature_names: Sequence[str] | None = None, *, holdout: float = HOLDOUT,
                     seed: int = 42, top: int = 10, source: str = "arrays") -> LabelDiagnosis:
-    """Is there a learnable signal in ``y`` given ``x``? Rows must be in time order (the last ``holdout`` share is held out).
+    """Is there a learnable signal in ``y`` given ``x``? Rows must be in time order (the last ``holdout`` share is held
+    out); see :func:`_diagnose` for the arguments.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(2000, 3))
+        >>> diagnose_labels(x, (x[:, 0] > 0).astype(int)).usable_signal
+        True
+        >>> diagnose_labels(x, rng.integers(0, 2, 2000)).usable_signal
+        False
+    """
+    return _diagnose(x, y, feature_names, holdout=holdout, seed=seed, top=top, source=source)[0]
+
+
+def _diagnose(x: Any, y: Any, feature_names: Sequence[str] | None = None, *, holdout: float = HOLDOUT,
+              seed: int = 42, top: int = 10, source: str = "arrays") -> tuple[LabelDiagnosis, dict[str, np.ndarray]]:
+    """:func:`diagnose_labels`, and each forecaster's held-out probabilities (``"best"``: the best one's name).
 
     Args:
         x: ``(rows, features)`` numbers (higher-dimensional rows are flattened).
@@ -156,14 +187,6 @@ def diagnose_labels(x: Any, y: Any, feature_names: Sequence[str] | None = None, 
 
     Raises:
         ValueError: mismatched rows, non-finite features, one class only, too few rows.
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> x = rng.normal(size=(2000, 3))
-        >>> diagnose_labels(x, (x[:, 0] > 0).astype(int)).usable_signal
-        True
-        >>> diagnose_labels(x, rng.integers(0, 2, 2000)).usable_signal
-        False
     """
     import lightgbm
     from sklearn.linear_model import LogisticRegression
@@ -259,21 +282,64 @@ def diagnose_labels(x: Any, y: Any, feature_names: Sequence[str] | None = None, 
     if np.abs(hold_shares - prior).max() > 0.1:
         notes.append(f"class shares moved between train and held-out ({', '.join(f'{p:.1%}' for p in prior)} -> "
                      f"{', '.join(f'{p:.1%}' for p in hold_shares)})")
-    return LabelDiagnosis(
+    diagnosis = LabelDiagnosis(
         rows=len(x), train_rows=n_train, holdout_rows=n_hold,
         class_shares={str(c): float(s) for c, s in zip(classes, shares, strict=True)},
         entropy_bits=entropy, max_entropy_bits=float(np.log2(k)),
         top_features=_features_table(train_x, train_y, names, seed, top), forecasters=scores, gain=gains,
         usable_signal=bool(usable), reason=reason, notes=notes, source=source)
+    return diagnosis, {"best": best, **{name: hold for name, (_, hold) in forecasts.items()}}
+
+
+DEFAULT_COST_BPS = 10.0
+"""Cost per unit of position traded (a switch from long to short trades 2 units), in basis points: a taker fee
+plus slippage on a major crypto pair."""
+
+
+def trading_verdict(score: np.ndarray, next_return: np.ndarray, cost_bps: float = DEFAULT_COST_BPS) -> dict[str, Any]:
+    """The long/short rule ``sign(score)`` held over each period, its break-even cost and whether it pays at ``cost_bps``.
+
+    Args:
+        score: per period, centred (positive: go long), e.g. ``P(up) - 0.5``.
+        next_return: the log return each position earns (the period's, signed).
+        cost_bps: cost per unit of position traded, in basis points.
+
+    Returns:
+        ``gross_return`` (sum), ``trades`` (position changes), ``turnover`` (units traded), ``break_even_bps``
+        (gross return per unit traded: the cost at which the rule breaks even), ``net_return`` at the cost,
+        ``correlation`` of the score with the signed return, and ``tradable`` (net return above 0).
+
+    Example:
+        >>> r = np.array([0.01, -0.01, 0.01, -0.01])
+        >>> verdict = trading_verdict(r, r, cost_bps=10)  # a perfect score, 4 trades of 2 units but the first
+        >>> round(verdict["break_even_bps"], 2), verdict["tradable"]
+        (57.14, True)
+    """
+    score = np.asarray(score, np.float64).reshape(-1)
+    next_return = np.asarray(next_return, np.float64).reshape(-1)
+    position = np.sign(score)
+    gross = float(np.sum(position * next_return))
+    turnover = float(np.abs(np.diff(np.r_[0.0, position])).sum())
+    break_even = 1e4 * gross / turnover if turnover else float("inf") if gross > 0 else 0.0
+    net = gross - turnover * cost_bps / 1e4
+    both = np.std(score) > 0 and np.std(next_return) > 0
+    return {"gross_return": gross, "trades": int(np.count_nonzero(np.diff(position))), "turnover": turnover,
+            "break_even_bps": float(break_even), "cost_bps": float(cost_bps), "net_return": float(net),
+            "correlation": float(np.corrcoef(score, next_return)[0, 1]) if both else 0.0,
+            "periods": int(len(score)), "tradable": bool(net > 0)}
 
 
 def diagnose_price(symbol: str, target: str = "direction", data_path: str | Path | None = None, *,
                    timeframe: str = "1h", horizon: int | None = None, days: int | None = None,
-                   seed: int = 42) -> LabelDiagnosis:
-    """Diagnoses an OHLCV classification target (``direction``) from the features at each bar.
+                   seed: int = 42, cost_bps: float = DEFAULT_COST_BPS) -> LabelDiagnosis:
+    """Diagnoses an OHLCV classification target (``direction``) from the features at each bar, and whether its
+    signal pays for trading.
 
     The rows are the bars (after the features' warm-up, with a known outcome); the features are the
-    library's per-bar features (the last row of each model window).
+    library's per-bar features (the last row of each model window). ``usable_signal`` is statistical; the
+    ``trading`` entry runs the long/short rule on the best forecaster's held-out ``P(up) - 0.5`` over
+    non-overlapping periods of ``horizon`` bars (:func:`trading_verdict`) and ``tradable`` says whether it
+    beats ``cost_bps`` per unit traded: a log-loss gain of a few thousandths of a nat rarely does.
 
     Example:
         >>> diagnose_price("BTCUSDT", "direction").usable_signal  # doctest: +SKIP
@@ -286,10 +352,32 @@ def diagnose_price(symbol: str, target: str = "direction", data_path: str | Path
     data = load_ohlcv(symbol, data_path, timeframe=timeframe, days=days)
     features = build_features(data.frame)
     label = problem.target(data.frame["close"], data.timeframe).reindex(features.index)
+    if isinstance(cost_bps, bool) or not isinstance(cost_bps, (int, float)) or not 0 <= cost_bps < 1e4:
+        raise ValueError(f"cost_bps must be a number in [0, 10000). Received: cost_bps={cost_bps!r}")
     known = label.notna().to_numpy()
-    return diagnose_labels(features.to_numpy(np.float64)[known], label.to_numpy()[known].astype(int),
-                           list(features.columns), seed=seed,
-                           source=f"{symbol} {target} (horizon {problem.horizon} bar(s), {data.timeframe}, {data.source})")
+    diagnosis, held_out = _diagnose(
+        features.to_numpy(np.float64)[known], label.to_numpy()[known].astype(int), list(features.columns), seed=seed,
+        source=f"{symbol} {target} (horizon {problem.horizon} bar(s), {data.timeframe}, {data.source})")
+    close = data.frame["close"].reindex(features.index)
+    next_return = np.log(close.shift(-problem.horizon) / close).to_numpy()[known][diagnosis.train_rows:]
+    best = held_out["best"]
+    # one position per period of `horizon` bars, so the periods' returns do not overlap
+    every = slice(None, None, problem.horizon)
+    trading = trading_verdict(held_out[best][:, -1][every] - 0.5, next_return[every], cost_bps)
+    trading.update(forecaster=best, horizon_bars=problem.horizon)
+    if trading["tradable"]:
+        sentence = (f"the rule clears {cost_bps:g} bps per unit traded (break-even {trading['break_even_bps']:.2f} bps) "
+                    "on the held-out bars; check it on later data before trading it")
+    elif diagnosis.usable_signal and trading["gross_return"] <= 0:
+        sentence = ("the signal is statistically real but not tradable: its long/short rule loses even before costs "
+                    f"(gross {trading['gross_return']:+.4f} log return on the held-out bars)")
+    elif diagnosis.usable_signal:
+        sentence = (f"the signal is statistically real but not tradable: it breaks even at "
+                    f"{trading['break_even_bps']:.2f} bps per unit traded, below the {cost_bps:g} bps cost")
+    else:
+        sentence = f"no usable signal, and the rule loses after a {cost_bps:g} bps cost"
+    trading["sentence"] = sentence
+    return dataclasses.replace(diagnosis, trading=trading)
 
 
 def diagnose_log(path: str | Path, log_format: str = "bgl", windowing=None, *, anomalous_sessions=None,

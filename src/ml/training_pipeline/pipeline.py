@@ -24,6 +24,9 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ml.training_pipeline.common.conformal import conformal_report
 from ml.training_pipeline.common.metrics import format_report
 from ml.training_pipeline.common.plots import plot_attention, plot_variable_importance
 from ml.training_pipeline.common.sample_weights import check_group_weights, weigh_splits
@@ -226,6 +229,27 @@ def fit_inputs_to_model(plan: RunPlan, data: ProblemData) -> ProblemData:
     for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test)):
         check_named_inputs(split.inputs, declared, where=f"{name} inputs")
     return data
+
+
+def evaluate_fitted(model, plan: RunPlan, data: ProblemData):
+    """Fits the problem's post-training decisions on the validation part, then scores the test part next to the
+    baselines and, for point regression forecasts, the conformal interval at ``config.interval`` (split from the
+    validation residuals, and adaptive; :mod:`~ml.training_pipeline.common.conformal`).
+
+    Returns:
+        ``(data, test predictions, report)``; ``report["interval"]`` holds the interval's coverage and what a stored
+        version needs to give it at serving time.
+    """
+    problem, adapter = plan.problem, plan.adapter
+    validation = problem.to_prediction(adapter.predict(model, data.validation.inputs), data)
+    data = problem.fit_decision(validation, data)
+    predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
+    report = problem.evaluate(predictions, data)
+    if problem.task.has_intervals and np.ndim(predictions) == 1:
+        actual = lambda split: problem.to_prediction(np.asarray(split.y, np.float64).reshape(-1, 1), data)  # noqa: E731
+        report["interval"] = conformal_report(validation, actual(data.validation), predictions, actual(data.test),
+                                              plan.config.interval, problem.feedback_delay)
+    return data, predictions, report
 
 
 def _uncertainty(model, plan: RunPlan, data: ProblemData, log) -> dict | None:
@@ -522,10 +546,8 @@ def _fit_evaluate_store(plan: RunPlan, data: ProblemData, store: ModelStore, bac
             return TrainingResult(None, config, {}, history, {}, data.data, data.row_counts, timings,
                                   problem.describe(), record)
         model = _undistributed(model, plan, data)
-    data = problem.fit_decision(problem.to_prediction(adapter.predict(model, data.validation.inputs), data), data)
-    predictions = problem.to_prediction(adapter.predict(model, data.test.inputs), data)
+    data, predictions, report = evaluate_fitted(model, plan, data)
     timings["fit_s"] = time.perf_counter() - fit_start
-    report = problem.evaluate(predictions, data)
     uncertainty = _uncertainty(model, plan, data, log)
     if uncertainty:
         report["uncertainty"] = uncertainty

@@ -24,7 +24,7 @@ import numpy as np
 
 from ml.training_pipeline.config import TrainingConfig
 from ml.training_pipeline.models.registry import get_spec
-from ml.training_pipeline.pipeline import fit_model, plan_run, prepare
+from ml.training_pipeline.pipeline import evaluate_fitted, fit_model, plan_run, prepare
 from ml.training_pipeline.problems.price.features import build_features
 from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 from ml.training_pipeline.store.versions import ModelStore, StoreError
@@ -148,7 +148,7 @@ def walk_forward(config, folds: int, problem=None, log=None) -> WalkForwardRepor
         ValueError: K < 2, K too large for the data (the message says the largest K that fits), or bad data.
     """
     plan = plan_run(config, problem)
-    problem, adapter = plan.problem, plan.adapter
+    problem = plan.problem
     loaded = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,
                         config.end_date, exchange=config.exchange)
     rows = build_features(loaded.frame).index  # the feature rows prepare() splits by fractions
@@ -168,9 +168,11 @@ def walk_forward(config, folds: int, problem=None, log=None) -> WalkForwardRepor
         fold_plan = plan.with_config(fold_config)
         data = prepare(fold_plan)
         model, _ = fit_model(fold_plan, data)
-        data = problem.fit_decision(problem.to_prediction(adapter.predict(model, data.validation.inputs), data), data)
-        report = problem.evaluate(problem.to_prediction(adapter.predict(model, data.test.inputs), data), data)
+        data, _, report = evaluate_fitted(model, fold_plan, data)
         summary = {k: float(v) for k, v in problem.summary(report).items() if isinstance(v, (int, float))}
+        if "interval" in report:  # the conformal interval's coverage on the fold's test bars
+            summary["coverage_split"] = report["interval"]["coverage"]
+            summary["coverage_adaptive"] = report["interval"]["adaptive_coverage"]
         fold = Fold(index, data.splits["train"], data.splits["validation"], data.splits["test"],
                     int(data.row_counts.get("test_windows", test_bars)), summary)
         if results and fold.test[0] <= results[-1].test[1]:

@@ -173,7 +173,7 @@ def format_report(report: dict) -> str:
         >>> print(format_report(report))  # doctest: +SKIP
     """
     rows = [name for name, value in report.items()
-            if isinstance(value, dict) and name not in ("by_group", "groups", "uncertainty")]
+            if isinstance(value, dict) and name not in ("by_group", "groups", "uncertainty", "interval")]
     columns = list(report["model"])
     widths = [max(12, len(c) + 2) for c in columns]
     header = f"{'':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
@@ -187,11 +187,26 @@ def format_report(report: dict) -> str:
             against = key.removeprefix("skill").strip("_") or "persistence"
             metric = report.get("error_metric", "RMSE")
             lines.append(f"skill vs {against} (1 - {metric}_model / {metric}_{against}): {value:+.4f}")
+    if report.get("interval"):
+        lines.append(format_conformal(report["interval"]))
     if report.get("uncertainty"):
         lines.append(format_interval(report["uncertainty"]))
     if report.get("by_group"):
         lines.append(format_group_table(report))
     return "\n".join(lines)
+
+
+def format_conformal(interval: dict) -> str:
+    """One line: the conformal interval's coverage on the test targets, split and adaptive, next to its nominal level.
+
+    Example:
+        >>> format_conformal({"nominal": 0.9, "coverage": 0.85, "mean_width": 0.9, "adaptive_coverage": 0.895,
+        ...                   "adaptive_mean_width": 1.02, "n": 300})
+        'interval   90% conformal interval covers 89.5% of 300 test targets (adaptive, mean width 1.02); split on validation: 85.0% (width 0.9)'
+    """
+    return (f"interval   {interval['nominal']:.0%} conformal interval covers {interval['adaptive_coverage']:.1%} of "
+            f"{interval['n']} test targets (adaptive, mean width {interval['adaptive_mean_width']:.4g}); split on "
+            f"validation: {interval['coverage']:.1%} (width {interval['mean_width']:.4g})")
 
 
 def format_interval(interval: dict) -> str:

@@ -88,6 +88,11 @@ class Problem:
     def task(self) -> Task:
         raise NotImplementedError
 
+    @property
+    def feedback_delay(self) -> int:
+        """Rows until a row's target is known (an adaptive interval learns from outcomes this late)."""
+        return 1
+
     def describe(self) -> dict[str, Any]:
         """JSON-friendly identity of the problem, stored in metadata."""
         return {"type": self.type_name, "name": self.store_key, **self.task.describe()}

@@ -55,6 +55,10 @@ class PriceProblem(Problem):
     def task(self) -> Task:
         return resolve_task(self.task_name)
 
+    @property
+    def feedback_delay(self) -> int:
+        return self.horizon
+
     # --- what subclasses define -------------------------------------------------------
     def target(self, close: pd.Series, timeframe: str) -> pd.Series:
         """The value to predict at each bar (NaN where the future is unknown)."""
