@@ -152,7 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
     model.add_argument("--target", default="return",
                        help=f"one of {', '.join(TARGETS)} (default return; volatility: log realized volatility "
-                            "of the next --horizon bars, judged against persistence and HAR-RV)")
+                            "of the next --horizon bars, judged against persistence, HAR-RV, a calendar HAR and an "
+                            "extended HAR)")
+    model.add_argument("--no-residual", dest="residual", action="store_false",
+                       help="volatility: predict the target itself instead of the correction to the extended HAR "
+                            "(the default adds the baseline inside the model and its ONNX file)")
+    model.add_argument("--calendar", dest="calendar", action="store_true", default=None,
+                       help="add each bar's hour and weekday (sin/cos) to the window (default: on for volatility, "
+                            "off for return and direction)")
+    model.add_argument("--no-calendar", dest="calendar", action="store_false", help="leave the calendar columns out")
+    model.add_argument("--interval", type=float, default=0.9,
+                       help="nominal coverage of the conformal interval reported and stored for regression models "
+                            "(default 0.9)")
     model.add_argument("--data", action="append", default=[], metavar="[SYMBOL=]FILE",
                        help="CSV or Parquet OHLCV file (Binance klines or generic); with several symbols, "
                             "SYMBOL=FILE, repeatable (a bare FILE is the first symbol's)")
@@ -218,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--uncertainty", action="store_true",
                          help="also print the mean, std and central interval (models that sample, or quantile models)")
     predict.add_argument("--samples", type=int, default=100, help="forward passes for --uncertainty (default: 100)")
-    predict.add_argument("--interval", type=float, default=0.8, help="coverage of the --uncertainty interval (default: 0.8)")
+    predict.add_argument("--interval", type=float, default=None,
+                         help="coverage of the interval: the conformal one every regression model stores (default: "
+                              "its nominal level, 0.9), and the --uncertainty one (default: 0.8)")
     _choosers(predict)
     _common(predict, json_output=True)
 
@@ -437,7 +450,8 @@ def _train(args) -> int:
         batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate, seed=args.seed,
         days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=data_path,
         exchange=args.exchange, models_dir=args.models_dir, model_kwargs=_model_kwargs(args),
-        distribute=args.distribute, precision=args.precision,
+        distribute=args.distribute, precision=args.precision, residual=args.residual, calendar=args.calendar,
+        interval=args.interval,
     )
     return _run_training(args, config)
 
@@ -617,6 +631,8 @@ def _predict(args) -> int:
         shared = f" [{result['stored_as']}]" if result.get("stored_as", result["symbol"]) != result["symbol"] else ""
         print(f"{result['symbol']} {result['model_type']}{shared} {result['version']} ({result['target']}): "
               f"as of {result['as_of']} {result['text']}")
+        if "interval" in result:
+            print(result["interval"]["text"])
         if "uncertainty" in result:
             print(result["uncertainty"]["text"])
         for note in result.get("notes", []):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.training_pipeline.common.conformal import serving_half_width
 from ml.training_pipeline.common.markets import check_symbol
 from ml.training_pipeline.common.tensors import check_named_inputs
 from ml.training_pipeline.common.windows import StandardScaler
@@ -27,6 +28,7 @@ from ml.training_pipeline.problems.price.features import BAR_CALENDAR_NAMES, bui
 from ml.training_pipeline.problems.price.ohlcv import LoadedData, load_ohlcv
 from ml.training_pipeline.store.versions import ModelStore
 from ml.training_pipeline.uncertainty import (
+    DEFAULT_INTERVAL,
     check_interval,
     check_n_samples,
     predict_with_uncertainty,
@@ -136,6 +138,18 @@ class StoredModel:
                 "lower": lower, "upper": upper, "lower_prediction": low, "upper_prediction": high,
                 **({"entropy": float(found.entropy[0])} if found.entropy is not None else {}),
                 "text": f"{interval:.0%} interval: {problem.interval_line(low, high)}; std {std:.3g} ({how})"}
+
+    def conformal(self, value: float, problem: PriceProblem, last_close: float, level: float | None) -> dict | None:
+        """The stored conformal interval around one prediction at ``level`` (default: the stored nominal level), in
+        the target's units and in the problem's words; ``None`` when the version stored none."""
+        stored = self.metadata.get("metrics", {}).get("interval")
+        if not stored or "serving" not in stored:
+            return None
+        level = stored["nominal"] if level is None else level
+        half, how = serving_half_width(stored, level)
+        low, high = problem.next_prediction(value - half, last_close), problem.next_prediction(value + half, last_close)
+        return {"level": level, "half_width": half, "method": how, "lower_prediction": low, "upper_prediction": high,
+                "text": f"{level:.0%} interval: {problem.interval_line(low, high)} ({how})"}
 
     def window_inputs(self, problem: PriceProblem, x: np.ndarray, end_times: pd.DatetimeIndex,
                       extras: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -258,12 +272,14 @@ class StoredModel:
 def predict_next(symbol: str, version: str | None = None, data_path: str | None = None,
                  models_dir: str | None = None, target: str | None = None, timeframe: str | None = None,
                  model_type: str | None = None, uncertainty: bool = False, n_samples: int = 100,
-                 interval: float = 0.8) -> dict:
+                 interval: float | None = None) -> dict:
     """Predicts the bar ``horizon`` steps after the last bar of the data.
 
     ``target`` picks the stored problem (``return``, ``direction``, ``volatility``); by default the newest.
-    With ``uncertainty=True`` the native model also gives the mean, standard deviation and central
-    ``interval`` (sampled ``n_samples`` times, or read from quantile outputs), under ``"uncertainty"``.
+    A regression model stored with a conformal interval gives it under ``"interval"`` (at ``interval``, default
+    its stored nominal level: the adaptive interval). With ``uncertainty=True`` the native model also gives the
+    mean, standard deviation and central ``interval`` (default 0.8; sampled ``n_samples`` times, or read from
+    quantile outputs), under ``"uncertainty"``.
 
     Raises:
         ValueError: uncertainty asked of a deterministic model, ``n_samples < 2``, a bad interval.
@@ -271,8 +287,10 @@ def predict_next(symbol: str, version: str | None = None, data_path: str | None 
     Example:
         >>> predict_next("BTCUSDT")["predicted_close"]  # doctest: +SKIP
     """
+    if interval is not None:
+        interval = check_interval(interval)
     if uncertainty:
-        n_samples, interval = check_n_samples(n_samples), check_interval(interval)
+        n_samples, interval = check_n_samples(n_samples), DEFAULT_INTERVAL if interval is None else interval
     stored = StoredModel.load(symbol, version, models_dir, target, timeframe, model_type)
     # each problem reads its own data files (OHLCV bars, log files...)
     return stored.problem_class.predict_file(stored, data_path, uncertainty=uncertainty, n_samples=n_samples,

@@ -1,6 +1,6 @@
 """Predictive uncertainty: sampling for models that sample, quantile outputs for quantile models.
 
-Two sources, chosen from the model itself:
+Two sources chosen from the model itself, and a third for any regression model:
 
 - **sampling** (``bayesian_transformer``, ``mcdropout_transformer``: the spec's ``samples``
   capability): ``n_samples`` forward passes with ``training=True`` draw weights from the
@@ -10,6 +10,10 @@ Two sources, chosen from the model itself:
 - **quantiles** (any model compiled with ``task="quantile"``, e.g. ``tft``): the interval is read
   from the quantile outputs (the interval's two quantiles must be among them), the median is the
   centre, and ``std`` is the interval width over the normal interval's width (an approximation).
+
+- **conformal** (``method="conformal"``, every point regression model): the split-conformal interval
+  from held-out absolute residuals (:mod:`ml.training_pipeline.common.conformal`, which also has the
+  adaptive variant that training reports and ``atb predict`` serves).
 
 ONNX files hold the deterministic forward pass (``training=False``): the posterior mean weights,
 dropout off, or the quantiles; never samples.
@@ -32,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.training_pipeline.common.conformal import split_half_width
 from ml.training_pipeline.common.tensors import model_argument
 from ml.training_pipeline.models import get_spec, list_models
 from ml.training_pipeline.models.kinds import kind_of
@@ -148,16 +153,22 @@ def _is_classifier(model) -> bool:
 
 
 def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_samples: int = 100,
-                             interval: float = DEFAULT_INTERVAL, keep_samples: bool = False) -> UncertainPrediction:
+                             interval: float = DEFAULT_INTERVAL, keep_samples: bool = False, method: str | None = None,
+                             calibration: tuple[Any, np.ndarray] | None = None) -> UncertainPrediction:
     """Mean, standard deviation and central interval of a model's predictions.
 
     Args:
         model: a Keras model that samples (``bayesian_transformer``, ``mcdropout_transformer``) or
-            that was built with ``task="quantile"``.
+            that was built with ``task="quantile"``; with ``method="conformal"``, any regression model
+            (Keras or LightGBM).
         x: its inputs: one array, or ``{input name: array}``.
         n_samples: forward passes for sampling models (>= 2; ignored for quantile models).
         interval: nominal coverage of the interval (0.8: from the 10% to the 90% quantile).
         keep_samples: also return the draws.
+        method: ``None`` (the model's own: sampling or quantiles) or ``"conformal"``: the split-conformal interval
+            from the absolute residuals on ``calibration`` (:mod:`~ml.training_pipeline.common.conformal`; held-out
+            rows, e.g. the validation part, never the training rows).
+        calibration: ``(inputs, targets)`` of held-out rows, for ``method="conformal"``.
 
     Returns:
         An :class:`UncertainPrediction`.
@@ -173,6 +184,10 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
     """
 
     interval = check_interval(interval)
+    if method == "conformal":
+        return _conformal(model, x, interval, calibration)
+    if method is not None:
+        raise ValueError(f"method must be None (the model's own) or 'conformal'. Received: method={method!r}")
     method = require_uncertainty(model)
     named = x if isinstance(x, Mapping) else {model.inputs[0].name: x}
     named = {k: np.asarray(v) for k, v in named.items()}
@@ -197,6 +212,29 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
                                upper=np.quantile(samples, 1 - tail, axis=0), interval=interval, method=SAMPLING,
                                n_samples=n_samples, entropy=entropy, mutual_information=mutual_information,
                                samples=samples if keep_samples else None)
+
+
+def _conformal(model, x, interval: float, calibration) -> UncertainPrediction:
+    """Point predictions with the split-conformal interval of ``calibration``'s absolute residuals."""
+    if calibration is None or len(calibration) != 2:
+        raise ValueError("method='conformal' needs calibration=(inputs, targets) of held-out rows. "
+                         f"Received: calibration={type(calibration).__name__}")
+    adapter = kind_of(model)
+
+    def named(inputs):
+        return inputs if isinstance(inputs, Mapping) else {adapter.declared_inputs(model)[0].name: inputs}
+
+    calibration_inputs, targets = calibration
+    fitted = adapter.predict(model, named(calibration_inputs))
+    targets = np.asarray(targets, np.float64).reshape(len(fitted), -1)
+    if fitted.shape[1] != 1:
+        raise ValueError(f"method='conformal' needs a model with one regression output. Received: {fitted.shape[1]} "
+                         "outputs")
+    half = split_half_width(np.abs(targets - fitted), interval)
+    mean = adapter.predict(model, named(x)).astype(np.float64)
+    std = np.full_like(mean, half / NormalDist().inv_cdf(0.5 + interval / 2))  # the normal interval's width
+    return UncertainPrediction(mean=mean, std=std, lower=mean - half, upper=mean + half, interval=interval,
+                               method="conformal")
 
 
 _SAMPLING_PASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

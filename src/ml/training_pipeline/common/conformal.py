@@ -10,7 +10,9 @@ Two methods, both model-free (they need predictions and realized targets only):
   residuals (as EnbPI does, Xu and Xie 2021): at each new bar the half-width is the ``1 - alpha_t``
   quantile of the last ``window`` residuals already *known* at that bar (a target ``delay`` bars
   ahead is realized ``delay`` bars later), and ``alpha_t`` moves by ``gamma * (alpha - miss)`` as each
-  outcome arrives, so coverage tracks ``level`` when the period changes. Nothing is refitted.
+  outcome arrives, so coverage tracks ``level`` when the period changes. Nothing is refitted. When
+  ``alpha_t`` falls to 0 or below the interval is the largest recent residual (finite, unlike ACI's
+  infinite interval there).
 
 Example:
     >>> residuals = np.abs(np.random.default_rng(0).normal(size=1000))
@@ -77,7 +79,8 @@ def adaptive_half_widths(predictions: np.ndarray, actual: np.ndarray, calibratio
             miss = float(residuals[realized] > widths[realized])
             alpha += gamma * (target - miss)
         recent = np.asarray(history[-window:])
-        widths[t] = float("inf") if alpha <= 0 else float(np.quantile(recent, min(1.0, 1.0 - alpha)))
+        # alpha <= 0 asks for more than every residual: the widest finite interval, the largest recent residual
+        widths[t] = float(np.quantile(recent, min(1.0, 1.0 - alpha)))
     # the outcomes realized after the last bar would update alpha further: serving starts from here
     return widths, float(alpha), np.asarray(history[-window:] + list(residuals[max(0, len(residuals) - delay):]))[-window:]
 
@@ -125,6 +128,5 @@ def serving_half_width(stored: dict[str, Any], level: float) -> tuple[float, str
     recent = np.asarray(stored["serving"]["recent_abs_residuals"], np.float64)
     if math.isclose(level, stored["nominal"]):
         alpha = stored["serving"]["adaptive_alpha"]
-        return (float(np.quantile(recent, min(1.0, 1.0 - alpha))) if alpha > 0 else float("inf"),
-                f"adaptive conformal, {len(recent)} recent residuals")
+        return float(np.quantile(recent, min(1.0, 1.0 - alpha))), f"adaptive conformal, {len(recent)} recent residuals"
     return split_half_width(recent, level), f"split conformal on {len(recent)} recent residuals"

@@ -68,8 +68,9 @@ class PriceProblem(Problem):
         """Per-bar inputs of the baselines (aligned to ``close``); ``None`` when none are needed."""
         return None
 
-    def fit_baselines(self, train: WindowSet) -> dict[str, Any]:
-        """Baseline parameters learned on the training windows only (stored in the schema)."""
+    def fit_baselines(self, train: WindowSet, validation: WindowSet) -> dict[str, Any]:
+        """Baseline parameters learned before the test part (stored in the schema): regressions may use the
+        validation windows too (every bar before the test part), which makes them the stronger baseline."""
         return {}
 
     def evaluate_windows(self, predictions: np.ndarray, windows: WindowSet, params: dict[str, Any]) -> dict:
@@ -109,7 +110,7 @@ class PriceProblem(Problem):
         prepared = prepare_data(features, target, close.reindex(features.index), config.sequence_length,
                                 self.horizon, config.validation_fraction, config.test_fraction,
                                 scale_target=self.scale_target, extras=extras)
-        params = self.fit_baselines(prepared.train)
+        params = self.fit_baselines(prepared.train, prepared.validation)
         offset = self.offset(params, prepared) if config.residual else None
         fit = lambda ws: FitData(self.window_inputs(ws.x, ws.time, config.timeframe, ws.extras),  # noqa: E731
                                  prepared.fit_targets(ws))
@@ -239,7 +240,7 @@ class PriceDirection(PriceProblem):
         future = np.log(close.shift(-self.horizon) / close)
         return (future > 0).astype("float64").where(future.notna())
 
-    def fit_baselines(self, train):
+    def fit_baselines(self, train, validation):
         return {"majority_class": int(train.y.mean() >= 0.5)}
 
     def evaluate_windows(self, predictions, windows, params):
@@ -278,7 +279,8 @@ BASELINE_INPUT = "baseline"
 class RealizedVolatility(PriceProblem):
     """Log realized volatility of the next ``H`` bars: ``0.5 * log(sum_{i=1..H} r_{t+i}^2)``.
 
-    Baselines on the same bars, each fitted by least squares on the training windows only:
+    Baselines on the same bars, each regression fitted by least squares on the training and validation
+    windows (every bar before the test part):
 
     - persistence: the last ``H`` bars' realized volatility;
     - HAR-RV (Corsi 2009): the log realized volatility of the last day, week (7 days, per day) and month
@@ -337,10 +339,12 @@ class RealizedVolatility(PriceProblem):
     def _design(windows: WindowSet, columns) -> np.ndarray:
         return np.column_stack([np.ones(len(windows)), *(windows.extras[c] for c in columns)])
 
-    def fit_baselines(self, train):
+    def fit_baselines(self, train, validation):
         params = {}
+        target = np.r_[train.y, validation.y].astype(np.float64)
         for name, columns in self.BASELINES.items():
-            coefficients, *_ = np.linalg.lstsq(self._design(train, columns), train.y.astype(np.float64), rcond=None)
+            design = np.vstack([self._design(train, columns), self._design(validation, columns)])
+            coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
             params[name] = {"coefficients": [float(c) for c in coefficients], "columns": ["intercept", *columns]}
         # the names stored by earlier versions (evaluate_file reads them from old schemas too)
         params["har_coefficients"], params["har_columns"] = params["har_rv"]["coefficients"], params["har_rv"]["columns"]

@@ -16,7 +16,7 @@ from ml.training_pipeline.common.windows import windows_for_rows
 
 
 def predict_price_file(stored: Any, data_path: str | None, uncertainty: bool = False, n_samples: int = 100,
-                       interval: float = 0.8) -> dict:
+                       interval: float | None = None) -> dict:
     """:func:`predict_next` for an OHLCV problem (``PriceProblem.predict_file``)."""
     problem = stored.price_problem()
     native = stored.uncertain_model() if uncertainty else None  # refuses a deterministic model before data is read
@@ -31,6 +31,9 @@ def predict_price_file(stored: Any, data_path: str | None, uncertainty: bool = F
               "last_close": last_close, "data": data.describe()}
     result.update(problem.next_prediction(value, last_close))
     result["text"] = problem.next_line(result)
+    conformal = stored.conformal(value, problem, last_close, interval)
+    if conformal is not None:
+        result["interval"] = conformal
     if native is not None:
         result["uncertainty"] = stored.uncertainty(native, inputs, problem, last_close, n_samples, interval)
     result["notes"] = stored.data_notes(data, data_path)
