@@ -23,6 +23,10 @@ bundled BTCUSDT sample, patience 3 reached the same best validation loss as 5 fo
 tcn_attention and attention_lstm (within 0.04%, better for three of them) in 1.11-1.88x less time; 5 had
 matched 10 earlier. Log anomalies keep 10 (``atb train anomaly``), as their design says."""
 
+MAX_ENSEMBLE = 20
+"""Most members of a seed ensemble (each one is a full training run)."""
+
+
 def _check_date(name: str, value: str | None) -> str | None:
     if value is None:
         return None
@@ -81,6 +85,8 @@ class TrainingConfig:
         calendar: add the calendar (hour and day of week, sin/cos) of every bar as window columns; ``None``: the
             problem's measured default (on for volatility, off for return and direction).
         interval: nominal coverage of the conformal interval every regression model reports and stores.
+        ensemble: train this many members with seeds ``seed, seed + 1, ...`` and store them as one model whose
+            output is their mean (Keras families; the ``.keras`` file and the ONNX graph hold every member).
 
     Example:
         >>> config = TrainingConfig(symbol="BTCUSDT", model_type="tcn", days=365, epochs=5)
@@ -120,6 +126,7 @@ class TrainingConfig:
     residual: bool = True
     calendar: bool | None = None
     interval: float = 0.9
+    ensemble: int = 1
 
     def __post_init__(self):
         from ml.training_pipeline.fitting.distribute import check_strategy
@@ -142,6 +149,9 @@ class TrainingConfig:
         for name in ("residual",) + (("calendar",) if self.calendar is not None else ()):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False. Received: {name}={getattr(self, name)!r}")
+        check_positive_int("ensemble", self.ensemble)
+        if self.ensemble > MAX_ENSEMBLE:
+            raise ValueError(f"ensemble must be an int in 1..{MAX_ENSEMBLE}. Received: ensemble={self.ensemble!r}")
         if isinstance(self.interval, bool) or not isinstance(self.interval, float) or not 0.5 <= self.interval < 1:
             raise ValueError(f"interval must be a float in [0.5, 1). Received: interval={self.interval!r}")
         check_positive_int("sequence_length", self.sequence_length, minimum=2)

@@ -152,6 +152,10 @@ def plan_run(config: TrainingConfig, problem: Problem | None = None) -> RunPlan:
     """
     spec = get_spec(config.model_type)
     adapter = get_kind(spec.kind)
+    if config.ensemble > 1 and not adapter.supports_ensemble:
+        raise ValueError(f"ensemble={config.ensemble} needs a model whose members can be averaged in one file (a "
+                         f"factory Keras family); model_type={config.model_type!r} is a {adapter.name} model. "
+                         "Accepted: ensemble=1")
     problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
     return RunPlan(config, spec, adapter, problem, _precision(config, spec, adapter))
 
@@ -373,11 +377,30 @@ def fit_model(plan: RunPlan, data: ProblemData, verbose: int = 0, log=None,
     """Builds and fits ``config``'s model: the one procedure of training, tuning and walk-forward evaluation, so a
     tuned trial's score is reproduced by training with its hyperparameters and seed.
 
+    With ``config.ensemble = N > 1`` it trains N members with seeds ``seed .. seed + N - 1`` and combines them into one
+    model (the kind's :meth:`~ml.training_pipeline.models.kinds.base.ModelKind.combine`); the history is the members'
+    epochs one after another, with a ``member`` entry per epoch.
+
     Returns:
         ``(model, history)``.
     """
-    model = build_model(plan, data, distribution)
-    return model, fit_built(model, plan, data, verbose, log, callbacks, resume)
+    config = plan.config
+    if config.ensemble == 1:
+        model = build_model(plan, data, distribution)
+        return model, fit_built(model, plan, data, verbose, log, callbacks, resume)
+    members, history = [], {}
+    for index in range(config.ensemble):
+        member_plan = plan.with_config(dataclasses.replace(config, seed=config.seed + index, ensemble=1))
+        if log is not None:
+            log(f"ensemble member {index + 1}/{config.ensemble} (seed {member_plan.config.seed})")
+        member = build_model(member_plan, data, distribution)
+        logs = fit_built(member, member_plan, data, verbose, log, callbacks)
+        members.append(member)
+        epochs, done = len(next(iter(logs.values()), [])), len(history.get("member", []))
+        for key in (set(history) | set(logs)) - {"member"}:  # a key one member lacks stays aligned, as NaN
+            history[key] = history.get(key, [float("nan")] * done) + logs.get(key, [float("nan")] * epochs)
+        history["member"] = history.get("member", []) + [index + 1] * epochs
+    return plan.adapter.combine(members), history
 
 
 def _undistributed(model, plan: RunPlan, data: ProblemData):
@@ -423,6 +446,14 @@ def training_precision(config: TrainingConfig) -> str:
     return plan_run(config).precision
 
 
+def _check_ensemble(plan: RunPlan, resume: bool) -> None:
+    """A seed ensemble trains its members one after another in one process: no backup to resume from, no cluster."""
+    config = plan.config
+    if config.ensemble > 1 and (resume or config.distribute != "none"):
+        raise ValueError(f"ensemble={config.ensemble} trains its members in one process, without --resume or "
+                         f"--distribute. Received: resume={resume}, distribute={config.distribute!r}")
+
+
 def _check_distribution(plan: RunPlan) -> None:
     """A strategy the model kind can train under, and for ``multi-worker`` a valid ``TF_CONFIG`` (before any data)."""
     config, adapter = plan.config, plan.adapter
@@ -437,7 +468,7 @@ def _check_distribution(plan: RunPlan) -> None:
 
 def train(config: TrainingConfig, verbose: int | None = None, log=None, problem: Problem | None = None,
           resume: bool = False, mlflow: bool | str | None = None, mlflow_experiment: str | None = None,
-          register_model: str | None = None) -> TrainingResult:
+          register_model: str | None = None, ensemble: int | None = None) -> TrainingResult:
     """Trains, evaluates, exports and stores one model.
 
     Args:
@@ -454,6 +485,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
             ``MLFLOW_TRACKING_URI`` is set.
         mlflow_experiment: the experiment (default ``atb-<name>-<problem>``).
         register_model: also register the stored version under this model name.
+        ensemble: replaces ``config.ensemble``: train this many seeds and store their mean as one model.
 
     Returns:
         A :class:`TrainingResult`; the version folder is complete when this returns.
@@ -468,12 +500,15 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     log = log or (lambda line: None)
+    if ensemble is not None:
+        config = dataclasses.replace(config, ensemble=ensemble)
     plan = plan_run(config, problem)  # a precision the model kind cannot train in is refused before any data
     problem = plan.problem
     store = ModelStore(config.models_dir)
     store.target_dir(config.store_name, problem.store_key)  # a bad name fails now, not after training
     store.check_writable()  # and a store that is a file or read-only, before the data is read
     _check_distribution(plan)
+    _check_ensemble(plan, resume)
     backup = _resume_backup(plan, store) if resume else None
     tracker = _tracker(config, problem, mlflow, mlflow_experiment, register_model)
     if tracker is not None:

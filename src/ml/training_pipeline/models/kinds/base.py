@@ -131,6 +131,15 @@ class ModelKind:
         model adds to its output."""
         raise NotImplementedError
 
+    supports_ensemble: bool = False
+    """Whether :meth:`combine` can merge models trained with different seeds into one (``TrainingConfig.ensemble``)."""
+
+    def combine(self, members: Sequence[Any]) -> Any:
+        """One model whose prediction is the mean of the members' (same inputs, same task), saved and exported as
+        one model."""
+        raise ValueError(f"Models of the {self.name!r} kind cannot be combined into a seed ensemble. "
+                         "Accepted: ensemble=1")
+
     supports_offset: bool = False
     """Whether :meth:`build` takes a :class:`LinearOffset` (a baseline-residual target)."""
 

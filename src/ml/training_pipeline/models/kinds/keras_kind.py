@@ -91,6 +91,30 @@ class KerasKind(ModelKind):
         model.compile(optimizer=optimizer, loss=task.loss(), weighted_metrics=list(task.metrics), **settings)
         return model
 
+    supports_ensemble = True
+
+    def combine(self, members):
+        """The members (uncompiled copies, named ``<family>_member_<k>``) on shared inputs, averaged by a Keras
+        ``Average`` layer: one ``.keras`` file and one ONNX graph whose output is the members' mean."""
+        import keras
+
+        from ml.training_pipeline.models.kinds.fast_predict import FastPredictModel  # imports Keras: only here
+
+        first = members[0]
+        inputs = {t.name: keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=t.name) for t in first.inputs}
+        argument = next(iter(inputs.values())) if len(inputs) == 1 else inputs
+        copies = []
+        for index, member in enumerate(members, 1):
+            # a copy without the member's optimizer: the ensemble file then holds one optimizer, not N
+            copy = keras.models.clone_model(member)
+            copy.set_weights(member.get_weights())
+            copy.name = f"{first.name}_member_{index}"
+            copies.append(copy)
+        outputs = keras.layers.Average(name="ensemble_mean")([copy(argument) for copy in copies])
+        model = FastPredictModel(argument, outputs, name=first.name)
+        model.compile_from_config(first.get_compile_config())
+        return model
+
     def declared_inputs(self, model) -> tuple[TensorSpec, ...]:
         specs = []
         for tensor in model.inputs:
