@@ -9,7 +9,8 @@ empirical coverage of the 90% conformal interval (split conformal on the validat
 adaptive one) on each fold's test bars, and the wall time. Figures come from this run only.
 
 Levers: ``residual`` (the model learns the correction to the extended HAR), ``calendar`` (each bar's
-hour and weekday as window columns).
+hour and weekday as window columns), ``rolling`` (LightGBM's rounds chosen on rolling-origin folds inside
+the training part instead of the validation part), ``ensemble=N`` (N seeds averaged in one model).
 
 Usage:
     python benchmarks/forecast_recipe.py [--models tcn lightgbm transformer] [--seeds 42 1 2] [--folds 5]
@@ -29,15 +30,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 DEFAULT_LEVERS = ["residual,calendar", "residual,no-calendar", "no-residual,calendar"]
 
 
-def levers_of(text: str) -> dict[str, bool]:
-    """``"residual,no-calendar"`` -> ``{"residual": True, "calendar": False}``."""
-    settings = {}
+def levers_of(text: str) -> dict[str, object]:
+    """``"residual,no-calendar,rolling,ensemble=3"`` -> the ``TrainingConfig`` settings they stand for."""
+    settings: dict[str, object] = {}
     for part in filter(None, text.split(",")):
         name = part.removeprefix("no-")
-        if name not in ("residual", "calendar"):
-            raise SystemExit(f"unknown lever {part!r}. Accepted: residual, calendar (each with no- for off)")
-        settings[name] = not part.startswith("no-")
+        if name in ("residual", "calendar"):
+            settings[name] = not part.startswith("no-")
+        elif name == "rolling":
+            settings["selection"] = "validation" if part.startswith("no-") else "rolling"
+        elif part.startswith("ensemble="):
+            settings["ensemble"] = int(part.split("=", 1)[1])
+        else:
+            raise SystemExit(f"unknown lever {part!r}. Accepted: residual, calendar, rolling (each with no- for off), "
+                             "ensemble=N")
     return settings
+
+
+def _lever_text(levers: dict[str, object]) -> str:
+    words = {"residual": lambda v: "residual" if v else "no-residual", "calendar": lambda v: "calendar" if v else
+             "no-calendar", "selection": lambda v: "rolling" if v == "rolling" else "no-rolling",
+             "ensemble": lambda v: f"ensemble={v}"}
+    return ",".join(words[k](v) for k, v in levers.items())
 
 
 def run(model: str, variant: str, levers: dict[str, bool], seed: int, folds: int, epochs: int | None) -> dict:
@@ -64,7 +78,7 @@ def table(rows: list[dict]) -> str:
     """One line per model and lever setting: skill means over folds, their mean ± sd over seeds, worst fold."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        key = (row["model"], row["variant"], ",".join(("" if on else "no-") + k for k, on in row["levers"].items()))
+        key = (row["model"], row["variant"], _lever_text(row["levers"]))
         groups.setdefault(key, []).append(row)
     head = (f"{'model':<22}{'levers':<22}{'seeds':>6}{'skill vs HAR-RV':>20}{'worst fold':>12}"
             f"{'vs calendar HAR':>20}{'worst fold':>12}{'cover split':>13}{'cover adaptive':>16}{'wall s':>9}")

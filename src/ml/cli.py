@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="add each bar's hour and weekday (sin/cos) to the window (default: on for volatility, "
                             "off for return and direction)")
     model.add_argument("--no-calendar", dest="calendar", action="store_false", help="leave the calendar columns out")
+    model.add_argument("--selection", default="validation", metavar="{validation,rolling}",
+                       help="lightgbm: choose the boosting rounds by early stopping on the validation part (default) "
+                            "or on rolling-origin folds inside the training part, then fit all of it")
     model.add_argument("--ensemble", type=int, default=1, metavar="N",
                        help="train N seeds (--seed, --seed+1, ...) and store their mean as one model, in one .keras "
                             "file and one ONNX graph (Keras families; default 1)")
@@ -454,7 +457,7 @@ def _train(args) -> int:
         days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=data_path,
         exchange=args.exchange, models_dir=args.models_dir, model_kwargs=_model_kwargs(args),
         distribute=args.distribute, precision=args.precision, residual=args.residual, calendar=args.calendar,
-        interval=args.interval, ensemble=args.ensemble,
+        interval=args.interval, ensemble=args.ensemble, selection=args.selection,
     )
     return _run_training(args, config)
 

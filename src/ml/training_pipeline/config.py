@@ -23,6 +23,8 @@ bundled BTCUSDT sample, patience 3 reached the same best validation loss as 5 fo
 tcn_attention and attention_lstm (within 0.04%, better for three of them) in 1.11-1.88x less time; 5 had
 matched 10 earlier. Log anomalies keep 10 (``atb train anomaly``), as their design says."""
 
+SELECTIONS = ("validation", "rolling")
+"""How a LightGBM model's boosting rounds are chosen (``TrainingConfig.selection``)."""
 MAX_ENSEMBLE = 20
 """Most members of a seed ensemble (each one is a full training run)."""
 
@@ -85,6 +87,8 @@ class TrainingConfig:
         calendar: add the calendar (hour and day of week, sin/cos) of every bar as window columns; ``None``: the
             problem's measured default (on for volatility, off for return and direction).
         interval: nominal coverage of the conformal interval every regression model reports and stores.
+        selection: how LightGBM chooses its boosting rounds: ``validation`` (early stopping on the validation part)
+            or ``rolling`` (on rolling-origin folds inside the training part, then one fit on all of it).
         ensemble: train this many members with seeds ``seed, seed + 1, ...`` and store them as one model whose
             output is their mean (Keras families; the ``.keras`` file and the ONNX graph hold every member).
 
@@ -127,6 +131,7 @@ class TrainingConfig:
     calendar: bool | None = None
     interval: float = 0.9
     ensemble: int = 1
+    selection: str = "validation"
 
     def __post_init__(self):
         from ml.training_pipeline.fitting.distribute import check_strategy
@@ -149,6 +154,8 @@ class TrainingConfig:
         for name in ("residual",) + (("calendar",) if self.calendar is not None else ()):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False. Received: {name}={getattr(self, name)!r}")
+        if self.selection not in SELECTIONS:
+            raise unknown_name_error("selection", self.selection, SELECTIONS)
         check_positive_int("ensemble", self.ensemble)
         if self.ensemble > MAX_ENSEMBLE:
             raise ValueError(f"ensemble must be an int in 1..{MAX_ENSEMBLE}. Received: ensemble={self.ensemble!r}")

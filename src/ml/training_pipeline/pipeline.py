@@ -364,7 +364,8 @@ def fit_built(model, plan: RunPlan, data: ProblemData, verbose: int = 0, log=Non
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
                            seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
                            phases=config.curriculum, monitor=monitor, monitor_callbacks=monitor_callbacks,
-                           callbacks=callbacks, resume=resume, precision=precision)
+                           callbacks=callbacks, resume=resume, precision=precision, selection=config.selection,
+                           gap=data.row_counts.get("gap_rows", 0))
     if log is not None:
         computing = "" if precision == "float32" else f", computing in {precision} (stored as float32)"
         log(f"training {config.model_type} ({config.variant}) on {problem.store_key} ({problem.task.task}) "

@@ -21,6 +21,7 @@ class BaselineOffset(keras.layers.Layer):
     Args:
         weights: one coefficient per baseline input column (in the model's output units).
         bias: the baseline's intercept (in the model's output units).
+        initial_gate: the gate's starting value (0: the untrained model is the baseline).
 
     Example:
         >>> import numpy as np
@@ -30,13 +31,20 @@ class BaselineOffset(keras.layers.Layer):
         7.0
     """
 
-    def __init__(self, weights: Sequence[float], bias: float, **kwargs):
+    # a non-zero gate, so the harness sees gradients reach the network's output too (at 0 they do after one step)
+    EXAMPLE = {"init_kwargs": {"weights": [0.5, -0.25, 1.0], "bias": 0.3, "initial_gate": 0.5},
+               "input_shape": [(4, 1), (4, 3)]}
+    """Arguments ``ml.testing.run_layer_test`` uses."""
+
+    def __init__(self, weights: Sequence[float], bias: float, initial_gate: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.baseline_weights = [float(w) for w in weights]
         self.baseline_bias = float(bias)
+        self.initial_gate = float(initial_gate)
 
     def build(self, input_shape):
-        self.gate = self.add_weight(name="gate", shape=(), initializer="zeros", trainable=True)
+        self.gate = self.add_weight(name="gate", shape=(), trainable=True,
+                                    initializer=keras.initializers.Constant(self.initial_gate))
         super().build(input_shape)
 
     def call(self, inputs):
@@ -49,4 +57,5 @@ class BaselineOffset(keras.layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "weights": self.baseline_weights, "bias": self.baseline_bias}
+        return {**super().get_config(), "weights": self.baseline_weights, "bias": self.baseline_bias,
+                "initial_gate": self.initial_gate}

@@ -93,6 +93,12 @@ class FitSettings:
     resume: Any = None
     """A :class:`~ml.training_pipeline.fitting.resume.ResumePlan`: back the training state up after every epoch and
     continue from the backup (kinds with ``supports_resume``)."""
+    selection: str = "validation"
+    """How the number of boosting rounds is chosen (estimators): ``"validation"`` (early stopping on the validation
+    part) or ``"rolling"`` (early stopping on rolling-origin folds inside the training part, then one fit on all of
+    it: a calm validation part cannot stop it early)."""
+    gap: int = 0
+    """Rows left out between a rolling fold's training and validation rows (windows and targets overlap that far)."""
     precision: str = "float32"
     """Resolved training precision (:func:`~ml.training_pipeline.fitting.precision.resolve_precision`); kinds with
     ``supports_precision`` train a twin in it and keep the model float32."""

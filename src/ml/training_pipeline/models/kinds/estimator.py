@@ -47,6 +47,36 @@ def _offset_of(model: Any, x: np.ndarray) -> np.ndarray | float:
     return offset.apply(x[:, x.shape[1] - len(offset.weights):])
 
 
+ROLLING_FOLDS = 3
+"""Rolling-origin folds inside the training part when ``selection="rolling"``."""
+
+
+def _init_score(model: Any, x: np.ndarray) -> np.ndarray | None:
+    """The baseline boosting starts from (``None`` without an offset)."""
+    return None if getattr(model, "_atb_offset", None) is None else np.asarray(_offset_of(model, x))
+
+
+def _rolling_rounds(model: Any, x: np.ndarray, train: FitData, gap: int, stopping: int) -> int:
+    """Boosting rounds chosen on rolling-origin folds of the training rows: fold ``k`` of :data:`ROLLING_FOLDS` fits
+    on the rows before its block (less ``gap`` rows) and early-stops on the block; the mean best round is kept."""
+    from sklearn.base import clone
+    from sklearn.model_selection import TimeSeriesSplit
+
+    best = []
+    for fit_rows, stop_rows in TimeSeriesSplit(n_splits=ROLLING_FOLDS, gap=gap).split(x):
+        fold = clone(model)
+        for name in ("_atb_offset", "_atb_input_names", "_atb_expected_features"):
+            if hasattr(model, name):
+                setattr(fold, name, getattr(model, name))
+        weight = None if train.weight is None else train.weight[fit_rows]
+        train_lightgbm_with_early_stopping(
+            fold, x[fit_rows], train.y[fit_rows], x[stop_rows], train.y[stop_rows], early_stopping_rounds=stopping,
+            sample_weight=weight, init_score=_init_score(model, x[fit_rows]),
+            eval_init_score=_init_score(model, x[stop_rows]))
+        best.append(max(1, int(fold.best_iteration_ or fold.n_estimators)))
+    return max(1, round(float(np.mean(best))))
+
+
 class EstimatorKind(ModelKind):
     """LightGBM regressors and classifiers; windows are flattened to ``timesteps * features`` columns."""
 
@@ -94,14 +124,16 @@ class EstimatorKind(ModelKind):
         if settings.epochs:  # --epochs is the most boosting rounds
             model.set_params(n_estimators=settings.epochs)
         x_train, x_val = _matrix(train.inputs, model), _matrix(validation.inputs, model)
-        offset = getattr(model, "_atb_offset", None)
+        stopping = max(settings.patience, MIN_EARLY_STOPPING_ROUNDS)
+        if settings.selection == "rolling":
+            rounds = _rolling_rounds(model, x_train, train, settings.gap, stopping)
+            model.set_params(n_estimators=rounds)
+            stopping = rounds + 1  # the rounds are chosen: the validation part is scored, never stops the fit
         train_lightgbm_with_early_stopping(
-            model, x_train, train.y, x_val, validation.y,
-            early_stopping_rounds=max(settings.patience, MIN_EARLY_STOPPING_ROUNDS),
+            model, x_train, train.y, x_val, validation.y, early_stopping_rounds=stopping,
             sample_weight=train.weight, eval_sample_weight=validation.weight,
             # boosting starts from the baseline: the trees learn its correction
-            init_score=None if offset is None else _offset_of(model, x_train),
-            eval_init_score=None if offset is None else _offset_of(model, x_val),
+            init_score=_init_score(model, x_train), eval_init_score=_init_score(model, x_val),
             log_every=max(1, model.get_params()["n_estimators"] // 10) if settings.verbose else 0)
         return {f"val_{name}": [float(v) for v in values] for name, values in model.evals_result_["valid_0"].items()}
 
