@@ -197,7 +197,16 @@ def test_bad_data_files(klines, tmp_path, atb, case):
      (["--model-type", "tcn", "--precision", "fp16"],
       "precision must be one of auto, float32, mixed_bfloat16. Received: precision='fp16'"),
      (["--model-type", "lightgbm", "--precision", "mixed_bfloat16"],
-      "precision='mixed_bfloat16' needs a Keras model; this model kind trains in float32 only")],
+      "precision='mixed_bfloat16' needs a Keras model; this model kind trains in float32 only"),
+     (["--model-type", "tcn", "--ensemble", "0"], "ensemble must be an int >= 1. Received: ensemble=0"),
+     (["--model-type", "tcn", "--ensemble", "21"], "ensemble must be an int in 1..20. Received: ensemble=21"),
+     (["--model-type", "lightgbm", "--ensemble", "2"],
+      "ensemble=2 needs a model whose members can be averaged in one file (a factory Keras family); "
+      "model_type='lightgbm' is not one (model kind: estimator). Accepted: ensemble=1"),
+     (["--model-type", "tcn", "--ensemble", "2", "--resume"],
+      "ensemble=2 trains its members in one process, without --resume or --distribute"),
+     (["--model-type", "lightgbm", "--selection", "cv"], "Unknown selection 'cv'"),
+     (["--model-type", "tcn", "--interval", "1.5"], "interval must be a float in [0.5, 1). Received: interval=1.5")],
 )
 def test_bad_train_arguments(tmp_path, atb, args, fragment):
     root = tmp_path / "models"

@@ -148,17 +148,40 @@ def test_volatility_through_the_cli(tmp_path, atb, btc_hourly):
     assert report["skill"] == pytest.approx(1 - report["model"]["rmse"] / report["persistence"]["rmse"])
     schema = json.loads((version / "feature_schema.json").read_text())
     assert len(schema["baselines"]["har_coefficients"]) == 4
+    # the default: the model learns the correction to the extended HAR, which it adds itself (so does its ONNX file)
+    assert "calendar_har" in out and "skill vs extended_har" in out and "90% conformal interval covers" in out
+    assert schema["offset"]["columns"] == schema["baselines"]["extended_har"]["columns"][1:]
+    assert [i["name"] for i in meta["model"]["inputs"]] == ["inputs", "baseline"] and meta["onnx"]["max_abs_diff"] < 1e-4
+    assert schema["feature_names"][-4:] == ["bar_hour_sin", "bar_hour_cos", "bar_weekday_sin", "bar_weekday_cos"]
+    interval = report["interval"]
+    assert interval["nominal"] == 0.9 and 0 < interval["coverage"] <= 1 and 0 < interval["adaptive_coverage"] <= 1
 
     code, out, _ = atb("models", "list", "--models-dir", root)
     assert code == 0 and "volatility" in out and "HAR-RV" in out
     code, out, _ = atb("predict", "BTCUSDT", "--target", "volatility", "--models-dir", root, "--json")
     prediction = json.loads(out)
     assert code == 0 and 0 < prediction["predicted_volatility"] < 1 and prediction["horizon_bars"] == 24
+    low, high = (prediction["interval"][f"{side}_prediction"]["predicted_volatility"] for side in ("lower", "upper"))
+    assert prediction["interval"]["level"] == 0.9 and low < prediction["predicted_volatility"] < high
+    code, out, _ = atb("predict", "BTCUSDT", "--target", "volatility", "--models-dir", root, "--interval", "0.8")
+    assert code == 0 and "80% interval: volatility in [" in out
     later = tmp_path / "later.csv"
     btc_hourly.loc["2021-06-01":"2021-08-01"].to_csv(later)
     code, out, err = atb("evaluate", "BTCUSDT", "--target", "volatility", "--data", later, "--models-dir", root)
     assert code == 0, err
     assert "har_rv" in out and "skill vs har_rv" in out
+
+
+def test_volatility_without_the_residual_target_or_the_calendar(tmp_path, atb):
+    root = tmp_path / "models"
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lightgbm", "--variant", "tiny", "--target",
+                         "volatility", "--days", "120", "--no-residual", "--no-calendar", "--models-dir", root)
+    assert code == 0, err
+    version = (root / "BTCUSDT" / "volatility" / "latest").resolve()
+    schema = json.loads((version / "feature_schema.json").read_text())
+    meta = json.loads((version / "metadata.json").read_text())
+    assert schema["offset"] is None and len(schema["feature_names"]) == 15
+    assert [i["name"] for i in meta["model"]["inputs"]] == ["inputs"] and not (version / "offset.json").exists()
 
 
 def test_volatility_target_has_no_look_ahead_in_its_baselines(btc_hourly):

@@ -154,8 +154,8 @@ def plan_run(config: TrainingConfig, problem: Problem | None = None) -> RunPlan:
     adapter = get_kind(spec.kind)
     if config.ensemble > 1 and not adapter.supports_ensemble:
         raise ValueError(f"ensemble={config.ensemble} needs a model whose members can be averaged in one file (a "
-                         f"factory Keras family); model_type={config.model_type!r} is a {adapter.name} model. "
-                         "Accepted: ensemble=1")
+                         f"factory Keras family); model_type={config.model_type!r} is not one (model kind: "
+                         f"{adapter.name}). Accepted: ensemble=1")
     problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
     return RunPlan(config, spec, adapter, problem, _precision(config, spec, adapter))
 

@@ -140,8 +140,10 @@ class EstimatorKind(ModelKind):
     def budget(self, model, settings: FitSettings) -> str:
         rounds = settings.epochs or model.get_params()["n_estimators"]
         source = "--epochs / epochs" if settings.epochs else "the preset's n_estimators; --epochs sets it"
+        where = (f"on {ROLLING_FOLDS} rolling-origin folds inside the training part, then one fit on all of it"
+                 if settings.selection == "rolling" else "on the validation part")
         return (f"up to {rounds} boosting rounds ({source}; early stopping after "
-                f"{max(settings.patience, MIN_EARLY_STOPPING_ROUNDS)} rounds without improvement)")
+                f"{max(settings.patience, MIN_EARLY_STOPPING_ROUNDS)} rounds without improvement {where})")
 
     def predict(self, model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         x = _matrix(inputs, model)
