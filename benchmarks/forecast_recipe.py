@@ -10,7 +10,8 @@ adaptive one) on each fold's test bars, and the wall time. Figures come from thi
 
 Levers: ``residual`` (the model learns the correction to the extended HAR), ``calendar`` (each bar's
 hour and weekday as window columns), ``rolling`` (LightGBM's rounds chosen on rolling-origin folds inside
-the training part instead of the validation part), ``ensemble=N`` (N seeds averaged in one model).
+the training part instead of the validation part), ``ensemble=N`` (N seeds averaged in one model),
+``lr=X`` and ``dropout=X`` (the learning rate and dropout of a network).
 
 Usage:
     python benchmarks/forecast_recipe.py [--models tcn lightgbm transformer] [--seeds 42 1 2] [--folds 5]
@@ -41,16 +42,21 @@ def levers_of(text: str) -> dict[str, object]:
             settings["selection"] = "validation" if part.startswith("no-") else "rolling"
         elif part.startswith("ensemble="):
             settings["ensemble"] = int(part.split("=", 1)[1])
+        elif part.startswith("lr="):
+            settings["learning_rate"] = float(part.split("=", 1)[1])
+        elif part.startswith("dropout="):
+            settings["model_kwargs"] = {**settings.get("model_kwargs", {}), "dropout": float(part.split("=", 1)[1])}
         else:
             raise SystemExit(f"unknown lever {part!r}. Accepted: residual, calendar, rolling (each with no- for off), "
-                             "ensemble=N")
+                             "ensemble=N, lr=X, dropout=X")
     return settings
 
 
 def _lever_text(levers: dict[str, object]) -> str:
     words = {"residual": lambda v: "residual" if v else "no-residual", "calendar": lambda v: "calendar" if v else
              "no-calendar", "selection": lambda v: "rolling" if v == "rolling" else "no-rolling",
-             "ensemble": lambda v: f"ensemble={v}"}
+             "ensemble": lambda v: f"ensemble={v}", "learning_rate": lambda v: f"lr={v:g}",
+             "model_kwargs": lambda v: ",".join(f"{k}={x:g}" for k, x in v.items())}
     return ",".join(words[k](v) for k, v in levers.items())
 
 
@@ -80,7 +86,7 @@ def table(rows: list[dict]) -> str:
     for row in rows:
         key = (row["model"], row["variant"], _lever_text(row["levers"]))
         groups.setdefault(key, []).append(row)
-    head = (f"{'model':<22}{'levers':<22}{'seeds':>6}{'skill vs HAR-RV':>20}{'worst fold':>12}"
+    head = (f"{'model':<22}{'levers':<36}{'seeds':>6}{'skill vs HAR-RV':>20}{'worst fold':>12}"
             f"{'vs calendar HAR':>20}{'worst fold':>12}{'cover split':>13}{'cover adaptive':>16}{'wall s':>9}")
     lines = [head]
     for (model, variant, levers), runs in groups.items():
@@ -91,7 +97,7 @@ def table(rows: list[dict]) -> str:
         cover = lambda key: (  # noqa: E731
             f"{min(f[key] for r in runs for f in r['folds']):.3f}-{max(f[key] for r in runs for f in r['folds']):.3f}"
             if all(key in f for r in runs for f in r["folds"]) else "-")
-        lines.append(f"{model + ' (' + variant + ')':<22}{levers:<22}{len(runs):>6}{_mean_sd(har):>20}{worst_har:>+12.4f}"
+        lines.append(f"{model + ' (' + variant + ')':<22}{levers:<36}{len(runs):>6}{_mean_sd(har):>20}{worst_har:>+12.4f}"
                      f"{_mean_sd(cal):>20}{worst_cal:>+12.4f}{cover('coverage_split'):>13}"
                      f"{cover('coverage_adaptive'):>16}{statistics.fmean(r['wall_s'] for r in runs):>9.0f}")
     return "\n".join(lines)
