@@ -173,8 +173,8 @@ def diagnose_labels(x: Any, y: Any, feature_names: Sequence[str] | None = None, 
 
 
 def _diagnose(x: Any, y: Any, feature_names: Sequence[str] | None = None, *, holdout: float = HOLDOUT,
-              seed: int = 42, top: int = 10, source: str = "arrays") -> tuple[LabelDiagnosis, dict[str, np.ndarray]]:
-    """:func:`diagnose_labels`, and each forecaster's held-out probabilities (``"best"``: the best one's name).
+              seed: int = 42, top: int = 10, source: str = "arrays") -> tuple[LabelDiagnosis, str, np.ndarray]:
+    """:func:`diagnose_labels`, and the best forecaster's name and held-out probabilities.
 
     Args:
         x: ``(rows, features)`` numbers (higher-dimensional rows are flattened).
@@ -288,7 +288,7 @@ def _diagnose(x: Any, y: Any, feature_names: Sequence[str] | None = None, *, hol
         entropy_bits=entropy, max_entropy_bits=float(np.log2(k)),
         top_features=_features_table(train_x, train_y, names, seed, top), forecasters=scores, gain=gains,
         usable_signal=bool(usable), reason=reason, notes=notes, source=source)
-    return diagnosis, {"best": best, **{name: hold for name, (_, hold) in forecasts.items()}}
+    return diagnosis, best, forecasts[best][1]
 
 
 DEFAULT_COST_BPS = 10.0
@@ -355,15 +355,14 @@ def diagnose_price(symbol: str, target: str = "direction", data_path: str | Path
     if isinstance(cost_bps, bool) or not isinstance(cost_bps, (int, float)) or not 0 <= cost_bps < 1e4:
         raise ValueError(f"cost_bps must be a number in [0, 10000). Received: cost_bps={cost_bps!r}")
     known = label.notna().to_numpy()
-    diagnosis, held_out = _diagnose(
+    diagnosis, best, best_held_out = _diagnose(
         features.to_numpy(np.float64)[known], label.to_numpy()[known].astype(int), list(features.columns), seed=seed,
         source=f"{symbol} {target} (horizon {problem.horizon} bar(s), {data.timeframe}, {data.source})")
     close = data.frame["close"].reindex(features.index)
     next_return = np.log(close.shift(-problem.horizon) / close).to_numpy()[known][diagnosis.train_rows:]
-    best = held_out["best"]
     # one position per period of `horizon` bars, so the periods' returns do not overlap
     every = slice(None, None, problem.horizon)
-    trading = trading_verdict(held_out[best][:, -1][every] - 0.5, next_return[every], cost_bps)
+    trading = trading_verdict(best_held_out[:, -1][every] - 0.5, next_return[every], cost_bps)
     trading.update(forecaster=best, horizon_bars=problem.horizon)
     if trading["tradable"]:
         sentence = (f"the rule clears {cost_bps:g} bps per unit traded (break-even {trading['break_even_bps']:.2f} bps) "

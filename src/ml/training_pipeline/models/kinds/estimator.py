@@ -28,14 +28,10 @@ def _flat(array: np.ndarray) -> np.ndarray:
     return array.reshape(len(array), int(np.prod(array.shape[1:])))
 
 
-def _matrix(inputs: Mapping[str, np.ndarray], model: Any = None) -> np.ndarray:
-    """One row of columns per sample: the inputs flattened and concatenated in the model's input order (a model
-    with a baseline offset reads its window, then the baseline's columns)."""
-    order = getattr(model, "_atb_input_names", None)
-    if order is None or set(order) != set(inputs):
-        if len(inputs) != 1:
-            raise ValueError(f"Tree estimators take one input. Received inputs: {', '.join(inputs)}")
-        order = list(inputs)
+def _matrix(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """One row of columns per sample: the inputs flattened and concatenated, the window first (a model with a
+    baseline offset reads its window, then the baseline's columns: the offset reads the last ones)."""
+    order = sorted(inputs, key=lambda name: name != DEFAULT_INPUT_NAME)  # stable: the others keep their order
     return np.concatenate([_flat(inputs[name]) for name in order], axis=1)
 
 
@@ -65,7 +61,7 @@ def _rolling_rounds(model: Any, x: np.ndarray, train: FitData, gap: int, stoppin
     best = []
     for fit_rows, stop_rows in TimeSeriesSplit(n_splits=ROLLING_FOLDS, gap=gap).split(x):
         fold = clone(model)
-        for name in ("_atb_offset", "_atb_input_names", "_atb_expected_features"):
+        for name in ("_atb_offset", "_atb_expected_features"):
             if hasattr(model, name):
                 setattr(fold, name, getattr(model, name))
         weight = None if train.weight is None else train.weight[fit_rows]
@@ -101,7 +97,6 @@ class EstimatorKind(ModelKind):
             raise ValueError(f"A baseline offset needs a regression target. Received: task={task.task!r}")
         model = spec.builder(task=task, n_features=sum(math.prod(s.shape) for s in declared), **params)
         if offset is not None:  # the baseline's columns come last, after the window (see _matrix)
-            model._atb_input_names = [s.name for s in declared]
             model._atb_offset = offset
         return model
 
@@ -123,7 +118,7 @@ class EstimatorKind(ModelKind):
     def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
         if settings.epochs:  # --epochs is the most boosting rounds
             model.set_params(n_estimators=settings.epochs)
-        x_train, x_val = _matrix(train.inputs, model), _matrix(validation.inputs, model)
+        x_train, x_val = _matrix(train.inputs), _matrix(validation.inputs)
         stopping = max(settings.patience, MIN_EARLY_STOPPING_ROUNDS)
         if settings.selection == "rolling":
             rounds = _rolling_rounds(model, x_train, train, settings.gap, stopping)
@@ -146,7 +141,7 @@ class EstimatorKind(ModelKind):
                 f"{max(settings.patience, MIN_EARLY_STOPPING_ROUNDS)} rounds without improvement {where})")
 
     def predict(self, model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        x = _matrix(inputs, model)
+        x = _matrix(inputs)
         if hasattr(model, "booster_") or not hasattr(model, "num_trees"):
             if hasattr(model, "predict_proba"):
                 proba = model.predict_proba(x)
@@ -158,8 +153,7 @@ class EstimatorKind(ModelKind):
     def save(self, model, folder: Path) -> str:
         model.booster_.save_model(str(Path(folder) / self.model_file))
         if getattr(model, "_atb_offset", None) is not None:
-            (Path(folder) / OFFSET_FILE).write_text(json.dumps(
-                {"input_names": model._atb_input_names, "offset": model._atb_offset.to_dict()}, indent=2))
+            (Path(folder) / OFFSET_FILE).write_text(json.dumps({"offset": model._atb_offset.to_dict()}, indent=2))
         return self.model_file
 
     def load(self, path: Path):
@@ -169,7 +163,6 @@ class EstimatorKind(ModelKind):
         offset_file = Path(path).parent / OFFSET_FILE
         if offset_file.is_file():
             saved = json.loads(offset_file.read_text())
-            booster._atb_input_names = saved["input_names"]
             booster._atb_offset = LinearOffset.from_dict(saved["offset"])
         return booster
 
@@ -185,15 +178,12 @@ class EstimatorKind(ModelKind):
         Path(path).write_bytes(onnx_model.SerializeToString())
 
     def reference_outputs(self, model, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = _matrix(sample, model)
+        x = _matrix(sample)
         if hasattr(model, "classes_"):
             return {"label": model.predict(x), "probabilities": model.predict_proba(x)}
         return {"outputs": (np.asarray(model.predict(x), np.float64) + _offset_of(model, x)).reshape(len(x), -1)}
 
     def onnx_feed(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if len(inputs) > 1:  # the window, then the baseline's columns (the order _matrix gives a model with an offset)
-            names = sorted(inputs, key=lambda name: name != DEFAULT_INPUT_NAME)
-            return {DEFAULT_INPUT_NAME: np.concatenate([_flat(inputs[name]) for name in names], axis=1)}
         return {DEFAULT_INPUT_NAME: _matrix(inputs)}
 
     def prediction_from_onnx(self, outputs: Mapping[str, np.ndarray], task: Mapping[str, Any]) -> np.ndarray:
