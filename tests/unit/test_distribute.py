@@ -90,6 +90,7 @@ def test_cluster_local_without_a_command(capsys):
     assert "needs the command every process runs, after '--'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # three processes importing TensorFlow: ~35 s of the 5-minute default suite
 def test_two_local_workers_train_one_model_the_chief_stores(tmp_path, capsys):
     """Both workers finish; one version is stored (by the chief), recording the strategy; its figures match a
     single-process run with the same global batch and seed within RELATIVE_TOLERANCE."""
@@ -119,6 +120,7 @@ TUNE = ["tune", "BTCUSDT", "--model-type", "lstm", "--variant", "tiny", "--tuner
         "--epochs", "1", "--days", "30", "--sequence-length", "24"]
 
 
+@pytest.mark.slow  # three processes importing TensorFlow
 def test_a_chief_and_two_tuner_workers_share_one_search(tmp_path, capsys):
     """keras-tuner's chief/worker mode through KERASTUNER_*: the trials are split between the workers, and the
     chief (which trains nothing) holds every result and writes the best."""

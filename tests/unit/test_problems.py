@@ -186,9 +186,10 @@ def test_volatility_without_the_residual_target_or_the_calendar(tmp_path, atb):
 
 def test_volatility_target_has_no_look_ahead_in_its_baselines(btc_hourly):
     problem = get_problem("volatility", horizon=4)
-    close = btc_hourly["close"].iloc[:2000]
-    extras = problem.extras(close, "1h")
-    changed = close.copy()
+    frame = btc_hourly[["open", "high", "low", "close"]].iloc[:2000]
+    close = frame["close"]
+    extras = problem.extras(frame, "1h")
+    changed = frame.copy()
     changed.iloc[1500:] *= 1.5  # a jump after bar 1499 must not move any baseline at or before it
     later = problem.extras(changed, "1h")
     np.testing.assert_allclose(extras.iloc[:1500].to_numpy(), later.iloc[:1500].to_numpy(), equal_nan=True)

@@ -48,7 +48,7 @@ def _last_extras(stored: Any, problem: Any, data: Any, features: pd.DataFrame) -
     """
     if not stored.schema.get("offset"):
         return None
-    extras = problem.extras(data.frame["close"], stored.schema["timeframe"]).reindex(features.index[-1:])
+    extras = problem.extras(data.frame, stored.schema["timeframe"]).reindex(features.index[-1:])
     if extras.isna().any(axis=None):
         missing = [c for c in extras.columns if extras[c].isna().any()]
         raise ValueError(f"This model adds its baseline, which needs more history than the file has: {missing[0]!r} "
@@ -64,7 +64,7 @@ def evaluate_price_file(stored: Any, data_path: str | None) -> dict:
     length, horizon, timeframe = stored.schema["sequence_length"], stored.schema["horizon"], stored.schema["timeframe"]
     close = data.frame["close"]
     target_values = problem.target(close, timeframe).reindex(features.index).to_numpy(np.float64)
-    extras = problem.extras(close, timeframe)
+    extras = problem.extras(data.frame, timeframe)
     extras = None if extras is None else extras.reindex(features.index)
     if len(features) < length:
         raise ValueError(f"No window with a known outcome: need more than {length + horizon} bars after warm-up")
