@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="add each bar's hour and weekday (sin/cos) to the window (default: on for volatility, "
                             "off for return and direction)")
     model.add_argument("--no-calendar", dest="calendar", action="store_false", help="leave the calendar columns out")
+    model.add_argument("--covariates", default="", metavar="COL[,COL...]",
+                       help="more numeric columns of the data file to add to every window, e.g. "
+                            "trade_count,taker_buy_asset_volume (each bar's value must be known when it closes; "
+                            "atb predict reads the same columns from its file)")
     model.add_argument("--selection", default="validation", metavar="{validation,rolling}",
                        help="lightgbm: choose the boosting rounds by early stopping on the validation part (default) "
                             "or on rolling-origin folds inside the training part, then fit all of it")
@@ -458,6 +462,7 @@ def _train(args) -> int:
         exchange=args.exchange, models_dir=args.models_dir, model_kwargs=_model_kwargs(args),
         distribute=args.distribute, precision=args.precision, residual=args.residual, calendar=args.calendar,
         interval=args.interval, ensemble=args.ensemble, selection=args.selection,
+        covariates=tuple(name for name in args.covariates.split(",") if name.strip()),
     )
     return _run_training(args, config)
 

@@ -94,3 +94,47 @@ def test_diagnose_gives_a_tradable_verdict_at_a_cost(atb):
     assert -1 <= trading["correlation"] <= 1 and trading["periods"] == report["holdout_rows"]
     code, _, err = atb("diagnose", "BTCUSDT", "--target", "direction", "--cost-bps", "-1")
     assert code == 2 and err.strip() == "atb: error: cost_bps must be a number in [0, 10000). Received: cost_bps=-1.0"
+
+
+def test_covariates_from_the_file_join_the_window_and_are_read_again_to_serve(tmp_path, atb):
+    root, short = tmp_path / "models", tmp_path / "no_covariates.csv"
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lightgbm", "--variant", "tiny", "--days", "45",
+                         "--epochs", "3", "--covariates", "Trade_Count,taker_buy_asset_volume", "--models-dir", root)
+    assert code == 0, err
+    schema = json.loads(((root / "BTCUSDT" / "price" / "latest").resolve() / "feature_schema.json").read_text())
+    assert schema["covariates"] == ["trade_count", "taker_buy_asset_volume"]
+    assert schema["feature_names"][-2:] == schema["covariates"] and len(schema["scaler"]["mean"]) == 17
+    code, out, err = atb("predict", "BTCUSDT", "--models-dir", root)
+    assert code == 0 and "predicted close" in out, err
+    # serving needs the same columns: a file without them is one clear line
+    from ml.data import bundled_sample_path
+    import pandas as pd
+    pd.read_csv(bundled_sample_path("BTCUSDT")).iloc[-1500:, :6].to_csv(short, index=False)
+    code, out, err = atb("predict", "BTCUSDT", "--models-dir", root, "--data", short)
+    assert code == 2 and "Covariate column 'trade_count' is not in" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("covariates, fragment", [
+    ("nope", "Covariate column 'nope' is not in bundled:BTCUSDT_1h"),
+    ("rsi_14", "'rsi_14' is a column the library computes or reads itself"),
+    ("trade_count,TRADE_COUNT", "a name repeats"),
+])
+def test_bad_covariates_are_refused_and_store_nothing(tmp_path, atb, covariates, fragment):
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lightgbm", "--variant", "tiny", "--days", "30",
+                         "--covariates", covariates, "--models-dir", tmp_path / "models")
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_covariate_gap_takes_the_last_known_value_and_leading_bars_without_one_are_dropped(tmp_path):
+    from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
+
+    rows = 10
+    frame = {"time": [1_600_000_000_000 + 3_600_000 * i for i in range(rows)], "open": [10.0] * rows,
+             "high": [11.0] * rows, "low": [9.0] * rows, "close": [10.5] * rows, "volume": [1.0] * rows,
+             "funding": [None, None, 0.1, None, 0.3, 0.4, None, None, 0.7, 0.8]}
+    import pandas as pd
+    pd.DataFrame(frame).to_csv(tmp_path / "bars.csv", index=False)
+    loaded = load_ohlcv("X", tmp_path / "bars.csv", covariates=("funding",))
+    assert loaded.frame["funding"].tolist() == [0.1, 0.1, 0.3, 0.4, 0.4, 0.4, 0.7, 0.8]
+    assert any("dropped the first 2 bars" in note for note in loaded.notes)

@@ -38,6 +38,26 @@ def _check_date(name: str, value: str | None) -> str | None:
         raise ValueError(f"{name} must be a date like 2022-01-31. Received: {name}={value!r}") from None
 
 
+def check_covariates(names: object) -> tuple[str, ...]:
+    """Covariate column names, lower-cased (files' headers are read in lower case), distinct, none of the library's own.
+
+    Example:
+        >>> check_covariates(["Trade_Count"])
+        ('trade_count',)
+    """
+    from ml.training_pipeline.problems.price.features import RESERVED_NAMES
+
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(
+            isinstance(n, str) and n.strip() for n in names):
+        raise ValueError(f"covariates must be a list of column names. Received: covariates={names!r}")
+    lowered = tuple(n.strip().lower() for n in names)
+    taken = [n for n in lowered if n in RESERVED_NAMES]
+    if taken or len(set(lowered)) != len(lowered):
+        what = f"{taken[0]!r} is a column the library computes or reads itself" if taken else "a name repeats"
+        raise ValueError(f"covariates must be distinct columns of your own: {what}. Received: covariates={list(names)!r}")
+    return lowered
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Everything that defines a training run; the same config and seed give the same metrics.
@@ -89,6 +109,10 @@ class TrainingConfig:
         interval: nominal coverage of the conformal interval every regression model reports and stores.
         selection: how LightGBM chooses its boosting rounds: ``validation`` (early stopping on the validation part)
             or ``rolling`` (on rolling-origin folds inside the training part, then one fit on all of it).
+        covariates: more numeric columns of the data file (any case) added to every window, e.g.
+            ``("trade_count", "taker_buy_asset_volume")`` of a Binance kline export: each bar's value must be known
+            when the bar closes (see :func:`~ml.training_pipeline.problems.price.features.build_features`); stored
+            in the schema, so ``atb predict`` reads the same columns from its file.
         ensemble: train this many members with seeds ``seed, seed + 1, ...`` and store them as one model whose
             output is their mean (Keras families; the ``.keras`` file and the ONNX graph hold every member).
 
@@ -132,6 +156,7 @@ class TrainingConfig:
     interval: float = 0.9
     ensemble: int = 1
     selection: str = "validation"
+    covariates: tuple[str, ...] = ()
 
     def __post_init__(self):
         from ml.training_pipeline.fitting.distribute import check_strategy
@@ -156,6 +181,7 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be True or False. Received: {name}={getattr(self, name)!r}")
         if self.selection not in SELECTIONS:
             raise unknown_name_error("selection", self.selection, SELECTIONS)
+        object.__setattr__(self, "covariates", check_covariates(self.covariates))
         check_positive_int("ensemble", self.ensemble)
         if self.ensemble > MAX_ENSEMBLE:
             raise ValueError(f"ensemble must be an int in 1..{MAX_ENSEMBLE}. Received: ensemble={self.ensemble!r}")

@@ -209,12 +209,14 @@ class StoredModel:
 
     def load_data(self, data_path: str | None) -> LoadedData:
         symbol = self.metadata["config"]["symbol"]
-        return load_ohlcv(symbol, data_path, timeframe=self.schema["timeframe"])
+        return load_ohlcv(symbol, data_path, timeframe=self.schema["timeframe"],
+                          covariates=tuple(self.schema.get("covariates", ())))
 
     def scaled_features(self, data: LoadedData):
         """Features in schema order, scaled with the stored scaler; checks names and sizes."""
         expected = list(self.schema["feature_names"])
-        features = build_features(data.frame, calendar=set(BAR_CALENDAR_NAMES) <= set(expected))
+        features = build_features(data.frame, calendar=set(BAR_CALENDAR_NAMES) <= set(expected),
+                                  covariates=tuple(self.schema.get("covariates", ())))
         if list(features.columns) != expected:
             raise SchemaMismatchError(
                 f"Feature schema mismatch for version {self.version!r}: the model expects {expected}, "

@@ -150,7 +150,7 @@ def walk_forward(config, folds: int, problem=None, log=None) -> WalkForwardRepor
     plan = plan_run(config, problem)
     problem = plan.problem
     loaded = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,
-                        config.end_date, exchange=config.exchange)
+                        config.end_date, exchange=config.exchange, covariates=config.covariates)
     rows = build_features(loaded.frame).index  # the feature rows prepare() splits by fractions
     days = sorted(set(rows.normalize()))
     settings = _fold_settings(days, rows, folds)

@@ -25,7 +25,7 @@ BAR_CALENDAR_NAMES: tuple[str, ...] = ("bar_hour_sin", "bar_hour_cos", "bar_week
 """Window columns added with ``calendar=True``: each bar's own hour of day and day of week (every family sees them)."""
 
 
-def build_features(ohlcv: pd.DataFrame, calendar: bool = False) -> pd.DataFrame:
+def build_features(ohlcv: pd.DataFrame, calendar: bool = False, covariates: tuple[str, ...] = ()) -> pd.DataFrame:
     """Computes :data:`FEATURE_NAMES` from an OHLCV frame, dropping the warm-up bars.
 
     Prices enter only as ratios and log differences, so the features are comparable
@@ -35,6 +35,9 @@ def build_features(ohlcv: pd.DataFrame, calendar: bool = False) -> pd.DataFrame:
     Args:
         ohlcv: float ``open, high, low, close, volume`` sorted by time.
         calendar: also the :data:`BAR_CALENDAR_NAMES` columns (known for every bar, so no look-ahead).
+        covariates: columns of ``ohlcv`` appended as they are, last (the user's own inputs: each bar's value must be
+            known when the bar closes; a value about the future that is known in advance, such as "an event in the
+            next 24 hours", belongs in the column at the bar where it becomes known). Scaled with the other columns.
 
     Returns:
         A float64 frame with the same index minus the first :data:`WARMUP_BARS` rows.
@@ -75,7 +78,14 @@ def build_features(ohlcv: pd.DataFrame, calendar: bool = False) -> pd.DataFrame:
         for name, values in zip(BAR_CALENDAR_NAMES, (np.sin(hour), np.cos(hour), np.sin(weekday), np.cos(weekday)),
                                 strict=True):
             frame[name] = np.asarray(values, np.float64)
+    for name in covariates:
+        frame[name] = ohlcv[name].iloc[WARMUP_BARS:].to_numpy(np.float64)
     return frame.astype("float64")
+
+
+RESERVED_NAMES: frozenset[str] = frozenset(
+    (*FEATURE_NAMES, *BAR_CALENDAR_NAMES, "open", "high", "low", "close", "volume", "time", "timestamp", "date"))
+"""Names a covariate column cannot have (they are columns the library computes or reads itself)."""
 
 
 CALENDAR_NAMES: tuple[str, ...] = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")

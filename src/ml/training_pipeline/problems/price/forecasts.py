@@ -100,9 +100,9 @@ class PriceProblem(Problem):
 
     def prepare(self, config) -> ProblemData:
         loaded = load_ohlcv(config.symbol, config.data_path, config.timeframe, config.days, config.start_date,
-                            config.end_date, exchange=config.exchange)
+                            config.end_date, exchange=config.exchange, covariates=config.covariates)
         calendar = self.calendar_default if config.calendar is None else config.calendar
-        features = build_features(loaded.frame, calendar=calendar)
+        features = build_features(loaded.frame, calendar=calendar, covariates=config.covariates)
         close = loaded.frame["close"]
         target = self.target(close, config.timeframe).reindex(features.index)
         extras = self.extras(loaded.frame, config.timeframe)
@@ -126,6 +126,7 @@ class PriceProblem(Problem):
             "warmup_bars": WARMUP_BARS,
             "inputs": [spec.to_dict() for spec in offered],
             "known_names": list(CALENDAR_NAMES),
+            "covariates": list(config.covariates),
             "input_shape": [config.sequence_length, n_features],
             "scaler": prepared.scaler.to_dict(),
             "target_scaler": prepared.target_scaler.to_dict() if prepared.target_scaler else None,

@@ -178,8 +178,10 @@ def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]
     return index, False
 
 
-def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame") -> tuple[pd.DataFrame, str]:
+def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame", covariates: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
     """Detects the layout of a raw table and returns (validated OHLCV frame, layout name).
+
+    ``covariates`` names more numeric columns (any case) kept after the OHLCV ones; their empty cells stay NaN.
 
     Example:
         >>> frame, layout = normalize_ohlcv(pd.read_csv("BTCUSDT_1h.csv"))  # doctest: +SKIP
@@ -201,14 +203,18 @@ def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame") -> tuple[pd.DataFr
     missing = [c for c in OHLCV if c not in frame.columns]
     if missing:
         raise DataError(f"Missing required column(s) {missing} in {source}. Received columns: {list(raw.columns)}")
+    absent = [c for c in covariates if c not in frame.columns]
+    if absent:
+        raise DataError(f"Covariate column {absent[0]!r} is not in {source}. Received columns: {list(raw.columns)}")
     index, was_ms = _parse_time(frame[time_column], time_column)
     notes = [n for n in (raw.attrs.get("note"), getattr(index, "attrs", {}).get("note")) if n]
     layout = BINANCE if was_ms and ("closetime" in frame.columns or "close_time" in frame.columns) else GENERIC
 
     values = {}
-    for column in OHLCV:
+    for column in (*OHLCV, *covariates):
         if pd.api.types.is_bool_dtype(frame[column]):
-            raise DataError(f"Column {column!r} holds true/false values in {source}; prices and volume must be numbers")
+            raise DataError(f"Column {column!r} holds true/false values in {source}; prices, volume and covariates "
+                            "must be numbers")
         numeric = pd.to_numeric(frame[column], errors="coerce")
         bad = numeric.isna() & frame[column].notna()
         if bad.any():
@@ -227,6 +233,20 @@ def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame") -> tuple[pd.DataFr
     validate_ohlcv(ohlcv, source)
     ohlcv.attrs["notes"] = notes
     return ohlcv, layout
+
+
+def _fill_covariates(frame: pd.DataFrame, covariates: tuple[str, ...], source: str) -> tuple[pd.DataFrame, str | None]:
+    """Fills each covariate's gaps with its last known value (never a later one) and drops the leading bars before
+    every covariate is known; returns the frame and a note when bars were dropped."""
+    frame[list(covariates)] = frame[list(covariates)].ffill()
+    known = frame[list(covariates)].notna().all(axis=1).to_numpy()
+    if not known.any():
+        empty = next(c for c in covariates if frame[c].isna().all())
+        raise DataError(f"Covariate column {empty!r} has no value in {source}. Received: {len(frame)} rows, all empty")
+    first = int(np.argmax(known))
+    if first:
+        return frame.iloc[first:], f"dropped the first {first} bars, before every covariate has a value"
+    return frame, None
 
 
 def validate_ohlcv(frame: pd.DataFrame, source: str = "data") -> None:
@@ -295,7 +315,9 @@ def resample_ohlcv(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
     if bar == rule:
         return frame
     grouped = frame.resample(rule, label="left", closed="left", origin="epoch")
-    out = grouped.agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    # a covariate's value at a bar is its last value inside it (what is known when the bar closes)
+    out = grouped.agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum",
+                       **{c: "last" for c in frame.columns if c not in OHLCV}})
     complete = grouped["close"].count() == int(rule / bar)
     return out[complete]
 
@@ -353,6 +375,7 @@ def load_ohlcv(
     start_date: str | None = None,
     end_date: str | None = None,
     exchange: str | None = None,
+    covariates: tuple[str, ...] = (),
 ) -> LoadedData:
     """Loads validated OHLCV bars for ``symbol`` at ``timeframe``.
 
@@ -363,6 +386,9 @@ def load_ohlcv(
         days: keep the last ``days`` days.
         start_date, end_date: inclusive ISO date bounds.
         exchange: download from this ccxt exchange instead of reading a file.
+        covariates: more numeric columns of the file to keep (the user's own inputs, see
+            :func:`~.features.build_features`): a gap is filled with the last known value, and leading bars before
+            every covariate has a value are dropped (with a note).
 
     Returns:
         A :class:`LoadedData`.
@@ -374,6 +400,9 @@ def load_ohlcv(
     """
     if timeframe not in TIMEFRAMES:
         raise DataError(f"Unknown timeframe {timeframe!r}. Accepted: {', '.join(TIMEFRAMES)}. Received: timeframe={timeframe!r}")
+    if exchange is not None and covariates:
+        raise DataError(f"Covariates come from a data file's columns; an exchange download has none. Received: "
+                        f"covariates={list(covariates)}, exchange={exchange!r}")
     if exchange is not None:
         raw = fetch_exchange_ohlcv(symbol, timeframe, days or 365, exchange)
         source, layout_hint = f"exchange:{exchange}", "exchange"
@@ -385,8 +414,11 @@ def load_ohlcv(
         except ValueError as error:
             raise DataError(str(error)) from None
         raw, source, layout_hint = read_table(path), f"bundled:{path.name}", None
-    frame, layout = normalize_ohlcv(raw, source)
+    frame, layout = normalize_ohlcv(raw, source, covariates)
     notes = list(frame.attrs.get("notes", []))
+    if covariates:
+        frame, note = _fill_covariates(frame, covariates, source)
+        notes += [note] if note else []
     frame = filter_dates(frame, days, start_date, end_date)
     frame.index = frame.index.as_unit("ns")
     bar = infer_bar(frame.index)
