@@ -68,6 +68,13 @@ def test_a_seed_ensemble_is_one_model_whose_output_is_the_members_mean(tmp_path)
     x = np.random.default_rng(0).normal(size=(8, 12, 4)).astype("float32")
     mean = np.mean([m.predict(x, verbose=0) for m in members], axis=0)
     np.testing.assert_allclose(ensemble.predict(x, verbose=0), mean, rtol=1e-5, atol=1e-6)
+    from ml.training_pipeline.uncertainty import predict_with_uncertainty
+
+    spread = predict_with_uncertainty(ensemble, x, method="ensemble", interval=0.9)
+    np.testing.assert_allclose(spread.mean, mean, rtol=1e-5, atol=1e-6)
+    assert spread.n_samples == 2 and (spread.std > 0).all() and (spread.lower <= spread.upper).all()
+    with pytest.raises(ValueError, match="needs a seed ensemble"):
+        predict_with_uncertainty(members[0], x, method="ensemble")
     assert ensemble.name == "lstm" and export_onnx(ensemble, tmp_path / "model.onnx", sample=x).max_abs_diff < 1e-4
     kind.save(ensemble, tmp_path)
     np.testing.assert_allclose(kind.load(tmp_path / "model.keras").predict(x, verbose=0), mean, rtol=1e-5, atol=1e-6)

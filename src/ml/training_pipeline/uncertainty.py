@@ -56,7 +56,7 @@ class UncertainPrediction:
         lower, upper: the central ``interval`` bounds.
         interval: nominal coverage of ``[lower, upper]`` (e.g. 0.8).
         method: ``"sampling"`` or ``"quantiles"``.
-        n_samples: forward passes drawn (sampling only).
+        n_samples: forward passes drawn (sampling) or members (ensemble).
         entropy: binary and multiclass: predictive entropy (nats) of the mean probabilities, ``(rows,)``.
         mutual_information: sampling classifiers: entropy minus the mean entropy of the samples, ``(rows,)``.
         samples: the ``(n_samples, rows, outputs)`` draws when asked for.
@@ -165,9 +165,10 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
         n_samples: forward passes for sampling models (>= 2; ignored for quantile models).
         interval: nominal coverage of the interval (0.8: from the 10% to the 90% quantile).
         keep_samples: also return the draws.
-        method: ``None`` (the model's own: sampling or quantiles) or ``"conformal"``: the split-conformal interval
+        method: ``None`` (the model's own: sampling or quantiles), ``"conformal"``: the split-conformal interval
             from the absolute residuals on ``calibration`` (:mod:`~ml.training_pipeline.common.conformal`; held-out
-            rows, e.g. the validation part, never the training rows).
+            rows, e.g. the validation part, never the training rows), or ``"ensemble"``: the spread of a seed
+            ensemble's members (``train(..., ensemble=N)``), their mean being the model's own output.
         calibration: ``(inputs, targets)`` of held-out rows, for ``method="conformal"``.
 
     Returns:
@@ -186,8 +187,10 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
     interval = check_interval(interval)
     if method == "conformal":
         return _conformal(model, x, interval, calibration)
+    if method == "ensemble":
+        return _ensemble(model, x, interval, keep_samples)
     if method is not None:
-        raise ValueError(f"method must be None (the model's own) or 'conformal'. Received: method={method!r}")
+        raise ValueError(f"method must be None (the model's own), 'conformal' or 'ensemble'. Received: method={method!r}")
     method = require_uncertainty(model)
     named = x if isinstance(x, Mapping) else {model.inputs[0].name: x}
     named = {k: np.asarray(v) for k, v in named.items()}
@@ -235,6 +238,24 @@ def _conformal(model, x, interval: float, calibration) -> UncertainPrediction:
     std = np.full_like(mean, half / NormalDist().inv_cdf(0.5 + interval / 2))  # the normal interval's width
     return UncertainPrediction(mean=mean, std=std, lower=mean - half, upper=mean + half, interval=interval,
                                method="conformal")
+
+
+def _ensemble(model, x, interval: float, keep_samples: bool) -> UncertainPrediction:
+    """Each member's prediction (the sub-models named ``<family>_member_<k>`` of a seed ensemble) as one draw."""
+    members = [layer for layer in getattr(model, "layers", []) if layer.name.startswith(f"{model.name}_member_")]
+    if len(members) < 2:
+        raise ValueError(f"method='ensemble' needs a seed ensemble (train(..., ensemble=N), N >= 2). Received: "
+                         f"{getattr(model, 'name', type(model).__name__)!r} with {len(members)} members")
+    named = x if isinstance(x, Mapping) else {model.inputs[0].name: x}
+    argument = model_argument(model, {k: np.asarray(v) for k, v in named.items()})
+    samples = np.stack([np.asarray(member.predict(argument, batch_size=_BATCH, verbose=0), np.float64)
+                        for member in members])
+    samples = samples.reshape(len(members), len(samples[0]), -1)
+    tail = (1 - interval) / 2
+    return UncertainPrediction(mean=samples.mean(axis=0), std=samples.std(axis=0, ddof=1),
+                               lower=np.quantile(samples, tail, axis=0), upper=np.quantile(samples, 1 - tail, axis=0),
+                               interval=interval, method="ensemble", n_samples=len(members),
+                               samples=samples if keep_samples else None)
 
 
 _SAMPLING_PASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
