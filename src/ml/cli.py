@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -359,7 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_json(payload: Any) -> None:
-    print(json.dumps(payload, indent=2, default=str))
+    """Strict JSON on stdout (``NaN``/``Infinity`` are not JSON: they print as ``null``)."""
+    print(json.dumps(_finite(payload), indent=2, default=str, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

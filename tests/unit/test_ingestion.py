@@ -90,6 +90,9 @@ def test_gaps_are_reported_not_repaired(raw_klines, tmp_path):
     assert data.notes == ("1 gap(s) in the data (3 missing 1h bars); left as they are",)
 
 
+PRICES = ("open", "high", "low", "close")
+
+
 def _write(frame, tmp_path, name="bad.csv"):
     path = tmp_path / name
     frame.to_csv(path, index=False)
@@ -109,6 +112,18 @@ def _write(frame, tmp_path, name="bad.csv"):
         (lambda f: f.assign(low=-f["low"]), r"price <= 0"),
         (lambda f: f.drop(columns=["time", "closetime"]).reset_index().rename(columns={"index": ""}),
          r"Column 'unnamed: 0' holds small numbers \(max 399\) that look like a row index"),
+        (lambda f: f.assign(**{c: f[c] * 1e300 for c in PRICES}), r"has open=.*e\+30\d at .* outside the accepted 1e-12"),
+        (lambda f: f.assign(**{c: f[c] * 1e-300 for c in PRICES}), r"has open=.*e-29\d at .* outside the accepted"),
+        (lambda f: f.assign(**{c: f[c].where(f.index != 200, 1e11) for c in ("high", "close")}),
+         r"has a close of 1e\+11 at .* one bar earlier: a move of more than 1000x in one bar"),
+        (lambda f: f.assign(time=f["time"].where(f.index >= 100, f["time"] // 1000)),
+         r"Column 'time' mixes timestamp units: row 0 reads as seconds since 1970, row 100 \(\d+\) as milliseconds"),
+        (lambda f: f.assign(time=f["time"].astype(object).where(f.index != 5, 10**20)),
+         r"Column 'time' has a timestamp beyond the year 2262 at row 5: 100000000000000000000"),
+        (lambda f: f.assign(time=f["time"].astype(object).where(f.index != 300, "abc")),
+         r"Column 'time' has a value that is not a timestamp at row 300: 'abc'"),
+        (lambda f: f.assign(close=f["close"].astype(object).where(f.index != 7, "x" * 500)),
+         r"at row 7: 'x{50}.*\.\.\. \(502 characters\)$"),
     ],
 )
 def test_bad_files_get_one_clear_error(raw_klines, tmp_path, mutate, message):
@@ -123,6 +138,11 @@ def test_missing_unreadable_and_coarse_inputs(raw_klines, tmp_path):
     garbage.write_bytes(b"\x00garbage")
     with pytest.raises(DataError, match="Cannot read"):
         load_ohlcv("X", garbage)
+    binary = tmp_path / "sparse.csv"
+    binary.write_bytes(b"\x00" * 10_000_000)  # pandas would read it for minutes as one 'value' and quote it whole
+    with pytest.raises(DataError, match=r"^'.*sparse.csv' is not CSV text: its first 4096 bytes hold NUL bytes"):
+        load_ohlcv("X", binary)
+    assert len(load_ohlcv("BTCUSDT", days=1_000_000_000).frame) == len(load_ohlcv("BTCUSDT").frame)
     with pytest.raises(DataError, match=r"Unknown timeframe '15m'. Accepted: 1h, 4h, 1d"):
         load_ohlcv("BTCUSDT", timeframe="15m")
     daily = load_ohlcv("BTCUSDT", timeframe="1d").frame.reset_index()

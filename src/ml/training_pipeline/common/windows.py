@@ -138,6 +138,22 @@ def windows_for_rows(
                      extras={} if extras is None else {c: extras[c].to_numpy(np.float64)[ends] for c in extras.columns})
 
 
+def check_finite_columns(values: np.ndarray, columns, index) -> None:
+    """Refuses a NaN or infinite feature value (naming column, bar and value) before it reaches a scaler or a model.
+
+    Example:
+        >>> check_finite_columns(np.array([[1.0, np.inf]]), ["a", "b"], ["bar 0"])
+        Traceback (most recent call last):
+        ...
+        ValueError: Feature 'b' is inf at bar 0: check the data around that bar (a feature must be finite)
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise ValueError(f"Feature {columns[col]!r} is {values[row, col]:g} at {index[row]}: check the data around "
+                         "that bar (a feature must be finite)")
+
+
 def prepare_data(
     features: pd.DataFrame,
     target: pd.Series,
@@ -186,6 +202,7 @@ def prepare_data(
             f"horizon={horizon} (about {minimum} bars in all). Use more data (--days) or a shorter --sequence-length"
         )
     values = features.to_numpy(dtype=np.float64)
+    check_finite_columns(values, features.columns, features.index)
     scaler = StandardScaler.fit(values[:n_train])
     scaled = scaler.transform(values)
     target_values = target.to_numpy(dtype=np.float64)

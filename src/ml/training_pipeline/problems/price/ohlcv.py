@@ -78,13 +78,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
             if not isinstance(frame.index, pd.RangeIndex):
                 frame = frame.reset_index()
             return _check_rows(frame, path)
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(_check_text(path))
+    except DataError:
+        raise
     except pd.errors.EmptyDataError:
         raise DataError(f"{str(path)!r} is empty: no header and no rows") from None
     except ImportError as error:  # a Parquet engine missing from a custom install
         raise DataError(f"Reading Parquet needs pyarrow: pip install pyarrow ({str(error).splitlines()[0]})") from None
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise DataError(f"Cannot read {str(path)!r} as CSV or Parquet: {str(error).splitlines()[0]}") from None
+        raise DataError(f"Cannot read {str(path)!r} as CSV or Parquet: {_quoted(str(error).splitlines()[0])[1:-1]}") from None
     frame = _other_separator(frame, path)
     if len(frame.columns) and all(_is_number(c) for c in frame.columns):
         # a Binance export without a header row: the first row was taken as names
@@ -96,9 +98,23 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return _check_rows(frame, path)
 
 
+def _check_text(path: Path) -> Path:
+    """Refuses, from its first 4 KiB, a file that pandas would read for minutes as one huge text 'value': binary
+    content (NUL bytes) that is not a compressed CSV pandas can open."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if b"\x00" in head and not head.startswith(_COMPRESSED_MAGIC):
+        raise DataError(f"{str(path)!r} is not CSV text: its first {len(head)} bytes hold NUL bytes (a binary file). "
+                        "Accepted: CSV (optionally .gz/.bz2/.zip/.xz/.zst compressed) or Parquet")
+    return path
+
+
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
+
+
 def _check_rows(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     if frame.empty:
-        raise DataError(f"{str(path)!r} has a header ({', '.join(map(str, frame.columns[:6]))}) but no rows")
+        raise DataError(f"{str(path)!r} has a header ({_quoted(', '.join(map(str, frame.columns[:6])))[1:-1]}) but no rows")
     return frame
 
 
@@ -116,6 +132,21 @@ def _other_separator(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             reread.attrs["note"] = f"read {path.name} with {name} as the field separator"
             return reread
     return frame
+
+QUOTE_LIMIT = 60
+"""The most characters of a user's value any message quotes (a file of NUL bytes is one huge 'value')."""
+
+
+def _quoted(value: object) -> str:
+    """``repr(value)``, cut to :data:`QUOTE_LIMIT` characters.
+
+    Example:
+        >>> _quoted("x" * 100)[-20:]
+        '... (102 characters)'
+    """
+    text = repr(value)
+    return text if len(text) <= QUOTE_LIMIT else f"{text[:QUOTE_LIMIT]}... ({len(text)} characters)"
+
 
 def _is_number(text: object) -> bool:
     try:
@@ -139,6 +170,33 @@ def _day_first(values: pd.Series) -> tuple[bool | None, str]:
     return None, "ambiguous"
 
 
+_EPOCH_UNITS = ("s", "ms", "us", "ns")
+_EPOCH_LIMITS = (1e11, 1e14, 1e17, 9.2e18)  # each unit's largest magnitude here (ns: int64's, year 2262)
+
+
+def _epoch_unit(numeric: pd.Series, column: str) -> str:
+    """The one unit (s, ms, us or ns since epoch) of every value, read per value from its magnitude.
+
+    Raises:
+        DataError: a value beyond nanoseconds' range, or values of two units in one column (naming the first row
+            of the second unit and its value).
+    """
+    magnitude = numeric.abs().to_numpy(np.float64)
+    units = np.searchsorted(np.asarray(_EPOCH_LIMITS), magnitude, side="right")
+    if (units >= len(_EPOCH_UNITS)).any():
+        row = int(np.argmax(units >= len(_EPOCH_UNITS)))
+        raise DataError(f"Column {column!r} has a timestamp beyond the year 2262 at row {row}: {numeric.iloc[row]:.0f}. "
+                        "Accepted: seconds, milliseconds, microseconds or nanoseconds since 1970")
+    if (units != units[0]).any():
+        row = int(np.argmax(units != units[0]))
+        raise DataError(f"Column {column!r} mixes timestamp units: row 0 reads as {_UNIT_WORDS[units[0]]} since 1970, "
+                        f"row {row} ({numeric.iloc[row]:.0f}) as {_UNIT_WORDS[units[row]]}. Use one unit for every row")
+    return _EPOCH_UNITS[int(units[0])]
+
+
+_UNIT_WORDS = ("seconds", "milliseconds", "microseconds", "nanoseconds")
+
+
 def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]:
     """Parses timestamps; integers are read as s/ms/us/ns since epoch by magnitude. Returns (index, was_ms).
 
@@ -147,12 +205,17 @@ def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]
     then says so.
     """
     numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().mean() > 0.5 and not numeric.notna().all():
+        # epoch numbers with a few that are not: name the first of those, not a valid number read as text
+        row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
+        raise DataError(f"Column {column!r} has a value that is not a timestamp at row {row}: "
+                        f"{_quoted(values.iloc[row])}")
     if numeric.notna().all():
         magnitude = float(numeric.abs().max())
         if magnitude < 1e8:  # before 1973 in epoch seconds: a row number, not a time
             raise DataError(f"Column {column!r} holds small numbers (max {magnitude:.0f}) that look like a row "
                             "index, not timestamps; add a time column (e.g. 'time' in ms or 'date')")
-        unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns"
+        unit = _epoch_unit(numeric, column)
         return pd.DatetimeIndex(pd.to_datetime(numeric.astype("int64"), unit=unit, utc=True)), unit == "ms"
     day_first, example = _day_first(values)
     note = ""
@@ -172,7 +235,7 @@ def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]
             parsed = pd.to_datetime(values, utc=True, errors="coerce", dayfirst=bool(day_first))
     if parsed.isna().any():
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        raise DataError(f"Column {column!r} has a value that is not a timestamp at row {row}: {values.iloc[row]!r}")
+        raise DataError(f"Column {column!r} has a value that is not a timestamp at row {row}: {_quoted(values.iloc[row])}")
     index = pd.DatetimeIndex(parsed)
     index.attrs = {"note": note} if note else {}
     return index, False
@@ -202,10 +265,10 @@ def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame", covariates: tuple[
         )
     missing = [c for c in OHLCV if c not in frame.columns]
     if missing:
-        raise DataError(f"Missing required column(s) {missing} in {source}. Received columns: {list(raw.columns)}")
+        raise DataError(f"Missing required column(s) {missing} in {source}. Received columns: {_quoted(list(raw.columns))}")
     absent = [c for c in covariates if c not in frame.columns]
     if absent:
-        raise DataError(f"Covariate column {absent[0]!r} is not in {source}. Received columns: {list(raw.columns)}")
+        raise DataError(f"Covariate column {absent[0]!r} is not in {source}. Received columns: {_quoted(list(raw.columns))}")
     index, was_ms = _parse_time(frame[time_column], time_column)
     notes = [n for n in (raw.attrs.get("note"), getattr(index, "attrs", {}).get("note")) if n]
     layout = BINANCE if was_ms and ("closetime" in frame.columns or "close_time" in frame.columns) else GENERIC
@@ -226,7 +289,7 @@ def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame", covariates: tuple[
                         f"{value.strip().replace(',', '')})")
             elif isinstance(value, str) and _DECIMAL_COMMA.match(value.strip()):
                 hint = f" (a decimal comma: save the file with '.' decimals such as {value.strip().replace(',', '.')})"
-            raise DataError(f"Column {column!r} has a non-numeric value at row {row}: {value!r}{hint}")
+            raise DataError(f"Column {column!r} has a non-numeric value at row {row}: {_quoted(value)}{hint}")
         values[column] = numeric.to_numpy(dtype="float64")
     # one resolution everywhere, so integer arithmetic on the index is in nanoseconds
     ohlcv = pd.DataFrame(values, index=index.as_unit("ns").rename("time"))
@@ -249,6 +312,14 @@ def _fill_covariates(frame: pd.DataFrame, covariates: tuple[str, ...], source: s
     return frame, None
 
 
+PRICE_RANGE = (1e-12, 1e12)
+"""Accepted prices: wide enough for any quote currency and token, narrow enough that every feature and metric stays
+finite in float64 (prices of 1e300 overflow squared errors; 1e-300 underflow them to 0)."""
+MAX_VOLUME = 1e30
+MAX_BAR_FACTOR = 1000.0
+"""The largest close-to-close move accepted between two bars (the largest real one-bar moves are far below it)."""
+
+
 def validate_ohlcv(frame: pd.DataFrame, source: str = "data") -> None:
     """Raises DataError for NaN/inf, non-positive prices, unsorted or duplicate timestamps."""
     finite = np.isfinite(frame[list(OHLCV)].to_numpy())
@@ -260,6 +331,21 @@ def validate_ohlcv(frame: pd.DataFrame, source: str = "data") -> None:
     if (prices <= 0).any():
         row = int(np.argwhere(prices <= 0)[0][0])
         raise DataError(f"{source} has a price <= 0 at {frame.index[row]}")
+    outside = (prices < PRICE_RANGE[0]) | (prices > PRICE_RANGE[1])
+    if outside.any():
+        row, col = map(int, np.argwhere(outside)[0])
+        raise DataError(f"{source} has {OHLCV[col]}={prices[row, col]:g} at {frame.index[row]}, outside the accepted "
+                        f"{PRICE_RANGE[0]:g} .. {PRICE_RANGE[1]:g}. Check the file's price units")
+    if (frame["volume"] > MAX_VOLUME).any():
+        row = int(np.argmax((frame["volume"] > MAX_VOLUME).to_numpy()))
+        raise DataError(f"{source} has a volume of {frame['volume'].iloc[row]:g} at {frame.index[row]}, above the "
+                        f"accepted {MAX_VOLUME:g}")
+    jumps = np.abs(np.diff(np.log(frame["close"].to_numpy()))) > np.log(MAX_BAR_FACTOR)
+    if jumps.any():
+        row = int(np.argmax(jumps)) + 1
+        before, after = frame["close"].iloc[row - 1], frame["close"].iloc[row]
+        raise DataError(f"{source} has a close of {after:g} at {frame.index[row]} after {before:g} one bar earlier: a move "
+                        f"of more than {MAX_BAR_FACTOR:g}x in one bar is a bad row or a unit change, not a market")
     high_low = (frame["high"] < frame[["open", "close"]].max(axis=1)) | (frame["low"] > frame[["open", "close"]].min(axis=1)) \
         | (frame["high"] < frame["low"])
     if high_low.any():
@@ -328,7 +414,7 @@ def filter_dates(frame: pd.DataFrame, days: int | None, start_date: str | None, 
         frame = frame[frame.index >= pd.Timestamp(start_date, tz="UTC")]
     if end_date:
         frame = frame[frame.index < pd.Timestamp(end_date, tz="UTC") + pd.Timedelta(days=1)]
-    if days and len(frame):
+    if days and len(frame) and days <= (frame.index[-1] - frame.index[0]).days + 1:  # more days than the data: all of it
         frame = frame[frame.index > frame.index[-1] - pd.Timedelta(days=days)]
     if frame.empty:
         raise DataError(f"No bars left after the date filter (days={days}, start_date={start_date}, end_date={end_date})")
