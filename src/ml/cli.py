@@ -116,14 +116,22 @@ def _window_options(parser: argparse.ArgumentParser) -> None:
                         "(default 128)")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is the one line (and where to read more) instead of a usage block before it;
+    subcommands' parsers are of this class too (``add_subparsers`` builds them with the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (cheap: lists models without importing TensorFlow)."""
     from ml.training_pipeline.common.markets import TIMEFRAMES
     from ml.training_pipeline.config import DEFAULT_PATIENCE, TARGETS
     from ml.training_pipeline.models import AVAILABLE_MODELS, MODEL_VARIANTS
 
-    parser = argparse.ArgumentParser(prog="atb", description="Train, evaluate and serve time-series models.",
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineErrorParser(prog="atb", description="Train, evaluate and serve time-series models.",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     from ml import __version__
 
     parser.add_argument("--version", action="version", version=f"atb-ml {__version__}")
@@ -587,12 +595,19 @@ def _models_list(args) -> int:
     from ml.training_pipeline.store.versions import ModelStore
 
     store = ModelStore(args.models_dir)
-    rows = store.list(args.symbol, model_type=args.model_type, timeframe=args.timeframe)
+    rows = store.list(args.symbol, model_type=_model_type(args.model_type), timeframe=args.timeframe)
     if args.json:
         _print_json(rows)
         return 0
     if not rows:
-        print(f"no stored models in {store.root}")
+        stored = store.list(args.symbol)
+        if stored and (args.model_type or args.timeframe):
+            kinds = sorted({r["model_type"] for r in stored if r["model_type"]})
+            frames = sorted({r["timeframe"] for r in stored if r["timeframe"]})
+            print(f"no stored model matches the filter ({len(stored)} stored: model types {', '.join(kinds) or '-'}; "
+                  f"timeframes {', '.join(frames) or '-'})")
+        else:
+            print(f"no stored models in {store.root}" + (f" for {args.symbol}" if args.symbol else ""))
         return 0
     width = max(10, *(len(row["symbol"]) + 2 for row in rows))
     kind_width = max(18, *(len(row["model_type"] or "?") + 2 for row in rows))

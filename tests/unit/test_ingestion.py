@@ -134,6 +134,11 @@ def test_bad_files_get_one_clear_error(raw_klines, tmp_path, mutate, message):
 def test_missing_unreadable_and_coarse_inputs(raw_klines, tmp_path):
     with pytest.raises(DataError, match="Data file not found"):
         load_ohlcv("X", tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="Data path is a folder, not a data file"):
+        load_ohlcv("X", tmp_path)
+    (tmp_path / "loop.csv").symlink_to(tmp_path / "loop.csv")
+    with pytest.raises(DataError, match="Data path is a broken symbolic link or a link loop"):
+        load_ohlcv("X", tmp_path / "loop.csv")
     garbage = tmp_path / "x.parquet"
     garbage.write_bytes(b"\x00garbage")
     with pytest.raises(DataError, match="Cannot read"):

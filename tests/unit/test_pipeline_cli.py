@@ -206,12 +206,42 @@ def test_bad_data_files(klines, tmp_path, atb, case):
      (["--model-type", "tcn", "--ensemble", "2", "--resume"],
       "ensemble=2 trains its members in one process, without --resume or --distribute"),
      (["--model-type", "lightgbm", "--selection", "cv"], "Unknown selection 'cv'"),
-     (["--model-type", "tcn", "--interval", "1.5"], "interval must be a float in [0.5, 1). Received: interval=1.5")],
+     (["--model-type", "tcn", "--interval", "1.5"], "interval must be a float in [0.5, 1). Received: interval=1.5"),
+     (["--model-type", "tcn", "--pos-weight", "3"],
+      "pos_weight (--pos-weight) weighs the positives of a binary target; target='return' is a regression problem")],
 )
 def test_bad_train_arguments(tmp_path, atb, args, fragment):
     root = tmp_path / "models"
     code, out, err = atb("train", "model", "BTCUSDT", *args, "--models-dir", root)
     _assert_bad_input(code, out, err, fragment, root)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "model", "BTCUSDT", "--model-type", "tcn", "--models-dir", "/proc/atb_models"],
+     "The model store '/proc/atb_models' is not writable ('/proc' refuses a new folder"),
+    (["tune", "BTCUSDT", "--model-type", "lstm", "--space", "dropout=[0.5,0.1]", "--directory", "{tmp}/tuning"],
+     "Search-space range dropout=[0.5, 0.1] runs backwards"),
+    (["tune", "BTCUSDT", "--model-type", "lstm", "--directory", "{tmp}/a_file/tuning"],
+     "The tuning directory cannot be used: '{tmp}/a_file' is a file, not a folder"),
+    (["cluster-local", "2", "--port", "70000", "--", "atb", "--help"], "port must leave room for the cluster's ports"),
+    (["train", "anomaly", "BGL", "--log-format", "bgl", "--window", "100000d", "--models-dir", "{tmp}/models"],
+     "Too few windows: 1 windows (fixed 100000d windows"),
+])
+def test_bad_commands_fail_in_one_line_before_any_work(tmp_path, atb, argv, fragment):
+    (tmp_path / "a_file").write_text("x")
+    code, out, err = atb(*[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    _assert_bad_input(code, out, err, fragment.replace("{tmp}", str(tmp_path)), tmp_path / "models")
+    assert not (tmp_path / "tuning").exists()
+
+
+def test_a_usage_error_is_one_line_that_says_where_help_is(capsys):
+    from ml.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "model", "BTCUSDT", "--model-type", "tcn", "--epochs", "x"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err == ("atb train model: error: argument --epochs: invalid int value: 'x' "
+                                              "(see atb train model --help)\n")
 
 
 def test_model_params_reach_the_model_and_unknown_ones_are_refused(tmp_path, atb):

@@ -182,7 +182,7 @@ def test_models_list_shows_identity_filters_and_corrupt_versions(two_models, tmp
     first = sorted((broken / "BTCUSDT" / "price").glob("*_v1"))[0]
     (first / "metadata.json").write_text("{ not json")
     code, out, _ = atb("models", "list", "--models-dir", broken)
-    assert code == 0 and "CORRUPT: metadata.json unreadable" in out and len(
+    assert code == 0 and "CORRUPT: metadata.json is not valid JSON" in out and len(
         [line for line in out.splitlines() if line.startswith("BTCUSDT")]) == 2
     code, out, err = atb("predict", "BTCUSDT", "--models-dir", broken, "--json")
     assert code == 0 and json.loads(out)["model_type"] == "lightgbm", err  # the corrupt one is never chosen

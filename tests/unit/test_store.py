@@ -12,9 +12,11 @@ from ml.training_pipeline.store.versions import ModelStore, StoreError
 NOW = datetime(2024, 1, 31, 14, 5, tzinfo=UTC)
 
 
-def _complete(folder):
-    for name in ("model.onnx", "metadata.json", "feature_schema.json"):
+def _complete(folder, model_type="tcn", timeframe="1h", target="return"):
+    for name in ("model.onnx", "feature_schema.json"):
         (folder / name).write_text("{}")
+    (folder / "metadata.json").write_text(json.dumps(
+        {"config": {"symbol": "BTCUSDT", "model_type": model_type, "timeframe": timeframe, "target": target}}))
 
 
 def test_versions_are_numbered_and_latest_moves(tmp_path):
@@ -80,7 +82,7 @@ def test_listing_reads_metrics(tmp_path):
     store = ModelStore(tmp_path)
     with store.new_version("BTCUSDT", "direction", now=NOW) as staging:
         _complete(staging)
-        (staging / "metadata.json").write_text(json.dumps({"config": {"model_type": "tcn", "variant": "default"},
+        (staging / "metadata.json").write_text(json.dumps({"config": {"symbol": "BTCUSDT", "model_type": "tcn", "variant": "default"},
                                                            "summary": {"accuracy": 0.51}}))
     rows = store.list()
     assert rows == [{"symbol": "BTCUSDT", "target": "direction", "version": "2024-01-31_14h_v1", "latest": True,
@@ -170,3 +172,64 @@ def test_missing_and_added_files_are_reported_and_old_versions_stay_loadable(tmp
     assert store.resolve("ETHUSDT", "return", "2023-01-01_00h_v1") == old
     result = store.verify("ETHUSDT")[0][3]
     assert result.ok and not result.sealed and "no checksums" in result.summary()
+
+
+@pytest.mark.parametrize(("metadata", "reason"), [
+    ("[]", "metadata.json is a JSON list, not an object"),
+    ('{"config": null}', "no config object naming the model_type and symbol"),
+    ('{"config": null, "problem": null, "data": null}', "no config object naming the model_type and symbol"),
+    ('{"config": {"symbol": "BTCUSDT", "model_type": "tcn"}, "files": "x"}', "'files' is a JSON str, not an object"),
+    ('{"config": {"symbol": "BTCUSDT", "model_type": "tcn"}, "problem": []}', "'problem' is a JSON list"),
+    ("\u00b1\u00b2 not json", "metadata.json is not valid JSON"),
+])
+def test_a_malformed_version_is_listed_corrupt_and_never_blocks_an_intact_one(tmp_path, metadata, reason):
+    store, intact = _stored(tmp_path)
+    broken = intact.parent / "2024-01-31_14h_v2"
+    broken.mkdir()
+    _complete(broken)
+    (broken / "metadata.json").write_text(metadata)
+    rows = {row["version"]: row for row in store.list()}
+    assert reason in rows[broken.name]["corrupt"] and "corrupt" not in rows[intact.name]
+    assert store.find("BTCUSDT") == intact  # the intact one is served, the malformed one skipped
+    with pytest.raises(StoreError, match=f"Version '{broken.name}' is corrupt: .*{reason[:20]}"):
+        store.resolve("BTCUSDT", "return", broken.name)
+    assert {row[2]: row[3].ok for row in store.verify()}[intact.name]  # checking a malformed version crashes nothing
+
+
+def test_a_binary_checksum_list_is_reported_for_its_version_and_the_others_are_still_checked(tmp_path):
+    store, intact = _stored(tmp_path)
+    with store.new_version("BTCUSDT", "return", now=NOW) as staging:
+        _complete(staging)
+    garbage = store.last_committed / "SHA256SUMS"
+    garbage.chmod(0o644)
+    garbage.write_bytes(bytes(range(128, 256)))
+    results = {row[2]: row[3] for row in store.verify()}
+    assert results[intact.name].ok and results[garbage.parent.name].problems == ("SHA256SUMS is not a text checksum list",)
+
+
+def test_a_version_name_is_never_served_as_another_model(tmp_path):
+    store = ModelStore(tmp_path)
+    for target, kind, bars in (("price", "tcn", "1h"), ("direction", "lightgbm", "4h")):
+        with store.new_version("BTCUSDT", target, now=NOW) as staging:
+            _complete(staging, kind, bars, target)
+    name = "2024-01-31_14h_v1"  # the same name in both problem folders
+    with pytest.raises(StoreError, match=rf"Version '{name}' names 2 models of BTCUSDT \(direction/{name}: direction 4h "
+                                         rf"lightgbm; price/{name}: price 1h tcn\); choose one with --target"):
+        store.find("BTCUSDT", name)
+    assert store.find("BTCUSDT", name, target="direction").parent.name == "direction"
+    with pytest.raises(StoreError, match=rf"Version '{name}' of BTCUSDT is a direction 4h lightgbm model, not "
+                                         "model_type='attention_lstm'"):
+        store.find("BTCUSDT", name, target="direction", model_type="attention_lstm")
+    with pytest.raises(StoreError, match="is a price 1h tcn model, not timeframe='4h'"):
+        store.find("BTCUSDT", name, target="return", timeframe="4h")
+
+
+def test_walk_forward_says_several_models_are_stored_instead_of_none(tmp_path):
+    from ml.training_pipeline.walk_forward import walk_forward_config
+
+    store = ModelStore(tmp_path)
+    for target, kind in (("price", "tcn"), ("volatility", "lightgbm")):
+        with store.new_version("BTCUSDT", target, now=NOW) as staging:
+            _complete(staging, kind, "1h", target)
+    with pytest.raises(StoreError, match=r"BTCUSDT has 2 stored models .*; choose one with --target"):
+        walk_forward_config("BTCUSDT", str(tmp_path))

@@ -255,6 +255,10 @@ class TrainingConfig:
                 isinstance(self.pos_weight, (int, float)) and not isinstance(self.pos_weight, bool)
                 and 0 < self.pos_weight < float("inf"))):
             raise ValueError(f"pos_weight must be a number > 0 or 'balanced'. Received: pos_weight={self.pos_weight!r}")
+        task = self.task if self.pos_weight is not None else None
+        if self.pos_weight is not None and task != "binary":
+            raise ValueError(f"pos_weight (--pos-weight) weighs the positives of a binary target; target={self.target!r} is "
+                             f"a {task} problem. Accepted: pos_weight with target='direction'")
         if self.curriculum is not None:
             phases = check_phases(self.curriculum, known)
             object.__setattr__(self, "curriculum", phases)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ml.training_pipeline.problems import get_problem
 from ml.training_pipeline.problems.anomaly.formats import load_log_events
@@ -156,6 +157,10 @@ def _features_table(x: np.ndarray, y: np.ndarray, names: Sequence[str], seed: in
             for i in order]
 
 
+MAX_CLASSES = 100
+"""The most classes :func:`diagnose_labels` takes (more is a continuous value, or an id, given as a label)."""
+
+
 def diagnose_labels(x: Any, y: Any, feature_names: Sequence[str] | None = None, *, holdout: float = HOLDOUT,
                     seed: int = 42, top: int = 10, source: str = "arrays") -> LabelDiagnosis:
     """Is there a learnable signal in ``y`` given ``x``? Rows must be in time order (the last ``holdout`` share is held
@@ -198,11 +203,21 @@ def _diagnose(x: Any, y: Any, feature_names: Sequence[str] | None = None, *, hol
     labels = np.asarray(y).reshape(-1)
     if len(labels) != len(x):
         raise ValueError(f"x and y must have the same rows. Received: {len(x)} and {len(labels)}")
+    if not len(x):
+        raise ValueError(f"x and y have no rows. Received: x of shape {x.shape}; accepted: >= 80 rows in time order")
+    missing = np.asarray(pd.isna(labels), bool)
+    if missing.any():
+        raise ValueError(f"y has {int(missing.sum())} missing label(s) (NaN/None), first at row {int(np.argmax(missing))}. "
+                         "Accepted: a class label on every row (drop the unlabelled rows first)")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"x contains NaN or inf. Received {int((~np.isfinite(x)).sum())} non-finite values")
     if not isinstance(holdout, float) or not 0.1 <= holdout <= 0.5:
         raise ValueError(f"holdout must be a float in [0.1, 0.5]. Received: holdout={holdout!r}")
     classes, codes = np.unique(labels, return_inverse=True)
+    most = min(MAX_CLASSES, max(2, len(labels) // 10))
+    if len(classes) > most:
+        raise ValueError(f"y has {len(classes)} distinct values in {len(labels)} rows: diagnose_labels needs class labels "
+                         f"(here at most {most} classes, >= 10 rows per class on average); bin a continuous target first")
     if len(classes) < 2:
         raise ValueError(f"The label has one class only ({classes[0]!r} in all {len(labels)} rows): nothing to learn. "
                          "Accepted: a label with >= 2 classes")

@@ -147,6 +147,11 @@ def export_onnx(
     path = Path(path)
     if path.suffix != ".onnx":
         raise ValueError(f"path must end with '.onnx'. Received: path={str(path)!r}")
+    folder = path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"path cannot be written: {str(folder)!r} is a file, not a folder. Received: path={str(path)!r}")
     adapter = kind_of(model)
     declared = adapter.declared_inputs(model)
     if sample is None:

@@ -26,7 +26,7 @@ from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.problems import PriceProblem, problem_type
 from ml.training_pipeline.problems.price.features import BAR_CALENDAR_NAMES, build_features
 from ml.training_pipeline.problems.price.ohlcv import LoadedData, load_ohlcv
-from ml.training_pipeline.store.versions import ModelStore
+from ml.training_pipeline.store.versions import ModelStore, read_metadata
 from ml.training_pipeline.uncertainty import (
     DEFAULT_INTERVAL,
     check_interval,
@@ -84,8 +84,7 @@ class StoredModel:
         if not store.problems(name):
             name = next(iter(store.names_trained_on(name, target)), name)  # none: find() says nothing is stored
         path = store.find(name, version, target, timeframe=timeframe, model_type=model_type)
-        stored = cls(path, json.loads((path / "metadata.json").read_text()),
-                     json.loads((path / "feature_schema.json").read_text()))
+        stored = cls(path, read_metadata(path), json.loads((path / "feature_schema.json").read_text()))
         return stored.for_symbol(check_symbol(symbol)) if "symbols" in stored.schema else stored
 
     def for_symbol(self, symbol: str) -> StoredModel:

@@ -120,6 +120,9 @@ def search_space(model_type: str, variant: str = "default", overrides: Mapping[s
             if not values:
                 raise ValueError(f"Search-space override {raw!r} is empty. Give a value, [low, high] or choices")
             numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            if numeric and len(values) == 2 and values[0] > values[1]:
+                raise ValueError(f"Search-space range {raw}=[{values[0]}, {values[1]}] runs backwards. Accepted: "
+                                 f"[low, high] with low <= high, e.g. {raw}=[{values[1]}, {values[0]}]")
             dims[name] = _range(name, values) if numeric and len(values) == 2 else Dimension(name, choices=tuple(values))
         elif isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
             dims[name] = Dimension(name, choices=tuple(_as_value(v) for v in value))  # choices of layer sizes
@@ -262,11 +265,15 @@ def tune(config, tuner: str = "bayesian", max_trials: int = 10, overrides: Mappi
         raise ValueError(f"atb tune searches neural models with keras-tuner; model_type={spec.name!r} is a tree "
                          "estimator. Tune it with --param on atb train, or use another model type")
     dims, fixed = search_space(spec.name, config.variant, {**dict(config.model_kwargs), **dict(overrides or {})})
+    folder = Path(directory or DEFAULT_TUNING_DIR)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"The tuning directory cannot be used: {str(existing)!r} is a file, not a folder. "
+                         f"Received: directory={str(folder)!r}")
     data = prepare(plan)
     import keras_tuner as kt  # imports TensorFlow: after every argument and the data were checked
 
     name = _project_name(config, tuner, dims, fixed)
-    folder = Path(directory or DEFAULT_TUNING_DIR)
     epochs = config.epochs or 80
 
     def trial_config(hp, budget: int = epochs):

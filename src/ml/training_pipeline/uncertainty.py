@@ -185,6 +185,7 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
     """
 
     interval = check_interval(interval)
+    _check_rows(x)
     if method == "conformal":
         return _conformal(model, x, interval, calibration)
     if method == "ensemble":
@@ -238,6 +239,20 @@ def _conformal(model, x, interval: float, calibration) -> UncertainPrediction:
     std = np.full_like(mean, half / NormalDist().inv_cdf(0.5 + interval / 2))  # the normal interval's width
     return UncertainPrediction(mean=mean, std=std, lower=mean - half, upper=mean + half, interval=interval,
                                method="conformal")
+
+
+def _check_rows(x) -> None:
+    """At least one row, and finite numbers in every float input (a NaN would come back as a NaN forecast)."""
+    arrays = x.items() if isinstance(x, Mapping) else [("x", x)]
+    for name, values in arrays:
+        values = np.asarray(values)
+        if values.ndim == 0 or len(values) == 0:
+            raise ValueError(f"{name} has no rows: predict_with_uncertainty needs at least one. Received: shape "
+                             f"{values.shape}")
+        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            row = int(np.argwhere(~np.isfinite(values.reshape(len(values), -1)))[0][0])
+            raise ValueError(f"{name} has {int((~np.isfinite(values)).sum())} NaN/inf value(s), first in row {row}: "
+                             "predictions need finite inputs")
 
 
 def _ensemble(model, x, interval: float, keep_samples: bool) -> UncertainPrediction:

@@ -27,7 +27,7 @@ from ml.training_pipeline.models.registry import get_spec
 from ml.training_pipeline.pipeline import evaluate_fitted, fit_model, plan_run, prepare
 from ml.training_pipeline.problems.price.features import build_features
 from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
-from ml.training_pipeline.store.versions import ModelStore, StoreError
+from ml.training_pipeline.store.versions import ModelStore, NoStoredModel, read_metadata
 
 HISTORY_SHARE = 0.5
 """Share of the days that is history for every fold (the K test windows split the rest)."""
@@ -82,21 +82,19 @@ def walk_forward_config(symbol: str, models_dir: str | None = None, *, version: 
     Raises:
         ValueError: nothing stored and no ``model_type``, or a setting ``TrainingConfig`` refuses.
     """
-    import json
     from dataclasses import fields
-
 
     overrides = {k: v for k, v in {**overrides, "models_dir": models_dir}.items() if v is not None}
     try:
         stored = ModelStore(models_dir).find(symbol, version, target, timeframe,
                                              get_spec(model_type).name if model_type else None)
-    except StoreError:
+    except NoStoredModel:  # only when nothing is stored: 'several models, choose one' reaches the user as it is
         if model_type is None:
             raise ValueError(f"No stored model for {symbol} to take the settings from; give --model-type "
                              "(and --variant) to walk forward without one") from None
         return TrainingConfig(symbol=symbol, model_type=model_type, variant=variant or "default",
                               target=target or "return", timeframe=timeframe or "1h", **overrides)
-    config = json.loads((stored / "metadata.json").read_text())["config"]
+    config = read_metadata(stored)["config"]
     # grouping settings name several symbols' files: a walk forward refits the one symbol asked for
     keep = {f.name for f in fields(TrainingConfig)} - {"curriculum", "group_weights", "data_paths", "symbols", "distribute"}
     settings = {k: v for k, v in config.items() if k in keep}

@@ -48,6 +48,37 @@ def check_weights(weights: Any, rows: int, where: str = "sample weights") -> np.
     return array
 
 
+def check_fit_rows(fit_rows: Any, rows: int, where: str) -> np.ndarray | None:
+    """``fit_rows`` as an index array into ``rows`` rows (``None`` stays ``None``: every row).
+
+    Example:
+        >>> check_fit_rows([5], 2, "group_weights")
+        Traceback (most recent call last):
+        ...
+        ValueError: group_weights: fit_rows must select rows 0..1 (a boolean mask of 2 or row indices). Received: fit_rows=[5]
+    """
+    if fit_rows is None:
+        return None
+    index = np.asarray(fit_rows)
+    accepted = f"rows 0..{rows - 1} (a boolean mask of {rows} or row indices)"
+    if index.dtype == bool:
+        if index.shape != (rows,):
+            raise ValueError(f"{where}: fit_rows must select {accepted}. Received: a mask of {index.size}")
+        index = np.flatnonzero(index)
+    elif index.ndim != 1 or (index.size and (not np.issubdtype(index.dtype, np.integer) or index.min() < -rows
+                                               or index.max() >= rows)):
+        raise ValueError(f"{where}: fit_rows must select {accepted}. Received: fit_rows={_short(fit_rows)}")
+    if not index.size:
+        raise ValueError(f"{where}: fit_rows selects no rows; the weights are normalised over the training rows. "
+                         f"Accepted: {accepted}")
+    return index
+
+
+def _short(value: Any) -> str:
+    text = repr(list(value) if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
 def _normalise(weights: np.ndarray, fit_rows: np.ndarray | None, where: str) -> np.ndarray:
     scale = weights[fit_rows].mean() if fit_rows is not None else weights.mean()
     if not scale > 0:
@@ -102,9 +133,14 @@ def group_weights(groups: Any, spec: GroupWeights, *, fit_rows: Any = None, defa
         >>> group_weights(["a", "b", "b"], lambda g: 3.0 if g == "a" else 1.0).round(6).tolist()
         [1.8, 0.6, 0.6]
     """
+    if groups is None or isinstance(groups, (str, bytes)) or not hasattr(groups, "__len__"):
+        raise ValueError(f"groups must be one label per row (a list or array). Received: groups={_short(groups)}")
     labels = np.asarray([str(g) for g in np.asarray(groups, dtype=object).reshape(-1)])
+    if not len(labels):
+        raise ValueError("groups has no rows: group_weights needs one label per row. Received: groups of length 0")
     check_group_weights(spec, labels)
-    fit = np.arange(len(labels)) if fit_rows is None else np.asarray(fit_rows)
+    fit_rows = check_fit_rows(fit_rows, len(labels), "group_weights")
+    fit = np.arange(len(labels)) if fit_rows is None else fit_rows
     if isinstance(spec, str):
         names, counts = np.unique(labels[fit], return_counts=True)
         table = dict(zip(names, len(labels[fit]) / (len(names) * counts), strict=True))
@@ -136,7 +172,8 @@ def class_weights(y: Any, pos_weight: float | str, *, fit_rows: Any = None) -> n
     labels = np.asarray(y, dtype=np.float64).reshape(-1)
     if np.setdiff1d(np.unique(labels), [0.0, 1.0]).size:
         raise ValueError(f"pos_weight needs 0/1 labels. Received values {np.unique(labels)[:5].tolist()}")
-    fit = labels if fit_rows is None else labels[np.asarray(fit_rows)]
+    fit_rows = check_fit_rows(fit_rows, len(labels), "class_weights")
+    fit = labels if fit_rows is None else labels[fit_rows]
     if pos_weight == "balanced":
         positives = fit.sum()
         if positives == 0 or positives == len(fit):

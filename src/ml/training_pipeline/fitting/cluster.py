@@ -60,6 +60,10 @@ def cluster_environments(n: int, mode: str = "tf", port: int | None = None) -> l
         raise ValueError(f"A local cluster has 1..{MAX_PROCESSES} workers. Received: {n!r}")
     if mode not in MODES:
         raise unknown_name_error("mode", mode, MODES)
+    last = (port or 0) + (0 if mode == "tuner" else n - 1)
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port or last > 65535):
+        raise ValueError(f"port must leave room for the cluster's ports in 1024..65535 ({n} from the first). "
+                         f"Received: port={port!r}")
     if mode == "tuner":
         oracle_port = port or free_ports(1)[0]
         common = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(oracle_port)}

@@ -125,12 +125,18 @@ def verify_version(folder: str | Path) -> Verification:
     except (OSError, ValueError):
         metadata = None
     recorded = metadata.get("files") if isinstance(metadata, dict) else None
+    problems: list[str] = []
+    if recorded is not None and not (isinstance(recorded, dict) and all(isinstance(e, dict) for e in recorded.values())):
+        problems.append(f"{METADATA_FILE}'s checksum record ('files') is malformed")
+        recorded = {}
     if not sums_path.is_file() and recorded is None:
         return Verification(folder, sealed=False)
     if not sums_path.is_file():
-        return Verification(folder, True, 0, (f"{CHECKSUM_FILE} is missing",))
-    sums = _parse_sums(sums_path.read_text())
-    problems: list[str] = []
+        return Verification(folder, True, 0, (*problems, f"{CHECKSUM_FILE} is missing"))
+    try:
+        sums = _parse_sums(sums_path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return Verification(folder, True, 0, (*problems, f"{CHECKSUM_FILE} is not a text checksum list"))
     checked = 0
     present = {p.name: p for p in _files(folder)}
     for name, digest in sums.items():

@@ -65,7 +65,44 @@ class StoreError(ValueError):
     """A requested version is missing or incomplete."""
 
 
+class NoStoredModel(StoreError):
+    """Nothing stored matches the request (as opposed to several models matching it)."""
+
+
+class CorruptVersion(StoreError):
+    """A version's metadata cannot be read or has the wrong shape: listed as CORRUPT, never chosen."""
+
+
+def read_metadata(version_folder: str | os.PathLike) -> dict:
+    """A version's ``metadata.json``, checked to have the shape every command reads: an object whose ``config`` is
+    an object naming the ``model_type``, whose ``problem`` and ``data`` are objects (or absent) and whose ``files``
+    record is an object (or absent). The one reader of stored metadata, so a malformed version is reported the
+    same way everywhere and never crashes a command.
+
+    Raises:
+        CorruptVersion: missing, not JSON, not UTF-8, or of the wrong shape (the message says which).
+    """
+    path = Path(version_folder) / "metadata.json"
+    try:
+        metadata = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CorruptVersion("metadata.json missing") from None
+    except (OSError, ValueError):
+        raise CorruptVersion("metadata.json is not valid JSON (or not UTF-8)") from None
+    if not isinstance(metadata, dict):
+        raise CorruptVersion(f"metadata.json is a JSON {type(metadata).__name__}, not an object")
+    config = metadata.get("config")
+    if not isinstance(config, dict) or not all(isinstance(config.get(k), str) for k in ("model_type", "symbol")):
+        raise CorruptVersion("metadata.json has no config object naming the model_type and symbol")
+    for key in ("problem", "data", "files", "summary", "metrics"):
+        if metadata.get(key) is not None and not isinstance(metadata[key], dict):
+            raise CorruptVersion(f"metadata.json's {key!r} is a JSON {type(metadata[key]).__name__}, not an object")
+    return metadata
+
+
 OWNER_FILE = ".owner"
+MIN_FREE_BYTES = 64 * 2**20
+"""Free space a store must have before a run trains (the largest default version is ~20 MiB: model, ONNX, plots)."""
 STALE_WITHOUT_OWNER_S = 3600
 
 
@@ -80,9 +117,9 @@ def _alive(pid: int) -> bool:
 
 
 def identity(metadata: dict) -> tuple[str, str, str]:
-    """``(problem, timeframe, model type)`` of a stored version, from its metadata."""
-    config = metadata.get("config", {})
-    problem = metadata.get("problem", {}).get("name") or config.get("target") or "?"
+    """``(problem, timeframe, model type)`` of a stored version, from its metadata (:func:`read_metadata`'s)."""
+    config = metadata.get("config") or {}
+    problem = (metadata.get("problem") or {}).get("name") or config.get("target") or "?"
     # a problem without bars (log windows, arrays) records timeframe None in its data: shown as "-"
     data = metadata.get("data") or {}
     timeframe = data["timeframe"] if "timeframe" in data else config.get("timeframe")
@@ -115,7 +152,9 @@ class ModelStore:
     def check_writable(self) -> None:
         """Raises :class:`StoreError` now (before any data is read) when versions could not be written.
 
-        Nothing is created: the root, or its nearest existing parent, must be a writable folder.
+        The root, or its nearest existing parent, must be a folder where a folder can really be made (one is made
+        and removed at once: permission bits do not tell, e.g. under ``/proc`` or on a read-only mount) with at least
+        :data:`MIN_FREE_BYTES` free.
         """
         probe = self.root
         while not probe.exists() and probe.parent != probe:
@@ -123,9 +162,15 @@ class ModelStore:
         if probe.exists() and not probe.is_dir():
             raise StoreError(f"The model store {str(self.root)!r} cannot be used: {str(probe)!r} is a file, not a folder. "
                              "Pass a folder to --models-dir")
-        if not os.access(probe, os.W_OK | os.X_OK):
-            raise StoreError(f"The model store {str(self.root)!r} is not writable ({str(probe)!r} refuses writes). "
-                             "Pass a writable folder to --models-dir")
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".atb-probe-", dir=probe))
+        except OSError as error:
+            raise StoreError(f"The model store {str(self.root)!r} is not writable ({str(probe)!r} refuses a new folder: "
+                             f"{error.strerror}). Pass a writable folder to --models-dir") from None
+        free = shutil.disk_usage(probe).free
+        if free < MIN_FREE_BYTES:
+            raise StoreError(f"The model store {str(self.root)!r} has {free / 2**20:.0f} MiB free; a version needs up to "
+                             f"{MIN_FREE_BYTES / 2**20:.0f} MiB. Free some space or pass another --models-dir")
 
     def clean_stale(self, folder: Path) -> list[str]:
         """Removes staging folders in ``folder`` whose owner process is gone; returns their names.
@@ -258,7 +303,7 @@ class ModelStore:
         folder = self.target_dir(symbol, target)
         name = version or self.latest(symbol, target)
         if name is None:
-            raise StoreError(f"No stored model for {check_symbol(symbol)} ({target}) in {self.root}. "
+            raise NoStoredModel(f"No stored model for {check_symbol(symbol)} ({target}) in {self.root}. "
                              f"Train one with: atb train model {check_symbol(symbol)} --model-type tcn")
         if not _VERSION.match(name):
             raise StoreError(f"Version names look like 2024-01-31_14h_v3. Received: version={name!r}")
@@ -271,11 +316,14 @@ class ModelStore:
             missing.append("a model file")
         if missing:
             raise StoreError(f"Version {name!r} is incomplete or corrupt: missing {', '.join(missing)}")
-        for json_file in ("metadata.json", "feature_schema.json"):
-            try:
-                json.loads((path / json_file).read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise StoreError(f"Version {name!r} is corrupt: {json_file} is not valid JSON") from None
+        try:
+            read_metadata(path)
+            if not isinstance(json.loads((path / "feature_schema.json").read_text()), dict):
+                raise ValueError
+        except CorruptVersion as error:
+            raise CorruptVersion(f"Version {name!r} is corrupt: {error}") from None
+        except (ValueError, UnicodeDecodeError):
+            raise CorruptVersion(f"Version {name!r} is corrupt: feature_schema.json is not a JSON object") from None
         checked = verify_version(path)
         if not checked.ok:
             raise StoreError(f"Version {name!r} of {check_symbol(symbol)} ({target}) failed verification, refusing to "
@@ -316,17 +364,13 @@ class ModelStore:
         if version is not None:
             if not _VERSION.match(version):
                 raise StoreError(f"Version names look like 2024-01-31_14h_v3. Received: version={version!r}")
-            for name in targets:
-                if (self.target_dir(symbol, name) / version).is_dir():
-                    return self.resolve(symbol, name, version)
-            stored = ", ".join(f"{name}/{v}" for name in targets for v in self.versions(symbol, name)) or "none"
-            raise StoreError(f"Version {version!r} not found for {check_symbol(symbol)}. Stored: {stored}")
+            return self._find_version(symbol, version, targets, timeframe, model_type)
         newest: dict[tuple[str, str, str], tuple[tuple, str, str]] = {}
         for name in targets:
             for number, candidate in enumerate(self.versions(symbol, name)):
                 try:
-                    meta = json.loads((self.target_dir(symbol, name) / candidate / "metadata.json").read_text())
-                except (OSError, ValueError):
+                    meta = read_metadata(self.target_dir(symbol, name) / candidate)
+                except CorruptVersion:
                     continue  # corrupt versions are listed as such, never chosen
                 key = identity(meta)
                 if (timeframe and key[1] != timeframe) or (model_type and key[2] != model_type):
@@ -338,8 +382,8 @@ class ModelStore:
             wanted = ", ".join(f"{k}={v}" for k, v in (("target", target), ("timeframe", timeframe),
                                                         ("model_type", model_type)) if v)
             if wanted and any(self.versions(symbol, name) for name in targets):
-                raise StoreError(f"No stored model for {check_symbol(symbol)} with {wanted}. Stored: "
-                                 f"{self._identities(symbol)}")
+                raise NoStoredModel(f"No stored model for {check_symbol(symbol)} with {wanted}. Stored: "
+                                    f"{self._identities(symbol)}")
             return self.resolve(symbol, targets[0] if targets else "price")  # raises "No stored model ..."
         if len(newest) > 1:
             listing = "; ".join(f"{p} {t} {m}" for p, t, m in sorted(newest))
@@ -348,12 +392,38 @@ class ModelStore:
         _, name, candidate = next(iter(newest.values()))
         return self.resolve(symbol, name, candidate)
 
+    def _find_version(self, symbol: str, version: str, targets: list[str], timeframe: str | None,
+                      model_type: str | None) -> Path:
+        """``version`` by name: refused when the name is in several problem folders (unless ``target`` chose one) or
+        when the model it names is not the ``timeframe``/``model_type`` asked for, never another model served."""
+        holders = [name for name in targets if (self.target_dir(symbol, name) / version).is_dir()]
+        if not holders:
+            stored = ", ".join(f"{name}/{v}" for name in targets for v in self.versions(symbol, name)) or "none"
+            raise NoStoredModel(f"Version {version!r} not found for {check_symbol(symbol)}. Stored: {stored}")
+        described = {}
+        for name in holders:
+            try:
+                described[name] = identity(read_metadata(self.target_dir(symbol, name) / version))
+            except CorruptVersion:
+                described[name] = (name, "?", "?")
+        if len(holders) > 1:
+            listing = "; ".join(f"{name}/{version}: {' '.join(described[name])}" for name in holders)
+            raise StoreError(f"Version {version!r} names {len(holders)} models of {check_symbol(symbol)} ({listing}); "
+                             "choose one with --target (Python: target=)")
+        problem, bars, kind = described[holders[0]]
+        for option, wanted, actual in (("model_type", model_type, kind), ("timeframe", timeframe, bars)):
+            if wanted and actual != wanted:
+                raise StoreError(f"Version {version!r} of {check_symbol(symbol)} is a {problem} {bars} {kind} model, not "
+                                 f"{option}={wanted!r}. Drop --{option.replace('_', '-')} or give a version of that model "
+                                 f"(atb models list {check_symbol(symbol)})")
+        return self.resolve(symbol, holders[0], version)
+
     def _identities(self, symbol: str) -> str:
         found = set()
         for name in self.problems(symbol):
             for candidate in self.versions(symbol, name):
-                with contextlib.suppress(OSError, ValueError):
-                    found.add(identity(json.loads((self.target_dir(symbol, name) / candidate / "metadata.json").read_text())))
+                with contextlib.suppress(CorruptVersion):
+                    found.add(identity(read_metadata(self.target_dir(symbol, name) / candidate)))
         return "; ".join(f"{p} {t} {m}" for p, t, m in sorted(found)) or "none"
 
     def names_trained_on(self, symbol: str, target: str | None = None) -> list[str]:
@@ -374,8 +444,8 @@ class ModelStore:
                 version = self.latest(folder.name, name)
                 meta_file = folder / name / str(version) / "metadata.json"
                 try:
-                    config = json.loads(meta_file.read_text()).get("config", {}) if version else {}
-                except (OSError, json.JSONDecodeError):
+                    config = read_metadata(meta_file.parent)["config"] if version else {}
+                except CorruptVersion:
                     continue
                 if symbol in config.get("symbols", ()) or (config.get("symbols") and config.get("symbol") == symbol):
                     found.append((meta_file.stat().st_mtime, folder.name))
@@ -396,22 +466,18 @@ class ModelStore:
                 for name in self.versions(sym, target):
                     row = {"symbol": sym, "target": target, "version": name, "latest": name == latest}
                     try:
-                        meta = json.loads((self.root / sym / target / name / "metadata.json").read_text())
-                        if not isinstance(meta, dict):
-                            raise ValueError("not an object")
-                    except (OSError, ValueError) as error:
-                        reason = "metadata.json missing" if isinstance(error, FileNotFoundError) else \
-                            "metadata.json unreadable"
+                        meta = read_metadata(self.root / sym / target / name)
+                    except CorruptVersion as error:
                         if not model_type and not timeframe:
-                            rows.append({**row, "corrupt": reason, "model_type": None, "variant": None,
+                            rows.append({**row, "corrupt": str(error), "model_type": None, "variant": None,
                                          "timeframe": None, "problem": {"type": target}, "metrics": {}, "data": None})
                         continue
-                    config = meta.get("config", {})
+                    config = meta["config"]
                     bars = identity(meta)[1]
                     bars = None if bars == "-" else bars
                     if (model_type and config.get("model_type") != model_type) or (timeframe and bars != timeframe):
                         continue
                     rows.append({**row, "model_type": config.get("model_type"), "variant": config.get("variant"),
-                                 "timeframe": bars, "problem": meta.get("problem", {"type": target}),
-                                 "data": meta.get("data", {}).get("source"), "metrics": meta.get("summary", {})})
+                                 "timeframe": bars, "problem": meta.get("problem") or {"type": target},
+                                 "data": (meta.get("data") or {}).get("source"), "metrics": meta.get("summary") or {}})
         return rows

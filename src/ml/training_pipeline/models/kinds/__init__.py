@@ -50,7 +50,10 @@ def kind_of(model) -> ModelKind:
     for adapter in _ADAPTERS.values():
         if adapter.owns(model):
             return adapter
-    raise ValueError(f"export_onnx accepts a Keras model or a fitted LightGBM estimator. Received: {type(model).__name__}")
+    if hasattr(model, "export") and hasattr(model, "get_config"):  # Keras, but without a graph of inputs to trace
+        raise ValueError(f"The Keras model has no defined inputs (a Sequential or subclassed model not built on "
+                         f"keras.Input): build it with keras.Input first. Received: {type(model).__name__} without inputs")
+    raise ValueError(f"Accepted: a Keras model or a fitted LightGBM estimator. Received: {type(model).__name__}")
 
 
 __all__ = ["CompiledKerasKind", "EstimatorKind", "KerasKind", "ModelKind", "get_kind", "kind_of", "register_adapter"]

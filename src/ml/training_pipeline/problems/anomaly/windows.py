@@ -178,10 +178,14 @@ def chronological_parts(windows: Sequence[np.ndarray], times: np.ndarray, fracti
     order = np.argsort(first, kind="stable")
     n = len(order)
     n_test, n_val = int(round(n * fractions[1])), int(round(n * fractions[0]))
-    cut_val, cut_test = first[order[n - n_test - n_val]] if n_val else np.inf, first[order[n - n_test]] if n_test else np.inf
-    parts = {"train": order[last[order] < cut_val],
-             "validation": order[(first[order] >= cut_val) & (last[order] < cut_test)],
-             "test": order[first[order] >= cut_test]}
+    everything = np.ones(n, bool)
+    # a part with no window has no cut: every window is before it (times are datetimes, so no np.inf sentinel)
+    before_val = last[order] < first[order[n - n_test - n_val]] if n_val else everything
+    before_test = last[order] < first[order[n - n_test]] if n_test else everything
+    from_val = first[order] >= first[order[n - n_test - n_val]] if n_val else ~everything
+    from_test = first[order] >= first[order[n - n_test]] if n_test else ~everything
+    parts = {"train": order[before_val & before_test], "validation": order[from_val & before_test & ~from_test],
+             "test": order[from_test]}
     return parts, n - sum(len(p) for p in parts.values())
 
 

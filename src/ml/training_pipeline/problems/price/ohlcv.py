@@ -71,7 +71,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Reads a CSV (optionally compressed) or Parquet file into a raw frame."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"Data file not found. Received: {str(path)!r}")
+        what = ("Data path is a folder, not a data file" if path.is_dir() else
+                "Data path is a broken symbolic link or a link loop" if path.is_symlink() else "Data file not found")
+        raise DataError(f"{what}. Received: {str(path)!r}")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
