@@ -156,3 +156,28 @@ def test_a_training_killed_after_its_second_epoch_continues_at_the_third(tmp_pat
     assert all(isinstance(v, float) for v in meta["history"]["val_loss"])
     assert main(["models", "verify", "--models-dir", str(models)]) == 0
     assert not (models / RESUME_DIR).exists()
+
+
+def test_a_corrupt_backup_is_announced_or_refused_before_training(tmp_path):
+    import h5py
+
+    config = TrainingConfig(symbol="BTCUSDT", model_type="lstm", variant="tiny", days=30, epochs=3)
+    plan = plan_resume(tmp_path, config, "price")
+    plan.begin()
+    folder = plan.folder
+    with h5py.File(folder / "latest.weights.h5.bkp", "w") as handle:  # epoch 1's weights, intact
+        handle.create_dataset("w", data=np.ones(3))
+    (folder / "latest.weights.h5").write_bytes((folder / "latest.weights.h5.bkp").read_bytes()[:100])  # truncated
+    (folder / "training_metadata.json").write_text('{"epoch": 2}')
+    (folder / "training_metadata.json.bkp").write_text('{"epoch": 1}')
+    (folder / "callback_state.json").write_text(json.dumps({"rows": [{"loss": 1.0}, {"loss": 0.9}],
+                                                            "snapshots": [[], []]}))
+    resumed = plan_resume(tmp_path, config, "price")
+    assert resumed.finished_epochs == 1  # what Keras will really continue from, not the unreadable epoch 2
+    assert "continuing at epoch 2 (the newest backup, of epoch 2, is unreadable" in resumed.describe()
+    (folder / "callback_state.json").write_text('{"rows": [{"loss": 1.0}')  # truncated
+    with pytest.raises(ValueError, match=r"corrupt: callback_state.json is unreadable or lacks epochs 1..1 .* delete"):
+        plan_resume(tmp_path, config, "price")
+    (folder / "latest.weights.h5.bkp").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="latest.weights.h5 is unreadable .* and no readable previous copy exists"):
+        plan_resume(tmp_path, config, "price")

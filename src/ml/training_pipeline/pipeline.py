@@ -191,12 +191,14 @@ def library_versions() -> dict[str, str]:
 
 
 def _model_arguments(plan: RunPlan, data: ProblemData | None = None, **defaults: Any) -> dict[str, Any]:
-    """The factory call's keyword arguments: the config's kwargs and learning rate win over ``defaults`` and over
-    the hyperparameters the data dictates (given only to the models that take them)."""
+    """The factory call's keyword arguments: the config's kwargs and learning rate win over ``defaults``, over the
+    family's settings for learning a baseline's correction (when the data has an offset) and over the
+    hyperparameters the data dictates (given only to the models that take them)."""
     config = plan.config
     accepted = plan.spec.variants["default"]
     dictated = {k: v for k, v in (data.model_params if data is not None else {}).items() if k in accepted}
-    kwargs = {**dictated, **defaults, **config.model_kwargs}
+    residual = dict(plan.spec.residual_params) if data is not None and data.offset is not None else {}
+    kwargs = {**dictated, **residual, **defaults, **config.model_kwargs}
     if config.learning_rate is not None:
         kwargs["learning_rate"] = config.learning_rate
     return kwargs

@@ -29,6 +29,8 @@ RUN_FILE = "run.json"
 STATE_FILE = "callback_state.json"
 BEST_WEIGHTS_FILE = "best_weights.npz"
 KERAS_METADATA_FILE = "training_metadata.json"  # written by keras.callbacks.BackupAndRestore
+KERAS_WEIGHTS_FILE = "latest.weights.h5"  # its weights; with double_checkpoint the previous epoch's end in ".bkp"
+PREVIOUS = ".bkp"
 IGNORED_SETTINGS = ("models_dir",)
 """Config fields that do not change the training (the store root is where the backup is, not what it holds)."""
 
@@ -57,6 +59,8 @@ class ResumePlan:
     folder: Path
     finished_epochs: int
     settings: dict | None = None
+    note: str | None = None
+    """Said before training when the newest backup was unreadable and the previous one is used."""
 
     def begin(self) -> None:
         """Creates the backup folder with the run's configuration (called when training starts)."""
@@ -68,7 +72,7 @@ class ResumePlan:
         """The log line saying whether the run resumes."""
         if self.finished_epochs:
             return (f"resume: found a backup of this run in {self.folder}: {self.finished_epochs} epoch(s) finished, "
-                    f"continuing at epoch {self.finished_epochs + 1}")
+                    f"continuing at epoch {self.finished_epochs + 1}" + (f" ({self.note})" if self.note else ""))
         return f"resume: no backup of this run yet; backing up the training state to {self.folder} after every epoch"
 
     def remove(self) -> None:
@@ -119,8 +123,60 @@ def plan_resume(store_root: str | Path, config, problem_key: str, worker: int | 
             raise ValueError(f"--resume: the backup in {folder} was written with another configuration "
                              f"({'; '.join(changed)}); rerun with the same settings, or delete that folder to start "
                              "over")
-        return ResumePlan(folder, finished_epochs(folder), settings)
+        epochs, note = _usable_epochs(folder)
+        return ResumePlan(folder, epochs, settings, note)
     return ResumePlan(folder, 0, settings)
+
+
+def _unreadable(weights: Path) -> str | None:
+    """Why an HDF5 weights file cannot be read (``None``: it can): HDF5 refuses a truncated or garbled file on open."""
+    import h5py
+
+    try:
+        with h5py.File(weights, "r") as handle:
+            handle.visit(lambda name: None)
+    except (OSError, ValueError, RuntimeError) as error:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return text[:120]
+    return None
+
+
+def _usable_epochs(folder: Path) -> tuple[int, str | None]:
+    """The finished epochs the backup can really continue from, and a note when that is the previous backup.
+
+    Keras falls back to the previous epoch's copy when the newest weights cannot be loaded (a kill while they were
+    written); this says so up front instead of announcing an epoch the run will not continue from.
+
+    Raises:
+        ValueError: no readable weights, or a callback state that lacks the finished epochs' history and counters.
+    """
+    epochs = finished_epochs(folder)
+    if not epochs:
+        return 0, None
+    note = None
+    broken = _unreadable(folder / KERAS_WEIGHTS_FILE)
+    if broken:
+        previous = folder / (KERAS_WEIGHTS_FILE + PREVIOUS)
+        if not previous.is_file() or _unreadable(previous):
+            raise ValueError(f"--resume: the backup in {folder} is corrupt: {KERAS_WEIGHTS_FILE} is unreadable ({broken}) "
+                             "and no readable previous copy exists; delete that folder to start over")
+        try:
+            before = int(json.loads((folder / (KERAS_METADATA_FILE + PREVIOUS)).read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            before = 0
+        note = (f"the newest backup, of epoch {epochs}, is unreadable ({broken}): continuing from the previous one, "
+                f"of epoch {before}")
+        epochs = before
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+        complete = len(state["rows"]) >= epochs and len(state["snapshots"]) >= epochs
+    except (OSError, ValueError, KeyError, TypeError):
+        complete = False
+    if epochs and not complete:
+        raise ValueError(f"--resume: the backup in {folder} is corrupt: {STATE_FILE} is unreadable or lacks epochs "
+                         f"1..{epochs} (the history and the early-stopping counters would be lost); delete that folder "
+                         "to start over")
+    return epochs, note
 
 
 _COUNTERS = {"EarlyStopping": ("wait", "best", "best_epoch", "stopped_epoch"),

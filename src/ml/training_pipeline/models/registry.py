@@ -116,6 +116,9 @@ class ModelSpec:
     training_precision: str = "float32"
     """The precision this family trains fastest in where the CPU computes bf16 natively (``"mixed_bfloat16"`` or
     ``"float32"``; measured per family, see :mod:`~ml.training_pipeline.fitting.precision`). The stored model is float32."""
+    residual_params: Mapping[str, Any] = field(default_factory=dict)
+    """Hyperparameters this family trains with when it learns the correction to a problem's baseline (a
+    :class:`~ml.training_pipeline.models.LinearOffset`), measured per family; the user's own values win."""
     param_aliases: Mapping[str, str] = field(default_factory=dict)
     """Other accepted hyperparameter names -> the builder's names (e.g. the user's guide's ``num_filters`` for
     ``filters``); ``create_model`` renames them before checking."""
@@ -161,6 +164,7 @@ def register_model(
     compile_settings: Mapping[str, Any] | None = None,
     param_aliases: Mapping[str, str] | None = None,
     training_precision: str = "float32",
+    residual_params: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Registers a model builder under ``name``.
 
@@ -182,6 +186,7 @@ def register_model(
         param_aliases: other accepted hyperparameter names -> the builder's names.
         training_precision: ``"mixed_bfloat16"`` for a family measured to train faster in it on CPUs with
             native bf16 (``precision="auto"`` then uses it there), else ``"float32"``.
+        residual_params: hyperparameters for learning a baseline's correction, see :class:`ModelSpec`.
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
@@ -219,6 +224,7 @@ def register_model(
             aliases=tuple(normalize_name(a) for a in aliases),
             kind=kind,
             callback_settings=MappingProxyType(dict(callback_settings or {})),
+            residual_params=MappingProxyType(dict(residual_params or {})),
             declare_inputs=declare_inputs or single_window_inputs,
             capabilities=capabilities or Capabilities(),
             shape_ndim=shape_ndim,
