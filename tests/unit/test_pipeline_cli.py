@@ -7,6 +7,7 @@ in benchmarks/train_speed.py.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -437,3 +438,39 @@ def test_a_model_file_changed_by_one_byte_is_refused_and_reported(store, tmp_pat
     code, out, _ = atb("models", "verify", "--json", "--models-dir", copy)
     [row] = json.loads(out)
     assert code == 1 and row["ok"] is False and row["problems"][0].startswith("model.keras is modified")
+
+
+def _interrupt_after(original, swallow: bool = False):
+    """``original``, then a real SIGINT to this process as it returns (``swallow``: caught and dropped, as a native
+    callback would drop it)."""
+    import signal
+    import time
+
+    def interrupted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the handler runs at the next bytecode
+        except KeyboardInterrupt:
+            if not swallow:
+                raise
+        return result
+
+    return interrupted
+
+
+@pytest.mark.parametrize("phase, swallow", [("prepare", False), ("fit_model", False), ("evaluate_fitted", False),
+                                            ("export_onnx", False), ("export_onnx", True), ("_interpretation", True)])
+def test_sigint_at_every_phase_boundary_stores_nothing(tmp_path, atb, monkeypatch, phase, swallow):
+    import threading
+
+    from ml.training_pipeline import pipeline
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are installed from the main thread only")
+    monkeypatch.setattr(pipeline, phase, _interrupt_after(getattr(pipeline, phase), swallow))
+    root = tmp_path / "models"
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lightgbm", "--variant", "tiny", "--days", "40",
+                         "--epochs", "3", "--models-dir", root)
+    assert code == 130 and "interrupted; nothing was stored" in err, out + err
+    assert not root.exists() or not any(p.is_file() for p in root.rglob("*"))

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ml.training_pipeline.common.conformal import conformal_report
+from ml.training_pipeline.common.interrupts import InterruptGuard
 from ml.training_pipeline.common.metrics import format_report
 from ml.training_pipeline.common.plots import plot_attention, plot_variable_importance
 from ml.training_pipeline.common.sample_weights import check_group_weights, weigh_splits
@@ -500,6 +501,15 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
     Example:
         >>> result = train(TrainingConfig(symbol="BTCUSDT", model_type="lstm", days=120, epochs=3))  # doctest: +SKIP
     """
+    # a Ctrl-C received anywhere in the run (even one a native callback swallowed) forbids storing the version
+    with InterruptGuard() as guard:
+        return _train(config, verbose, log, problem, resume, mlflow, mlflow_experiment, register_model, ensemble,
+                      guard)
+
+
+def _train(config: TrainingConfig, verbose, log, problem, resume, mlflow, mlflow_experiment, register_model,
+           ensemble, guard: InterruptGuard) -> TrainingResult:
+    """:func:`train` inside its interrupt guard."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     log = log or (lambda line: None)
@@ -542,7 +552,7 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
         log(f"mlflow: run {tracker.run_id} in experiment {tracker.experiment!r} at {tracker.uri or '(default)'}")
     try:
         result = _fit_evaluate_store(plan, data, store, backup, distribution, verbose, log, timings,
-                                     started, tracker)
+                                     started, tracker, guard)
     except BaseException:
         if tracker is not None:
             tracker.end(failed=True)
@@ -559,7 +569,8 @@ def train(config: TrainingConfig, verbose: int | None = None, log=None, problem:
 
 
 def _fit_evaluate_store(plan: RunPlan, data: ProblemData, store: ModelStore, backup,
-                        distribution, verbose: int, log, timings: dict, started: float, tracker) -> TrainingResult:
+                        distribution, verbose: int, log, timings: dict, started: float, tracker,
+                        guard: InterruptGuard) -> TrainingResult:
     """Fits, evaluates on the test part, exports and stores: the part of :func:`train` after every check."""
     config, spec, adapter, problem = plan.config, plan.spec, plan.adapter, plan.problem
     resumed_from = backup.finished_epochs if backup is not None else None
@@ -593,7 +604,7 @@ def _fit_evaluate_store(plan: RunPlan, data: ProblemData, store: ModelStore, bac
 
     log("exporting to ONNX (with parity check) and storing ..." if spec.capabilities.onnx_exportable
         else "storing (this model cannot be exported to ONNX) ...")
-    with store.new_version(config.store_name, problem.store_key) as staging:
+    with store.new_version(config.store_name, problem.store_key, before_commit=guard.check) as staging:
         if spec.capabilities.onnx_exportable:
             onnx_report = export_onnx(model, staging / "model.onnx", sample=data.parity_sample()).to_dict()
             onnx_report = {"exported": True, **{k: v for k, v in onnx_report.items() if k != "path"}}

@@ -31,7 +31,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -225,10 +225,12 @@ class ModelStore:
         return f"{now:%Y-%m-%d_%H}h_v{max(numbers, default=0) + 1}"
 
     @contextlib.contextmanager
-    def new_version(self, symbol: str, target: str, now: datetime | None = None) -> Iterator[Path]:
+    def new_version(self, symbol: str, target: str, now: datetime | None = None,
+                    before_commit: Callable[[], None] | None = None) -> Iterator[Path]:
         """Yields a staging folder; on clean exit it becomes the next version and ``latest``.
 
-        On any exception (KeyboardInterrupt included) the staging folder is deleted.
+        On any exception (KeyboardInterrupt included) the staging folder is deleted. ``before_commit`` runs last,
+        just before the rename, and may raise to refuse the version (e.g. an interrupt that was received but lost).
         The final name is available afterwards as ``store.last_committed``.
         """
         folder = self.target_dir(symbol, target)
@@ -241,6 +243,8 @@ class ModelStore:
                                                       "started": datetime.now(UTC).isoformat(timespec="seconds")}))
         try:
             yield staging
+            if before_commit is not None:
+                before_commit()
             self.last_committed = self._commit(folder, staging, now or datetime.now(UTC))
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
