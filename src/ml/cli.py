@@ -836,6 +836,13 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"atb: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as error:  # the machine's, not the input's (a full disk, a lost mount): one line, nothing stored
+        if args.debug:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"atb: error: {error.strerror or error}{where}; nothing was stored (--debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

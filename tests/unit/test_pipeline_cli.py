@@ -474,3 +474,20 @@ def test_sigint_at_every_phase_boundary_stores_nothing(tmp_path, atb, monkeypatc
                          "--epochs", "3", "--models-dir", root)
     assert code == 130 and "interrupted; nothing was stored" in err, out + err
     assert not root.exists() or not any(p.is_file() for p in root.rglob("*"))
+
+
+def test_a_full_disk_while_storing_is_one_line_and_stores_nothing(tmp_path, atb, monkeypatch):
+    import errno
+
+    from ml.training_pipeline import pipeline
+
+    def full_disk(model, path, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pipeline, "export_onnx", full_disk)
+    root = tmp_path / "models"
+    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lightgbm", "--variant", "tiny", "--days", "40",
+                         "--epochs", "3", "--models-dir", root)
+    assert code == 1 and err.strip().splitlines() == [err.strip().splitlines()[-1]], err
+    assert err.startswith("atb: error: No space left on device (") and "nothing was stored" in err
+    assert not any(p.is_file() for p in root.rglob("*"))

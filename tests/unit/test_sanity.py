@@ -167,6 +167,11 @@ def test_predict_never_picks_one_of_several_models_silently(two_models, atb):
     assert code == 0 and json.loads(out)["model_type"] == "lightgbm", err
     code, _, err = atb("evaluate", "BTCUSDT", "--data", "x.csv", "--timeframe", "1d", "--models-dir", two_models)
     one_line_error(code, err, "No stored model for BTCUSDT with timeframe=1d. Stored: price 1h tcn; price 4h lightgbm")
+    lightgbm = json.loads(out)["version"]  # the --timeframe 4h answer above
+    for command in (["predict"], ["evaluate", "--data", "x.csv"]):  # a version name is never served as another model
+        code, _, err = atb(*command[:1], "BTCUSDT", *command[1:], "--model-type", "tcn", "--version", lightgbm,
+                           "--models-dir", two_models)
+        one_line_error(code, err, f"Version '{lightgbm}' of BTCUSDT is a price 4h lightgbm model, not model_type='tcn'")
 
 
 def test_models_list_shows_identity_filters_and_corrupt_versions(two_models, tmp_path, atb):
@@ -177,6 +182,10 @@ def test_models_list_shows_identity_filters_and_corrupt_versions(two_models, tmp
     assert all("bundled:BTCUSDT_1h.csv.gz" in r and " vs " in r for r in rows)
     code, out, _ = atb("models", "list", "--model-type", "lightgbm", "--models-dir", two_models)
     assert len([line for line in out.splitlines() if line.startswith("BTCUSDT")]) == 1
+    code, out, _ = atb("models", "list", "--timeframe", "15m", "--models-dir", two_models)
+    assert code == 0 and out.startswith("no stored model matches the filter (2 stored: model types lightgbm, ")
+    code, out, err = atb("models", "list", "--model-type", "tnc", "--models-dir", two_models)
+    assert code == 2 and "Did you mean 'tcn'?" in err
     broken = tmp_path / "broken"
     shutil.copytree(two_models, broken, symlinks=True)
     first = sorted((broken / "BTCUSDT" / "price").glob("*_v1"))[0]
