@@ -133,3 +133,20 @@ def test_the_suite_runs_on_every_core_but_benchmarks_and_s_runs_in_one_process()
     assert _pytest_workers_line("tests/benchmark/test_grouped_mheight.py") == ""
     assert _pytest_workers_line("-m", "benchmark", "tests/benchmark") == ""
     assert _pytest_workers_line("-s", "tests/unit/test_layout.py") == ""
+
+
+SHORT_SETTINGS = ((r"\bdays=\d+", "days=60"), (r"\bepochs=\d+", "epochs=1"), (r"\bmax_trials=\d+", "max_trials=1"))
+"""How the docs' code is shortened to run in the suite: fewer days and epochs, nothing else."""
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/quickstart.md"])
+def test_every_python_block_of_the_readme_and_the_quickstart_runs_as_pasted(document, tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / document).read_text(), flags=re.S)
+    assert blocks, document
+    monkeypatch.chdir(tmp_path)  # the blocks write model.onnx where they run
+    monkeypatch.setenv("ATB_MODELS_DIR", str(tmp_path / "models"))  # and store versions in the default store
+    namespace: dict = {}
+    for number, block in enumerate(blocks, 1):
+        for pattern, short in SHORT_SETTINGS:
+            block = re.sub(pattern, short, block)
+        exec(compile(block, f"{document} python block {number}", "exec"), namespace)  # noqa: S102

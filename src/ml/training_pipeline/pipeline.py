@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from ml.training_pipeline.models import create_model, declared_inputs, get_spec,
 from ml.training_pipeline.models.interpretation import interpret, mean_attention, variable_importance
 from ml.training_pipeline.models.kinds import get_kind
 from ml.training_pipeline.models.kinds.base import FitSettings, ModelKind
-from ml.training_pipeline.models.registry import KNOWN_INPUT, ModelSpec
+from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT, ModelSpec
 from ml.training_pipeline.problems import Problem, ProblemData, get_problem
 from ml.training_pipeline.store.versions import ModelStore
 from ml.training_pipeline.uncertainty import (
@@ -335,6 +335,48 @@ def prepare(plan: RunPlan) -> ProblemData:
         ValueError: bad data, or a model the data cannot feed (before TensorFlow is imported).
     """
     return fit_inputs_to_model(plan, apply_grouping(plan, plan.problem.prepare(plan.config)))
+
+
+class SampleWindows(NamedTuple):
+    """Model-ready windows of one symbol's bars, as ``atb train`` prepares them (see :func:`load_sample_windows`)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: tuple[str, ...]
+
+
+def load_sample_windows(symbol: str = "BTCUSDT", *, days: int | None = 365, target: str = "return",
+                        sequence_length: int = 60, timeframe: str = "1h", data_path: str | None = None) -> SampleWindows:
+    """Real ``(rows, sequence_length, 15)`` windows for a notebook: the bundled BTCUSDT hours (or ``data_path``),
+    through the same path as ``atb train`` (features without look-ahead, chronological train / validation /
+    test parts with gaps, scaling fitted on the training part). Targets are as the models are fitted on them (the
+    next log return standardised on the training part; ``"direction"``: 0/1; ``"volatility"``: standardised).
+
+    Args:
+        symbol: the bundled sample's symbol, or a name for ``data_path``.
+        days: the last ``days`` days (``None``: all of them).
+        target: ``return``, ``direction`` or ``volatility``.
+        sequence_length: bars per window.
+        timeframe: ``1h``, ``4h`` or ``1d``.
+        data_path: a CSV or Parquet OHLCV file instead of the bundled sample.
+
+    Returns:
+        A :class:`SampleWindows` (a named tuple: ``x_train, y_train, x_val, y_val, x_test, y_test, feature_names``).
+
+    Example:
+        >>> x_train, y_train, x_val, y_val, x_test, y_test, names = load_sample_windows(days=60)
+        >>> x_train.shape[1:], len(names), len(x_test) > 0
+        ((60, 15), 15, True)
+    """
+    config = TrainingConfig(symbol=symbol, model_type="lightgbm", target=target, days=days, timeframe=timeframe,
+                            sequence_length=sequence_length, data_path=data_path, residual=False, calendar=False)
+    data = plan_run(config).problem.prepare(config)
+    parts = [(split.inputs[DEFAULT_INPUT_NAME], np.asarray(split.y)) for split in (data.train, data.validation, data.test)]
+    return SampleWindows(*(array for part in parts for array in part), tuple(data.schema["feature_names"]))
 
 
 def build_model(plan: RunPlan, data: ProblemData, distribution=None):
