@@ -150,3 +150,33 @@ def test_every_python_block_of_the_readme_and_the_quickstart_runs_as_pasted(docu
         for pattern, short in SHORT_SETTINGS:
             block = re.sub(pattern, short, block)
         exec(compile(block, f"{document} python block {number}", "exec"), namespace)  # noqa: S102
+
+
+def _options(parser, command=()):
+    import argparse
+
+    for action in parser._actions:  # argparse keeps no public list of a parser's options
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, (*command, name))
+        else:
+            yield from ((" ".join(command), o) for o in action.option_strings if o.startswith("--") and o != "--help")
+
+
+def test_the_docs_list_every_option_model_type_timeframe_and_target_the_code_has():
+    """docs/cli.md and docs/models.md drift from the parser and the registry: a new option or model fails here."""
+    from ml.cli import build_parser
+    from ml.training_pipeline.common.markets import TIMEFRAMES
+    from ml.training_pipeline.config import TARGETS
+    from ml.training_pipeline.models import list_models
+    from ml.training_pipeline.models.registry import get_spec
+
+    cli = (ROOT / "docs" / "cli.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in cli.splitlines() if line.startswith("| `--")}
+    assert [f"atb {c} {o}" for c, o in _options(build_parser()) if o not in cli] == []
+    names = [n for m in list_models() for n in (m, *get_spec(m).aliases)]
+    assert [n for n in names if f"`{n}`" not in rows["`--model-type`"]] == []
+    assert [t for t in TIMEFRAMES if f"`{t}`" not in rows["`--timeframe`"]] == []
+    assert [t for t in TARGETS if f"`{t}`" not in rows["`--target`"]] == []
+    models = (ROOT / "docs" / "models.md").read_text()
+    assert [m for m in list_models() if f"| `{m}`" not in models] == []
