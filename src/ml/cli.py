@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model", description="Train a model: 'atb train model SYMBOL --model-type T' trains, "
         "evaluates against naive baselines, exports to ONNX and stores a version.").add_subparsers(
         dest="what", metavar="{model,anomaly}", title="subcommands")
-    models_help = "\n".join(f"  {name:<16}{text}" for name, text in AVAILABLE_MODELS.items())
+    width = max(map(len, AVAILABLE_MODELS)) + 2  # the longest name (multimodal_transformer) still leaves a gap
+    models_help = "\n".join(f"  {name:<{width}}{text}" for name, text in AVAILABLE_MODELS.items())
     model = train.add_parser(
         "model", help="train, evaluate, export and store a model for SYMBOL",
         description=f"Train, evaluate against naive baselines, export to ONNX and store a versioned model.\n\n"
@@ -497,6 +498,23 @@ def _model_kwargs(args) -> dict[str, Any]:
     return {**tuned, **parse_params(args.param)}
 
 
+def train_command(config, params_from) -> str:
+    """The ``atb train model`` line that trains on the data a search used, with its best hyperparameters.
+
+    Example:
+        >>> from ml.training_pipeline.config import TrainingConfig
+        >>> train_command(TrainingConfig(symbol="BTCUSDT", model_type="tcn", days=120), "best.json")
+        'atb train model BTCUSDT --model-type tcn --variant default --days 120 --params-from best.json'
+    """
+    data = [f"--{flag} {value}" for flag, value in (
+        ("days", config.days), ("start-date", config.start_date), ("end-date", config.end_date),
+        ("timeframe", config.timeframe if config.timeframe != "1h" else None),
+        ("target", config.target if config.target != "return" else None), ("data", config.data_path),
+        ("sequence-length", config.sequence_length if config.sequence_length != 60 else None)) if value]
+    return (f"atb train model {config.symbol} --model-type {config.model_type} --variant {config.variant} "
+            + "".join(f"{part} " for part in data) + f"--params-from {params_from}")
+
+
 def _tune(args) -> int:
     from ml.training_pipeline.config import TrainingConfig
     from ml.training_pipeline.tuning import check_search, tune, tuner_role
@@ -528,8 +546,7 @@ def _tune(args) -> int:
     print(f"{len(result.trials)} trials ({result.resumed_trials} resumed); best validation loss "
           f"{result.best_val_loss:.5f} (trial {scored[0].trial_id}); worst {scored[-1].val_loss:.5f}")
     print("best hyperparameters: " + json.dumps(result.best_params))
-    print(f"saved {result.path}; train with: atb train model {config.symbol} --model-type {config.model_type} "
-          f"--variant {config.variant} --params-from {result.path}")
+    print(f"saved {result.path}; train with: {train_command(config, result.path)}")
     return 0
 
 
@@ -668,7 +685,7 @@ def _predict(args) -> int:
     else:
         shared = f" [{result['stored_as']}]" if result.get("stored_as", result["symbol"]) != result["symbol"] else ""
         print(f"{result['symbol']} {result['model_type']}{shared} {result['version']} ({result['target']}): "
-              f"as of {result['as_of']} {result['text']}")
+              f"as of {result['as_of']}: {result['text']}")
         if "interval" in result:
             print(result["interval"]["text"])
         if "uncertainty" in result:

@@ -172,9 +172,10 @@ def format_report(report: dict) -> str:
     Example:
         >>> print(format_report(report))  # doctest: +SKIP
     """
-    rows = [name for name, value in report.items()
-            if isinstance(value, dict) and name not in ("by_group", "groups", "uncertainty", "interval")]
     columns = list(report["model"])
+    # a row is a forecaster scored like the model (other dicts, e.g. the baselines' thresholds, are not rows)
+    rows = [name for name, value in report.items() if isinstance(value, dict) and any(c in value for c in columns)
+            and name not in ("by_group", "groups", "uncertainty", "interval")]
     widths = [max(12, len(c) + 2) for c in columns]
     header = f"{'':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
     lines = [f"evaluated on {report['n']} rows (model and baselines on the same rows)", header]
