@@ -143,7 +143,12 @@ def test_lightgbm_direction_model_through_the_cli(tmp_path, atb):
                        "--timeframe", "4h", "--days", "400", "--sequence-length", "12", "--models-dir", tmp_path)
     assert code == 0 and "majority" in out and "accuracy" in out
     version = (tmp_path / "BTCUSDT" / "direction" / "latest").resolve()
-    assert (version / "model.txt").is_file() and json.loads((version / "metadata.json").read_text())["model"]["kind"] == "estimator"
+    meta = json.loads((version / "metadata.json").read_text())
+    assert (version / "model.txt").is_file() and meta["model"]["kind"] == "estimator"
+    # a classification figure comes with what the signal is worth: the long/short rule at 10 bps, on the same bars
+    trading = meta["metrics"]["trading"]
+    assert trading["cost_bps"] == 10 and trading["periods"] == meta["metrics"]["n"] and "break-even" in out
+    assert trading["tradable"] == (trading["gross_return"] - trading["turnover"] * 10 / 1e4 > 0)
     code, out, _ = atb("predict", "BTCUSDT", "--json", "--models-dir", tmp_path)
     assert code == 0 and 0.0 <= json.loads(out)["probability_up"] <= 1.0
     code, out, err = atb("predict", "BTCUSDT", "--target", "return", "--models-dir", tmp_path)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.training_pipeline.common.metrics import DEFAULT_COST_BPS, trading_verdict
 from ml.training_pipeline.problems import get_problem
 from ml.training_pipeline.problems.anomaly.formats import load_log_events
 from ml.training_pipeline.problems.anomaly.windows import AGGREGATE_FEATURES, LogEncoder, Windowing, window_labels
@@ -304,44 +305,6 @@ def _diagnose(x: Any, y: Any, feature_names: Sequence[str] | None = None, *, hol
         top_features=_features_table(train_x, train_y, names, seed, top), forecasters=scores, gain=gains,
         usable_signal=bool(usable), reason=reason, notes=notes, source=source)
     return diagnosis, best, forecasts[best][1]
-
-
-DEFAULT_COST_BPS = 10.0
-"""Cost per unit of position traded (a switch from long to short trades 2 units), in basis points: a taker fee
-plus slippage on a major crypto pair."""
-
-
-def trading_verdict(score: np.ndarray, next_return: np.ndarray, cost_bps: float = DEFAULT_COST_BPS) -> dict[str, Any]:
-    """The long/short rule ``sign(score)`` held over each period, its break-even cost and whether it pays at ``cost_bps``.
-
-    Args:
-        score: per period, centred (positive: go long), e.g. ``P(up) - 0.5``.
-        next_return: the log return each position earns (the period's, signed).
-        cost_bps: cost per unit of position traded, in basis points.
-
-    Returns:
-        ``gross_return`` (sum), ``trades`` (position changes), ``turnover`` (units traded), ``break_even_bps``
-        (gross return per unit traded: the cost at which the rule breaks even), ``net_return`` at the cost,
-        ``correlation`` of the score with the signed return, and ``tradable`` (net return above 0).
-
-    Example:
-        >>> r = np.array([0.01, -0.01, 0.01, -0.01])
-        >>> verdict = trading_verdict(r, r, cost_bps=10)  # a perfect score, 4 trades of 2 units but the first
-        >>> round(verdict["break_even_bps"], 2), verdict["tradable"]
-        (57.14, True)
-    """
-    score = np.asarray(score, np.float64).reshape(-1)
-    next_return = np.asarray(next_return, np.float64).reshape(-1)
-    position = np.sign(score)
-    gross = float(np.sum(position * next_return))
-    turnover = float(np.abs(np.diff(np.r_[0.0, position])).sum())
-    break_even = 1e4 * gross / turnover if turnover else float("inf") if gross > 0 else 0.0
-    net = gross - turnover * cost_bps / 1e4
-    both = np.std(score) > 0 and np.std(next_return) > 0
-    return {"gross_return": gross, "trades": int(np.count_nonzero(np.diff(position))), "turnover": turnover,
-            "break_even_bps": float(break_even), "cost_bps": float(cost_bps), "net_return": float(net),
-            "correlation": float(np.corrcoef(score, next_return)[0, 1]) if both else 0.0,
-            "periods": int(len(score)), "tradable": bool(net > 0)}
 
 
 def diagnose_price(symbol: str, target: str = "direction", data_path: str | Path | None = None, *,

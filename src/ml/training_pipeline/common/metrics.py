@@ -10,6 +10,8 @@ copies the last price, negative for one that does worse.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -124,6 +126,58 @@ def anomaly_metrics(probability: np.ndarray, actual: np.ndarray, threshold: floa
             else float("nan")}
 
 
+DEFAULT_COST_BPS = 10.0
+"""Cost per unit of position traded (a switch from long to short trades 2 units), in basis points: a taker fee
+plus slippage on a major crypto pair."""
+
+
+def trading_verdict(score: np.ndarray, next_return: np.ndarray, cost_bps: float = DEFAULT_COST_BPS) -> dict[str, Any]:
+    """The long/short rule ``sign(score)`` held over each period, its break-even cost and whether it pays at ``cost_bps``.
+
+    Args:
+        score: per period, centred (positive: go long), e.g. ``P(up) - 0.5``.
+        next_return: the log return each position earns (the period's, signed).
+        cost_bps: cost per unit of position traded, in basis points.
+
+    Returns:
+        ``gross_return`` (sum), ``trades`` (position changes), ``turnover`` (units traded), ``break_even_bps``
+        (gross return per unit traded: the cost at which the rule breaks even), ``net_return`` at the cost,
+        ``correlation`` of the score with the signed return, and ``tradable`` (net return above 0).
+
+    Example:
+        >>> r = np.array([0.01, -0.01, 0.01, -0.01])
+        >>> verdict = trading_verdict(r, r, cost_bps=10)  # a perfect score, 4 trades of 2 units but the first
+        >>> round(verdict["break_even_bps"], 2), verdict["tradable"]
+        (57.14, True)
+    """
+    score = np.asarray(score, np.float64).reshape(-1)
+    next_return = np.asarray(next_return, np.float64).reshape(-1)
+    position = np.sign(score)
+    gross = float(np.sum(position * next_return))
+    turnover = float(np.abs(np.diff(np.r_[0.0, position])).sum())
+    break_even = 1e4 * gross / turnover if turnover else float("inf") if gross > 0 else 0.0
+    net = gross - turnover * cost_bps / 1e4
+    both = np.std(score) > 0 and np.std(next_return) > 0
+    return {"gross_return": gross, "trades": int(np.count_nonzero(np.diff(position))), "turnover": turnover,
+            "break_even_bps": float(break_even), "cost_bps": float(cost_bps), "net_return": float(net),
+            "correlation": float(np.corrcoef(score, next_return)[0, 1]) if both else 0.0,
+            "periods": int(len(score)), "tradable": bool(net > 0)}
+
+
+def format_trading(trading: dict) -> str:
+    """One line: the long/short rule on the model's score, at its cost.
+
+    Example:
+        >>> r = np.array([0.01, -0.01, 0.01, -0.01])
+        >>> format_trading(trading_verdict(r, r))
+        'trading    long/short on the sign of the forecast at 10 bps per unit traded: gross +0.0400 over 4 periods, break-even 57.14 bps, forecast/return correlation +1.000: tradable'
+    """
+    return (f"trading    long/short on the sign of the forecast at {trading['cost_bps']:g} bps per unit traded: gross "
+            f"{trading['gross_return']:+.4f} over {trading['periods']} periods, break-even {trading['break_even_bps']:.2f} "
+            f"bps, forecast/return correlation {trading['correlation']:+.3f}: "
+            + ("tradable" if trading["tradable"] else "not tradable"))
+
+
 def evaluate_direction(probability_up: np.ndarray, actual: np.ndarray, majority_class: int,
                        weight: np.ndarray | None = None) -> dict:
     """Model metrics (threshold 0.5) next to the training set's majority class on the same bars."""
@@ -175,7 +229,7 @@ def format_report(report: dict) -> str:
     columns = list(report["model"])
     # a row is a forecaster scored like the model (other dicts, e.g. the baselines' thresholds, are not rows)
     rows = [name for name, value in report.items() if isinstance(value, dict) and any(c in value for c in columns)
-            and name not in ("by_group", "groups", "uncertainty", "interval")]
+            and name not in ("by_group", "groups", "uncertainty", "interval", "trading")]
     widths = [max(12, len(c) + 2) for c in columns]
     header = f"{'':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
     lines = [f"evaluated on {report['n']} rows (model and baselines on the same rows)", header]
@@ -188,6 +242,8 @@ def format_report(report: dict) -> str:
             against = key.removeprefix("skill").strip("_") or "persistence"
             metric = report.get("error_metric", "RMSE")
             lines.append(f"skill vs {against} (1 - {metric}_model / {metric}_{against}): {value:+.4f}")
+    if report.get("trading"):
+        lines.append(format_trading(report["trading"]))
     if report.get("interval"):
         lines.append(format_conformal(report["interval"]))
     if report.get("uncertainty"):

@@ -14,7 +14,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ml.training_pipeline.common.metrics import evaluate_direction, evaluate_returns, log_volatility_metrics, skill
+from ml.training_pipeline.common.metrics import (
+    evaluate_direction,
+    evaluate_returns,
+    log_volatility_metrics,
+    skill,
+    trading_verdict,
+)
 from ml.training_pipeline.common.plots import plot_predictions
 from ml.training_pipeline.common.windows import WindowSet, prepare_data
 from ml.training_pipeline.models.kinds.base import FitData, LinearOffset
@@ -144,6 +150,13 @@ class PriceProblem(Problem):
                     "test": span(prepared.test)},
             notes=loaded.notes, context=(prepared, params), offset=offset)
 
+    def _trading(self, score: np.ndarray, windows: WindowSet) -> dict[str, Any]:
+        """The long/short rule on a centred score (positive: long) over non-overlapping ``horizon``-bar periods, at
+        :data:`~ml.training_pipeline.common.metrics.DEFAULT_COST_BPS`: what a statistically usable signal is worth."""
+        every = slice(None, None, self.horizon)
+        next_return = np.log(np.asarray(windows.future_close, np.float64) / np.asarray(windows.close, np.float64))
+        return trading_verdict(score[every], next_return[every])
+
     def offset(self, params: dict[str, Any], prepared) -> LinearOffset | None:
         """The linear baseline the models learn the correction to (in fit space), or ``None`` when the problem has
         none worth correcting."""
@@ -201,7 +214,8 @@ class PriceReturn(PriceProblem):
         return np.log(close.shift(-self.horizon) / close)
 
     def evaluate_windows(self, predictions, windows, params):
-        return evaluate_returns(predictions, windows.close, windows.future_close, windows.moving_average)
+        report = evaluate_returns(predictions, windows.close, windows.future_close, windows.moving_average)
+        return {**report, "trading": self._trading(np.asarray(predictions, np.float64).reshape(-1), windows)}
 
     def summary(self, report):
         return {"rmse": report["model"]["rmse"], "persistence_rmse": report["persistence"]["rmse"],
@@ -245,7 +259,8 @@ class PriceDirection(PriceProblem):
         return {"majority_class": int(train.y.mean() >= 0.5)}
 
     def evaluate_windows(self, predictions, windows, params):
-        return evaluate_direction(predictions, windows.y, params["majority_class"])
+        report = evaluate_direction(predictions, windows.y, params["majority_class"])
+        return {**report, "trading": self._trading(np.asarray(predictions, np.float64).reshape(-1) - 0.5, windows)}
 
     def summary(self, report):
         return {"accuracy": report["model"]["accuracy"], "f1": report["model"]["f1"],
