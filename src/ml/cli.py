@@ -835,7 +835,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"atb: error: 'atb {args.command}' needs a subcommand: {subcommands} "
               f"(see 'atb {args.command} --help')", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from ml.training_pipeline.common.quiet import NativeLogFilter
     from ml.training_pipeline.export import OnnxParityError  # light (NumPy only); after --help has exited
+
+    # TensorFlow's native start-up notices are dropped from stderr unless --debug asks for everything
+    with contextlib.nullcontext() if getattr(args, "debug", False) else NativeLogFilter():
+        return _run(handler, args)
+
+
+def _run(handler, args) -> int:
+    """The command, with every expected failure turned into one line and an exit code."""
+    from ml.training_pipeline.export import OnnxParityError
 
     try:
         return handler(args)

@@ -305,3 +305,18 @@ def test_a_run_killed_during_export_leaves_a_staging_folder_the_next_run_removes
     assert store.cleaned == [left[0].name] and not left[0].exists() and live.exists()
     assert [p.name for p in folder.iterdir() if p.name.startswith(".staging")] == [".staging-live"]
     assert not (store.last_committed / ".owner").exists()
+
+
+def test_native_start_up_notices_are_dropped_and_everything_else_reaches_stderr_in_order():
+    """What atb does around every command (not with --debug): TensorFlow's absl lines go, the rest stays."""
+    code = ("import os, sys\n"
+            "from ml.training_pipeline.common.quiet import NativeLogFilter\n"
+            "with NativeLogFilter():\n"
+            "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+            "    os.write(2, b'I0000 00:00:1796653148.360494   21479 port.cc:153] oneDNN custom operations are on.\\n')\n"
+            "    os.write(2, b'E0000 00:00:1796653148.1 21479 meta_optimizer.cc:967] NodeDef mentions attribute\\n')\n"
+            "    os.write(2, b'a native line of ours\\n')\n"
+            "    print('atb: error: one line', file=sys.stderr)\n"
+            "print('after', file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "a native line of ours\natb: error: one line\nafter\n", done.stderr
