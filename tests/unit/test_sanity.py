@@ -226,7 +226,7 @@ def test_progress_lines_say_time_left_and_quiet_says_only_the_result(tmp_path, a
     assert code == 0, err
     epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == 2 and "elapsed" in epoch_lines[0] and "left" in epoch_lines[0]
-    assert "estimate: the whole run takes at most" in out and "np.object" not in err
+    assert "estimate: at most" in out and "np.object" not in err
     code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lstm", *TINY, "--models-dir", root,
                          "--quiet")
     assert code == 0 and not any(line.startswith(("epoch ", "data:", "training ")) for line in out.splitlines())
@@ -320,3 +320,17 @@ def test_native_start_up_notices_are_dropped_and_everything_else_reaches_stderr_
             "print('after', file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stderr == "a native line of ours\natb: error: one line\nafter\n", done.stderr
+
+
+def test_progress_says_when_early_stopping_ends_the_run_on_a_fake_clock():
+    from ml.training_pipeline.fitting.progress import progress_callback
+
+    now, lines = [0.0], []
+    callback = progress_callback(80, lines.append, patience=3, clock=lambda: now[0])
+    for epoch, val_loss in enumerate([1.0, 0.9, 0.95, 0.97]):
+        callback.on_epoch_begin(epoch)
+        now[0] += 10.0  # 10 s per epoch
+        callback.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+    assert lines[0].endswith("at most 13.2 min left; stops after epoch 4 (30 s) unless val_loss improves")
+    assert lines[1] == "estimate: at most 13.3 min for 80 epochs; 40 s if val_loss never improves on this epoch (early stopping after 3 more)"
+    assert lines[-1].endswith("elapsed 40 s, at most 12.7 min left; stops after epoch 5 (10 s) unless val_loss improves")

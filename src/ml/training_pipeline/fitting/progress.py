@@ -2,9 +2,9 @@
 
 Keras' own ``verbose=2`` lines are printed without flushing, so piped to a file they arrive in
 bursts, and they never say how long the run may still take. This callback prints one flushed line
-per epoch with the run's elapsed time and the most time left (the remaining epochs at the mean
-epoch time so far; early stopping usually ends sooner), and after the first epoch a run-level
-estimate.
+per epoch with the run's elapsed time, the most time left (the remaining epochs at the mean
+epoch time so far) and, where early stopping watches the run, when it stops if the monitored value does
+not improve again (``patience`` epochs after its best): the honest expectation, since most runs end there.
 """
 
 from __future__ import annotations
@@ -21,40 +21,59 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def progress_callback(total_epochs: int, write: Callable[[str], None] | None = None):
-    """A Keras callback printing ``epoch 3/80: loss 0.91, val_loss 0.95 | 4.1 s/epoch, elapsed 12 s, at most 5.2 min left``.
+def progress_callback(total_epochs: int, write: Callable[[str], None] | None = None, *, patience: int | None = None,
+                      monitor: str = "val_loss", mode: str = "min", clock: Callable[[], float] = time.perf_counter):
+    """A Keras callback printing ``epoch 3/80: loss 0.91, val_loss 0.95 | 4.1 s/epoch, elapsed 12 s, at most 5.2 min
+    left; stops after epoch 12 (37 s) unless val_loss improves``.
 
     Args:
         total_epochs: the run's most epochs (across curriculum phases too; Keras' epoch index is global).
         write: where lines go (default: ``print(..., flush=True)``).
+        patience: early stopping's patience on ``monitor`` (``None``: no early stopping to expect).
+        monitor: the value early stopping watches; ``mode``: ``"min"`` or ``"max"``.
+        clock: seconds (a fake one in tests).
 
     Example:
-        >>> model.fit(x, y, epochs=80, verbose=0, callbacks=[progress_callback(80)])  # doctest: +SKIP
+        >>> model.fit(x, y, epochs=80, verbose=0, callbacks=[progress_callback(80, patience=10)])  # doctest: +SKIP
     """
     import keras
 
     write = write or (lambda line: print(line, flush=True))
+    better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
 
     class EpochProgress(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.started = None
             self.epochs_done = 0
+            self.best: float | None = None
+            self.best_epoch = 0
 
         def on_epoch_begin(self, epoch, logs=None):
             if self.started is None:
-                self.started = time.perf_counter()
+                self.started = clock()
 
         def on_epoch_end(self, epoch, logs=None):
             self.epochs_done += 1
-            elapsed = time.perf_counter() - self.started
+            elapsed = clock() - self.started
             per_epoch = elapsed / self.epochs_done
-            left = max(0, total_epochs - (epoch + 1)) * per_epoch
+            left_epochs = max(0, total_epochs - (epoch + 1))
             values = ", ".join(f"{k} {v:.4g}" for k, v in (logs or {}).items() if isinstance(v, (int, float)))
-            write(f"epoch {epoch + 1}/{total_epochs}: {values} | {per_epoch:.1f} s/epoch, elapsed "
-                  f"{_duration(elapsed)}, at most {_duration(left)} left")
+            line = (f"epoch {epoch + 1}/{total_epochs}: {values} | {per_epoch:.1f} s/epoch, elapsed "
+                    f"{_duration(elapsed)}, at most {_duration(left_epochs * per_epoch)} left")
+            value = (logs or {}).get(monitor)
+            if patience is not None and isinstance(value, (int, float)):
+                if self.best is None or better(value, self.best):
+                    self.best, self.best_epoch = float(value), epoch + 1
+                stop = min(total_epochs, self.best_epoch + patience)
+                if stop < total_epochs:
+                    line += (f"; stops after epoch {stop} ({_duration(max(0, stop - epoch - 1) * per_epoch)}) unless "
+                             f"{monitor} improves")
+            write(line)
             if self.epochs_done == 1 and total_epochs > 1:
-                write(f"estimate: the whole run takes at most {_duration(per_epoch * total_epochs)} "
-                      "(early stopping usually ends it sooner)")
+                early = "" if patience is None or patience + 1 >= total_epochs else (
+                    f"; {_duration((patience + 1) * per_epoch)} if {monitor} never improves on this epoch (early "
+                    f"stopping after {patience} more)")
+                write(f"estimate: at most {_duration(per_epoch * total_epochs)} for {total_epochs} epochs{early}")
 
     return EpochProgress()

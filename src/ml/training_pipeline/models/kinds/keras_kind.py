@@ -169,7 +169,8 @@ class KerasKind(ModelKind):
         if settings.verbose == 2:  # not a terminal: our flushed lines with elapsed time and time left
 
             total = sum(p.epochs for p in settings.phases) if settings.phases else settings.epochs or DEFAULT_EPOCHS
-            extra.append(progress_callback(total))
+            extra.append(progress_callback(total, patience=settings.patience, monitor=settings.monitor,
+                                           mode="max" if settings.monitor.endswith(("f1", "auc", "accuracy")) else "min"))
             keras_verbose = 0
         if settings.phases:
             if train.groups is None:
