@@ -334,3 +334,40 @@ def test_progress_says_when_early_stopping_ends_the_run_on_a_fake_clock():
     assert lines[0].endswith("at most 13.2 min left; stops after epoch 4 (30 s) unless val_loss improves")
     assert lines[1] == "estimate: at most 13.3 min for 80 epochs; 40 s if val_loss never improves on this epoch (early stopping after 3 more)"
     assert lines[-1].endswith("elapsed 40 s, at most 12.7 min left; stops after epoch 5 (10 s) unless val_loss improves")
+
+
+def _assert_every_text_inside(fig, plt, path, dpi=90):
+    """A stand-in for the plots' saver: everything drawn (titles, labels, tick labels, legends, colour bars) lies
+    inside the figure: Matplotlib's tight bounding box of the drawn artists is within the figure's own."""
+    fig.canvas.draw()
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches
+    width, height = fig.get_size_inches()
+    tolerance = 0.02
+    assert drawn.x0 >= -tolerance and drawn.y0 >= -tolerance and drawn.x1 <= width + tolerance and (
+        drawn.y1 <= height + tolerance), f"{path.name}: text outside the figure ({drawn} vs {width}x{height} in)"
+    plt.close(fig)
+
+
+def test_no_plot_the_library_writes_clips_its_text(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ml.training_pipeline.common import plots
+
+    monkeypatch.setattr(plots, "_save", _assert_every_text_inside)
+    title = "BTCUSDT, ETHUSDT, SOLUSDT mcdropout_transformer (lightweight): a title as long as a real one gets"
+    rng = np.random.default_rng(0)
+    time = pd.date_range("2022-01-01", periods=400, freq="h")
+    plots.plot_history({"loss": [1.0, 0.8, 0.7], "val_loss": [1.1, 0.9, 0.95]}, tmp_path / "h.png", title)
+    plots.plot_predictions(time, rng.normal(size=400), rng.normal(size=400), rng.normal(size=400), tmp_path / "p.png",
+                           title, "log realized volatility")
+    plots.plot_calibration(rng.uniform(size=400), rng.integers(0, 2, 400), tmp_path / "c.png", title)
+    plots.plot_attention({"attention_block_1": np.full((60, 60), 1 / 60), "attention_block_2": rng.uniform(size=(60, 60))},
+                         tmp_path / "a.png", title)
+    plots.plot_confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0], tmp_path / "m.png", title)
+    plots.plot_variable_importance({"observed": {f"feature_{i}": 1 / 15 for i in range(15)}}, tmp_path / "v.png", title)
+    plots.plot_group_metric({"groups": {"metric": "rmse", "worst": "b"},
+                             "by_group": {g: {"model": {"rmse": 1.0}, "mean": {"rmse": 1.2}} for g in "abc"}},
+                            tmp_path / "g.png", title)
+    plots.plot_comparison([{"model": m, "variant": v, "rmse": r, "train_s": t} for m, v, r, t in (
+        ("tcn", "default", 1.0, 30.0), ("persistence", "baseline", 1.01, 0.0), ("moving_average", "baseline", 3.0, 0.0))],
+                          tmp_path / "b.png", title)

@@ -654,7 +654,7 @@ def _fit_evaluate_store(plan: RunPlan, data: ProblemData, store: ModelStore, bac
             onnx_report = {"exported": False, "reason": f"model_type={spec.name!r} declares onnx_exportable=False"}
         model_file = adapter.save(model, staging)
         (staging / "feature_schema.json").write_text(json.dumps(data.schema, indent=2))
-        title = f"{config.symbol} {config.model_type} ({config.variant})"
+        title = f"{', '.join(config.all_symbols)} {config.model_type} ({config.variant})"  # every symbol it learned
         problem.plot(predictions, data, history, staging, title)
         _plot_interpretation(explained, staging, title)
         timings["total_s"] = time.perf_counter() - started

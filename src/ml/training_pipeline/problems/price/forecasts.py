@@ -21,7 +21,7 @@ from ml.training_pipeline.common.metrics import (
     skill,
     trading_verdict,
 )
-from ml.training_pipeline.common.plots import plot_predictions
+from ml.training_pipeline.common.plots import plot_calibration, plot_predictions
 from ml.training_pipeline.common.windows import WindowSet, prepare_data
 from ml.training_pipeline.models.kinds.base import FitData, LinearOffset
 from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT, TensorSpec
@@ -184,9 +184,13 @@ class PriceProblem(Problem):
     def plot(self, predictions: np.ndarray, data: ProblemData, history: dict, folder: Path, title: str) -> None:
         super().plot(predictions, data, history, folder, title)
         prepared, _ = data.context
-        actual, predicted, baseline, ylabel, caption = self.plot_series(predictions, prepared.test)
-        plot_predictions(prepared.test.time, actual, predicted, baseline, folder / "predictions.png",
-                         f"{title}: {caption}", ylabel)
+        self.plot_test(np.asarray(predictions), prepared.test, folder, title)
+
+    def plot_test(self, predictions: np.ndarray, windows: WindowSet, folder: Path, title: str) -> None:
+        """The test part's figure (``predictions.png``): the forecast over time next to the actual values."""
+        actual, predicted, baseline, ylabel, caption = self.plot_series(predictions, windows)
+        plot_predictions(windows.time, actual, predicted, baseline, folder / "predictions.png", f"{title}: {caption}",
+                         ylabel)
 
     @classmethod
     def example(cls) -> tuple[PriceProblem, dict[str, Any]]:
@@ -281,6 +285,12 @@ class PriceDirection(PriceProblem):
 
     def plot_series(self, predictions, windows):
         return windows.y, predictions, None, "up", "P(up) on the test window"
+
+    def plot_test(self, predictions, windows, folder, title):
+        """A reliability diagram of P(up) on the test part (``calibration.png``): a 0/1 series over time is
+        unreadable."""
+        plot_calibration(np.asarray(predictions).reshape(-1), windows.y, folder / "calibration.png",
+                         f"{title}: P(up {self.horizon} bar(s) ahead) on the test part, calibration")
 
 
 def _log_realized_volatility(squared_returns: pd.Series, bars: int, per: int = 1) -> pd.Series:
