@@ -180,3 +180,24 @@ def test_the_docs_list_every_option_model_type_timeframe_and_target_the_code_has
     assert [t for t in TARGETS if f"`{t}`" not in rows["`--target`"]] == []
     models = (ROOT / "docs" / "models.md").read_text()
     assert [m for m in list_models() if f"| `{m}`" not in models] == []
+
+
+def test_every_command_line_of_the_readme_parses():
+    """The README's command lines use options that exist (parsed, not run: the python blocks run above)."""
+    import shlex
+
+    from ml.cli import build_parser
+
+    block = (ROOT / "README.md").read_text().split("## Command line", 1)[1].split("```", 2)[1]
+    lines = [re.sub(r"\[[^\]]*\]", "", line.split(" # ")[0]).replace("<hash>", "x").strip()
+             for line in block.splitlines() if line.startswith("atb ")]
+    assert len(lines) >= 20, lines
+    parser = build_parser()
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        commands = [argv[:argv.index("--")], argv[argv.index("--") + 2:]] if "--" in argv else [argv]
+        for command in commands:
+            try:
+                parser.parse_args(command)
+            except SystemExit:
+                pytest.fail(f"README line does not parse: {line}")
