@@ -37,6 +37,7 @@ from ml.training_pipeline.export import export_onnx
 from ml.training_pipeline.fitting.curriculum import check_phases
 from ml.training_pipeline.fitting.distribute import make_distribution, read_tf_config
 from ml.training_pipeline.fitting.precision import resolve_precision
+from ml.training_pipeline.fitting.progress import step_progress
 from ml.training_pipeline.fitting.resume import plan_resume
 from ml.training_pipeline.fitting.tracking import MlflowTracker
 from ml.training_pipeline.models import create_model, declared_inputs, get_spec, resolve_params
@@ -270,9 +271,11 @@ def _uncertainty(model, plan: RunPlan, data: ProblemData, log) -> dict | None:
         "on the validation and test parts ...")
     to_target = lambda outputs: problem.to_prediction(outputs, data)  # noqa: E731
     # the raw interval, and the same interval widened by split conformal calibration on the validation part
-    scale = calibration_scale(predict_with_uncertainty(model, data.validation.inputs,
-                                                       n_samples=config.uncertainty_samples), data.validation.y)
-    prediction = predict_with_uncertainty(model, data.test.inputs, n_samples=config.uncertainty_samples)
+    scale = calibration_scale(predict_with_uncertainty(
+        model, data.validation.inputs, n_samples=config.uncertainty_samples,
+        progress=step_progress(log, "uncertainty: validation part, passes")), data.validation.y)
+    prediction = predict_with_uncertainty(model, data.test.inputs, n_samples=config.uncertainty_samples,
+                                          progress=step_progress(log, "uncertainty: test part, passes"))
     calibrated = interval_report(widened(prediction, scale), data.test.y, to_target=to_target)
     return {**interval_report(prediction, data.test.y, to_target=to_target),
             "calibration_scale": scale, "calibrated_coverage": calibrated["coverage"],

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -154,7 +154,8 @@ def _is_classifier(model) -> bool:
 
 def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_samples: int = 100,
                              interval: float = DEFAULT_INTERVAL, keep_samples: bool = False, method: str | None = None,
-                             calibration: tuple[Any, np.ndarray] | None = None) -> UncertainPrediction:
+                             calibration: tuple[Any, np.ndarray] | None = None,
+                             progress: Callable[[int, int], None] | None = None) -> UncertainPrediction:
     """Mean, standard deviation and central interval of a model's predictions.
 
     Args:
@@ -170,6 +171,8 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
             rows, e.g. the validation part, never the training rows), or ``"ensemble"``: the spread of a seed
             ensemble's members (``train(..., ensemble=N)``), their mean being the model's own output.
         calibration: ``(inputs, targets)`` of held-out rows, for ``method="conformal"``.
+        progress: called as ``progress(done, n_samples)`` after each sampling pass (long runs: see
+            :func:`~ml.training_pipeline.fitting.progress.step_progress`).
 
     Returns:
         An :class:`UncertainPrediction`.
@@ -205,6 +208,8 @@ def predict_with_uncertainty(model, x: np.ndarray | Mapping[str, np.ndarray], n_
         parts = [np.asarray(sample(model_argument(model, {k: v[i:i + _BATCH] for k, v in named.items()})))
                  for i in range(0, rows, _BATCH)]
         draws.append(np.concatenate(parts).reshape(rows, -1))
+        if progress is not None:
+            progress(len(draws), n_samples)
     samples = np.stack(draws).astype(np.float64)
     tail = (1 - interval) / 2
     mean = samples.mean(axis=0)

@@ -77,3 +77,33 @@ def progress_callback(total_epochs: int, write: Callable[[str], None] | None = N
                 write(f"estimate: at most {_duration(per_epoch * total_epochs)} for {total_epochs} epochs{early}")
 
     return EpochProgress()
+
+
+def step_progress(write: Callable[[str], None], what: str, every_s: float = 5.0,
+                  clock: Callable[[], float] = time.perf_counter) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callable for a long loop of equal steps (Monte-Carlo passes, folds, trials): a
+    line at most every ``every_s`` seconds and at the end, with the time left at the mean step time so far.
+
+    Example:
+        >>> now = [0.0]
+        >>> progress = step_progress(print, "sampling", clock=lambda: now[0])
+        >>> for done in range(1, 5):
+        ...     now[0] += 3.0
+        ...     progress(done, 4)
+        sampling: 2/4, elapsed 6 s, about 6 s left
+        sampling: 4/4, elapsed 12 s, done
+    """
+    started, last = clock(), [None]
+
+    def progress(done: int, total: int) -> None:
+        now = clock()
+        if done < total and last[0] is not None and now - last[0] < every_s:
+            return
+        if done < total and last[0] is None and now - started < every_s:
+            return
+        last[0] = now
+        elapsed = now - started
+        left = "done" if done >= total else f"about {_duration(elapsed / max(done, 1) * (total - done))} left"
+        write(f"{what}: {done}/{total}, elapsed {_duration(elapsed)}, {left}")
+
+    return progress
