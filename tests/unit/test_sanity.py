@@ -371,3 +371,17 @@ def test_no_plot_the_library_writes_clips_its_text(tmp_path, monkeypatch):
     plots.plot_comparison([{"model": m, "variant": v, "rmse": r, "train_s": t} for m, v, r, t in (
         ("tcn", "default", 1.0, 30.0), ("persistence", "baseline", 1.01, 0.0), ("moving_average", "baseline", 3.0, 0.0))],
                           tmp_path / "b.png", title)
+
+
+def test_a_slow_epoch_reports_its_batches_every_few_seconds_on_a_fake_clock():
+    from ml.training_pipeline.fitting.progress import progress_callback
+
+    now, lines = [0.0], []
+    callback = progress_callback(2, lines.append, clock=lambda: now[0], within_epoch_s=10)
+    callback.params = {"steps": 100}
+    callback.on_epoch_begin(0)
+    for batch in range(100):
+        now[0] += 0.5  # 50 s per epoch
+        callback.on_train_batch_end(batch)
+    assert lines[:2] == ["epoch 1/2: batches: 20/100, elapsed 10 s, about 40 s left",
+                         "epoch 1/2: batches: 40/100, elapsed 20 s, about 30 s left"] and len(lines) == 4

@@ -22,7 +22,8 @@ def _duration(seconds: float) -> str:
 
 
 def progress_callback(total_epochs: int, write: Callable[[str], None] | None = None, *, patience: int | None = None,
-                      monitor: str = "val_loss", mode: str = "min", clock: Callable[[], float] = time.perf_counter):
+                      monitor: str = "val_loss", mode: str = "min", clock: Callable[[], float] = time.perf_counter,
+                      within_epoch_s: float = 10.0):
     """A Keras callback printing ``epoch 3/80: loss 0.91, val_loss 0.95 | 4.1 s/epoch, elapsed 12 s, at most 5.2 min
     left; stops after epoch 12 (37 s) unless val_loss improves``.
 
@@ -32,6 +33,7 @@ def progress_callback(total_epochs: int, write: Callable[[str], None] | None = N
         patience: early stopping's patience on ``monitor`` (``None``: no early stopping to expect).
         monitor: the value early stopping watches; ``mode``: ``"min"`` or ``"max"``.
         clock: seconds (a fake one in tests).
+        within_epoch_s: inside an epoch, a line with the batches done and the epoch's time left at most this often.
 
     Example:
         >>> model.fit(x, y, epochs=80, verbose=0, callbacks=[progress_callback(80, patience=10)])  # doctest: +SKIP
@@ -52,6 +54,14 @@ def progress_callback(total_epochs: int, write: Callable[[str], None] | None = N
         def on_epoch_begin(self, epoch, logs=None):
             if self.started is None:
                 self.started = clock()
+            # a slow epoch (a TFT on CPU: minutes) says where it is every few seconds, not only at its end
+            self.within = step_progress(write, f"epoch {epoch + 1}/{total_epochs}: batches", every_s=within_epoch_s,
+                                        clock=clock)
+
+        def on_train_batch_end(self, batch, logs=None):
+            steps = (self.params or {}).get("steps")
+            if steps and batch + 1 < steps:
+                self.within(batch + 1, steps)
 
         def on_epoch_end(self, epoch, logs=None):
             self.epochs_done += 1
