@@ -385,3 +385,16 @@ def test_a_slow_epoch_reports_its_batches_every_few_seconds_on_a_fake_clock():
         callback.on_train_batch_end(batch)
     assert lines[:2] == ["epoch 1/2: batches: 20/100, elapsed 10 s, about 40 s left",
                          "epoch 1/2: batches: 40/100, elapsed 20 s, about 30 s left"] and len(lines) == 4
+
+
+def test_the_terminal_bar_never_passes_the_epochs_steps(capsys):
+    """With steps_per_execution 8, Keras reports step 16 of 15 after the last execution: the bar stops at 15."""
+    from ml.training_pipeline.fitting.progress import terminal_progbar
+
+    bar = terminal_progbar()
+    bar.set_params({"verbose": 1, "epochs": 1, "steps": 15})
+    bar.on_train_begin()
+    bar.on_epoch_begin(0)
+    bar.on_train_batch_end(7)
+    bar.on_train_batch_end(15)
+    assert bar.seen == 15 and "16/15" not in capsys.readouterr().out

@@ -117,3 +117,20 @@ def step_progress(write: Callable[[str], None], what: str, every_s: float = 5.0,
         write(f"{what}: {done}/{total}, elapsed {_duration(elapsed)}, {left}")
 
     return progress
+
+
+def terminal_progbar():
+    """Keras' progress bar for a terminal, never past its end: with ``steps_per_execution`` > 1 Keras reports the
+    step after each execution (16 of 15 steps, "-1s" left); the step is clamped to the epoch's steps.
+
+    Example:
+        >>> model.fit(x, y, verbose=1, callbacks=[terminal_progbar()])  # doctest: +SKIP
+    """
+    import keras
+
+    class ClampedProgbar(keras.callbacks.ProgbarLogger):
+        def on_train_batch_end(self, batch, logs=None):
+            steps = self.target  # the epoch's steps (ProgbarLogger keeps them here, not in self.params)
+            super().on_train_batch_end(min(batch, steps - 1) if steps else batch, logs)
+
+    return ClampedProgbar()

@@ -11,7 +11,7 @@ import numpy as np
 from ml.training_pipeline.common.tensors import model_argument
 from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
 from ml.training_pipeline.fitting.precision import copy_weights_back, training_twin
-from ml.training_pipeline.fitting.progress import progress_callback
+from ml.training_pipeline.fitting.progress import progress_callback, terminal_progbar
 from ml.training_pipeline.fitting.resume import resumable_backup
 from ml.training_pipeline.models.kinds.base import QUANTILES, SAMPLING, FitData, FitSettings, LinearOffset, ModelKind
 from ml.training_pipeline.models.registry import KERAS, ModelSpec, TensorSpec, get_spec
@@ -172,6 +172,8 @@ class KerasKind(ModelKind):
             extra.append(progress_callback(total, patience=settings.patience, monitor=settings.monitor,
                                            mode="max" if settings.monitor.endswith(("f1", "auc", "accuracy")) else "min"))
             keras_verbose = 0
+        elif settings.verbose == 1:  # a terminal: Keras' bar, kept within the epoch's steps
+            extra.append(terminal_progbar())
         if settings.phases:
             if train.groups is None:
                 raise ValueError("Curriculum phases need groups in the training data. Received: groups=None")
