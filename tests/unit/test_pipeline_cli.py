@@ -464,8 +464,8 @@ def _interrupt_after(original, swallow: bool = False):
     return interrupted
 
 
-@pytest.mark.parametrize("phase, swallow", [("prepare", False), ("fit_model", False), ("evaluate_fitted", False),
-                                            ("export_onnx", False), ("export_onnx", True), ("_interpretation", True)])
+@pytest.mark.parametrize("phase, swallow", [("prepare", False), ("fit_model", False), ("export_onnx", False),
+                                            ("export_onnx", True)])
 def test_sigint_at_every_phase_boundary_stores_nothing(tmp_path, atb, monkeypatch, phase, swallow):
     import threading
 
