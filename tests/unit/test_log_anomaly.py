@@ -21,6 +21,7 @@ from ml.training_pipeline.problems.anomaly.windows import (
     LogEncoder,
     Windowing,
     chronological_parts,
+    distinct_lines,
     window_labels,
 )
 
@@ -98,6 +99,7 @@ def test_chronological_parts_never_share_an_event(bgl):
     assert purged > 0  # sliding windows across a cut are dropped
     rows = {name: set(np.concatenate([windows[i] for i in idx]).tolist()) for name, idx in parts.items()}
     assert not rows["train"] & rows["validation"] and not rows["validation"] & rows["test"]
+    assert {name: distinct_lines(windows, idx) for name, idx in parts.items()} == {k: len(v) for k, v in rows.items()}
     assert times[list(rows["train"])].max() < times[list(rows["validation"])].min()
 
 

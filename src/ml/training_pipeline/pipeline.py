@@ -91,8 +91,12 @@ class TrainingResult:
             return (f"{self.distribution.get('task')}: trained {self.config.model_type} ({self.config.variant}) for "
                     f"{epochs} epochs with {self.distribution.get('replicas')} replicas; the chief evaluates and "
                     "stores the version")
-        counts = ", ".join(f"{k.split('_')[0]} {v}" for k, v in self.row_counts.items()
-                           if k.split("_")[0] in ("train", "validation", "test"))
+        # windows per part, and (log windows) the distinct lines they hold
+        lines = {k.split("_")[0]: v for k, v in self.row_counts.items() if k.endswith("_lines")}
+        counts = ", ".join(f"{k.split('_')[0]} {v}" + (f" ({lines[k.split('_')[0]]} lines)" if k.split("_")[0] in lines
+                                                       else "")
+                           for k, v in self.row_counts.items()
+                           if k.split("_")[0] in ("train", "validation", "test") and not k.endswith("_lines"))
         source = self.data.get("source", "?")
         span = (f"{', ' + self.data['timeframe'] if self.data.get('timeframe') else ''}, "
                 f"{str(self.data.get('start'))[:16]} .. {str(self.data.get('end'))[:16]}"

@@ -38,10 +38,11 @@ from ml.training_pipeline.problems.anomaly.formats import LogEvents, LogFormat, 
 from ml.training_pipeline.problems.anomaly.windows import (
     AGGREGATE_FEATURES,
     FLAG_FEATURES,
-    NUMERIC_FEATURES,
     LogEncoder,
+    NUMERIC_FEATURES,
     Windowing,
     chronological_parts,
+    distinct_lines,
     truncated,
     window_labels,
 )
@@ -243,7 +244,9 @@ class LogAnomalyProblem(Problem):
                   "anomalous_windows": int(y.sum())},
             row_counts={**{f"{name}_windows": int(len(rows)) for name, rows in parts.items()},
                         "purged_windows": purged, "truncated_windows": cut,
-                        **{f"anomalous_{name}": int(y[rows].sum()) for name, rows in parts.items()}},
+                        **{f"anomalous_{name}": int(y[rows].sum()) for name, rows in parts.items()},
+                        # overlapping windows repeat lines: how many distinct log lines each part really holds
+                        **{f"{name}_lines": distinct_lines(windows, rows) for name, rows in parts.items()}},
             splits=first_last, notes=tuple(notes),
             context={"baseline_test": baseline_probabilities(baselines, matrix[parts["test"]])},
             optional=tuple(s.name for s in specs),

@@ -189,6 +189,17 @@ def chronological_parts(windows: Sequence[np.ndarray], times: np.ndarray, fracti
     return parts, n - sum(len(p) for p in parts.values())
 
 
+def distinct_lines(windows: Sequence[np.ndarray], rows: Sequence[int]) -> int:
+    """How many distinct log lines the windows numbered ``rows`` hold (overlapping windows share lines).
+
+    Example:
+        >>> distinct_lines([np.array([0, 1, 2]), np.array([2, 3, 4])], [0, 1])
+        5
+    """
+    picked = [windows[r] for r in rows]
+    return int(len(np.unique(np.concatenate(picked)))) if picked else 0
+
+
 def _cyclic(values: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
     angle = 2 * np.pi * values / period
     return np.sin(angle), np.cos(angle)
