@@ -166,6 +166,9 @@ def test_atb_train_anomaly_stores_threshold_baselines_and_plots(anomaly_store):
     assert [s["name"] for s in schema["inputs"]] == ["numeric", "flags", "categorical", "padding_mask", "aggregates"]
     report = meta["metrics"]
     assert {"model", "majority", "lightgbm_counts", "logistic_counts"} <= set(report)
+    # the operator's rules on the same windows, at 0.5: a severe line, a template unseen in training, counts at 0.5
+    assert {"rule_severe_line", "rule_unseen_template", "logistic_counts_at_0.5"} <= set(report)
+    assert report["rule_severe_line"]["recall"] > 0 and report["baseline_thresholds"]["rule_severe_line"] == 0.5
     assert report["model"].keys() >= {"accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc", "pr_auc"}
     assert report["majority"]["recall"] == 0.0 and report["majority"]["roc_auc"] == 0.5
     assert report["n"] == meta["row_counts"]["test_windows"] and "val_f1" in meta["history"]

@@ -231,11 +231,12 @@ def format_report(report: dict) -> str:
     rows = [name for name, value in report.items() if isinstance(value, dict) and any(c in value for c in columns)
             and name not in ("by_group", "groups", "uncertainty", "interval", "trading")]
     widths = [max(12, len(c) + 2) for c in columns]
-    header = f"{'':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
+    first = max(16, *(len(name) + 2 for name in rows)) if rows else 16
+    header = f"{'':<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
     lines = [f"evaluated on {report['n']} rows (model and baselines on the same rows)", header]
     for name in rows:
         values = report[name]
-        lines.append(f"{name:<16}" + "".join(f"{_number(values.get(c, float('nan'))):>{w}}"
+        lines.append(f"{name:<{first}}" + "".join(f"{_number(values.get(c, float('nan'))):>{w}}"
                                              for c, w in zip(columns, widths, strict=True)))
     for key, value in report.items():
         if key.startswith("skill"):

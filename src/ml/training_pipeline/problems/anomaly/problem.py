@@ -143,6 +143,31 @@ def anomaly_report(probability: np.ndarray, y: np.ndarray, threshold: float, pri
     return report
 
 
+SEVERE_LEVELS = ("FATAL", "CRITICAL", "EMERG", "ALERT")
+"""Levels the "severe line" rule flags."""
+
+
+def rule_baselines(events, windows, train_rows, test_rows, count_baselines: dict, test_matrix: np.ndarray
+                   ) -> dict[str, tuple[np.ndarray, float]]:
+    """The rules an operator would start with, as ``{name: (0/1 score per test window, threshold 0.5)}``: a window
+    holding a FATAL (or CRITICAL) line; a window holding a template never seen in the training windows (the
+    ``eventid`` field where the format has one, else the message text); and the count-vector logistic regression
+    at a plain 0.5 instead of its validation threshold (a threshold chosen on few anomalous validation windows is
+    noise)."""
+    frame = events.frame
+    template = (frame["eventid"] if "eventid" in frame.columns else frame["content"]).astype(str).to_numpy()
+    severe = frame["level"].astype(str).str.upper().isin(SEVERE_LEVELS).to_numpy()
+    seen = set(template[np.concatenate([windows[r] for r in train_rows])])
+    rules = {
+        "rule_severe_line": np.array([float(severe[windows[r]].any()) for r in test_rows]),
+        "rule_unseen_template": np.array([float(any(t not in seen for t in template[windows[r]])) for r in test_rows]),
+    }
+    if "logistic_counts" in count_baselines:
+        logistic = baseline_probabilities({"logistic_counts": count_baselines["logistic_counts"]}, test_matrix)
+        rules["logistic_counts_at_0.5"] = logistic["logistic_counts"][0]
+    return {name: (score, 0.5) for name, score in rules.items()}
+
+
 class LogAnomalyProblem(Problem):
     """Windows of a labelled structured log; is any event of the window anomalous?
 
@@ -248,7 +273,9 @@ class LogAnomalyProblem(Problem):
                         # overlapping windows repeat lines: how many distinct log lines each part really holds
                         **{f"{name}_lines": distinct_lines(windows, rows) for name, rows in parts.items()}},
             splits=first_last, notes=tuple(notes),
-            context={"baseline_test": baseline_probabilities(baselines, matrix[parts["test"]])},
+            context={"baseline_test": {**baseline_probabilities(baselines, matrix[parts["test"]]),
+                                       **rule_baselines(events, windows, parts["train"], parts["test"], baselines,
+                                                        matrix[parts["test"]])}},
             optional=tuple(s.name for s in specs),
             model_params={"vocab_size": encoder.vocab_size, "num_fields": len(encoder.fields),
                           "num_flags": len(FLAG_FEATURES), "num_aggregates": len(AGGREGATE_FEATURES)},
