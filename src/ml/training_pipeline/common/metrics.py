@@ -284,7 +284,7 @@ def format_interval(interval: dict) -> str:
     return line
 
 
-LOWER_IS_BETTER = ("rmse", "mae", "mape", "log2_mse", "pinball", "log_loss", "qlike", "mse")
+LOWER_IS_BETTER = ("rmse", "mae", "mape", "log2_mse", "pinball", "log_loss", "qlike", "mse", "false_positive_rate")
 """Metrics where smaller is better; every other metric (accuracy, f1, skill...) is larger-is-better."""
 
 
