@@ -264,6 +264,7 @@ def test_bad_quantiles_are_refused(quantiles, message):
 
 # --- through atb ------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # ~20 s: the TFT's model, ONNX export and optional inputs pass the harness by default (above)
 def test_the_tft_through_atb_with_its_interpretation(tmp_path, capsys):
     root = str(tmp_path / "models")
     assert main(["train", "model", "BTCUSDT", "--model-type", "tft", *SMALL, "--models-dir", root]) == 0
