@@ -836,7 +836,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(see 'atb {args.command} --help')", file=sys.stderr)
         return EXIT_BAD_INPUT
     from ml.training_pipeline.common.quiet import NativeLogFilter
-    from ml.training_pipeline.export import OnnxParityError  # light (NumPy only); after --help has exited
 
     # TensorFlow's native start-up notices are dropped from stderr unless --debug asks for everything
     with contextlib.nullcontext() if getattr(args, "debug", False) else NativeLogFilter():
@@ -845,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(handler, args) -> int:
     """The command, with every expected failure turned into one line and an exit code."""
-    from ml.training_pipeline.export import OnnxParityError
+    from ml.training_pipeline.export import OnnxParityError  # light (NumPy only); after --help has exited
 
     try:
         return handler(args)

@@ -91,12 +91,11 @@ class TrainingResult:
             return (f"{self.distribution.get('task')}: trained {self.config.model_type} ({self.config.variant}) for "
                     f"{epochs} epochs with {self.distribution.get('replicas')} replicas; the chief evaluates and "
                     "stores the version")
-        # windows per part, and (log windows) the distinct lines they hold
-        lines = {k.split("_")[0]: v for k, v in self.row_counts.items() if k.endswith("_lines")}
-        counts = ", ".join(f"{k.split('_')[0]} {v}" + (f" ({lines[k.split('_')[0]]} lines)" if k.split("_")[0] in lines
-                                                       else "")
-                           for k, v in self.row_counts.items()
-                           if k.split("_")[0] in ("train", "validation", "test") and not k.endswith("_lines"))
+        # windows (or rows) per part, and for log windows the distinct lines they hold
+        counts = ", ".join(
+            f"{part} {v}" + (f" ({self.row_counts[part + '_lines']} lines)" if part + "_lines" in self.row_counts else "")
+            for k, v in self.row_counts.items()
+            if (part := k.split("_")[0]) in ("train", "validation", "test") and not k.endswith("_lines"))
         source = self.data.get("source", "?")
         span = (f"{', ' + self.data['timeframe'] if self.data.get('timeframe') else ''}, "
                 f"{str(self.data.get('start'))[:16]} .. {str(self.data.get('end'))[:16]}"
@@ -379,9 +378,10 @@ def load_sample_windows(symbol: str = "BTCUSDT", *, days: int | None = 365, targ
         >>> x_train.shape[1:], len(names), len(x_test) > 0
         ((60, 15), 15, True)
     """
+    # the problem's own preparation: any model type would do, none is built
     config = TrainingConfig(symbol=symbol, model_type="lightgbm", target=target, days=days, timeframe=timeframe,
                             sequence_length=sequence_length, data_path=data_path, residual=False, calendar=False)
-    data = plan_run(config).problem.prepare(config)
+    data = get_problem(target, config.horizon).prepare(config)
     parts = [(split.inputs[DEFAULT_INPUT_NAME], np.asarray(split.y)) for split in (data.train, data.validation, data.test)]
     return SampleWindows(*(array for part in parts for array in part), tuple(data.schema["feature_names"]))
 

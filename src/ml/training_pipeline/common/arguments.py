@@ -13,6 +13,30 @@ from typing import Any
 import numpy as np
 
 
+QUOTE_LIMIT = 60
+"""The most characters of a user's value any message quotes (a file of NUL bytes is one huge 'value')."""
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters (arrays as lists).
+
+    Example:
+        >>> quoted("x" * 100)[-20:]
+        '... (102 characters)'
+    """
+    return shortened(repr(value.tolist() if hasattr(value, "tolist") else value), limit)
+
+
+def shortened(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was.
+
+    Example:
+        >>> shortened("abc"), shortened("x" * 70)[-19:]
+        ('abc', '... (70 characters)')
+    """
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def suggest(received: str, accepted: Iterable[str]) -> str:
     """Returns a " Did you mean 'x'?" suffix for the closest accepted name, or "".
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ml.training_pipeline.common.arguments import quoted
+
 GroupWeights = Mapping[Any, float] | str | Callable[[str], float]
 """``{group: weight}``, ``"balanced"`` (inverse group frequency) or a callable ``group -> weight``."""
 
@@ -67,16 +69,11 @@ def check_fit_rows(fit_rows: Any, rows: int, where: str) -> np.ndarray | None:
         index = np.flatnonzero(index)
     elif index.ndim != 1 or (index.size and (not np.issubdtype(index.dtype, np.integer) or index.min() < -rows
                                                or index.max() >= rows)):
-        raise ValueError(f"{where}: fit_rows must select {accepted}. Received: fit_rows={_short(fit_rows)}")
+        raise ValueError(f"{where}: fit_rows must select {accepted}. Received: fit_rows={quoted(fit_rows)}")
     if not index.size:
         raise ValueError(f"{where}: fit_rows selects no rows; the weights are normalised over the training rows. "
                          f"Accepted: {accepted}")
     return index
-
-
-def _short(value: Any) -> str:
-    text = repr(list(value) if isinstance(value, np.ndarray) else value)
-    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def _normalise(weights: np.ndarray, fit_rows: np.ndarray | None, where: str) -> np.ndarray:
@@ -134,7 +131,7 @@ def group_weights(groups: Any, spec: GroupWeights, *, fit_rows: Any = None, defa
         [1.8, 0.6, 0.6]
     """
     if groups is None or isinstance(groups, (str, bytes)) or not hasattr(groups, "__len__"):
-        raise ValueError(f"groups must be one label per row (a list or array). Received: groups={_short(groups)}")
+        raise ValueError(f"groups must be one label per row (a list or array). Received: groups={quoted(groups)}")
     labels = np.asarray([str(g) for g in np.asarray(groups, dtype=object).reshape(-1)])
     if not len(labels):
         raise ValueError("groups has no rows: group_weights needs one label per row. Received: groups of length 0")

@@ -107,9 +107,7 @@ def step_progress(write: Callable[[str], None], what: str, every_s: float = 5.0,
 
     def progress(done: int, total: int) -> None:
         now = clock()
-        if done < total and last[0] is not None and now - last[0] < every_s:
-            return
-        if done < total and last[0] is None and now - started < every_s:
+        if done < total and now - (started if last[0] is None else last[0]) < every_s:
             return
         last[0] = now
         elapsed = now - started

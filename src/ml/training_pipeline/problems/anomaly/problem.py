@@ -147,13 +147,10 @@ SEVERE_LEVELS = ("FATAL", "CRITICAL", "EMERG", "ALERT")
 """Levels the "severe line" rule flags."""
 
 
-def rule_baselines(events, windows, train_rows, test_rows, count_baselines: dict, test_matrix: np.ndarray
-                   ) -> dict[str, tuple[np.ndarray, float]]:
-    """The rules an operator would start with, as ``{name: (0/1 score per test window, threshold 0.5)}``: a window
-    holding a FATAL (or CRITICAL) line; a window holding a template never seen in the training windows (the
-    ``eventid`` field where the format has one, else the message text); and the count-vector logistic regression
-    at a plain 0.5 instead of its validation threshold (a threshold chosen on few anomalous validation windows is
-    noise)."""
+def rule_baselines(events, windows, train_rows, test_rows) -> dict[str, tuple[np.ndarray, float]]:
+    """The rules an operator starts with, as ``{name: (0/1 score per test window, threshold 0.5)}``: a window
+    holding a FATAL (or CRITICAL) line, and a window holding a template never seen in the training windows (the
+    ``eventid`` field where the format has one, else the message text)."""
     frame = events.frame
     template = (frame["eventid"] if "eventid" in frame.columns else frame["content"]).astype(str).to_numpy()
     severe = frame["level"].astype(str).str.upper().isin(SEVERE_LEVELS).to_numpy()
@@ -162,9 +159,6 @@ def rule_baselines(events, windows, train_rows, test_rows, count_baselines: dict
         "rule_severe_line": np.array([float(severe[windows[r]].any()) for r in test_rows]),
         "rule_unseen_template": np.array([float(any(t not in seen for t in template[windows[r]])) for r in test_rows]),
     }
-    if "logistic_counts" in count_baselines:
-        logistic = baseline_probabilities({"logistic_counts": count_baselines["logistic_counts"]}, test_matrix)
-        rules["logistic_counts_at_0.5"] = logistic["logistic_counts"][0]
     return {name: (score, 0.5) for name, score in rules.items()}
 
 
@@ -245,6 +239,7 @@ class LogAnomalyProblem(Problem):
                                         y[parts["validation"]], config.seed)
         prior = float(train_y.mean())
         specs = _specs(inputs, encoder.vocab_size)
+        counted = baseline_probabilities(baselines, matrix[parts["test"]])
         first_last = {name: [str(np.min([times[windows[i]].min() for i in rows]))[:26],
                              str(np.max([times[windows[i]].max() for i in rows]))[:26]] for name, rows in parts.items()}
         cut = truncated(windows, self.windowing.max_events)
@@ -273,9 +268,11 @@ class LogAnomalyProblem(Problem):
                         # overlapping windows repeat lines: how many distinct log lines each part really holds
                         **{f"{name}_lines": distinct_lines(windows, rows) for name, rows in parts.items()}},
             splits=first_last, notes=tuple(notes),
-            context={"baseline_test": {**baseline_probabilities(baselines, matrix[parts["test"]]),
-                                       **rule_baselines(events, windows, parts["train"], parts["test"], baselines,
-                                                        matrix[parts["test"]])}},
+            context={"baseline_test": {**counted, **rule_baselines(events, windows, parts["train"], parts["test"]),
+                                       # the count LR at a plain 0.5: few anomalous validation windows make its
+                                       # chosen threshold noise
+                                       **({"logistic_counts_at_0.5": (counted["logistic_counts"][0], 0.5)}
+                                          if "logistic_counts" in counted else {})}},
             optional=tuple(s.name for s in specs),
             model_params={"vocab_size": encoder.vocab_size, "num_fields": len(encoder.fields),
                           "num_flags": len(FLAG_FEATURES), "num_aggregates": len(AGGREGATE_FEATURES)},

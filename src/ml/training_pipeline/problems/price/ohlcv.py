@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ml.data import bundled_sample_path
+from ml.training_pipeline.common.arguments import quoted, shortened
 from ml.training_pipeline.common.markets import TIMEFRAMES
 
 OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
@@ -88,7 +89,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except ImportError as error:  # a Parquet engine missing from a custom install
         raise DataError(f"Reading Parquet needs pyarrow: pip install pyarrow ({str(error).splitlines()[0]})") from None
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise DataError(f"Cannot read {str(path)!r} as CSV or Parquet: {_quoted(str(error).splitlines()[0])[1:-1]}") from None
+        raise DataError(f"Cannot read {str(path)!r} as CSV or Parquet: {shortened(str(error).splitlines()[0])}") from None
     frame = _other_separator(frame, path)
     if len(frame.columns) and all(_is_number(c) for c in frame.columns):
         # a Binance export without a header row: the first row was taken as names
@@ -116,7 +117,7 @@ _COMPRESSED_MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ", b"\x28\xb5
 
 def _check_rows(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     if frame.empty:
-        raise DataError(f"{str(path)!r} has a header ({_quoted(', '.join(map(str, frame.columns[:6])))[1:-1]}) but no rows")
+        raise DataError(f"{str(path)!r} has a header ({shortened(', '.join(map(str, frame.columns[:6])))}) but no rows")
     return frame
 
 
@@ -134,21 +135,6 @@ def _other_separator(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             reread.attrs["note"] = f"read {path.name} with {name} as the field separator"
             return reread
     return frame
-
-QUOTE_LIMIT = 60
-"""The most characters of a user's value any message quotes (a file of NUL bytes is one huge 'value')."""
-
-
-def _quoted(value: object) -> str:
-    """``repr(value)``, cut to :data:`QUOTE_LIMIT` characters.
-
-    Example:
-        >>> _quoted("x" * 100)[-20:]
-        '... (102 characters)'
-    """
-    text = repr(value)
-    return text if len(text) <= QUOTE_LIMIT else f"{text[:QUOTE_LIMIT]}... ({len(text)} characters)"
-
 
 def _is_number(text: object) -> bool:
     try:
@@ -211,7 +197,7 @@ def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]
         # epoch numbers with a few that are not: name the first of those, not a valid number read as text
         row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
         raise DataError(f"Column {column!r} has a value that is not a timestamp at row {row}: "
-                        f"{_quoted(values.iloc[row])}")
+                        f"{quoted(values.iloc[row])}")
     if numeric.notna().all():
         magnitude = float(numeric.abs().max())
         if magnitude < 1e8:  # before 1973 in epoch seconds: a row number, not a time
@@ -237,7 +223,7 @@ def _parse_time(values: pd.Series, column: str) -> tuple[pd.DatetimeIndex, bool]
             parsed = pd.to_datetime(values, utc=True, errors="coerce", dayfirst=bool(day_first))
     if parsed.isna().any():
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        raise DataError(f"Column {column!r} has a value that is not a timestamp at row {row}: {_quoted(values.iloc[row])}")
+        raise DataError(f"Column {column!r} has a value that is not a timestamp at row {row}: {quoted(values.iloc[row])}")
     index = pd.DatetimeIndex(parsed)
     index.attrs = {"note": note} if note else {}
     return index, False
@@ -267,10 +253,10 @@ def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame", covariates: tuple[
         )
     missing = [c for c in OHLCV if c not in frame.columns]
     if missing:
-        raise DataError(f"Missing required column(s) {missing} in {source}. Received columns: {_quoted(list(raw.columns))}")
+        raise DataError(f"Missing required column(s) {missing} in {source}. Received columns: {quoted(list(raw.columns))}")
     absent = [c for c in covariates if c not in frame.columns]
     if absent:
-        raise DataError(f"Covariate column {absent[0]!r} is not in {source}. Received columns: {_quoted(list(raw.columns))}")
+        raise DataError(f"Covariate column {absent[0]!r} is not in {source}. Received columns: {quoted(list(raw.columns))}")
     index, was_ms = _parse_time(frame[time_column], time_column)
     notes = [n for n in (raw.attrs.get("note"), getattr(index, "attrs", {}).get("note")) if n]
     layout = BINANCE if was_ms and ("closetime" in frame.columns or "close_time" in frame.columns) else GENERIC
@@ -291,7 +277,7 @@ def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame", covariates: tuple[
                         f"{value.strip().replace(',', '')})")
             elif isinstance(value, str) and _DECIMAL_COMMA.match(value.strip()):
                 hint = f" (a decimal comma: save the file with '.' decimals such as {value.strip().replace(',', '.')})"
-            raise DataError(f"Column {column!r} has a non-numeric value at row {row}: {_quoted(value)}{hint}")
+            raise DataError(f"Column {column!r} has a non-numeric value at row {row}: {quoted(value)}{hint}")
         values[column] = numeric.to_numpy(dtype="float64")
     # one resolution everywhere, so integer arithmetic on the index is in nanoseconds
     ohlcv = pd.DataFrame(values, index=index.as_unit("ns").rename("time"))
