@@ -392,6 +392,7 @@ def _interrupt_training(root):
     return process.returncode, err
 
 
+@pytest.mark.slow  # a real SIGINT lands at every phase boundary in-process by default (test_sigint_at_every_phase_...)
 def test_ctrl_c_during_training_leaves_nothing(tmp_path):
     """A real `atb train` process interrupted mid-training exits 130 and stores no version.
 
