@@ -253,10 +253,10 @@ def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame", covariates: tuple[
         )
     missing = [c for c in OHLCV if c not in frame.columns]
     if missing:
-        raise DataError(f"Missing required column(s) {missing} in {source}. Received columns: {quoted(list(raw.columns))}")
+        raise DataError(f"Missing required column(s) {missing} in {source}. Received columns: {quoted(list(raw.columns), limit=400)}")
     absent = [c for c in covariates if c not in frame.columns]
     if absent:
-        raise DataError(f"Covariate column {absent[0]!r} is not in {source}. Received columns: {quoted(list(raw.columns))}")
+        raise DataError(f"Covariate column {absent[0]!r} is not in {source}. Received columns: {quoted(list(raw.columns), limit=400)}")
     index, was_ms = _parse_time(frame[time_column], time_column)
     notes = [n for n in (raw.attrs.get("note"), getattr(index, "attrs", {}).get("note")) if n]
     layout = BINANCE if was_ms and ("closetime" in frame.columns or "close_time" in frame.columns) else GENERIC
