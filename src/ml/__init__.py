@@ -18,7 +18,7 @@ def quiet() -> None:
 
     Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (effective when called before TensorFlow is imported), lowers the
     ``tensorflow``, ``absl`` and ``h5py`` loggers to errors (tf.function retracing warnings, absl notices) and
-    ignores Keras' and TensorFlow's Python ``UserWarning``\ s. Errors still raise. Imports nothing heavy.
+    ignores Keras' and TensorFlow's Python ``UserWarning`` category. Errors still raise. Imports nothing heavy.
 
     Example:
         >>> import ml

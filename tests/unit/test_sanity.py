@@ -336,6 +336,27 @@ def test_progress_says_when_early_stopping_ends_the_run_on_a_fake_clock():
     assert lines[-1].endswith("elapsed 40 s, at most 12.7 min left; stops after epoch 5 (10 s) unless val_loss improves")
 
 
+
+def test_an_export_says_every_few_seconds_where_it_is_and_a_quick_one_says_nothing(tmp_path, monkeypatch):
+    import functools
+
+    import ml.training_pipeline.export as export
+    from ml.training_pipeline.fitting.progress import heartbeat
+    from ml.training_pipeline.models import create_model
+
+    model = create_model("tcn", (24, 3), variant="tiny")
+    sample = np.random.default_rng(0).standard_normal((8, 24, 3)).astype("float32")
+    quick = []
+    with heartbeat(quick.append, "a call done before the first beat"):
+        pass
+    assert quick == []  # nothing to read for a quick call
+    lines = []
+    monkeypatch.setattr(export, "heartbeat", functools.partial(heartbeat, every_s=0.01))
+    export.export_onnx(model, tmp_path / "model.onnx", sample=sample, log=lines.append)
+    converting = [line for line in lines if line.startswith("export: converting the graph to ONNX, ")]
+    assert len(converting) >= 2 and converting[0].endswith("s so far") and converting[-1].split(", ")[-1].startswith("done in")
+    assert any(line.startswith("export: parity check on 8 rows") for line in lines)
+
 def _assert_every_text_inside(fig, plt, path, dpi=90):
     """A stand-in for the plots' saver: everything drawn (titles, labels, tick labels, legends, colour bars) lies
     inside the figure: Matplotlib's tight bounding box of the drawn artists is within the figure's own."""

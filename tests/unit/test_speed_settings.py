@@ -21,6 +21,27 @@ def test_keras_models_run_several_steps_per_execution_unless_their_spec_says_oth
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
 
 
+
+@pytest.mark.parametrize("name", ["tft", "transformer", "mcdropout_transformer", "bayesian_transformer", "mamba", "xlstm"])
+def test_families_with_long_steps_run_one_step_per_execution_so_progress_comes_every_step(name):
+    from ml.training_pipeline.models.registry import ONE_STEP_PER_EXECUTION, get_spec
+
+    assert dict(get_spec(name).compile_settings) == dict(ONE_STEP_PER_EXECUTION)
+
+
+def test_predicting_parts_of_different_lengths_traces_once_per_batch_shape_not_per_part():
+    """With 16 steps per execution Keras passes its predict function a list of as many batches as the part
+    has (up to 16): each new count traced a new graph (the walk-forward's retracing warnings)."""
+    model = create_model("tcn", (24, 3), variant="tiny")
+    rng = np.random.default_rng(0)
+    parts = [rng.standard_normal((rows, 24, 3)).astype("float32") for rows in (70, 130, 200, 90)]
+    whole = np.concatenate(parts)
+    outputs = [model.predict(part, batch_size=32, verbose=0) for part in parts]
+    # batches of 32 and the remainders: at most one trace per batch shape, then generalised by Keras
+    assert model.predict_function.experimental_get_tracing_count() <= 3
+    assert model.steps_per_execution == 16  # training keeps its grouped steps
+    np.testing.assert_allclose(np.concatenate(outputs), model.predict(whole, batch_size=32, verbose=0), atol=1e-5)
+
 def test_the_cpu_is_described_and_the_sgemm_ceiling_is_measured():
     info = cpu_info()
     assert info.cores >= 1 and info.simd in ("AVX-512", "AVX2", "SSE") and info.fp32_lanes in (16, 8, 4)

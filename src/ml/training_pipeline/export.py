@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ml.training_pipeline.common.tensors import check_named_inputs, generate_inputs
+from ml.training_pipeline.fitting.progress import heartbeat
 from ml.training_pipeline.models.kinds import kind_of
 from ml.training_pipeline.models.registry import TensorSpec
 
@@ -116,6 +117,7 @@ def export_onnx(
     sample: np.ndarray | Mapping[str, np.ndarray] | None = None,
     *,
     tolerance: float = DEFAULT_TOLERANCE,
+    log: Callable[[str], None] | None = None,
 ) -> OnnxExportReport:
     """Exports a Keras model or fitted LightGBM estimator to ONNX and checks parity on every output.
 
@@ -168,14 +170,16 @@ def export_onnx(
     os.close(handle)
     tmp_path = Path(tmp_name)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), heartbeat(log, "export: converting the graph to ONNX"):
             # Keras' tf2onnx shim probes `np.object`; NumPy's FutureWarning about it is not the user's to act on
             warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)
             adapter.write_onnx(model, tmp_path, sample)
-        reference = adapter.reference_outputs(model, sample)
-        _normalize_io_names(tmp_path, declared, reference)
-        predictor = OnnxPredictor(tmp_path)
-        onnx_out = predictor.run(sample)
+        rows = len(next(iter(sample.values())))
+        with heartbeat(log, f"export: parity check on {rows} rows (the model and ONNX Runtime)"):
+            reference = adapter.reference_outputs(model, sample)
+            _normalize_io_names(tmp_path, declared, reference)
+            predictor = OnnxPredictor(tmp_path)
+            onnx_out = predictor.run(sample)
         missing = sorted(set(reference) - set(onnx_out))
         if missing:
             raise OnnxParityError(f"The ONNX graph lacks the model output {missing[0]!r}; no file was written. "

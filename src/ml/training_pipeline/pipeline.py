@@ -655,7 +655,7 @@ def _fit_evaluate_store(plan: RunPlan, data: ProblemData, store: ModelStore, bac
         else "storing (this model cannot be exported to ONNX) ...")
     with store.new_version(config.store_name, problem.store_key, before_commit=guard.check) as staging:
         if spec.capabilities.onnx_exportable:
-            onnx_report = export_onnx(model, staging / "model.onnx", sample=data.parity_sample()).to_dict()
+            onnx_report = export_onnx(model, staging / "model.onnx", sample=data.parity_sample(), log=log).to_dict()
             onnx_report = {"exported": True, **{k: v for k, v in onnx_report.items() if k != "path"}}
         else:
             onnx_report = {"exported": False, "reason": f"model_type={spec.name!r} declares onnx_exportable=False"}

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-
 QUOTE_LIMIT = 60
 """The most characters of a user's value any message quotes (a file of NUL bytes is one huge 'value')."""
 

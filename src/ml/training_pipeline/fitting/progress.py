@@ -9,8 +9,10 @@ not improve again (``patience`` epochs after its best): the honest expectation, 
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 def _duration(seconds: float) -> str:
@@ -116,6 +118,46 @@ def step_progress(write: Callable[[str], None], what: str, every_s: float = 5.0,
 
     return progress
 
+
+
+@contextmanager
+def heartbeat(write: Callable[[str], None] | None, what: str, every_s: float = 5.0,
+              clock: Callable[[], float] = time.perf_counter) -> Iterator[None]:
+    """Lines from a background thread while one opaque call runs (an ONNX conversion, a graph trace): its elapsed
+    time every ``every_s`` seconds, and how long it took when it ran past one line. A call that ends sooner
+    prints nothing. There is no time left to say: such a call reports no steps to divide by.
+
+    Example:
+        >>> with heartbeat(print, "export: converting", every_s=0.05):
+        ...     time.sleep(0.3)  # doctest: +ELLIPSIS
+        export: converting, ... s so far
+        ...
+        export: converting, done in ... s
+    """
+    if write is None:
+        yield
+        return
+    started, finished, beats = clock(), threading.Event(), [0]
+
+    def beat() -> None:
+        while not finished.wait(every_s):
+            beats[0] += 1
+            write(f"{what}, {_seconds(clock() - started)} so far")
+
+    thread = threading.Thread(target=beat, name=f"heartbeat: {what}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        thread.join()
+        if beats[0]:
+            write(f"{what}, done in {_seconds(clock() - started)}")
+
+
+def _seconds(seconds: float) -> str:
+    """Like :func:`_duration`, with a decimal under 10 s (a heartbeat's lines can be that close)."""
+    return f"{seconds:.1f} s" if seconds < 10 else _duration(seconds)
 
 def terminal_progbar():
     """Keras' progress bar for a terminal, never past its end: with ``steps_per_execution`` > 1 Keras reports the

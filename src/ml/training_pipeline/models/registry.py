@@ -39,6 +39,12 @@ ESTIMATOR = "estimator"
 COMPILED = "compiled"
 """A plug-in's own ``create_<name>(input_shape, **params)`` that returns a compiled Keras model."""
 
+ONE_STEP_PER_EXECUTION: Mapping[str, Any] = MappingProxyType({"steps_per_execution": 1})
+"""``compile_settings`` for a family whose one training step takes ~50 ms or more at batch 32 (transformers,
+TFT, Mamba, xLSTM). Grouping 16 steps per execution (the Keras kind's default) hides a per-step dispatch
+cost of a few milliseconds, which such steps do not notice (docs/speed.md: 1.0x for these families), while
+Keras calls batch callbacks once per execution: 16 steps of a TFT are 20-80 s without a progress line."""
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a model can do; tests and the pipeline read these flags, never the model's name or kind.

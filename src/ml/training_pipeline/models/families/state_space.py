@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ml.training_pipeline.common.arguments import check_positive_int, check_rate
-from ml.training_pipeline.models.registry import register_model
+from ml.training_pipeline.models.registry import ONE_STEP_PER_EXECUTION, register_model
 
 RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     "mamba": {
@@ -91,6 +91,7 @@ def _embed_and_read(inputs, d_model: int, blocks) -> Any:
     variants=RECOMMENDED_HYPERPARAMETERS["mamba"],
     check_params=check_mamba_params,
     default_params=319_425,
+    compile_settings=ONE_STEP_PER_EXECUTION,
 )
 def build_mamba(inputs, *, d_model: int, num_layers: int, num_heads: int, d_state: int, expand: int,
                 conv_width: int, dropout: float):
@@ -126,6 +127,7 @@ def build_mamba(inputs, *, d_model: int, num_layers: int, num_heads: int, d_stat
     variants=RECOMMENDED_HYPERPARAMETERS["xlstm"],
     check_params=check_xlstm_params,
     default_params=818_279,
+    compile_settings=ONE_STEP_PER_EXECUTION,
 )
 def build_xlstm(inputs, *, d_model: int, num_layers: int, num_heads: int, slstm_at: Sequence[int], conv_width: int,
                 dropout: float):

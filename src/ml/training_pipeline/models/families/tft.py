@@ -23,7 +23,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ml.training_pipeline.common.arguments import check_attention_params, check_positive_int
-from ml.training_pipeline.models.registry import KNOWN_INPUT, STATIC_INPUT, TensorSpec, register_model
+from ml.training_pipeline.models.registry import (
+    KNOWN_INPUT,
+    ONE_STEP_PER_EXECUTION,
+    STATIC_INPUT,
+    TensorSpec,
+    register_model,
+)
 
 CALENDAR_FEATURES = 4
 """sin/cos of the hour of day and of the day of week."""
@@ -71,6 +77,7 @@ def declare_tft_inputs(input_shape: tuple[int, ...], params: Mapping[str, Any]) 
     declare_inputs=declare_tft_inputs,
     check_params=check_tft_params,
     default_params=573_918,
+    compile_settings=ONE_STEP_PER_EXECUTION,
 )
 def build_tft(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int, dropout: float,
               known_features: int, static_vocab: int):

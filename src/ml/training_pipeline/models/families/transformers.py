@@ -25,7 +25,7 @@ from typing import Any
 
 from ml.training_pipeline.common.arguments import check_attention_params
 from ml.training_pipeline.common.tensors import DEFAULT_MAX_LENGTH, PADDING_MASK
-from ml.training_pipeline.models.registry import Capabilities, TensorSpec, register_model
+from ml.training_pipeline.models.registry import ONE_STEP_PER_EXECUTION, Capabilities, TensorSpec, register_model
 
 
 def _sizes(d_model, num_heads, ff_dim, num_layers, dropout, final_norm=True, **extra):
@@ -87,6 +87,7 @@ _ENCODER_PRECISION = "mixed_bfloat16"
     check_params=check_attention_params,
     default_params=597_249,
     training_precision=_ENCODER_PRECISION,
+    compile_settings=ONE_STEP_PER_EXECUTION,
 )
 def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int, dropout: float,
                       max_length: int, padding_mask: bool, final_norm: bool):
@@ -131,6 +132,7 @@ def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_
     capabilities=Capabilities(supports_masks=True, samples=True),
     check_params=check_attention_params,
     default_params=398_721,
+    compile_settings=ONE_STEP_PER_EXECUTION,
 )
 def build_mcdropout_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int,
                                 dropout: float, max_length: int, padding_mask: bool, final_norm: bool):
@@ -164,6 +166,7 @@ def build_mcdropout_transformer(inputs, *, d_model: int, num_heads: int, ff_dim:
     capabilities=Capabilities(supports_masks=True, samples=True, adds_losses=True),
     check_params=check_attention_params,
     default_params=449_761,
+    compile_settings=ONE_STEP_PER_EXECUTION,
 )
 def build_bayesian_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int, dropout: float,
                                max_length: int, padding_mask: bool, final_norm: bool, prior_mu: float,

@@ -5,7 +5,13 @@ about 50-70 ms here for one window, while the compiled prediction itself takes 2
 (``benchmarks/onnx_latency.py``: Keras' own vs the factory's predict). A trading bot predicts one window at a time, so the factory
 builds this subclass: a call with at most ``batch_size`` rows (32 when not given), no callbacks
 and no ``steps`` runs the same compiled function through ``predict_on_batch``; anything else is
-Keras' own ``predict``. The outputs are the same numbers.
+Keras' own ``predict``, one batch per execution. The outputs are the same numbers.
+
+Why one batch per execution in ``predict``: with ``steps_per_execution=16`` (the factory's compile
+setting, for training speed) Keras hands its predict function a Python list of up to 16 batches, and
+every different list length (a part of 3 batches, one of 7, each walk-forward fold's) traced a new
+graph: the "triggered tf.function retracing" warnings of ``atb evaluate --walk-forward``. Prediction
+batches are 1024 rows, so grouping them saved nothing measurable.
 """
 
 from __future__ import annotations
@@ -47,4 +53,8 @@ class FastPredictModel(MultiWorkerTrainingFixes, keras.Model):
         rows = _rows(x)
         if rows is not None and 0 < rows <= (batch_size or _KERAS_DEFAULT_BATCH) and steps is None and not callbacks:
             return keras.tree.map_structure(np.asarray, self.predict_on_batch(x))
-        return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        grouped, self.steps_per_execution = self.steps_per_execution, 1
+        try:
+            return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        finally:
+            self.steps_per_execution = grouped

@@ -94,7 +94,6 @@ class KerasKind(ModelKind):
         settings = {**DEFAULT_COMPILE_SETTINGS, **spec.compile_settings}
         import tensorflow as tf
 
-
         if is_collective_multi_worker(tf.distribute.get_strategy()):
             # Keras 3.15's multi-step loop feeds a placeholder the collective strategy cannot (one step per call)
             settings["steps_per_execution"] = 1
