@@ -182,6 +182,83 @@ def test_the_docs_list_every_option_model_type_timeframe_and_target_the_code_has
     assert [m for m in list_models() if f"| `{m}`" not in models] == []
 
 
+
+SHORT_OPTIONS = {"--days": "120", "--epochs": "1", "--max-trials": "1", "--variant": "tiny"}
+"""How the docs' command lines are shortened to run in the suite: each of these options the command has is set
+(added, or its value replaced); nothing else changes."""
+
+
+def _doc_command_lines(document: str) -> list[str]:
+    """The ``atb`` lines of a document's bash blocks and its command-line block, in order, with ``[optional]``
+    parts and comments dropped (``pip install -e . && atb ...`` keeps its ``atb`` part)."""
+    lines, language = [], None  # None: outside a fenced block
+    for line in (ROOT / document).read_text().splitlines():
+        if line.startswith("```"):
+            language = line[3:].strip() if language is None else None
+        elif language in ("", "bash"):
+            line = line.split(" # ")[0].split("&& ", 1)[-1].strip()
+            if line.startswith("atb "):
+                lines.append(re.sub(r"\s*\[[^\]]*\]", "", line))
+    return lines
+
+
+def _shortened(argv: list[str], options: set[str]) -> list[str]:
+    argv = list(argv)
+    for option, value in SHORT_OPTIONS.items():
+        if option not in options:
+            continue
+        if option in argv:
+            argv[argv.index(option) + 1] = value
+        else:
+            argv += [option, value]
+    return argv
+
+
+def _your_files(folder: Path) -> None:
+    """The files the README's lines name as the user's own, made from the bundled data: hourly klines in CSV and
+    Parquet (the README's eth_1h stand-ins, a later period) and BGL lines in the structured layout."""
+    import pandas as pd
+
+    from ml.data import bundled_log_path, bundled_sample_path
+
+    bars = pd.read_csv(bundled_sample_path("BTCUSDT"))
+    bars.tail(24 * 90).to_parquet(folder / "eth_1h.parquet")
+    bars.tail(24 * 90).to_csv(folder / "eth_1h.csv", index=False)
+    for name in ("later_period.csv", "my_later_bars.csv"):
+        bars.tail(24 * 30).to_csv(folder / name, index=False)
+    pd.read_csv(bundled_log_path("bgl")).tail(300).to_csv(folder / "new_lines.csv", index=False)
+
+
+@pytest.mark.parametrize("document", [pytest.param("README.md", marks=pytest.mark.slow), "docs/quickstart.md"])
+def test_every_command_line_of_the_readme_and_the_quickstart_runs(document, atb, tmp_path, monkeypatch):
+    """Each ``atb`` line, in the document's order (predict after train...), exits 0 with short settings. The
+    README's 22 lines take ~3 minutes of one core even so (a TFT, a 5-fold walk-forward, a benchmark of three
+    models, a tuning run): they run under ``-m slow``; the quickstart's run by default. The cluster lines
+    (several processes) run in tests/unit/test_distribute.py, also under ``-m slow``."""
+    import shlex
+
+    from ml.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)  # tuning folders, mlflow.db and the user's files live where the line runs
+    monkeypatch.setenv("ATB_MODELS_DIR", str(tmp_path / "models"))
+    _your_files(tmp_path)
+    options: dict[str, set[str]] = {}
+    for command, option in _options(build_parser()):
+        options.setdefault(command, set()).add(option)
+    lines = _doc_command_lines(document)
+    assert len(lines) >= (20 if document == "README.md" else 3), lines
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        if argv[0] == "cluster-local":
+            continue
+        if "<hash>" in line:  # the folder `atb tune` made and named in its last line
+            argv = [a.replace("atb_tuning/BTCUSDT_tcn_default_bayesian_<hash>/", str(next(
+                tmp_path.glob("atb_tuning/BTCUSDT_tcn_*")))) for a in argv]
+        command = " ".join(a for a in argv[:2] if a in ("train", "model", "anomaly", "predict", "evaluate",
+                                                        "tune", "benchmark", "diagnose", "models", "list", "verify"))
+        code, out, err = atb(*_shortened(argv, options.get(command, set())))
+        assert code == 0, f"{document}: {line}\n{err[-2000:]}"
+
 def test_every_command_line_of_the_readme_parses():
     """The README's command lines use options that exist (parsed, not run: the python blocks run above)."""
     import shlex

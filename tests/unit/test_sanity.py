@@ -337,6 +337,20 @@ def test_progress_says_when_early_stopping_ends_the_run_on_a_fake_clock():
 
 
 
+
+def test_the_time_left_inside_the_first_epoch_ignores_the_batch_that_traced_the_graph():
+    from ml.training_pipeline.fitting.progress import step_progress
+
+    now, lines = [0.0], []
+    progress = step_progress(lines.append, "epoch 1/10: batches", every_s=5.0, clock=lambda: now[0],
+                             first_step_traces=True)
+    for done, seconds in [(1, 15.0), *((d, 1.0) for d in range(2, 48))]:
+        now[0] += seconds  # 15 s to trace and run the first batch, then 1 s per batch
+        progress(done, 47)
+    assert lines[0] == "epoch 1/10: batches: 1/47, elapsed 15 s, the first step traces the graph; time left after the next ones"
+    assert lines[1] == "epoch 1/10: batches: 6/47, elapsed 20 s, about 41 s left"  # 41 batches at 1 s, not at 4 s
+    assert lines[-1] == "epoch 1/10: batches: 47/47, elapsed 61 s, done"
+
 def test_an_export_says_every_few_seconds_where_it_is_and_a_quick_one_says_nothing(tmp_path, monkeypatch):
     import functools
 

@@ -25,7 +25,7 @@ def _duration(seconds: float) -> str:
 
 def progress_callback(total_epochs: int, write: Callable[[str], None] | None = None, *, patience: int | None = None,
                       monitor: str = "val_loss", mode: str = "min", clock: Callable[[], float] = time.perf_counter,
-                      within_epoch_s: float = 10.0):
+                      within_epoch_s: float = 5.0):
     """A Keras callback printing ``epoch 3/80: loss 0.91, val_loss 0.95 | 4.1 s/epoch, elapsed 12 s, at most 5.2 min
     left; stops after epoch 12 (37 s) unless val_loss improves``.
 
@@ -58,7 +58,7 @@ def progress_callback(total_epochs: int, write: Callable[[str], None] | None = N
                 self.started = clock()
             # a slow epoch (a TFT on CPU: minutes) says where it is every few seconds, not only at its end
             self.within = step_progress(write, f"epoch {epoch + 1}/{total_epochs}: batches", every_s=within_epoch_s,
-                                        clock=clock)
+                                        clock=clock, first_step_traces=epoch == 0)
 
         def on_train_batch_end(self, batch, logs=None):
             steps = (self.params or {}).get("steps")
@@ -92,9 +92,18 @@ def progress_callback(total_epochs: int, write: Callable[[str], None] | None = N
 
 
 def step_progress(write: Callable[[str], None], what: str, every_s: float = 5.0,
-                  clock: Callable[[], float] = time.perf_counter) -> Callable[[int, int], None]:
+                  clock: Callable[[], float] = time.perf_counter, *,
+                  first_step_traces: bool = False) -> Callable[[int, int], None]:
     """A ``progress(done, total)`` callable for a long loop of equal steps (Monte-Carlo passes, folds, trials): a
     line at most every ``every_s`` seconds and at the end, with the time left at the mean step time so far.
+
+    Args:
+        write: called with each line.
+        what: the line's start.
+        every_s: the least time between two lines (the last line always comes).
+        clock: seconds, for tests.
+        first_step_traces: the first step also traces the compiled function (a TFT's first batch: 15 s, the
+            next ones 1 s): the time left comes from the steps after it, and none is guessed from it alone.
 
     Example:
         >>> now = [0.0]
@@ -105,15 +114,24 @@ def step_progress(write: Callable[[str], None], what: str, every_s: float = 5.0,
         sampling: 2/4, elapsed 6 s, about 6 s left
         sampling: 4/4, elapsed 12 s, done
     """
-    started, last = clock(), [None]
+    started, last, first = clock(), [None], [None, 0]  # when the first report came, and its step count
 
     def progress(done: int, total: int) -> None:
         now = clock()
+        if first[0] is None:
+            first[:] = [now, done]
         if done < total and now - (started if last[0] is None else last[0]) < every_s:
             return
         last[0] = now
         elapsed = now - started
-        left = "done" if done >= total else f"about {_duration(elapsed / max(done, 1) * (total - done))} left"
+        if done >= total:
+            left = "done"
+        elif not first_step_traces:
+            left = f"about {_duration(elapsed / max(done, 1) * (total - done))} left"
+        elif done > first[1]:
+            left = f"about {_duration((now - first[0]) / (done - first[1]) * (total - done))} left"
+        else:
+            left = "the first step traces the graph; time left after the next ones"
         write(f"{what}: {done}/{total}, elapsed {_duration(elapsed)}, {left}")
 
     return progress
