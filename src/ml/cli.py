@@ -45,6 +45,8 @@ ANOMALY_EXAMPLES = """examples:
   atb train anomaly BGL --data BGL_2k.log_structured.csv --log-format bgl
   atb train anomaly BGL --data BGL.csv --log-format bgl --window 5min --step 1min --model-type lightgbm
   atb train anomaly NOVA --data OpenStack.csv --log-format openstack --window-by session --labels anomaly_labels.txt
+  atb train anomaly HDFS --data HDFS.log --log-format hdfs --window-by session --labels anomaly_label.csv
+  atb train anomaly APP --data app.log --log-format "<Date> <Time> <Level> <Component>: <Content>" --labels ids.txt
   atb predict BGL --data new_lines.csv
   atb evaluate BGL --data later_lines.csv
 """
@@ -211,15 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "event counts, export it to ONNX and store it under NAME/anomaly.",
         epilog=ANOMALY_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     anomaly.add_argument("name", help="the store name of the model, e.g. BGL")
-    anomaly.add_argument("--data", help="structured log CSV (Loghub's *.log_structured.csv layout; default: the "
-                         "bundled 2,000-line sample of --log-format, for bgl and openstack)")
-    anomaly.add_argument("--log-format", required=True, help=f"one of {', '.join(LOG_FORMATS)}")
+    anomaly.add_argument("--data", help="a raw log file (its lines split by --log-format, messages mapped to Drain3 "
+                         "templates), or a structured log CSV (*.csv: Loghub's *.log_structured.csv layout); default: "
+                         "the bundled 2,000-line structured sample of --log-format, for bgl and openstack")
+    anomaly.add_argument("--log-format", required=True, help=f"one of {', '.join(LOG_FORMATS)}, or the line format of "
+                         "your raw log, e.g. '<Date> <Time> <Level> <Component>: <Content>' (docs/anomaly.md)")
     anomaly.add_argument("--model-type", default="multimodal_transformer",
                          help="multimodal_transformer (default), another registered classifier, or lightgbm")
     anomaly.add_argument("--variant", default="default", help="a preset of the model (default: default)")
     _window_options(anomaly)
     anomaly.add_argument("--labels", metavar="FILE", help="anomalous session ids, one per line (for a log without a "
-                         "label column, e.g. Loghub's OpenStack anomaly_labels.txt)")
+                         "label column, e.g. Loghub's OpenStack anomaly_labels.txt), or a CSV of session id and "
+                         "Anomaly/Normal (Loghub's HDFS anomaly_label.csv)")
     anomaly.add_argument("--pos-weight", default="balanced", metavar="W|balanced",
                          help="weight of an anomalous training window (default: balanced = normal / anomalous)")
     _fit_options(anomaly, batch_size=32, patience=10)  # early stopping on validation F1, as the design has it
@@ -266,10 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     diagnose.add_argument("name", help="a market symbol (price targets) or a name for the log data")
     diagnose.add_argument("--target", default="direction", help="price target to diagnose (default: direction)")
-    diagnose.add_argument("--data", help="OHLCV file (price), or the structured log CSV with --log-format")
+    diagnose.add_argument("--data", help="OHLCV file (price), or a raw log or structured log CSV with --log-format")
     diagnose.add_argument("--log-format", help=f"diagnose log-window anomaly labels of --data in this format "
-                          f"({', '.join(LOG_FORMATS)})")
-    diagnose.add_argument("--labels", metavar="FILE", help="anomalous session ids, one per line (logs without labels)")
+                          f"({', '.join(LOG_FORMATS)}, or a raw log's line format)")
+    diagnose.add_argument("--labels", metavar="FILE", help="anomalous session ids, one per line, or a CSV of id and "
+                          "Anomaly/Normal (logs without labels)")
     _window_options(diagnose)
     diagnose.add_argument("--timeframe", default="1h", help="bar size for price targets (default 1h)")
     diagnose.add_argument("--horizon", type=int, help="bars ahead of the price target (default 1)")

@@ -244,3 +244,106 @@ def test_atb_diagnose_on_bgl_windows_gives_a_json_verdict(atb):
     assert set(report["forecasters"]) == {"prior", "tiny model (logistic)", "lightgbm"}
     code, _, err = atb("diagnose", "BTCUSDT", "--target", "volatility")
     assert code == 2 and "need a class label" in err
+
+
+# --- raw log files: lines split by a line format, messages mapped to Drain3 templates -----------------------
+
+BGL_FIELDS = ["Label", "Timestamp", "Date", "Node", "Time", "NodeRepeat", "Type", "Component", "Level", "Content"]
+
+
+@pytest.fixture(scope="module")
+def raw_bgl(tmp_path_factory):
+    """The bundled BGL sample rebuilt as the raw lines it was parsed from (Loghub's BGL.log layout)."""
+    path = tmp_path_factory.mktemp("raw") / "BGL_2k.log"
+    frame = pd.read_csv(BGL, dtype=str, keep_default_na=False)
+    path.write_text("".join(" ".join(row) + "\n" for row in frame[BGL_FIELDS].itertuples(index=False)))
+    return path
+
+
+def test_raw_bgl_lines_read_as_the_structured_file_with_drain3_templates_that_agree_with_loghubs(raw_bgl, bgl):
+    from sklearn.metrics import adjusted_rand_score
+
+    raw = load_log_events(raw_bgl, "bgl")
+    columns = ["time", "level", "label", "component", "type", "rack", "midplane"]
+    pd.testing.assert_frame_equal(raw.frame[columns], bgl.frame[columns])
+    assert raw.lines == {"lines": 2000, "events": 2000, "continuation_lines": 0, "dropped_lines": 0}
+    # Drain3 groups the messages as Loghub's hand-checked templates do (108 templates for its 120)
+    assert adjusted_rand_score(bgl.frame["eventid"], raw.frame["eventid"]) > 0.99
+    assert raw.frame["eventid"].str.fullmatch(r"D\d+").all() and len(raw.templates) == raw.frame["eventid"].nunique()
+
+
+def test_templates_stored_as_json_map_new_lines_to_the_same_ids_and_unknown_ones_to_unseen(raw_bgl):
+    from ml.training_pipeline.problems.anomaly.templates import UNSEEN_TEMPLATE, LogTemplates
+
+    raw = load_log_events(raw_bgl, "bgl")
+    stored = LogTemplates.from_dict(json.loads(json.dumps(raw.templates.to_dict())))
+    contents = raw.frame["content"].tolist()
+    assert stored.match(contents) == raw.frame["eventid"].tolist()
+    assert stored.match(["a message no template of BGL covers at all"]) == [UNSEEN_TEMPLATE]
+    assert len(stored) == len(raw.templates)  # matching learned nothing
+
+
+def test_wrapped_lines_join_the_line_before_and_other_layouts_are_refused(tmp_path):
+    from ml.training_pipeline.problems.anomaly.formats import read_session_labels
+
+    log = tmp_path / "app.log"
+    log.write_text("2024-03-01T10:00:00Z INFO service started\n"
+                   "2024-03-01 10:00:01,250 ERROR request failed: Traceback (most recent call last):\n"
+                   "  File \"app.py\", line 3, in handle\n"
+                   "2024-03-01 is not a time: a wrapped line that starts like one\n"
+                   "2024-03-01 10:00:02,000 WARNING retry 1 of 3 for blk_42\n")
+    events = load_log_events(log, "generic")
+    assert events.lines == {"lines": 5, "events": 3, "continuation_lines": 2, "dropped_lines": 0}
+    assert events.frame["level"].tolist() == ["INFO", "ERROR", "WARNING"]
+    assert events.frame["content"][1].endswith('line 3, in handle 2024-03-01 is not a time: a wrapped line that '
+                                               'starts like one')
+    assert events.frame["time"].tolist() == list(pd.to_datetime(
+        ["2024-03-01 10:00:00", "2024-03-01 10:00:01.250", "2024-03-01 10:00:02"], format="mixed"))
+    with pytest.raises(ValueError, match=r"5 of 5 lines do not match the line format '<Date> <Time> <Pid> <Level> "):
+        load_log_events(log, "hdfs")
+    labels = tmp_path / "anomaly_label.csv"
+    labels.write_text("BlockId,Label\nblk_1,Normal\nblk_42,Anomaly\n")
+    assert read_session_labels(labels) == ["blk_42"]
+    labels.write_text("BlockId,Label\nblk_1,maybe\n")
+    with pytest.raises(ValueError, match="Received: 'maybe'"):
+        read_session_labels(labels)
+
+
+@pytest.mark.parametrize("log_format,message", [
+    ("<Date> <Time> <Level>", "names the message <Content>"),
+    ("<Level> <Content>", "names the time as <Timestamp>"),
+    ("<Date><Time> <Content>", "needs text (at least a space) between two fields"),
+    ("<Date> <Date> <Content>", "'Date' twice"),
+    ("syslog", "or a line format of your raw log"),
+])
+def test_bad_line_formats_are_refused_in_one_line(tmp_path, atb, raw_bgl, log_format, message):
+    root = tmp_path / "models"
+    code, _, err = atb("train", "anomaly", "APP", "--data", raw_bgl, "--log-format", log_format, "--models-dir", root)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and _store_is_empty(root)
+
+
+def test_a_model_trained_on_raw_lines_serves_raw_lines_and_refuses_the_other_layout(tmp_path, atb, raw_bgl):
+    root = tmp_path / "models"
+    code, out, err = atb("train", "anomaly", "BGL", "--data", raw_bgl, "--log-format", "bgl", "--model-type", "lightgbm",
+                         "--window-by", "events", "--window", "20", "--step", "5", "--epochs", "20",
+                         "--models-dir", root)
+    assert code == 0, err
+    assert "raw log: 2000 lines, 2000 events" in out and "Drain3 templates" in out
+    schema = json.loads(((root / "BGL" / "anomaly" / "latest").resolve() / "feature_schema.json").read_text())
+    assert schema["templates"]["templates"] > 50 and schema["templates"]["settings"]["masks"] == [r"core\.\d+"]
+    later = tmp_path / "later.log"
+    later.write_text("".join(raw_bgl.read_text().splitlines(keepends=True)[-200:]))
+    code, out, err = atb("predict", "BGL", "--data", later, "--models-dir", root, "--json")
+    assert code == 0 and len(json.loads(out)["windows"]) > 20, err
+    code, _, err = atb("predict", "BGL", "--data", BGL, "--models-dir", root)
+    assert code == 2 and "trained on a raw log" in err and len(err.strip().splitlines()) == 1
+
+
+def test_without_drain3_a_raw_log_is_refused_in_one_line_naming_the_install(tmp_path, atb, raw_bgl, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "drain3", None)  # as if it were not installed
+    root = tmp_path / "models"
+    code, _, err = atb("train", "anomaly", "BGL", "--data", raw_bgl, "--log-format", "bgl", "--models-dir", root)
+    assert code == 2 and "pip install 'atb-ml[logs]'" in err and len(err.strip().splitlines()) == 1
+    assert _store_is_empty(root)

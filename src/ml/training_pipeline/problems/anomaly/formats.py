@@ -1,4 +1,4 @@
-"""Structured system logs (Loghub's CSV layout) as a table of events with labels.
+"""System logs, raw or structured (Loghub's CSV layout), as a table of events with labels.
 
 A :class:`LogFormat` says how one structured log layout maps to the library's event table:
 which columns hold the time, the level, the message and the categorical fields, which column
@@ -14,6 +14,15 @@ files in ``shared/data``:
   label column: Loghub labels OpenStack by anomalous instance id, so pass those ids as
   ``anomalous_sessions``.
 
+- ``hdfs``: Hadoop file system logs; the session is the block id (``blk_...``), labelled by Loghub's
+  ``anomaly_label.csv`` (``BlockId,Label`` with ``Anomaly``/``Normal``) as ``anomalous_sessions``.
+- ``generic``: ``<timestamp> <LEVEL> <message>`` lines (ISO-like times, with or without a ``T``).
+
+A raw log file (any name but ``*.csv`` / ``*.csv.gz``) is split into fields by the format's
+``line_format`` (LogPAI's ``<Field>`` convention, :mod:`.lines`) and its messages get template ids from
+Drain3 (:mod:`.templates`), in the ``EventId`` column the structured CSVs carry. A line format of your own
+is a format too: ``--log-format "<Date> <Time> <Level> <Component>: <Content>"`` (:func:`log_format_from_string`).
+
 Another structured log is one :class:`LogFormat` away (see :func:`register_log_format`)::
 
     register_log_format(LogFormat("myapp", time_columns=("ts",), categorical_columns=("Level", "Service"),
@@ -26,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,7 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ml.training_pipeline.common.arguments import unknown_name_error
+from ml.training_pipeline.common.arguments import shortened, unknown_name_error
+from ml.training_pipeline.problems.anomaly.lines import line_fields, parse_lines, read_lines
+from ml.training_pipeline.problems.anomaly.templates import UNSEEN_TEMPLATE, DrainSettings, LogTemplates
 
 if TYPE_CHECKING:  # pandas is imported where a log is read: `atb --help` lists the formats without it
     import pandas as pd
@@ -88,6 +100,9 @@ class LogFormat:
             event's session id (e.g. an instance id), or ``None``.
         session_column: a column holding the session id (wins over ``session_pattern``).
         parse_requests: parse HTTP method, status, length and latency from the content.
+        line_format: how a raw line of this log splits into the columns above (LogPAI's ``<Field>``
+            convention); ``None``: only the structured CSV is read.
+        drain: Drain's parameters for the messages of a raw file.
     """
 
     name: str
@@ -103,6 +118,8 @@ class LogFormat:
     session_pattern: str | None = None
     session_column: str | None = None
     parse_requests: bool = False
+    line_format: str | None = None
+    drain: DrainSettings = DrainSettings()
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -131,8 +148,12 @@ def get_log_format(name: str | LogFormat) -> LogFormat:
     """A registered format by name (a :class:`LogFormat` passes through)."""
     if isinstance(name, LogFormat):
         return name
+    if isinstance(name, str) and "<" in name and name not in LOG_FORMATS:
+        return log_format_from_string(name)
     if name not in LOG_FORMATS:
-        raise unknown_name_error("log format", name, LOG_FORMATS)
+        message = str(unknown_name_error("log format", name, LOG_FORMATS))
+        raise ValueError(message.replace(". Received:", ", or a line format of your raw log such as "
+                                                         "'<Date> <Time> <Level> <Content>'. Received:", 1))
     return LOG_FORMATS[name]
 
 
@@ -140,14 +161,59 @@ BGL = register_log_format(LogFormat(
     "bgl", time_columns=("Time",), time_format="%Y-%m-%d-%H.%M.%S.%f",
     categorical_columns=("Component", "EventId", "Type"),
     derived_fields={"rack": _part("Node", r"^(R\d+)"), "midplane": _part("Node", r"^(R\d+-M\d+)")},
-    label_column="Label", normal_labels=("-",), anomaly_pattern=r"[A-Z][A-Z_]*"))
+    label_column="Label", normal_labels=("-",), anomaly_pattern=r"[A-Z][A-Z_]*",
+    # LogPAI's BGL settings (Zhu et al. 2019): the core number masked, similarity 0.5, depth 4
+    line_format="<Label> <Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> <Content>",
+    drain=DrainSettings(similarity=0.5, depth=4, masks=(r"core\.\d+",))))
 
 OPENSTACK = register_log_format(LogFormat(
     "openstack", time_columns=("Date", "Time"), time_format="%Y-%m-%d %H:%M:%S.%f",
     categorical_columns=("Component", "EventId"),
     derived_fields={"service": _part("Logrecord", r"^(nova-[a-z]+)"),
                     "status_class": _part("Content", r"status: (\d)\d\d")},
-    session_pattern=_INSTANCE.pattern, parse_requests=True))
+    session_pattern=_INSTANCE.pattern, parse_requests=True,
+    line_format=r"<Logrecord> <Date> <Time> <Pid> <Level> <Component> \[<ADDR>\] <Content>",
+    drain=DrainSettings(similarity=0.5, depth=5, masks=(r"((\d+\.){3}\d+,?)+", r"/.+?\s", r"\d+"))))
+
+HDFS = register_log_format(LogFormat(
+    "hdfs", time_columns=("Date", "Time"), time_format="%y%m%d %H%M%S", categorical_columns=("Component", "EventId"),
+    session_pattern=r"(blk_-?\d+)", line_format="<Date> <Time> <Pid> <Level> <Component>: <Content>",
+    drain=DrainSettings(similarity=0.5, depth=4, masks=(r"blk_-?\d+", r"(\d+\.){3}\d+(:\d+)?"))))
+
+GENERIC = register_log_format(LogFormat(
+    "generic", time_columns=("Timestamp",), categorical_columns=("EventId",),
+    line_format=r"<Timestamp:\d{4}-\d\d-\d\d[T ][\d:.,]+(?:Z|[+-]\d\d:?\d\d)?> <Level:[A-Za-z]+> <Content>",
+    drain=DrainSettings(similarity=0.4, depth=4, masks=(r"(\d+\.){3}\d+(:\d+)?", r"0x[0-9a-fA-F]+"))))
+
+TIME_FIELDS = ("Timestamp", "Datetime", "Date", "Time")
+"""Fields of a user's line format read as the time: ``Timestamp`` or ``Datetime`` alone, else ``Date`` and ``Time``."""
+
+
+def log_format_from_string(line_format: str) -> LogFormat:
+    """A format for a user's raw log from its line format alone, by the field names it uses.
+
+    ``Timestamp`` (or ``Datetime``, or ``Date`` and ``Time``) is the time; ``Level`` the level; ``Content`` the
+    message (required); ``Label`` a label column (``-``, ``0`` or ``normal`` for a normal line); ``Session`` a
+    session id; ``Component`` a categorical field, and the template id ``EventId`` always one.
+
+    Example:
+        >>> fmt = log_format_from_string("<Date> <Time> <Level> <Component>: <Content>")
+        >>> fmt.time_columns, fmt.level_column, fmt.categorical_columns
+        (('Date', 'Time'), 'Level', ('Component', 'EventId'))
+    """
+    fields = line_fields(line_format)
+    if "Content" not in fields:
+        raise ValueError(f"A line format names the message <Content>. Received: {line_format!r}")
+    single = [f for f in ("Timestamp", "Datetime") if f in fields]
+    time_columns = tuple(single[:1]) or tuple(f for f in ("Date", "Time") if f in fields)
+    if not time_columns:
+        raise ValueError(f"A line format names the time as <Timestamp>, <Datetime>, or <Date> and <Time>. "
+                         f"Received: {line_format!r}")
+    return LogFormat(line_format, time_columns=time_columns, level_column="Level" if "Level" in fields else None,
+                     categorical_columns=(*(("Component",) if "Component" in fields else ()), "EventId"),
+                     label_column="Label" if "Label" in fields else None, normal_labels=("-", "0", "normal", "Normal"),
+                     session_column="Session" if "Session" in fields else None, line_format=line_format,
+                     drain=GENERIC.drain)
 
 
 @dataclass(frozen=True)
@@ -159,11 +225,15 @@ class LogEvents:
             ``label`` is 0/1, or NaN for an unlabelled file.
         log_format: the format it was read with.
         source: the file it came from.
+        templates: the Drain3 templates of a raw file's messages (``None`` for a structured CSV).
+        lines: for a raw file, the lines read, events, continuation lines and dropped lines.
     """
 
     frame: pd.DataFrame
     log_format: LogFormat
     source: str
+    templates: LogTemplates | None = None
+    lines: dict[str, int] | None = None
 
     @property
     def labelled(self) -> bool:
@@ -171,9 +241,10 @@ class LogEvents:
 
     def describe(self) -> dict[str, Any]:
         times = self.frame["time"]
+        raw = {} if self.lines is None else {"raw_lines": self.lines, "templates": len(self.templates)}
         return {"source": self.source, "layout": f"{self.log_format.name}-log", "rows": int(len(self.frame)),
                 "start": times.iloc[0].isoformat(), "end": times.iloc[-1].isoformat(),
-                "anomalous_lines": None if not self.labelled else int(self.frame["label"].sum())}
+                "anomalous_lines": None if not self.labelled else int(self.frame["label"].sum()), **raw}
 
 
 def _labels(frame: pd.DataFrame, log_format: LogFormat) -> pd.Series:
@@ -220,7 +291,10 @@ def read_log_events(frame: pd.DataFrame, log_format: str | LogFormat, *, source:
         raise ValueError(f"{source} has no log lines. Received: 0 rows")
     frame = frame.reset_index(drop=True)
     text = frame[list(fmt.time_columns)].astype(str).agg(" ".join, axis=1)
-    times = pd.to_datetime(text, format=fmt.time_format, errors="coerce")
+    if fmt.time_format:
+        times = pd.to_datetime(text, format=fmt.time_format, errors="coerce")
+    else:  # each line's own layout; "...Z" and "+02:00" times in UTC, and naive ones as they are, as every time here
+        times = pd.to_datetime(text, format="mixed", utc=True, errors="coerce").dt.tz_localize(None)
     if times.isna().any():
         first = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise ValueError(f"{source}: cannot read the time {text.iloc[first]!r} at line {first + 1}. Accepted: "
@@ -254,15 +328,103 @@ def read_log_events(frame: pd.DataFrame, log_format: str | LogFormat, *, source:
     return LogEvents(events, fmt, source)
 
 
-def load_log_events(path: str | Path, log_format: str | LogFormat, *,
-                    anomalous_sessions: Iterable[str] | str | Path | None = None) -> LogEvents:
-    """Reads a structured log CSV (Loghub's ``*.log_structured.csv``) as :class:`LogEvents`.
+def is_raw_log(path: str | Path) -> bool:
+    """Whether a file is read as raw lines (any name but ``*.csv`` / ``*.csv.gz``)."""
+    return not str(path).lower().endswith((".csv", ".csv.gz"))
+
+
+def read_session_labels(path: str | Path) -> list[str]:
+    """Anomalous session ids from a file: one id per line, or a CSV of ids and labels with a header (Loghub's
+    HDFS ``anomaly_label.csv``: ``BlockId,Label`` with ``Anomaly`` / ``Normal``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Session label file not found: {str(path)!r}. Accepted: one anomalous session id "
+                                "per line, or a CSV of session id and label (Anomaly/Normal)")
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    if not lines or "," not in lines[0]:
+        return lines
+    anomalous, bad = [], []
+    for line in lines[1:]:  # the first line is the header
+        session, _, label = (part.strip() for part in line.partition(","))
+        if label.lower() in ("anomaly", "anomalous", "abnormal", "1", "true"):
+            anomalous.append(session)
+        elif label.lower() not in ("normal", "0", "false"):
+            bad.append(label)
+    if bad:
+        raise ValueError(f"{path.name}: a session label must be Anomaly or Normal (or 1/0, true/false). "
+                         f"Received: {shortened(bad[0])!r}")
+    return anomalous
+
+
+def _starts_event(fmt: LogFormat):
+    """Whether a matched raw line starts an event: its time reads (else it is a wrapped line)."""
+    from datetime import datetime
+
+    import pandas as pd
+
+    def starts(fields: dict[str, str]) -> bool:
+        text = " ".join(fields[c] for c in fmt.time_columns)
+        try:
+            if fmt.time_format:
+                datetime.strptime(text, fmt.time_format)
+            else:
+                pd.Timestamp(text.replace(",", "."))
+        except ValueError:
+            return False
+        return True
+
+    return starts
+
+
+def read_raw_log(path: str | Path, log_format: str | LogFormat, templates: LogTemplates | None = None
+                 ) -> tuple[pd.DataFrame, LogTemplates, dict[str, int]]:
+    """A raw log file as the structured table of its format, with Drain3 template ids.
 
     Args:
-        path: the CSV file.
-        log_format: ``"bgl"``, ``"openstack"``, another registered name, or a :class:`LogFormat`.
-        anomalous_sessions: ids of anomalous sessions, or a text file with one id per line
-            (Loghub's OpenStack ``anomaly_labels.txt``).
+        path: a text log (``.gz`` read as gzip).
+        log_format: a format with a ``line_format``.
+        templates: the templates of a stored model: messages are matched to them, and a message none of them
+            covers gets the unseen id. ``None``: templates are mined from this file.
+
+    Returns:
+        The table (the line format's fields plus ``EventId`` and ``EventTemplate``), the templates, and the
+        line counts of :func:`~.lines.parse_lines`.
+    """
+    fmt = get_log_format(log_format)
+    if fmt.line_format is None:
+        raise ValueError(f"The {fmt.name!r} log format reads structured CSVs only. Accepted: a *.csv file, or a "
+                         f"format with a line layout ({', '.join(n for n, f in LOG_FORMATS.items() if f.line_format)}"
+                         f", or your own such as '<Date> <Time> <Level> <Content>')")
+    frame, counts = parse_lines(read_lines(path), fmt.line_format, source=Path(path).name, starts=_starts_event(fmt))
+    if fmt.time_format is None:  # Python's logging writes 10:00:01,123
+        for column in fmt.time_columns:
+            frame[column] = frame[column].str.replace(",", ".", regex=False)
+    if templates is None:
+        templates = LogTemplates(fmt.drain)
+        mined = templates.mine(frame["Content"])
+        # then every line by the final templates, as serving will see it: a template that formed after a line
+        # was mined may cover it better than the one it started
+        ids = [seen if seen != UNSEEN_TEMPLATE else first for seen, first in zip(templates.match(frame["Content"]),
+                                                                                 mined, strict=True)]
+    else:
+        ids = templates.match(frame["Content"])
+    frame["EventId"] = ids
+    frame["EventTemplate"] = templates.templates(ids)
+    return frame, templates, counts
+
+
+def load_log_events(path: str | Path, log_format: str | LogFormat, *,
+                    anomalous_sessions: Iterable[str] | str | Path | None = None,
+                    templates: LogTemplates | None = None) -> LogEvents:
+    """Reads a structured log CSV (Loghub's ``*.log_structured.csv``) or a raw log file as :class:`LogEvents`.
+
+    Args:
+        path: the CSV file, or a raw log (any other name; see :func:`read_raw_log`).
+        log_format: ``"bgl"``, ``"openstack"``, ``"hdfs"``, ``"generic"``, another registered name, a line format
+            string, or a :class:`LogFormat`.
+        anomalous_sessions: ids of anomalous sessions, or a file of them (:func:`read_session_labels`: one id per
+            line as Loghub's OpenStack ``anomaly_labels.txt``, or HDFS's ``anomaly_label.csv``).
+        templates: a stored model's templates, for a raw file (``None``: mined from the file).
 
     Example:
         >>> load_log_events("BGL_2k.log_structured.csv", "bgl").frame["label"].sum()  # doctest: +SKIP
@@ -273,12 +435,13 @@ def load_log_events(path: str | Path, log_format: str | LogFormat, *,
     fmt = get_log_format(log_format)  # an unknown format fails before the file is read
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Log file not found: {str(path)!r}. Accepted: a structured log CSV")
+        raise FileNotFoundError(f"Log file not found: {str(path)!r}. Accepted: a structured log CSV or a raw log")
     if isinstance(anomalous_sessions, (str, Path)):
-        ids_path = Path(anomalous_sessions)
-        if not ids_path.is_file():
-            raise FileNotFoundError(f"Session label file not found: {str(ids_path)!r}. Accepted: one session id per line")
-        anomalous_sessions = [line.strip() for line in ids_path.read_text().splitlines()]
+        anomalous_sessions = read_session_labels(anomalous_sessions)
+    if is_raw_log(path):
+        frame, templates, counts = read_raw_log(path, fmt, templates)
+        events = read_log_events(frame, fmt, source=str(path), anomalous_sessions=anomalous_sessions)
+        return dataclasses.replace(events, templates=templates, lines=counts)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:

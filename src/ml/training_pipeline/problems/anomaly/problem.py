@@ -1,6 +1,8 @@
 """Log-anomaly detection as a problem: windows of log events, anomalous when any event is labelled.
 
-The data are a structured log (:mod:`ml.training_pipeline.problems.anomaly.formats`) grouped into windows and
+The data are a structured log CSV or a raw log file whose messages Drain3 maps to templates
+(:mod:`ml.training_pipeline.problems.anomaly.formats`; the templates are stored with the model, so serving
+maps new lines to the same ids and lines no template covers to an unseen one), grouped into windows and
 encoded by a :class:`~ml.training_pipeline.problems.anomaly.windows.LogEncoder` fitted on the training
 windows only; the parts are chronological, and sliding windows across a cut are dropped.
 
@@ -34,7 +36,14 @@ from ml.training_pipeline.common.plots import plot_confusion_matrix
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, TensorSpec
 from ml.training_pipeline.models.tasks import Task, resolve_task
-from ml.training_pipeline.problems.anomaly.formats import LogEvents, LogFormat, get_log_format, load_log_events
+from ml.training_pipeline.problems.anomaly.formats import (
+    LogEvents,
+    LogFormat,
+    get_log_format,
+    is_raw_log,
+    load_log_events,
+)
+from ml.training_pipeline.problems.anomaly.templates import LogTemplates
 from ml.training_pipeline.problems.anomaly.windows import (
     AGGREGATE_FEATURES,
     FLAG_FEATURES,
@@ -245,6 +254,11 @@ class LogAnomalyProblem(Problem):
         cut = truncated(windows, self.windowing.max_events)
         notes = [f"{len(windows)} windows: {self.windowing.describe()}; a window is anomalous when any event is labelled "
                  f"({int(y.sum())} anomalous, {y.mean():.1%})"]
+        if events.lines is not None:
+            read = events.lines
+            notes.append(f"raw log: {read['lines']} lines, {read['events']} events ({read['continuation_lines']} "
+                         f"continuation lines joined to the line before, {read['dropped_lines']} dropped); "
+                         f"{len(events.templates)} Drain3 templates")
         if purged:
             notes.append(f"{purged} sliding windows across a split boundary dropped (no event in two parts)")
         if cut:
@@ -257,6 +271,8 @@ class LogAnomalyProblem(Problem):
             "aggregate_features": list(AGGREGATE_FEATURES), "baselines": [prior], "threshold": 0.5,
             "count_baselines": baselines,
             "positive_weight": weight,
+            # a raw log's Drain3 templates: serving matches new lines to them (None: a structured CSV's EventId)
+            "templates": None if events.templates is None else events.templates.to_dict(),
         }
         return ProblemData(
             train=fit["train"], validation=fit["validation"], test=fit["test"], inputs=specs, schema=schema,
@@ -329,7 +345,16 @@ class LogAnomalyProblem(Problem):
                 raise ValueError(f"An anomaly model reads a log file. Accepted: --data FILE (a structured "
                                  f"{schema['log_format']!r} log)")
             data_path = bundled_log_path(schema["log_format"])
-        events = load_log_events(data_path, schema["log_format"], anomalous_sessions=anomalous_sessions)
+        stored_templates = schema.get("templates")
+        if is_raw_log(data_path) != (stored_templates is not None):
+            trained, accepted = (("a raw log (its Drain3 template ids)", "a raw log file") if stored_templates else
+                                 ("a structured CSV (its EventId column)", f"a structured {schema['log_format']!r} "
+                                                                          "log CSV"))
+            raise ValueError(f"This model was trained on {trained}: the other kind of file names templates "
+                             f"differently. Accepted: {accepted}. Received: {Path(data_path).name}")
+        templates = None if stored_templates is None else LogTemplates.from_dict(stored_templates)
+        events = load_log_events(data_path, schema["log_format"], anomalous_sessions=anomalous_sessions,
+                                 templates=templates)
         windows = Windowing.from_dict(schema["windowing"]).windows(events.frame)
         if not windows:
             raise ValueError(f"{data_path} gives no window. Received: {len(events.frame)} events")

@@ -1,0 +1,140 @@
+"""Raw log lines split into named fields by a LogPAI-style line format.
+
+A line format names the fields of one line in order, with the text between them as it appears:
+``"<Date> <Time> <Level> <Component>: <Content>"``. Spaces between fields match any run of spaces, the
+other text between fields is a regular expression (``\\[<ADDR>\\]`` for a bracketed field), every
+field but the last is the shortest text that lets the line match, and the last takes the rest of the
+line: the convention of LogPAI's parsers (Zhu et al., "Tools and Benchmarks for Automated Log Parsing",
+ICSE-SEIP 2019), so their published formats work as written. One addition: ``<Field:regex>`` says what a
+field may hold (``<Level:[A-Z]+>``), where the shortest text would split the line in the wrong place.
+
+Every field but the last starts with a non-space character. A line that does not match, or whose fields
+the caller rejects (e.g. a time that does not parse), continues the previous one (a stack trace, a wrapped
+message): its text is appended to the previous line's last field. Leading lines that match nothing are
+dropped and counted.
+
+Example:
+    >>> frame, counts = parse_lines(["2024-01-02 10:00:01 ERROR disk sda failed", "  at line 3",
+    ...                              "2024-01-02 10:00:05 INFO user 7 logged in"], "<Date> <Time> <Level> <Content>")
+    >>> frame["Content"].tolist()
+    ['disk sda failed at line 3', 'user 7 logged in']
+    >>> counts
+    {'lines': 3, 'events': 2, 'continuation_lines': 1, 'dropped_lines': 0}
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_FIELD = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([^<>]+))?>")
+MOST_UNMATCHED_SHARE = 0.5
+"""Above this share of lines that match no line start, the file is taken for another layout and refused."""
+
+
+def line_fields(line_format: str) -> tuple[str, ...]:
+    """The field names of a line format, in order.
+
+    Raises:
+        ValueError: no field, a repeated field, or no text between two fields.
+    """
+    fields = tuple(name for name, _ in _FIELD.findall(line_format))
+    if not fields:
+        raise ValueError(f"A line format names its fields as <Field>, e.g. '<Date> <Time> <Level> <Content>'. "
+                         f"Received: {line_format!r}")
+    repeated = sorted({f for f in fields if fields.count(f) > 1})
+    if repeated:
+        raise ValueError(f"A line format names each field once. Received: {repeated[0]!r} twice in {line_format!r}")
+    if "><" in line_format:  # nothing tells where the first ends
+        raise ValueError(f"A line format needs text (at least a space) between two fields. Received: {line_format!r}")
+    return fields
+
+
+def line_pattern(line_format: str) -> re.Pattern[str]:
+    """The regular expression of a line format: one named group per field.
+
+    Example:
+        >>> line_pattern(r"<Level> \\[<Component>\\] <Content>").match("INFO [net] link up")["Component"]
+        'net'
+        >>> line_pattern("<Time> <Level:[A-Z]+> <Content>").match("2024-01-02 10:00:01 INFO up")["Time"]
+        '2024-01-02 10:00:01'
+    """
+    fields = line_fields(line_format)
+    parts = _FIELD.split(line_format)  # text, name, regex or None, text, name, regex or None, ..., text
+    pattern = ""
+    for index in range(0, len(parts), 3):
+        text = parts[index] if index else parts[index].lstrip()
+        pattern += re.sub(" +", r"\\s+", text)  # runs of spaces are any run of spaces, the rest a regex
+        if index + 1 < len(parts):
+            name, regex = parts[index + 1], parts[index + 2]
+            # the last field takes the rest of the line; the others start with a non-space, as short as they can
+            default = r".*" if name == fields[-1] else r"\S.*?"
+            pattern += f"(?P<{name}>{regex or default})"
+    try:
+        return re.compile(f"^{pattern}$")
+    except re.error as error:
+        raise ValueError(f"The line format {line_format!r} is not a valid pattern: {error}") from None
+
+
+def read_lines(path: str | Path) -> Iterator[str]:
+    """A text log's lines without their line ends (``.gz`` files decompressed); undecodable bytes replaced."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            yield line.rstrip("\r\n")
+
+
+def parse_lines(lines: Iterable[str], line_format: str, source: str = "lines",
+                starts: Callable[[dict[str, str]], bool] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Raw lines as a table with one column per field of ``line_format`` (text), and what was read.
+
+    Args:
+        lines: the lines, without line ends.
+        line_format: e.g. ``"<Date> <Time> <Level> <Content>"``.
+        source: the file's name, for messages.
+        starts: called with a matching line's fields; ``False`` makes it a continuation line instead (a
+            wrapped line whose first words happen to fit the format).
+
+    Returns:
+        The table (one row per event) and counts: ``lines`` read, ``events``, ``continuation_lines``
+        appended to the event before them, ``dropped_lines`` before the first event (and blank lines).
+
+    Raises:
+        ValueError: no line matches, or more than half the lines do not (another layout).
+    """
+    import pandas as pd
+
+    fields = line_fields(line_format)
+    pattern = line_pattern(line_format)
+    rows: list[list[str]] = []
+    counts = {"lines": 0, "events": 0, "continuation_lines": 0, "dropped_lines": 0}
+    first_unmatched = None
+    for line in lines:
+        counts["lines"] += 1
+        if not line.strip():
+            counts["dropped_lines"] += 1
+            continue
+        found = pattern.match(line)
+        if found and (starts is None or starts(found.groupdict())):
+            rows.append([found[f] for f in fields])
+            continue
+        first_unmatched = line if first_unmatched is None else first_unmatched
+        if rows:
+            rows[-1][-1] = f"{rows[-1][-1]} {line.strip()}"
+            counts["continuation_lines"] += 1
+        else:
+            counts["dropped_lines"] += 1
+    counts["events"] = len(rows)
+    unmatched = counts["continuation_lines"] + counts["dropped_lines"]
+    if not rows or unmatched > MOST_UNMATCHED_SHARE * counts["lines"]:
+        raise ValueError(f"{source}: {unmatched} of {counts['lines']} lines do not match the line format "
+                         f"{line_format!r}, e.g. {(first_unmatched or '')[:120]!r}. Accepted: lines that start "
+                         f"with the fields {', '.join(fields[:-1])}, or another --log-format")
+    return pd.DataFrame(rows, columns=list(fields)), counts
