@@ -351,6 +351,27 @@ def test_the_time_left_inside_the_first_epoch_ignores_the_batch_that_traced_the_
     assert lines[1] == "epoch 1/10: batches: 6/47, elapsed 20 s, about 41 s left"  # 41 batches at 1 s, not at 4 s
     assert lines[-1] == "epoch 1/10: batches: 47/47, elapsed 61 s, done"
 
+
+def test_what_no_batch_reports_says_where_it_is_too_the_first_trace_and_validation():
+    import time
+
+    from ml.training_pipeline.fitting.progress import progress_callback
+
+    lines = []
+    callback = progress_callback(10, lines.append, patience=3, within_epoch_s=0.05)
+    callback.on_train_begin()
+    time.sleep(0.3)  # tracing the first batch: no batch has ended to report
+    callback.on_epoch_begin(0)
+    callback.on_test_begin()
+    time.sleep(0.3)
+    callback.on_train_end()
+    time.sleep(0.1)
+    count = len(lines)
+    time.sleep(0.2)
+    assert len(lines) == count  # the watch ends with the fit
+    assert lines[0].startswith("epoch 1/10: the first batch (traces the graph), ") and lines[0].endswith(" so far")
+    assert any(line.startswith("epoch 1/10: validation, ") for line in lines)
+
 def test_an_export_says_every_few_seconds_where_it_is_and_a_quick_one_says_nothing(tmp_path, monkeypatch):
     import functools
 

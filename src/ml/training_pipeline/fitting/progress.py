@@ -42,7 +42,7 @@ def progress_callback(total_epochs: int, write: Callable[[str], None] | None = N
     """
     import keras
 
-    write = write or (lambda line: print(line, flush=True))
+    print_line = write or (lambda line: print(line, flush=True))
     better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
 
     class EpochProgress(keras.callbacks.Callback):
@@ -52,18 +52,52 @@ def progress_callback(total_epochs: int, write: Callable[[str], None] | None = N
             self.epochs_done = 0
             self.best: float | None = None
             self.best_epoch = 0
+            self.lock = threading.Lock()
+            self.last_line = clock()
+            self.phase, self.phase_started = "", clock()
+            self.watching = None
+
+        def say(self, line: str) -> None:
+            with self.lock:
+                print_line(line)
+                self.last_line = clock()
+
+        def enter(self, phase: str) -> None:
+            self.phase, self.phase_started = phase, clock()
+
+        def on_train_begin(self, logs=None):
+            # what no batch reports: the first batch's graph tracing, the validation pass at each epoch's end
+            self.enter(f"epoch 1/{total_epochs}: the first batch (traces the graph)")
+            self.watching = threading.Event()
+            threading.Thread(target=self.watch, args=(self.watching,), name="epoch progress", daemon=True).start()
+
+        def watch(self, stopped: threading.Event) -> None:
+            # 1.5x: between batches that end, their own lines (every within_epoch_s) come first
+            while not stopped.wait(min(1.0, within_epoch_s)):
+                if clock() - self.last_line >= 1.5 * within_epoch_s:
+                    self.say(f"{self.phase}, {_duration(clock() - self.phase_started)} so far")
+
+        def on_train_end(self, logs=None):
+            if self.watching is not None:
+                self.watching.set()
 
         def on_epoch_begin(self, epoch, logs=None):
             if self.started is None:
                 self.started = clock()
+            if epoch:
+                self.enter(f"epoch {epoch + 1}/{total_epochs}: the first batch")
             # a slow epoch (a TFT on CPU: minutes) says where it is every few seconds, not only at its end
-            self.within = step_progress(write, f"epoch {epoch + 1}/{total_epochs}: batches", every_s=within_epoch_s,
+            self.within = step_progress(self.say, f"epoch {epoch + 1}/{total_epochs}: batches", every_s=within_epoch_s,
                                         clock=clock, first_step_traces=epoch == 0)
 
         def on_train_batch_end(self, batch, logs=None):
             steps = (self.params or {}).get("steps")
+            self.enter(f"epoch {self.epochs_done + 1}/{total_epochs}: batch {batch + 2}{f' of {steps}' if steps else ''}")
             if steps and batch + 1 < steps:
                 self.within(batch + 1, steps)
+
+        def on_test_begin(self, logs=None):
+            self.enter(f"epoch {self.epochs_done + 1}/{total_epochs}: validation")
 
         def on_epoch_end(self, epoch, logs=None):
             self.epochs_done += 1
@@ -81,12 +115,13 @@ def progress_callback(total_epochs: int, write: Callable[[str], None] | None = N
                 if stop < total_epochs:
                     line += (f"; stops after epoch {stop} ({_duration(max(0, stop - epoch - 1) * per_epoch)}) unless "
                              f"{monitor} improves")
-            write(line)
+            self.say(line)
+            self.enter(f"epoch {epoch + 2}/{total_epochs}: starting (callbacks)")
             if self.epochs_done == 1 and total_epochs > 1:
                 early = "" if patience is None or patience + 1 >= total_epochs else (
                     f"; {_duration((patience + 1) * per_epoch)} if {monitor} never improves on this epoch (early "
                     f"stopping after {patience} more)")
-                write(f"estimate: at most {_duration(per_epoch * total_epochs)} for {total_epochs} epochs{early}")
+                self.say(f"estimate: at most {_duration(per_epoch * total_epochs)} for {total_epochs} epochs{early}")
 
     return EpochProgress()
 
