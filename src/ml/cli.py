@@ -257,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--interval", type=float, default=None,
                          help="coverage of the interval: the conformal one every regression model stores (default: "
                               "its nominal level, 0.9), and the --uncertainty one (default: 0.8)")
+    predict.add_argument("--follow", action="store_true",
+                         help="log anomaly models: keep reading the raw log --data as lines are appended and print each "
+                              "anomalous window (with --json: one JSON object per line) until Ctrl-C")
+    predict.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
+                         help="with --follow: stop after this long without a new line (default: never)")
+    predict.add_argument("--from-start", action="store_true",
+                         help="with --follow: score the file's existing lines first (default: only new ones)")
     _choosers(predict)
     _common(predict, json_output=True)
 
@@ -680,8 +687,37 @@ def _models_verify(args) -> int:
     return EXIT_FAILURE if failed else 0
 
 
+def _follow(args) -> int:
+    from ml.training_pipeline.inference import follow
+
+    if not args.data:
+        raise ValueError("--follow reads a growing log file. Accepted: --data FILE (a raw log). Received: no --data")
+    if args.json:
+        emit = lambda verdict: print(json.dumps(verdict), flush=True)  # noqa: E731  (JSON Lines)
+    else:
+        def emit(verdict):
+            print(f"{verdict['start']} .. {verdict['end']}  ANOMALOUS p={verdict['probability']:.3f} "
+                  f"({verdict['events']} events)", flush=True)
+            for line in verdict["top_lines"]:
+                print(f"    {line}", flush=True)
+    status = sys.stderr if args.json else sys.stdout
+    print(f"following {args.data} ({'from its first line' if args.from_start else 'new lines'}; Ctrl-C to stop) ...",
+          file=status, flush=True)
+    summary = follow(args.symbol, args.data, emit, args.model_version, args.models_dir, args.target,
+                     _model_type(args.model_type), until_idle=args.until_idle, from_start=args.from_start)
+    print(f"stopped ({summary['stopped']}): {summary['lines']} lines, {summary['events']} events, {summary['windows']} "
+          f"windows scored, {summary['anomalous']} anomalous; {summary['lines_per_s']:,.0f} lines/s of work",
+          file=status, flush=True)
+    return 0
+
+
 def _predict(args) -> int:
     from ml.training_pipeline.inference import predict_next
+
+    if args.follow:
+        return _follow(args)
+    if args.until_idle is not None or args.from_start:
+        raise ValueError("--until-idle and --from-start go with --follow. Received: without --follow")
 
     result = predict_next(args.symbol, args.model_version, args.data, args.models_dir, args.target, args.timeframe,
                           _model_type(args.model_type), uncertainty=args.uncertainty, n_samples=args.samples,

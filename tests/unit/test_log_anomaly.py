@@ -322,12 +322,24 @@ def test_bad_line_formats_are_refused_in_one_line(tmp_path, atb, raw_bgl, log_fo
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and _store_is_empty(root)
 
 
-def test_a_model_trained_on_raw_lines_serves_raw_lines_and_refuses_the_other_layout(tmp_path, atb, raw_bgl):
-    root = tmp_path / "models"
-    code, out, err = atb("train", "anomaly", "BGL", "--data", raw_bgl, "--log-format", "bgl", "--model-type", "lightgbm",
-                         "--window-by", "events", "--window", "20", "--step", "5", "--epochs", "20",
-                         "--models-dir", root)
-    assert code == 0, err
+@pytest.fixture(scope="module")
+def raw_store(tmp_path_factory, raw_bgl):
+    """A LightGBM trained on the raw BGL lines in 20-event windows every 5 events, and what atb printed."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("raw_models")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["train", "anomaly", "BGL", "--data", str(raw_bgl), "--log-format", "bgl", "--model-type",
+                     "lightgbm", "--window-by", "events", "--window", "20", "--step", "5", "--epochs", "20",
+                     "--models-dir", str(root)])
+    assert code == 0
+    return root, printed.getvalue()
+
+
+def test_a_model_trained_on_raw_lines_serves_raw_lines_and_refuses_the_other_layout(tmp_path, atb, raw_bgl, raw_store):
+    root, out = raw_store
     assert "raw log: 2000 lines, 2000 events" in out and "Drain3 templates" in out
     schema = json.loads(((root / "BGL" / "anomaly" / "latest").resolve() / "feature_schema.json").read_text())
     assert schema["templates"]["templates"] > 50 and schema["templates"]["settings"]["masks"] == [r"core\.\d+"]
@@ -347,3 +359,98 @@ def test_without_drain3_a_raw_log_is_refused_in_one_line_naming_the_install(tmp_
     code, _, err = atb("train", "anomaly", "BGL", "--data", raw_bgl, "--log-format", "bgl", "--models-dir", root)
     assert code == 2 and "pip install 'atb-ml[logs]'" in err and len(err.strip().splitlines()) == 1
     assert _store_is_empty(root)
+
+
+
+WRITER = """
+import sys, time
+lines = open(sys.argv[1]).read().splitlines(keepends=True)[1500:1900]
+time.sleep(0.5)
+with open(sys.argv[2], "a") as log:
+    for start in range(0, len(lines), 50):
+        log.writelines(lines[start:start + 50])
+        log.flush()
+        time.sleep(0.1)
+"""
+
+
+def test_follow_scores_lines_a_writer_appends_as_batch_predict_scores_the_same_file(tmp_path, atb, raw_bgl, raw_store):
+    import subprocess
+    import sys
+
+    root, _ = raw_store
+    log = tmp_path / "growing.log"
+    log.write_text("")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(raw_bgl), str(log)])
+    code, out, err = atb("predict", "BGL", "--data", log, "--follow", "--until-idle", "3", "--models-dir", root, "--json")
+    writer.wait(timeout=60)
+    assert code == 0, err
+    flagged = [json.loads(line) for line in out.splitlines()]
+    summary = err.strip().splitlines()[-1]
+    # 400 lines; the newest event waits for a next line, so 399 events make windows 0..75 of 20 every 5
+    assert summary.startswith("stopped (idle): 400 lines, 399 events, 76 windows scored, ") and "lines/s" in summary
+    assert flagged and all(w["anomalous"] and w["top_lines"] for w in flagged)
+    code, out, _ = atb("predict", "BGL", "--data", log, "--models-dir", root, "--json")
+    batch = [w for w in json.loads(out)["windows"][:76] if w["anomalous"]]
+    assert [(w["start"], w["end"]) for w in flagged] == [(w["start"], w["end"]) for w in batch]
+    np.testing.assert_allclose([w["probability"] for w in flagged], [w["probability"] for w in batch], atol=1e-6)
+
+
+def test_a_follower_starts_again_on_a_rotated_file_and_ends_cleanly_on_ctrl_c(tmp_path, raw_bgl, raw_store):
+    from ml.training_pipeline.inference import StoredModel
+    from ml.training_pipeline.problems.anomaly.follow import LogFollower
+
+    root, _ = raw_store
+    stored = StoredModel.load("BGL", models_dir=str(root))
+    lines = raw_bgl.read_text().splitlines(keepends=True)
+    log = tmp_path / "app.log"
+    log.write_text("".join(lines[:30]))
+    follower = LogFollower(stored.schema, log, lambda encoded: np.zeros(len(encoded["numeric"])), from_start=True)
+    assert follower.poll() and follower.counts["events"] == 29
+    log.write_text("".join(lines[100:110]))  # rotated: a shorter file with new lines
+    follower.poll()
+    assert follower.counts["restarts"] == 1 and follower.counts["lines"] == 40
+    calls = []
+
+    def sleep(seconds):
+        calls.append(seconds)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    summary = follower.follow(lambda verdict: None, sleep=sleep)
+    assert summary["stopped"] == "interrupted" and follower.handle.closed
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--follow"], "Accepted: --data FILE (a raw log)"),
+    (["--until-idle", "5", "--data", "x.log"], "go with --follow"),
+    (["--follow", "--data", "x.log", "--until-idle", "0"], "until_idle must be a number of seconds > 0"),
+    (["--follow", "--data", "missing.log"], "Log file not found"),
+])
+def test_bad_follow_requests_are_refused_in_one_line(tmp_path, atb, raw_store, argv, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.log").write_text("")
+    code, _, err = atb("predict", "BGL", "--models-dir", raw_store[0], *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_follow_refuses_a_model_trained_on_a_structured_csv(anomaly_store, atb, tmp_path):
+    log = tmp_path / "x.log"
+    log.write_text("")
+    code, _, err = atb("predict", "BGL", "--data", log, "--follow", "--models-dir", anomaly_store)
+    assert code == 2 and "trained on a structured CSV" in err
+
+
+def test_an_encoder_stored_before_the_rule_features_encodes_what_its_model_reads(bgl):
+    windowing = Windowing("events", 20)
+    windows = windowing.windows(bgl.frame)
+    encoder = LogEncoder.fit(bgl, windows[:50])
+    assert encoder.encode(bgl, windows[:3])["flags"].shape[-1] == len(FLAG_FEATURES) == 9
+    stored = {k: v for k, v in encoder.to_dict().items() if k != "flag_count"}  # as written before the change
+    stored["aggregate_mean"], stored["aggregate_std"] = stored["aggregate_mean"][:9], stored["aggregate_std"][:9]
+    encoded = LogEncoder.from_dict(stored).encode(bgl, windows[:3])
+    assert encoded["flags"].shape[-1] == 8 and encoded["aggregates"].shape[-1] == 9
+    # the severe flag marks FATAL lines; the aggregates carry its share
+    fresh = encoder.encode(bgl, windows)
+    severe = np.array([bgl.frame["level"].iloc[w].isin(["FATAL"]).any() for w in windows])
+    assert (fresh["flags"][..., 8].max(axis=1) == severe).all()

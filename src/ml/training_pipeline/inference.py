@@ -298,6 +298,27 @@ def predict_next(symbol: str, version: str | None = None, data_path: str | None 
                                              interval=interval)
 
 
+def follow(symbol: str, data_path: str, emit, version: str | None = None, models_dir: str | None = None,
+           target: str | None = None, model_type: str | None = None, *, until_idle: float | None = None,
+           poll_s: float = 1.0, from_start: bool = False) -> dict:
+    """Scores a growing file with a stored model as lines are appended (log anomaly models: each anomalous window is
+    passed to ``emit``), until Ctrl-C or ``until_idle`` seconds without a new line; returns what it read and found.
+
+    Raises:
+        ValueError: a model that cannot follow a file (a price model; one trained on a structured CSV or on
+            session windows), ``poll_s`` or ``until_idle`` not > 0.
+
+    Example:
+        >>> follow("BGL", "/var/log/bgl.log", print, until_idle=60)  # doctest: +SKIP
+    """
+    for name, value in (("poll_s", poll_s), ("until_idle", until_idle)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise ValueError(f"{name} must be a number of seconds > 0. Received: {name}={value!r}")
+    stored = StoredModel.load(symbol, version, models_dir, target, None, model_type)
+    return stored.problem_class.follow_file(stored, data_path, emit, until_idle=until_idle, poll_s=poll_s,
+                                            from_start=from_start)
+
+
 def evaluate_stored(symbol: str, data_path: str | None, version: str | None = None,
                     models_dir: str | None = None, target: str | None = None, timeframe: str | None = None,
                     model_type: str | None = None) -> dict:

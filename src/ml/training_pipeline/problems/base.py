@@ -136,6 +136,13 @@ class Problem:
                          "use StoredModel.predict with its named inputs")
 
     @classmethod
+    def follow_file(cls, stored, data_path: str | Path, emit, **options: Any) -> dict[str, Any]:
+        """``atb predict --follow``: a stored version scoring a growing file as it grows (``emit`` is called with each
+        flagged result; ``options``: until_idle, poll_s, from_start); returns a summary when it stops."""
+        raise ValueError(f"--follow scores a growing log file with an anomaly model. Received: version "
+                         f"{stored.version!r}, a {cls.type_name!r} model")
+
+    @classmethod
     def evaluate_file(cls, stored, data_path: str | Path | None) -> dict[str, Any]:
         """``atb evaluate``: a stored version's metrics next to its baselines on a data file."""
         raise ValueError(f"Version {stored.version!r} is a {cls.type_name!r} model with no data-file format: "

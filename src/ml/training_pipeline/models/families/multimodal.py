@@ -28,8 +28,8 @@ NUMERIC, FLAGS, CATEGORICAL, AGGREGATES = "numeric", "flags", "categorical", "ag
 
 def _sizes(d_model, num_heads, ff_dim, num_layers, dropout, head_units, **extra):
     return {"d_model": d_model, "num_heads": num_heads, "ff_dim": ff_dim, "num_layers": num_layers,
-            "dropout": dropout, "head_units": head_units, "embedding_dim": 16, "vocab_size": 512, "num_flags": 8,
-            "num_fields": 6, "num_aggregates": 9, "max_length": DEFAULT_MAX_LENGTH, **extra}
+            "dropout": dropout, "head_units": head_units, "embedding_dim": 16, "vocab_size": 512, "num_flags": 9,
+            "num_fields": 6, "num_aggregates": 11, "max_length": DEFAULT_MAX_LENGTH, **extra}
 
 
 RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
@@ -78,7 +78,7 @@ def declare_log_inputs(input_shape: tuple[int, ...], params: Mapping[str, Any]) 
     check_params=check_multimodal_params,
     # monitored on validation F1 when the problem gives one (log anomalies): ReduceLROnPlateau after 5 of 10
     callback_settings={"lr_patience_fraction": 0.5, "lr_factor": 0.5},
-    default_params=446_337,
+    default_params=446_721,
 )
 def build_multimodal_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int,
                                  dropout: float, head_units, embedding_dim: int, vocab_size: int, num_flags: int,

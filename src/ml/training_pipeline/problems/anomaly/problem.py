@@ -43,11 +43,13 @@ from ml.training_pipeline.problems.anomaly.formats import (
     is_raw_log,
     load_log_events,
 )
+from ml.training_pipeline.problems.anomaly.follow import LogFollower
 from ml.training_pipeline.problems.anomaly.templates import LogTemplates
 from ml.training_pipeline.problems.anomaly.windows import (
     AGGREGATE_FEATURES,
     FLAG_FEATURES,
     NUMERIC_FEATURES,
+    SEVERE_LEVELS,
     LogEncoder,
     Windowing,
     chronological_parts,
@@ -150,10 +152,6 @@ def anomaly_report(probability: np.ndarray, y: np.ndarray, threshold: float, pri
               "n": int(len(y)), "positives": int(np.sum(y)), "threshold": float(threshold),
               "baseline_thresholds": {name: float(t) for name, (_, t) in baselines.items()}}
     return report
-
-
-SEVERE_LEVELS = ("FATAL", "CRITICAL", "EMERG", "ALERT")
-"""Levels the "severe line" rule flags."""
 
 
 def rule_baselines(events, windows, train_rows, test_rows) -> dict[str, tuple[np.ndarray, float]]:
@@ -267,7 +265,7 @@ class LogAnomalyProblem(Problem):
         schema = {
             "inputs": [s.to_dict() for s in specs], "target": self.name, "task": self.task.describe(),
             "log_format": self.log_format.name, "windowing": self.windowing.to_dict(), "encoder": encoder.to_dict(),
-            "numeric_features": list(NUMERIC_FEATURES), "flag_features": list(FLAG_FEATURES),
+            "numeric_features": list(NUMERIC_FEATURES), "flag_features": list(FLAG_FEATURES[:encoder.flag_count]),
             "aggregate_features": list(AGGREGATE_FEATURES), "baselines": [prior], "threshold": 0.5,
             "count_baselines": baselines,
             "positive_weight": weight,
@@ -380,6 +378,18 @@ class LogAnomalyProblem(Problem):
                         f"{'ANOMALOUS' if last['anomalous'] else 'normal'} (p={last['probability']:.3f}, "
                         f"{last['events']} events)",
                 "notes": []}
+
+    @classmethod
+    def follow_file(cls, stored, data_path: str | Path, emit, *, until_idle: float | None = None, poll_s: float = 1.0,
+                    from_start: bool = False) -> dict[str, Any]:
+        """Scores a growing raw log as lines are appended (:class:`~.follow.LogFollower`), calling ``emit`` with each
+        anomalous window (its times, probability and top lines) until Ctrl-C or ``until_idle`` quiet seconds."""
+        def score(encoded):
+            return stored.predict({s.name: model_inputs(encoded)[s.name] for s in stored.inputs})[:, 0]
+
+        follower = LogFollower(stored.schema, data_path, score, from_start=from_start)
+        return {**stored.identity(), "threshold": follower.threshold,
+                **follower.follow(emit, poll_s=poll_s, until_idle=until_idle)}
 
     @classmethod
     def evaluate_file(cls, stored, data_path: str | Path | None) -> dict[str, Any]:

@@ -9,11 +9,11 @@ bucket, numeric scaling, spike thresholds) and then encodes any window, includin
 new log file at predict time, into:
 
 - ``numeric`` ``(max_events, 13)`` float: :data:`NUMERIC_FEATURES`, standardised;
-- ``flags`` ``(max_events, 8)`` float 0/1: :data:`FLAG_FEATURES`;
+- ``flags`` ``(max_events, 9)`` float 0/1: :data:`FLAG_FEATURES`;
 - ``categorical`` ``(max_events, fields)`` int: one id per categorical field, in one id space
   (field ``i`` owns ids ``offsets[i] .. offsets[i] + size_i - 1``; its first id is "unknown");
 - ``padding_mask`` ``(max_events,)`` bool: True for a real event;
-- ``aggregates`` ``(9,)`` float: :data:`AGGREGATE_FEATURES` over *all* the window's events,
+- ``aggregates`` ``(11,)`` float: :data:`AGGREGATE_FEATURES` over *all* the window's events,
   standardised.
 
 It also gives each window's event-count vector (counts per event id), the input of the simple
@@ -51,19 +51,25 @@ request fields are 0 on lines that are not requests."""
 
 FLAG_FEATURES: tuple[str, ...] = (
     "error_level", "warning_level", "failure_words", "http_client_error", "http_server_error", "latency_spike",
-    "gap_spike", "unseen_event")
+    "gap_spike", "unseen_event", "severe_level")
 """Per-event 0/1 flags: level ERROR/FATAL/SEVERE/CRITICAL, level WARN(ING), a failure word in the message,
 HTTP 4xx, HTTP 5xx, latency above the training 95th percentile, gap above the training 99th percentile, an
-event id never seen in training."""
+event id never seen in training, level FATAL/CRITICAL/EMERG/ALERT (what an operator's first rule flags)."""
 
 AGGREGATE_FEATURES: tuple[str, ...] = (
     "log_events", "unique_event_share", "error_share", "warning_share", "failure_share", "log_duration",
-    "log_mean_gap", "mean_log_latency", "max_log_latency")
-"""Per-window numbers over all its events (also those beyond ``max_events``)."""
+    "log_mean_gap", "mean_log_latency", "max_log_latency", "severe_share", "unseen_event_share")
+"""Per-window numbers over all its events (also those beyond ``max_events``). The last two give the model the
+operator's rules (a severe line; a template never seen in training) as one number each."""
+
+FLAGS_BEFORE_SEVERE = 8
+"""Flags of an encoder stored before ``severe_level`` (it encodes the first 8; its aggregates, the first 9)."""
 
 WINDOW_KINDS: tuple[str, ...] = ("time", "events", "session")
 _ERROR_LEVELS = ("ERROR", "FATAL", "SEVERE", "CRITICAL", "FAILURE")
 _WARNING_LEVELS = ("WARN", "WARNING")
+SEVERE_LEVELS = ("FATAL", "CRITICAL", "EMERG", "ALERT")
+"""Levels of the ``severe_level`` flag and of the "severe line" rule baseline."""
 _FAILURE = re.compile(r"(?i)\b(?:error|fail\w*|exception|fatal|timeout|timed out|denied|refused|interrupt\w*|panic|abort\w*)\b")
 _NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
 UNKNOWN = "<unknown>"
@@ -102,9 +108,9 @@ class Windowing:
         object.__setattr__(self, "length", length)
         object.__setattr__(self, "step", length if self.step is None else self.step)
         for name in ("length", "step"):
-            self._amount(name)
+            self.amount(name)
 
-    def _amount(self, name: str) -> float:
+    def amount(self, name: str) -> float:
         """Seconds (time windows) or events (event windows) of ``length`` or ``step``; > 0."""
         value = getattr(self, name)
         if self.by == "time":
@@ -124,7 +130,7 @@ class Windowing:
         if self.by == "session":
             return f"one window per session (at most {self.max_events} events each)"
         unit = "" if self.by == "time" else " events"
-        kind = "fixed" if self._amount("step") == self._amount("length") else "sliding"
+        kind = "fixed" if self.amount("step") == self.amount("length") else "sliding"
         every = "" if kind == "fixed" else f" every {self.step}{unit}"
         return f"{kind} {self.length}{unit} windows{every} (at most {self.max_events} events each)"
 
@@ -148,10 +154,10 @@ class Windowing:
                     order.setdefault(session, []).append(row)
             return [np.asarray(rows) for rows in order.values()]
         if self.by == "events":
-            length, step, n = int(self._amount("length")), int(self._amount("step")), len(frame)
+            length, step, n = int(self.amount("length")), int(self.amount("step")), len(frame)
             return [np.arange(start, min(start + length, n)) for start in range(0, max(n - length, 0) + 1, step)]
         seconds = (frame["time"] - frame["time"].iloc[0]).dt.total_seconds().to_numpy()
-        length, step = self._amount("length"), self._amount("step")
+        length, step = self.amount("length"), self.amount("step")
         starts = np.arange(0.0, seconds[-1] + step, step)
         # the first start at or before each event keeps sparse logs from listing millions of empty windows
         starts = np.unique(np.concatenate([starts[np.searchsorted(starts, seconds, side="right") - 1]
@@ -228,6 +234,7 @@ def event_table(events: LogEvents) -> dict[str, np.ndarray]:
         "has_latency": np.isfinite(latency),
         "error_level": np.isin(level, _ERROR_LEVELS).astype(np.float64),
         "warning_level": np.isin(level, _WARNING_LEVELS).astype(np.float64),
+        "severe_level": np.isin(np.char.upper(level.astype(str)), SEVERE_LEVELS).astype(np.float64),
         "failure_words": content.str.contains(_FAILURE).to_numpy().astype(np.float64),
         "http_client_error": ((status >= 400) & (status < 500)).astype(np.float64),
         "http_server_error": (status >= 500).astype(np.float64),
@@ -249,6 +256,8 @@ class LogEncoder:
         latency_spike, gap_spike: thresholds of the spike flags (training 95th / 99th percentiles).
         event_field: the field whose counts form the baselines' count vector.
         max_events: sequence length of the inputs.
+        flag_count: flags it encodes (:data:`FLAG_FEATURES`' first ones; fewer for an encoder stored before a flag
+            was added, whose model reads that many).
     """
 
     fields: tuple[str, ...]
@@ -261,6 +270,7 @@ class LogEncoder:
     gap_spike: float
     event_field: str
     max_events: int
+    flag_count: int = len(FLAG_FEATURES)
 
     @property
     def sizes(self) -> list[int]:
@@ -314,7 +324,7 @@ class LogEncoder:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LogEncoder:
-        return cls(**{**data, "fields": tuple(data["fields"])})
+        return cls(**{"flag_count": FLAGS_BEFORE_SEVERE, **data, "fields": tuple(data["fields"])})
 
     def ids(self, events: LogEvents) -> np.ndarray:
         """``(events, fields)`` ids in the shared id space; unseen values get their field's unknown id."""
@@ -362,6 +372,7 @@ class LogEncoder:
             flags[i, :k, 5] = table["has_latency"][rows[kept]] & (table["latency"][rows[kept]] > self.latency_spike)
             flags[i, :k, 6] = gaps[kept] > self.gap_spike
             flags[i, :k, 7] = event_ids[rows[kept]] == 0
+            flags[i, :k, 8] = table["severe_level"][rows[kept]]
             categorical[i, :k] = ids[rows[kept]]
             mask[i, :k] = True
             window_ids = event_ids[rows]
@@ -371,7 +382,10 @@ class LogEncoder:
                              table["error_level"][rows].mean(), table["warning_level"][rows].mean(),
                              table["failure_words"][rows].mean(), np.log1p(span if len(rows) > 1 else 0.0),
                              np.log1p(gaps[1:].mean() if len(rows) > 1 else 0.0),
-                             latency.mean() if len(latency) else 0.0, latency.max() if len(latency) else 0.0]
+                             latency.mean() if len(latency) else 0.0, latency.max() if len(latency) else 0.0,
+                             table["severe_level"][rows].mean(), float(np.mean(window_ids == 0))]
+        # an encoder stored before a feature was added encodes what its model reads: the first ones
+        flags, aggregates = flags[..., :self.flag_count], aggregates[:, :len(self.aggregate_mean)]
         if scale:
             numeric = np.where(mask[..., None], (numeric - np.float32(self.numeric_mean)) / np.float32(self.numeric_std),
                                0.0).astype(np.float32)
