@@ -8,15 +8,20 @@ What it runs (a temporary model store; nothing is written to src/ml/models):
    labels it by instance id, a file not bundled), so it is benchmarked for parsing only.
 2. **Detection on raw BGL**, for each windowing (``--windowings``; default: 20-event windows every 5 events
    with the windows across a split border purged, and 5-minute time windows), each model (``--models``) and
-   each seed (``--seeds``): the library's ``train`` (the path of ``atb train anomaly``), scored on the
+   each validation layout (``--validation-blocks``: the windows just before the test part, or K blocks spread
+   over the time before it) and each seed (``--seeds``): the library's ``train`` (the path of ``atb train
+   anomaly``), scored on the
    chronological test windows at the threshold chosen on validation (never on test). Every row is mean +- sd
    over the seeds: the models, the majority class, the count-vector LightGBM and logistic regression (their
    thresholds from validation too), the count logistic at a plain 0.5, and the operator's rules at 0.5 (a
    FATAL/CRITICAL line in the window; a template never seen in training).
+3. **Live detection.** The first model of the first windowing, stored, following a file the benchmark appends
+   the 2,000 raw BGL lines to: all at once (one poll) and 50 lines per poll; lines/s of work (reading, parsing,
+   template matching, windowing, encoding and scoring; the poll interval's sleep excluded).
 
 Usage:
     python benchmarks/log_anomaly.py [--seeds 42 1 2] [--models multimodal_transformer lightgbm] [--epochs 60]
-        [--windowings events:20:5 time:5min]
+        [--windowings events:20:5 time:5min] [--validation-blocks 1 4]
 """
 
 from __future__ import annotations
@@ -88,12 +93,12 @@ def spread(values: list[float]) -> str:
 
 
 def detection_table(raw_bgl: Path, windowing: Windowing, models: list[str], seeds: list[int], epochs: int,
-                    store: str) -> list[str]:
+                    store: str, validation_blocks: int = 1) -> list[str]:
     results: dict[str, list[dict[str, float]]] = {}
     counts, seconds = None, {}
     for model_type in models:
         for seed in seeds:
-            problem = LogAnomalyProblem(raw_bgl, "bgl", windowing)
+            problem = LogAnomalyProblem(raw_bgl, "bgl", windowing, validation_blocks=validation_blocks)
             config = TrainingConfig(symbol="BGL", model_type=model_type, epochs=epochs, batch_size=32, patience=10,
                                     seed=seed, models_dir=store)
             started = time.perf_counter()
@@ -104,7 +109,8 @@ def detection_table(raw_bgl: Path, windowing: Windowing, models: list[str], seed
             if model_type == models[0]:  # the baselines do not depend on the model: one set per seed
                 for name in ("majority", *report["baseline_thresholds"]):
                     results.setdefault(name, []).append(report[name])
-    lines = [f"BGL 2k parsed from raw lines, {windowing.describe()}: train/validation/test windows "
+    blocks = "validation just before test" if validation_blocks == 1 else f"validation in {validation_blocks} blocks"
+    lines = [f"BGL 2k parsed from raw lines, {windowing.describe()}, {blocks}: train/validation/test windows "
              f"{counts['train_windows']}/{counts['validation_windows']}/{counts['test_windows']} "
              f"(anomalous {counts['anomalous_train']}/{counts['anomalous_validation']}/{counts['anomalous_test']}; "
              f"{counts['purged_windows']} purged at the borders; distinct lines {counts['train_lines']}/"
@@ -117,19 +123,51 @@ def detection_table(raw_bgl: Path, windowing: Windowing, models: list[str], seed
     return lines
 
 
+def follow_rows(store: str, model_type: str, raw_bgl: Path, folder: Path) -> list[str]:
+    from ml.training_pipeline.inference import StoredModel
+    from ml.training_pipeline.problems.anomaly.follow import LogFollower
+    from ml.training_pipeline.problems.anomaly.problem import model_inputs
+
+    stored = StoredModel.load("BGL", models_dir=store, model_type=model_type)
+
+    def score(encoded):
+        return stored.predict({s.name: model_inputs(encoded)[s.name] for s in stored.inputs})[:, 0]
+
+    lines = raw_bgl.read_text().splitlines(keepends=True)
+    rows = [f"Live detection, {model_type} (stored, {stored.schema['windowing']['by']} windows), 2,000 raw BGL lines:",
+            "", "| appended per poll | polls | windows scored | lines/s of work |", "|---|---|---|---|"]
+    for chunk in (len(lines), 50):
+        path = folder / f"follow_{chunk}.log"
+        path.write_text("")
+        follower = LogFollower(stored.schema, path, score)
+        for start in range(0, len(lines), chunk):
+            with path.open("a") as log:
+                log.writelines(lines[start:start + chunk])
+            follower.poll()
+        follower.close()
+        rows.append(f"| {chunk} | {-(-len(lines) // chunk)} | {follower.counts['windows']} | "
+                    f"{follower.counts['lines'] / follower.busy_s:,.0f} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["multimodal_transformer", "lightgbm"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--windowings", nargs="+", default=["events:20:5", "time:5min"])
+    parser.add_argument("--validation-blocks", nargs="+", type=int, default=[1, 4])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         print("\n".join(parsing_rows(Path(folder))), end="\n\n", flush=True)
         raw_bgl = raw_copy("bgl", Path(folder))
-        for text in args.windowings:
-            table = detection_table(raw_bgl, windowing_of(text), args.models, args.seeds, args.epochs, folder)
-            print("\n".join(table), end="\n\n", flush=True)
+        for number, text in enumerate(args.windowings):
+            for blocks in args.validation_blocks:
+                table = detection_table(raw_bgl, windowing_of(text), args.models, args.seeds, args.epochs, folder,
+                                        blocks)
+                print("\n".join(table), end="\n\n", flush=True)
+            if number == 0:
+                print("\n".join(follow_rows(folder, args.models[0], raw_bgl, Path(folder))), end="\n\n", flush=True)
 
 
 if __name__ == "__main__":

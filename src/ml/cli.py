@@ -205,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _training_options(model)
 
     from ml.training_pipeline.problems.anomaly.formats import LOG_FORMATS
+    from ml.training_pipeline.problems.anomaly.windows import DEFAULT_VALIDATION_BLOCKS
 
     anomaly = train.add_parser(
         "anomaly", help="train, evaluate, export and store a log-anomaly model for NAME",
@@ -225,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     anomaly.add_argument("--labels", metavar="FILE", help="anomalous session ids, one per line (for a log without a "
                          "label column, e.g. Loghub's OpenStack anomaly_labels.txt), or a CSV of session id and "
                          "Anomaly/Normal (Loghub's HDFS anomaly_label.csv)")
+    anomaly.add_argument("--validation-blocks", type=int, default=DEFAULT_VALIDATION_BLOCKS, metavar="K",
+                         help="validation as K blocks spread over the time before the test part, so that bursts of "
+                              f"anomalies reach it from several periods (default {DEFAULT_VALIDATION_BLOCKS}: the "
+                              "windows just before the test part)")
     anomaly.add_argument("--pos-weight", default="balanced", metavar="W|balanced",
                          help="weight of an anomalous training window (default: balanced = normal / anomalous)")
     _fit_options(anomaly, batch_size=32, patience=10)  # early stopping on validation F1, as the design has it
@@ -592,7 +597,7 @@ def _train_anomaly(args) -> int:
     from ml.training_pipeline.problems import LogAnomalyProblem
 
     problem = LogAnomalyProblem(_log_file(args), args.log_format, _windowing(args), anomalous_sessions=args.labels,
-                                pos_weight=_number_or_word(args.pos_weight))
+                                pos_weight=_number_or_word(args.pos_weight), validation_blocks=args.validation_blocks)
     config = TrainingConfig(symbol=args.name, model_type=args.model_type, variant=args.variant, epochs=args.epochs,
                             batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate,
                             seed=args.seed, models_dir=args.models_dir, model_kwargs=parse_params(args.param),

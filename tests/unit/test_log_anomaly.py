@@ -216,6 +216,7 @@ def test_bad_logs_are_refused_in_one_line_and_nothing_is_stored(tmp_path, atb, c
     (["--window-by", "hours"], "Unknown window kind 'hours'"),
     (["--log-format", "syslog"], "Unknown log format 'syslog'"),
     (["--log-format", "openstack"], "has no labels"),
+    (["--validation-blocks", "0"], "validation_blocks must be an int in [1, 20]"),
 ])
 def test_bad_window_settings_and_formats_are_refused(tmp_path, atb, argv, message):
     root = tmp_path / "models"
@@ -454,3 +455,16 @@ def test_an_encoder_stored_before_the_rule_features_encodes_what_its_model_reads
     fresh = encoder.encode(bgl, windows)
     severe = np.array([bgl.frame["level"].iloc[w].isin(["FATAL"]).any() for w in windows])
     assert (fresh["flags"][..., 8].max(axis=1) == severe).all()
+
+
+
+def test_validation_blocks_spread_over_the_time_before_test_share_no_event_with_training(bgl):
+    windows = Windowing("events", 20, step=5).windows(bgl.frame)
+    times = bgl.frame["time"].to_numpy()
+    parts, purged = chronological_parts(windows, times, (0.15, 0.15), validation_blocks=4)
+    events = {name: set(np.concatenate([windows[i] for i in rows])) for name, rows in parts.items()}
+    assert not events["train"] & events["validation"] and not (events["train"] | events["validation"]) & events["test"]
+    starts = sorted(times[windows[i]].min() for i in parts["validation"])
+    gaps = np.diff(np.asarray(starts, "datetime64[s]").astype(np.int64))
+    assert (gaps > 3600).sum() >= 3  # four separate stretches, not one
+    assert purged > chronological_parts(windows, times, (0.15, 0.15))[1]  # more borders, more purged windows

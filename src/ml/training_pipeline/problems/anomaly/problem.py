@@ -47,6 +47,7 @@ from ml.training_pipeline.problems.anomaly.follow import LogFollower
 from ml.training_pipeline.problems.anomaly.templates import LogTemplates
 from ml.training_pipeline.problems.anomaly.windows import (
     AGGREGATE_FEATURES,
+    DEFAULT_VALIDATION_BLOCKS,
     FLAG_FEATURES,
     NUMERIC_FEATURES,
     SEVERE_LEVELS,
@@ -179,6 +180,8 @@ class LogAnomalyProblem(Problem):
         anomalous_sessions: ids (or a file of ids) of anomalous sessions, for a format without a label column.
         pos_weight: weight of an anomalous training window: ``"balanced"`` (negatives / positives) or a number.
         validation_fraction, test_fraction: shares of the windows, in time order.
+        validation_blocks: validation as that many blocks spread over the time before the test part (1: the
+            windows just before it); see :func:`~.windows.chronological_parts`.
     """
 
     type_name = "log_anomaly"
@@ -186,7 +189,8 @@ class LogAnomalyProblem(Problem):
 
     def __init__(self, source: str | Path | LogEvents, log_format: str | LogFormat = "bgl",
                  windowing: Windowing | None = None, *, anomalous_sessions: Iterable[str] | str | Path | None = None,
-                 pos_weight: float | str = "balanced", validation_fraction: float = 0.15, test_fraction: float = 0.15):
+                 pos_weight: float | str = "balanced", validation_fraction: float = 0.15, test_fraction: float = 0.15,
+                 validation_blocks: int = DEFAULT_VALIDATION_BLOCKS):
         self.log_format = get_log_format(log_format) if not isinstance(source, LogEvents) else source.log_format
         self.source, self.anomalous_sessions = source, anomalous_sessions
         self.windowing = windowing or Windowing()
@@ -198,13 +202,17 @@ class LogAnomalyProblem(Problem):
             if not isinstance(value, float) or not 0.05 <= value <= 0.4:
                 raise ValueError(f"{label} must be a float in [0.05, 0.4]. Received: {label}={value!r}")
         self.fractions = (validation_fraction, test_fraction)
+        if not isinstance(validation_blocks, int) or isinstance(validation_blocks, bool) or not 1 <= validation_blocks <= 20:
+            raise ValueError(f"validation_blocks must be an int in [1, 20]. Received: validation_blocks={validation_blocks!r}")
+        self.validation_blocks = validation_blocks
 
     @property
     def task(self) -> Task:
         return resolve_task("binary")
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "log_format": self.log_format.name, "windowing": self.windowing.to_dict()}
+        return {**super().describe(), "log_format": self.log_format.name, "windowing": self.windowing.to_dict(),
+                "validation_blocks": self.validation_blocks}
 
     def events(self) -> LogEvents:
         if isinstance(self.source, LogEvents):
@@ -219,7 +227,7 @@ class LogAnomalyProblem(Problem):
                              "(--labels FILE, one id per line)")
         windows = self.windowing.windows(events.frame)
         times = events.frame["time"].to_numpy()
-        parts, purged = chronological_parts(windows, times, self.fractions)
+        parts, purged = chronological_parts(windows, times, self.fractions, self.validation_blocks)
         sizes = {name: len(rows) for name, rows in parts.items()}
         if min(sizes.values()) < MIN_WINDOWS:
             raise ValueError(f"Too few windows: {len(windows)} windows ({self.windowing.describe()}) give train/"

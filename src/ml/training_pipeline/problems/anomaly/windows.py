@@ -169,30 +169,51 @@ class Windowing:
         return [np.arange(a, b) for a, b in ranges]
 
 
-def chronological_parts(windows: Sequence[np.ndarray], times: np.ndarray, fractions: tuple[float, float] = (0.15, 0.15)
-                        ) -> tuple[dict[str, np.ndarray], int]:
+DEFAULT_VALIDATION_BLOCKS = 1
+"""Validation blocks by default (benchmarks/log_anomaly.py compares 1 and 4 over seeds)."""
+
+
+def chronological_parts(windows: Sequence[np.ndarray], times: np.ndarray, fractions: tuple[float, float] = (0.15, 0.15),
+                        validation_blocks: int = 1) -> tuple[dict[str, np.ndarray], int]:
     """Window numbers of the train, validation and test parts, in time order, with no event in two parts.
 
-    The windows are cut by count at the given validation and test fractions; a window that would
-    hold events from two parts (sliding windows across a cut) is dropped ("purged").
+    The windows are cut by count at the given validation and test fractions: the test part is the last
+    windows; the validation part is the windows just before it (``validation_blocks=1``), or that many equal
+    blocks spread over the time before the test part, each at the end of its stretch (a rare class that comes
+    in bursts then reaches validation from several periods, not from one). A window that would hold events
+    from two parts (sliding windows across a cut) is dropped ("purged"): the earlier side of each cut loses it.
 
     Returns:
         ``({"train": ..., "validation": ..., "test": ...}, purged windows)``.
+
+    Example:
+        >>> windows = [np.array([i]) for i in range(20)]
+        >>> parts, purged = chronological_parts(windows, np.arange(20), (0.2, 0.2), validation_blocks=2)
+        >>> parts["validation"].tolist(), parts["test"].tolist()
+        ([6, 7, 14, 15], [16, 17, 18, 19])
     """
+    if not isinstance(validation_blocks, int) or isinstance(validation_blocks, bool) or validation_blocks < 1:
+        raise ValueError(f"validation_blocks must be an int >= 1. Received: validation_blocks={validation_blocks!r}")
     first = np.array([times[w].min() for w in windows])
     last = np.array([times[w].max() for w in windows])
     order = np.argsort(first, kind="stable")
     n = len(order)
     n_test, n_val = int(round(n * fractions[1])), int(round(n * fractions[0]))
-    everything = np.ones(n, bool)
-    # a part with no window has no cut: every window is before it (times are datetimes, so no np.inf sentinel)
-    before_val = last[order] < first[order[n - n_test - n_val]] if n_val else everything
-    before_test = last[order] < first[order[n - n_test]] if n_test else everything
-    from_val = first[order] >= first[order[n - n_test - n_val]] if n_val else ~everything
-    from_test = first[order] >= first[order[n - n_test]] if n_test else ~everything
-    parts = {"train": order[before_val & before_test], "validation": order[from_val & before_test & ~from_test],
-             "test": order[from_test]}
-    return parts, n - sum(len(p) for p in parts.values())
+    before_test = n - n_test
+    part = np.zeros(n, np.int8)  # by position in time order: 0 train, 1 validation, 2 test
+    part[before_test:] = 2
+    blocks = max(1, min(validation_blocks, n_val))
+    for block in range(blocks):
+        stop = int(round(before_test * (block + 1) / blocks))
+        size = int(round(n_val * (block + 1) / blocks)) - int(round(n_val * block / blocks))
+        part[max(0, stop - size):stop] = 1
+    # each run of one part ends before the next run starts: a window reaching into the next run is purged
+    keep = np.ones(n, bool)
+    changes = np.flatnonzero(np.diff(part)) + 1
+    for run_start, next_start in zip(np.concatenate([[0], changes[:-1]]), changes, strict=True):
+        keep[run_start:next_start] = last[order[run_start:next_start]] < first[order[next_start]]
+    parts = {name: order[(part == code) & keep] for code, name in enumerate(("train", "validation", "test"))}
+    return parts, n - int(keep.sum())
 
 
 def distinct_lines(windows: Sequence[np.ndarray], rows: Sequence[int]) -> int:
