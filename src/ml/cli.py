@@ -205,7 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
     _training_options(model)
 
     from ml.training_pipeline.problems.anomaly.formats import LOG_FORMATS
-    from ml.training_pipeline.problems.anomaly.windows import DEFAULT_VALIDATION_BLOCKS
 
     anomaly = train.add_parser(
         "anomaly", help="train, evaluate, export and store a log-anomaly model for NAME",
@@ -226,10 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     anomaly.add_argument("--labels", metavar="FILE", help="anomalous session ids, one per line (for a log without a "
                          "label column, e.g. Loghub's OpenStack anomaly_labels.txt), or a CSV of session id and "
                          "Anomaly/Normal (Loghub's HDFS anomaly_label.csv)")
-    anomaly.add_argument("--validation-blocks", type=int, default=DEFAULT_VALIDATION_BLOCKS, metavar="K",
+    anomaly.add_argument("--validation-blocks", type=int, default=None, metavar="K",
                          help="validation as K blocks spread over the time before the test part, so that bursts of "
-                              f"anomalies reach it from several periods (default {DEFAULT_VALIDATION_BLOCKS}: the "
-                              "windows just before the test part)")
+                              "anomalies reach it from several periods (default: the library's, see docs/anomaly.md)")
     anomaly.add_argument("--pos-weight", default="balanced", metavar="W|balanced",
                          help="weight of an anomalous training window (default: balanced = normal / anomalous)")
     _fit_options(anomaly, batch_size=32, patience=10)  # early stopping on validation F1, as the design has it

@@ -224,7 +224,7 @@ def test_progress_lines_say_time_left_and_quiet_says_only_the_result(tmp_path, a
     root = tmp_path / "models"
     code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lstm", *TINY, "--models-dir", root)
     assert code == 0, err
-    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ") and " s/epoch," in line]
     assert len(epoch_lines) == 2 and "elapsed" in epoch_lines[0] and "left" in epoch_lines[0]
     assert "estimate: at most" in out and "np.object" not in err
     code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "lstm", *TINY, "--models-dir", root,

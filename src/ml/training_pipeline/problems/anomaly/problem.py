@@ -181,7 +181,8 @@ class LogAnomalyProblem(Problem):
         pos_weight: weight of an anomalous training window: ``"balanced"`` (negatives / positives) or a number.
         validation_fraction, test_fraction: shares of the windows, in time order.
         validation_blocks: validation as that many blocks spread over the time before the test part (1: the
-            windows just before it); see :func:`~.windows.chronological_parts`.
+            windows just before it; ``None``: :data:`~.windows.DEFAULT_VALIDATION_BLOCKS`); see
+            :func:`~.windows.chronological_parts`.
     """
 
     type_name = "log_anomaly"
@@ -190,7 +191,7 @@ class LogAnomalyProblem(Problem):
     def __init__(self, source: str | Path | LogEvents, log_format: str | LogFormat = "bgl",
                  windowing: Windowing | None = None, *, anomalous_sessions: Iterable[str] | str | Path | None = None,
                  pos_weight: float | str = "balanced", validation_fraction: float = 0.15, test_fraction: float = 0.15,
-                 validation_blocks: int = DEFAULT_VALIDATION_BLOCKS):
+                 validation_blocks: int | None = None):
         self.log_format = get_log_format(log_format) if not isinstance(source, LogEvents) else source.log_format
         self.source, self.anomalous_sessions = source, anomalous_sessions
         self.windowing = windowing or Windowing()
@@ -202,6 +203,7 @@ class LogAnomalyProblem(Problem):
             if not isinstance(value, float) or not 0.05 <= value <= 0.4:
                 raise ValueError(f"{label} must be a float in [0.05, 0.4]. Received: {label}={value!r}")
         self.fractions = (validation_fraction, test_fraction)
+        validation_blocks = DEFAULT_VALIDATION_BLOCKS if validation_blocks is None else validation_blocks
         if not isinstance(validation_blocks, int) or isinstance(validation_blocks, bool) or not 1 <= validation_blocks <= 20:
             raise ValueError(f"validation_blocks must be an int in [1, 20]. Received: validation_blocks={validation_blocks!r}")
         self.validation_blocks = validation_blocks
