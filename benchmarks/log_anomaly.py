@@ -21,7 +21,7 @@ What it runs (a temporary model store; nothing is written to src/ml/models):
 
 Usage:
     python benchmarks/log_anomaly.py [--seeds 42 1 2] [--models multimodal_transformer lightgbm] [--epochs 60]
-        [--windowings events:20:5 time:5min] [--validation-blocks 1 4]
+        [--windowings events:20:5 time:5min] [--validation-blocks 1 4] [--variant default]
 """
 
 from __future__ import annotations
@@ -93,14 +93,14 @@ def spread(values: list[float]) -> str:
 
 
 def detection_table(raw_bgl: Path, windowing: Windowing, models: list[str], seeds: list[int], epochs: int,
-                    store: str, validation_blocks: int = 1) -> list[str]:
+                    store: str, validation_blocks: int = 1, variant: str = "default") -> list[str]:
     results: dict[str, list[dict[str, float]]] = {}
     counts, seconds = None, {}
     for model_type in models:
         for seed in seeds:
             problem = LogAnomalyProblem(raw_bgl, "bgl", windowing, validation_blocks=validation_blocks)
             config = TrainingConfig(symbol="BGL", model_type=model_type, epochs=epochs, batch_size=32, patience=10,
-                                    seed=seed, models_dir=store)
+                                    seed=seed, models_dir=store, variant=variant if model_type == models[0] else "default")
             started = time.perf_counter()
             result = train(config, verbose=0, problem=problem)
             seconds.setdefault(model_type, []).append(time.perf_counter() - started)
@@ -110,6 +110,7 @@ def detection_table(raw_bgl: Path, windowing: Windowing, models: list[str], seed
                 for name in ("majority", *report["baseline_thresholds"]):
                     results.setdefault(name, []).append(report[name])
     blocks = "validation just before test" if validation_blocks == 1 else f"validation in {validation_blocks} blocks"
+    blocks += "" if variant == "default" else f", {models[0]} {variant}"
     lines = [f"BGL 2k parsed from raw lines, {windowing.describe()}, {blocks}: train/validation/test windows "
              f"{counts['train_windows']}/{counts['validation_windows']}/{counts['test_windows']} "
              f"(anomalous {counts['anomalous_train']}/{counts['anomalous_validation']}/{counts['anomalous_test']}; "
@@ -157,6 +158,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--windowings", nargs="+", default=["events:20:5", "time:5min"])
     parser.add_argument("--validation-blocks", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--variant", default="default", help="the first model's variant")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         print("\n".join(parsing_rows(Path(folder))), end="\n\n", flush=True)
@@ -164,7 +166,7 @@ def main() -> None:
         for number, text in enumerate(args.windowings):
             for blocks in args.validation_blocks:
                 table = detection_table(raw_bgl, windowing_of(text), args.models, args.seeds, args.epochs, folder,
-                                        blocks)
+                                        blocks, args.variant)
                 print("\n".join(table), end="\n\n", flush=True)
             if number == 0:
                 print("\n".join(follow_rows(folder, args.models[0], raw_bgl, Path(folder))), end="\n\n", flush=True)

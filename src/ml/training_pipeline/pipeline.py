@@ -37,7 +37,7 @@ from ml.training_pipeline.export import export_onnx
 from ml.training_pipeline.fitting.curriculum import check_phases
 from ml.training_pipeline.fitting.distribute import make_distribution, read_tf_config
 from ml.training_pipeline.fitting.precision import resolve_precision
-from ml.training_pipeline.fitting.progress import step_progress
+from ml.training_pipeline.fitting.progress import heartbeat, step_progress
 from ml.training_pipeline.fitting.resume import plan_resume
 from ml.training_pipeline.fitting.tracking import MlflowTracker
 from ml.training_pipeline.models import create_model, declared_inputs, get_spec, resolve_params
@@ -644,12 +644,14 @@ def _fit_evaluate_store(plan: RunPlan, data: ProblemData, store: ModelStore, bac
             return TrainingResult(None, config, {}, history, {}, data.data, data.row_counts, timings,
                                   problem.describe(), record)
         model = _undistributed(model, plan, data)
-    data, predictions, report = evaluate_fitted(model, plan, data)
+    with heartbeat(log, "evaluating on the validation and test parts"):
+        data, predictions, report = evaluate_fitted(model, plan, data)
     timings["fit_s"] = time.perf_counter() - fit_start
     uncertainty = _uncertainty(model, plan, data, log)
     if uncertainty:
         report["uncertainty"] = uncertainty
-    explained = _interpretation(model, data)
+    with heartbeat(log, "interpreting (attention, variable importances)"):
+        explained = _interpretation(model, data)
 
     log("exporting to ONNX (with parity check) and storing ..." if spec.capabilities.onnx_exportable
         else "storing (this model cannot be exported to ONNX) ...")
@@ -659,11 +661,12 @@ def _fit_evaluate_store(plan: RunPlan, data: ProblemData, store: ModelStore, bac
             onnx_report = {"exported": True, **{k: v for k, v in onnx_report.items() if k != "path"}}
         else:
             onnx_report = {"exported": False, "reason": f"model_type={spec.name!r} declares onnx_exportable=False"}
-        model_file = adapter.save(model, staging)
-        (staging / "feature_schema.json").write_text(json.dumps(data.schema, indent=2))
-        title = f"{', '.join(config.all_symbols)} {config.model_type} ({config.variant})"  # every symbol it learned
-        problem.plot(predictions, data, history, staging, title)
-        _plot_interpretation(explained, staging, title)
+        with heartbeat(log, "storing the model and its plots"):
+            model_file = adapter.save(model, staging)
+            (staging / "feature_schema.json").write_text(json.dumps(data.schema, indent=2))
+            title = f"{', '.join(config.all_symbols)} {config.model_type} ({config.variant})"  # every symbol it learned
+            problem.plot(predictions, data, history, staging, title)
+            _plot_interpretation(explained, staging, title)
         timings["total_s"] = time.perf_counter() - started
         metadata = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -210,7 +210,7 @@ def chronological_parts(windows: Sequence[np.ndarray], times: np.ndarray, fracti
     # each run of one part ends before the next run starts: a window reaching into the next run is purged
     keep = np.ones(n, bool)
     changes = np.flatnonzero(np.diff(part)) + 1
-    for run_start, next_start in zip(np.concatenate([[0], changes[:-1]]), changes, strict=True):
+    for run_start, next_start in zip(np.concatenate([[0], changes])[:-1], changes, strict=True):
         keep[run_start:next_start] = last[order[run_start:next_start]] < first[order[next_start]]
     parts = {name: order[(part == code) & keep] for code, name in enumerate(("train", "validation", "test"))}
     return parts, n - int(keep.sum())
