@@ -9,7 +9,7 @@ scored is the problem object's business.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class StoredModel:
     path: Path
     metadata: dict
     schema: dict
+    # the loaded ONNX session or native model, once: a live follower predicts every second, and a session took
+    # ~20 ms to build each time (benchmarks/log_anomaly.py's live-detection rows)
+    loaded: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -164,7 +167,12 @@ class StoredModel:
                                                              else "estimator"))
 
     def predictor(self):
-        """The ONNX Runtime predictor, checked against the stored schema."""
+        """The ONNX Runtime predictor, checked against the stored schema (built once per instance)."""
+        if "onnx" not in self.loaded:
+            self.loaded["onnx"] = self._checked_predictor()
+        return self.loaded["onnx"]
+
+    def _checked_predictor(self):
         predictor = OnnxPredictor(self.path / "model.onnx")
         zero_rows = {s.name: np.zeros((0, *(1 if d is None else d for d in s.shape)), s.dtype) for s in self.inputs}
         feed = self._kind().onnx_feed(zero_rows)
@@ -195,8 +203,9 @@ class StoredModel:
                                                self.metadata.get("problem", {}))
                      for i in range(0, rows, _BATCH)]
             return np.concatenate(parts)
-        model = kind.load(self.path / self.metadata["model"]["file"])
-        return kind.predict(model, inputs)
+        if "native" not in self.loaded:
+            self.loaded["native"] = kind.load(self.path / self.metadata["model"]["file"])
+        return kind.predict(self.loaded["native"], inputs)
 
     # --- OHLCV problems ---------------------------------------------------------------
     def price_problem(self) -> PriceProblem:
