@@ -12,7 +12,7 @@ What it runs (a temporary model store; nothing is written to src/ml/models):
    over the time before it) and each seed (``--seeds``): the library's ``train`` (the path of ``atb train
    anomaly``), scored on the
    chronological test windows at the threshold chosen on validation (never on test). Every row is mean +- sd
-   over the seeds: the models, the majority class, the count-vector LightGBM and logistic regression (their
+   over the seeds: the models (at the validation threshold, and at a plain 0.5), the majority class, the count-vector LightGBM and logistic regression (their
    thresholds from validation too), the count logistic at a plain 0.5, and the operator's rules at 0.5 (a
    FATAL/CRITICAL line in the window; a template never seen in training).
 3. **Live detection.** The first model of the first windowing, stored, following a file the benchmark appends
@@ -106,6 +106,7 @@ def detection_table(raw_bgl: Path, windowing: Windowing, models: list[str], seed
             seconds.setdefault(model_type, []).append(time.perf_counter() - started)
             counts, report = result.row_counts, result.report
             results.setdefault(model_type, []).append(report["model"])
+            results.setdefault(f"{model_type} at 0.5", []).append(report["model_at_0.5"])
             if model_type == models[0]:  # the baselines do not depend on the model: one set per seed
                 for name in ("majority", *report["baseline_thresholds"]):
                     results.setdefault(name, []).append(report[name])

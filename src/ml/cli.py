@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     anomaly.add_argument("--validation-blocks", type=int, default=None, metavar="K",
                          help="validation as K blocks spread over the time before the test part, so that bursts of "
                               "anomalies reach it from several periods (default: the library's, see docs/anomaly.md)")
+    anomaly.add_argument("--threshold", default=None, metavar="validation|P",
+                         help="decision threshold: validation (the best F1 on the validation windows) or a probability "
+                              "such as 0.5 (default: the library's, see docs/anomaly.md)")
     anomaly.add_argument("--pos-weight", default="balanced", metavar="W|balanced",
                          help="weight of an anomalous training window (default: balanced = normal / anomalous)")
     _fit_options(anomaly, batch_size=32, patience=10)  # early stopping on validation F1, as the design has it
@@ -595,7 +598,8 @@ def _train_anomaly(args) -> int:
     from ml.training_pipeline.problems import LogAnomalyProblem
 
     problem = LogAnomalyProblem(_log_file(args), args.log_format, _windowing(args), anomalous_sessions=args.labels,
-                                pos_weight=_number_or_word(args.pos_weight), validation_blocks=args.validation_blocks)
+                                pos_weight=_number_or_word(args.pos_weight), validation_blocks=args.validation_blocks,
+                                **({} if args.threshold is None else {"threshold": _number_or_word(args.threshold)}))
     config = TrainingConfig(symbol=args.name, model_type=args.model_type, variant=args.variant, epochs=args.epochs,
                             batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate,
                             seed=args.seed, models_dir=args.models_dir, model_kwargs=parse_params(args.param),

@@ -173,6 +173,7 @@ def test_atb_train_anomaly_stores_threshold_baselines_and_plots(anomaly_store):
     assert report["majority"]["recall"] == 0.0 and report["majority"]["roc_auc"] == 0.5
     assert report["n"] == meta["row_counts"]["test_windows"] and "val_f1" in meta["history"]
     assert report["threshold"] == schema["threshold"]  # the test part is scored at the validation threshold
+    assert report["model_at_0.5"]["roc_auc"] == report["model"]["roc_auc"] and schema["threshold_policy"] == "validation"
 
 
 def test_stored_anomaly_model_lists_predicts_and_evaluates(anomaly_store, atb, tmp_path):
@@ -217,6 +218,8 @@ def test_bad_logs_are_refused_in_one_line_and_nothing_is_stored(tmp_path, atb, c
     (["--log-format", "syslog"], "Unknown log format 'syslog'"),
     (["--log-format", "openstack"], "has no labels"),
     (["--validation-blocks", "0"], "validation_blocks must be an int in [1, 20]"),
+    (["--threshold", "1.5"], "threshold must be 'validation' or a probability in (0, 1)"),
+    (["--threshold", "best"], "Received: threshold='best'"),
 ])
 def test_bad_window_settings_and_formats_are_refused(tmp_path, atb, argv, message):
     root = tmp_path / "models"
@@ -334,13 +337,15 @@ def raw_store(tmp_path_factory, raw_bgl):
     with contextlib.redirect_stdout(printed):
         code = main(["train", "anomaly", "BGL", "--data", str(raw_bgl), "--log-format", "bgl", "--model-type",
                      "lightgbm", "--window-by", "events", "--window", "20", "--step", "5", "--epochs", "20",
-                     "--models-dir", str(root)])
+                     "--threshold", "0.5", "--models-dir", str(root)])
     assert code == 0
     return root, printed.getvalue()
 
 
 def test_a_model_trained_on_raw_lines_serves_raw_lines_and_refuses_the_other_layout(tmp_path, atb, raw_bgl, raw_store):
     root, out = raw_store
+    meta = json.loads(((root / "BGL" / "anomaly" / "latest").resolve() / "metadata.json").read_text())
+    assert meta["metrics"]["threshold"] == 0.5 and meta["problem"]["threshold"] == 0.5  # --threshold 0.5
     assert "raw log: 2000 lines, 2000 events" in out and "Drain3 templates" in out
     schema = json.loads(((root / "BGL" / "anomaly" / "latest").resolve() / "feature_schema.json").read_text())
     assert schema["templates"]["templates"] > 50 and schema["templates"]["settings"]["masks"] == [r"core\.\d+"]
