@@ -34,9 +34,13 @@ def _sizes(d_model, num_heads, ff_dim, num_layers, dropout, head_units, **extra)
 
 RECOMMENDED_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     "multimodal_transformer": {
-        # AdamW 1e-4 with weight decay 1e-5: the log-anomaly design this model follows
-        "default": _sizes(128, 4, 512, 2, 0.1, (128, 64), learning_rate=1e-4, weight_decay=1e-5),
-        "lightweight": _sizes(64, 4, 256, 1, 0.1, (64, 32), learning_rate=3e-4, weight_decay=1e-5),
+        # chosen by benchmarks/log_anomaly.py (raw BGL_2k, 3 seeds): against "large" (the log-anomaly design's
+        # 128/4/512/2, AdamW 1e-4) the same or better F1 with less spread (20-event windows 0.876 +- 0.039 vs
+        # 0.868 +- 0.046; 5-minute windows 0.794 +- 0.031 vs 0.781 +- 0.103), higher PR-AUC (0.875 vs 0.855;
+        # 0.898 vs 0.773), 1.5-4x faster: 274-582 training windows do not need two 128-wide layers
+        "default": _sizes(64, 4, 256, 1, 0.1, (64, 32), learning_rate=3e-4, weight_decay=1e-5),
+        "large": _sizes(128, 4, 512, 2, 0.1, (128, 64), learning_rate=1e-4, weight_decay=1e-5),
+        "lightweight": _sizes(32, 4, 128, 1, 0.1, (32, 16), learning_rate=1e-3, weight_decay=1e-5),
         "tiny": _sizes(8, 2, 16, 1, 0.1, (8,), learning_rate=1e-3, weight_decay=1e-5, embedding_dim=2),
     }
 }
@@ -78,7 +82,7 @@ def declare_log_inputs(input_shape: tuple[int, ...], params: Mapping[str, Any]) 
     check_params=check_multimodal_params,
     # monitored on validation F1 when the problem gives one (log anomalies): ReduceLROnPlateau after 5 of 10
     callback_settings={"lr_patience_fraction": 0.5, "lr_factor": 0.5},
-    default_params=446_721,
+    default_params=73_025,
 )
 def build_multimodal_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_layers: int,
                                  dropout: float, head_units, embedding_dim: int, vocab_size: int, num_flags: int,
