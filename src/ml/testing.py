@@ -316,10 +316,11 @@ def _split_position(bound: Any) -> Any:
 
 
 def _metric_tables(report: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """The report's entries shaped like its ``model`` metrics: the baselines it judges the model against."""
+    """The report's entries shaped like its ``model`` metrics: the baselines it judges the model against (rows named
+    ``model_...`` are the model itself, e.g. ``model_at_0.5``: its scores at another threshold)."""
     model = report["model"]
     return {name: value for name, value in report.items()
-            if name != "model" and isinstance(value, Mapping) and set(model) & set(value)
+            if name != "model" and not name.startswith("model_") and isinstance(value, Mapping) and set(model) & set(value)
             and all(isinstance(v, (int, float)) for v in value.values())}
 
 
