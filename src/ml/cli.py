@@ -599,7 +599,8 @@ def _train_anomaly(args) -> int:
 
     problem = LogAnomalyProblem(_log_file(args), args.log_format, _windowing(args), anomalous_sessions=args.labels,
                                 pos_weight=_number_or_word(args.pos_weight), validation_blocks=args.validation_blocks,
-                                **({} if args.threshold is None else {"threshold": _number_or_word(args.threshold)}))
+                                **({} if args.threshold is None else {"threshold": _number_or_word(args.threshold)}),
+                                log=None if args.quiet else (lambda line: print(line, flush=True)))
     config = TrainingConfig(symbol=args.name, model_type=args.model_type, variant=args.variant, epochs=args.epochs,
                             batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate,
                             seed=args.seed, models_dir=args.models_dir, model_kwargs=parse_params(args.param),

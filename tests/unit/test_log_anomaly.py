@@ -473,3 +473,14 @@ def test_validation_blocks_spread_over_the_time_before_test_share_no_event_with_
     gaps = np.diff(np.asarray(starts, "datetime64[s]").astype(np.int64))
     assert (gaps > 3600).sum() >= 3  # four separate stretches, not one
     assert purged > chronological_parts(windows, times, (0.15, 0.15))[1]  # more borders, more purged windows
+
+
+def test_reading_a_raw_log_reports_its_lines_and_drain3s_passes(raw_bgl, monkeypatch):
+    from ml.training_pipeline.problems.anomaly import lines as raw_lines
+
+    monkeypatch.setattr(raw_lines, "PROGRESS_EVERY", 500)
+    said = []
+    load_log_events(raw_bgl, "bgl", log=said.append)
+    assert said[0].startswith("reading BGL_2k.log: lines: 2000/2000, elapsed ") and said[0].endswith("done")
+    assert [line.split(":")[1].strip() for line in said[1:]] == ["mining templates, messages",
+                                                                 "matching messages to the final templates"]

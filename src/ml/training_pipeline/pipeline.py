@@ -576,7 +576,8 @@ def _train(config: TrainingConfig, verbose, log, problem, resume, mlflow, mlflow
     if tracker is not None:
         tracker.check()  # an unreachable tracking store fails now, not after training
     # Data first: bad input fails in a fraction of a second, before TensorFlow is even imported.
-    data = prepare(plan)
+    with heartbeat(log, "preparing the data (features, windows, baselines)"):
+        data = prepare(plan)
     timings["data_s"] = time.perf_counter() - started
     # before any TensorFlow op: a multi-worker strategy connects to the other workers here (and waits for them)
     distribution = make_distribution(config.distribute)

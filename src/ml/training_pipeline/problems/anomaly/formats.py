@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ml.training_pipeline.common.arguments import shortened, unknown_name_error
+from ml.training_pipeline.fitting.progress import step_progress
 from ml.training_pipeline.problems.anomaly.lines import line_fields, parse_lines, read_lines
 from ml.training_pipeline.problems.anomaly.templates import UNSEEN_TEMPLATE, DrainSettings, LogTemplates
 
@@ -379,8 +380,8 @@ def starts_event(fmt: LogFormat) -> Callable[[dict[str, str]], bool]:
     return starts
 
 
-def read_raw_log(path: str | Path, log_format: str | LogFormat, templates: LogTemplates | None = None
-                 ) -> tuple[pd.DataFrame, LogTemplates, dict[str, int]]:
+def read_raw_log(path: str | Path, log_format: str | LogFormat, templates: LogTemplates | None = None,
+                 log: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, LogTemplates, dict[str, int]]:
     """A raw log file as the structured table of its format, with Drain3 template ids.
 
     Args:
@@ -388,6 +389,8 @@ def read_raw_log(path: str | Path, log_format: str | LogFormat, templates: LogTe
         log_format: a format with a ``line_format``.
         templates: the templates of a stored model: messages are matched to them, and a message none of them
             covers gets the unseen id. ``None``: templates are mined from this file.
+        log: called with a line every few seconds while a big file is read and its templates mined (with the
+            lines done, of how many, and the time left).
 
     Returns:
         The table (the line format's fields plus ``EventId`` and ``EventTemplate``), the templates, and the
@@ -398,29 +401,51 @@ def read_raw_log(path: str | Path, log_format: str | LogFormat, templates: LogTe
         raise ValueError(f"The {fmt.name!r} log format reads structured CSVs only. Accepted: a *.csv file, or a "
                          f"format with a line layout ({', '.join(n for n, f in LOG_FORMATS.items() if f.line_format)}"
                          f", or your own such as '<Date> <Time> <Level> <Content>')")
-    frame, counts = parse_lines(read_lines(path), fmt.line_format, source=Path(path).name, starts=starts_event(fmt))
-    frame, templates = with_templates(frame, fmt, templates)
+    name = Path(path).name
+    reading = None
+    if log is not None:  # a line count first (a fast pass) so that the lines say how many are left
+        total = sum(1 for _ in read_lines(path))
+        step = step_progress(log, f"reading {name}: lines")
+        reading = lambda done: step(done, total)  # noqa: E731
+    frame, counts = parse_lines(read_lines(path), fmt.line_format, source=name, starts=starts_event(fmt),
+                                progress=reading)
+    frame, templates = with_templates(frame, fmt, templates, log=log)
     return frame, templates, counts
 
 
-def with_templates(frame: pd.DataFrame, log_format: LogFormat, templates: LogTemplates | None = None
-                   ) -> tuple[pd.DataFrame, LogTemplates]:
+TEMPLATE_CHUNK = 20_000
+"""Messages per call to Drain3 between two progress reports."""
+
+
+def with_templates(frame: pd.DataFrame, log_format: LogFormat, templates: LogTemplates | None = None,
+                   log: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, LogTemplates]:
     """Raw lines' fields (:func:`~.lines.parse_lines`) with their template ids (``EventId``, ``EventTemplate``):
     mined from these lines when ``templates`` is ``None``, else matched to ``templates`` without learning."""
     fmt = log_format
+    contents = frame["Content"].tolist()
+
+    def in_chunks(work: Callable[[list[str]], list[str]], what: str) -> list[str]:
+        progress = None if log is None else step_progress(log, what)
+        ids: list[str] = []
+        for start in range(0, len(contents), TEMPLATE_CHUNK):
+            ids += work(contents[start:start + TEMPLATE_CHUNK])
+            if progress is not None:
+                progress(len(ids), len(contents))
+        return ids
+
     frame = frame.copy()
     if fmt.time_format is None:  # Python's logging writes 10:00:01,123
         for column in fmt.time_columns:
             frame[column] = frame[column].str.replace(",", ".", regex=False)
     if templates is None:
         templates = LogTemplates(fmt.drain)
-        mined = templates.mine(frame["Content"])
+        mined = in_chunks(templates.mine, "Drain3: mining templates, messages")
         # then every line by the final templates, as serving will see it: a template that formed after a line
         # was mined may cover it better than the one it started
-        ids = [seen if seen != UNSEEN_TEMPLATE else first for seen, first in zip(templates.match(frame["Content"]),
-                                                                                 mined, strict=True)]
+        matched = in_chunks(templates.match, "Drain3: matching messages to the final templates")
+        ids = [seen if seen != UNSEEN_TEMPLATE else first for seen, first in zip(matched, mined, strict=True)]
     else:
-        ids = templates.match(frame["Content"])
+        ids = in_chunks(templates.match, "Drain3: matching messages to the stored templates")
     frame["EventId"] = ids
     frame["EventTemplate"] = templates.templates(ids)
     return frame, templates
@@ -428,7 +453,7 @@ def with_templates(frame: pd.DataFrame, log_format: LogFormat, templates: LogTem
 
 def load_log_events(path: str | Path, log_format: str | LogFormat, *,
                     anomalous_sessions: Iterable[str] | str | Path | None = None,
-                    templates: LogTemplates | None = None) -> LogEvents:
+                    templates: LogTemplates | None = None, log: Callable[[str], None] | None = None) -> LogEvents:
     """Reads a structured log CSV (Loghub's ``*.log_structured.csv``) or a raw log file as :class:`LogEvents`.
 
     Args:
@@ -438,6 +463,7 @@ def load_log_events(path: str | Path, log_format: str | LogFormat, *,
         anomalous_sessions: ids of anomalous sessions, or a file of them (:func:`read_session_labels`: one id per
             line as Loghub's OpenStack ``anomaly_labels.txt``, or HDFS's ``anomaly_label.csv``).
         templates: a stored model's templates, for a raw file (``None``: mined from the file).
+        log: progress lines while a big raw file is read (:func:`read_raw_log`).
 
     Example:
         >>> load_log_events("BGL_2k.log_structured.csv", "bgl").frame["label"].sum()  # doctest: +SKIP
@@ -452,7 +478,7 @@ def load_log_events(path: str | Path, log_format: str | LogFormat, *,
     if isinstance(anomalous_sessions, (str, Path)):
         anomalous_sessions = read_session_labels(anomalous_sessions)
     if is_raw_log(path):
-        frame, templates, counts = read_raw_log(path, fmt, templates)
+        frame, templates, counts = read_raw_log(path, fmt, templates, log=log)
         events = read_log_events(frame, fmt, source=str(path), anomalous_sessions=anomalous_sessions)
         return dataclasses.replace(events, templates=templates, lines=counts)
     try:

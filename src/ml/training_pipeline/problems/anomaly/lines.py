@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _FIELD = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([^<>]+))?>")
+PROGRESS_EVERY = 10_000
+"""Lines between two calls of :func:`parse_lines`' ``progress``."""
 MOST_UNMATCHED_SHARE = 0.5
 """Above this share of lines that match no line start, the file is taken for another layout and refused."""
 
@@ -92,7 +94,8 @@ def read_lines(path: str | Path) -> Iterator[str]:
 
 
 def parse_lines(lines: Iterable[str], line_format: str, source: str = "lines",
-                starts: Callable[[dict[str, str]], bool] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+                starts: Callable[[dict[str, str]], bool] | None = None,
+                progress: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """Raw lines as a table with one column per field of ``line_format`` (text), and what was read.
 
     Args:
@@ -101,6 +104,7 @@ def parse_lines(lines: Iterable[str], line_format: str, source: str = "lines",
         source: the file's name, for messages.
         starts: called with a matching line's fields; ``False`` makes it a continuation line instead (a
             wrapped line whose first words happen to fit the format).
+        progress: called with the lines read so far, every :data:`PROGRESS_EVERY` lines.
 
     Returns:
         The table (one row per event) and counts: ``lines`` read, ``events``, ``continuation_lines``
@@ -118,6 +122,8 @@ def parse_lines(lines: Iterable[str], line_format: str, source: str = "lines",
     first_unmatched = None
     for line in lines:
         counts["lines"] += 1
+        if progress is not None and counts["lines"] % PROGRESS_EVERY == 0:
+            progress(counts["lines"])
         if not line.strip():
             counts["dropped_lines"] += 1
             continue

@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,7 @@ class LogAnomalyProblem(Problem):
         threshold: the decision threshold: ``"validation"`` (the best F1 on the validation windows) or a
             probability in (0, 1), e.g. 0.5, where balanced class weights aim (the report shows the model at 0.5
             either way).
+        log: called with progress lines while a big raw log is read and its templates mined.
         validation_blocks: validation as that many blocks spread over the time before the test part (1: the
             windows just before it; ``None``: :data:`~.windows.DEFAULT_VALIDATION_BLOCKS`); see
             :func:`~.windows.chronological_parts`.
@@ -199,7 +200,8 @@ class LogAnomalyProblem(Problem):
     def __init__(self, source: str | Path | LogEvents, log_format: str | LogFormat = "bgl",
                  windowing: Windowing | None = None, *, anomalous_sessions: Iterable[str] | str | Path | None = None,
                  pos_weight: float | str = "balanced", validation_fraction: float = 0.15, test_fraction: float = 0.15,
-                 validation_blocks: int | None = None, threshold: str | float = DEFAULT_THRESHOLD):
+                 validation_blocks: int | None = None, threshold: str | float = DEFAULT_THRESHOLD,
+                 log: Callable[[str], None] | None = None):
         self.log_format = get_log_format(log_format) if not isinstance(source, LogEvents) else source.log_format
         self.source, self.anomalous_sessions = source, anomalous_sessions
         self.windowing = windowing or Windowing()
@@ -218,6 +220,7 @@ class LogAnomalyProblem(Problem):
         if not (threshold == "validation" or (isinstance(threshold, float) and 0 < threshold < 1)):
             raise ValueError(f"threshold must be 'validation' or a probability in (0, 1). Received: threshold={threshold!r}")
         self.threshold = threshold
+        self.log = log
 
     @property
     def task(self) -> Task:
@@ -230,7 +233,7 @@ class LogAnomalyProblem(Problem):
     def events(self) -> LogEvents:
         if isinstance(self.source, LogEvents):
             return self.source
-        return load_log_events(self.source, self.log_format, anomalous_sessions=self.anomalous_sessions)
+        return load_log_events(self.source, self.log_format, anomalous_sessions=self.anomalous_sessions, log=self.log)
 
     def prepare(self, config) -> ProblemData:
         events = self.events()
