@@ -148,8 +148,8 @@ def test_missing_unreadable_and_coarse_inputs(raw_klines, tmp_path):
     with pytest.raises(DataError, match=r"^'.*sparse.csv' is not CSV text: its first 4096 bytes hold NUL bytes"):
         load_ohlcv("X", binary)
     assert len(load_ohlcv("BTCUSDT", days=1_000_000_000).frame) == len(load_ohlcv("BTCUSDT").frame)
-    with pytest.raises(DataError, match=r"Unknown timeframe '15m'. Accepted: 1h, 4h, 1d"):
-        load_ohlcv("BTCUSDT", timeframe="15m")
+    with pytest.raises(DataError, match=r"Unknown timeframe '2h'. Accepted: 1m, 5m, 15m, 30m, 1h, 4h, 1d"):
+        load_ohlcv("BTCUSDT", timeframe="2h")
     daily = load_ohlcv("BTCUSDT", timeframe="1d").frame.reset_index()
     path = tmp_path / "daily.csv"
     daily.to_csv(path, index=False)
@@ -182,3 +182,42 @@ def test_exchange_download_offline_fails_fast(monkeypatch):
     assert time.perf_counter() - start < 5
     with pytest.raises(DataError, match="Unknown exchange 'nope'"):
         load_ohlcv("BTCUSDT", exchange="nope")
+
+
+def _minute_klines(path, days: int = 3, seed: int = 0):
+    """Binance-layout 1-minute klines (a random walk: no minute data is bundled), for the timeframe checks."""
+    rng = np.random.default_rng(seed)
+    n = days * 1440
+    close = 30_000 * np.exp(np.cumsum(rng.normal(0, 5e-4, n)))
+    opened = np.concatenate([[close[0]], close[:-1]])
+    spread = np.abs(rng.normal(0, 3e-4, n)) * close
+    start = int(pd.Timestamp("2022-01-01", tz="UTC").timestamp() * 1000)
+    pd.DataFrame({"open_time": start + 60_000 * np.arange(n), "open": opened,
+                  "high": np.maximum(opened, close) + spread, "low": np.minimum(opened, close) - spread,
+                  "close": close, "volume": rng.gamma(2.0, 5.0, n)}).to_csv(path, index=False)
+    return path
+
+
+def test_minute_timeframes_read_minute_bars_and_resample_them_by_the_exchanges_names(tmp_path):
+    from ml.training_pipeline.common.markets import bars_per_day
+    from ml.training_pipeline.problems.price.features import calendar_window
+
+    path = _minute_klines(tmp_path / "SYN_1m.csv")
+    assert len(load_ohlcv("SYN", path, timeframe="1m").frame) == 3 * 1440  # not resampled to hours any more
+    five = load_ohlcv("SYN", path, timeframe="5m").frame
+    assert len(five) == 3 * 288 and (five.index.minute % 5 == 0).all()
+    assert len(load_ohlcv("SYN", path, timeframe="1h").frame) == 72
+    assert [bars_per_day(t) for t in ("1m", "5m", "15m", "30m", "1h", "4h", "1d")] == [1440, 288, 96, 48, 24, 6, 1]
+    ends = pd.DatetimeIndex(["2022-01-01 10:00"])
+    hours = calendar_window(ends, length=2, horizon=1, timeframe="5m")[0, :, 0]  # the hour's sine: 5 minutes apart
+    assert hours[1] != hours[0] and abs(hours[1] - hours[0]) < 0.05
+    with pytest.raises(DataError, match="Cannot make 1m bars from coarser 1h data"):
+        load_ohlcv("BTCUSDT", timeframe="1m")
+
+
+def test_atb_trains_on_five_minute_bars(tmp_path, atb):
+    path = _minute_klines(tmp_path / "SYN_1m.csv", days=4)
+    code, out, err = atb("train", "model", "SYN", "--data", path, "--timeframe", "5m", "--model-type", "lightgbm",
+                         "--epochs", "3", "--models-dir", tmp_path / "models")
+    assert code == 0, err
+    assert "5m" in out and "SYN" in out

@@ -197,7 +197,7 @@ def test_bad_data_files(klines, tmp_path, atb, case):
     [(["--model-type", "tnc"], "Unknown model_type 'tnc'. Did you mean 'tcn'? Accepted: "),
      (["--model-type", "tcn", "--variant", "huge"], "Unknown variant 'huge'"),
      (["--model-type", "tcn", "--target", "price"], "Unknown target 'price'"),
-     (["--model-type", "tcn", "--timeframe", "5m"], "Unknown timeframe '5m'"),
+     (["--model-type", "tcn", "--timeframe", "2h"], "Unknown timeframe '2h'"),
      (["--model-type", "tcn", "--data", "missing.csv"], "data file not found"),
      (["--model-type", "tcn", "--epochs", "0"], "epochs must be an int >= 1"),
      (["--model-type", "tcn", "--precision", "fp16"],

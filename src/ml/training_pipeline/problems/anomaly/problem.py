@@ -36,6 +36,7 @@ from ml.training_pipeline.common.plots import plot_confusion_matrix
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, TensorSpec
 from ml.training_pipeline.models.tasks import Task, resolve_task
+from ml.training_pipeline.problems.anomaly.follow import LogFollower
 from ml.training_pipeline.problems.anomaly.formats import (
     LogEvents,
     LogFormat,
@@ -43,7 +44,6 @@ from ml.training_pipeline.problems.anomaly.formats import (
     is_raw_log,
     load_log_events,
 )
-from ml.training_pipeline.problems.anomaly.follow import LogFollower
 from ml.training_pipeline.problems.anomaly.templates import LogTemplates
 from ml.training_pipeline.problems.anomaly.windows import (
     AGGREGATE_FEATURES,

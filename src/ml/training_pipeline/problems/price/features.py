@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ml.training_pipeline.common.markets import TIMEFRAMES
+
 FEATURE_NAMES: tuple[str, ...] = (
     "log_return", "body", "range", "upper_wick", "lower_wick", "volatility_6", "volatility_24",
     "log_volume_change", "volume_ratio_24", "rsi_14", "macd_diff", "bollinger_pband", "atr_14",
@@ -112,7 +114,7 @@ def calendar_window(end_times: pd.DatetimeIndex, length: int, horizon: int, time
         >>> calendar_window(t, length=2, horizon=1, timeframe="1h").shape
         (1, 3, 4)
     """
-    step = pd.Timedelta(timeframe)
+    step = pd.Timedelta(TIMEFRAMES.get(timeframe, timeframe))  # "5m" is 5 minutes, as on the exchanges
     offsets = np.r_[np.arange(-(length - 1), 1), horizon]
     times = pd.DatetimeIndex(np.asarray(end_times, dtype="datetime64[ns]")[:, None].repeat(len(offsets), 1).ravel()) \
         + pd.to_timedelta(np.tile(offsets, len(end_times)) * step.value, unit="ns")

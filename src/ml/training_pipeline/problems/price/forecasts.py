@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ml.training_pipeline.common.markets import TIMEFRAMES, bars_per_day
 from ml.training_pipeline.common.metrics import (
     evaluate_direction,
     evaluate_returns,
@@ -32,7 +33,6 @@ from ml.training_pipeline.problems.price.ohlcv import load_ohlcv
 from ml.training_pipeline.problems.price.serving import evaluate_price_file, predict_price_file
 
 FEATURE_SCHEMA_VERSION = 2
-BARS_PER_DAY = {"1h": 24, "4h": 6, "1d": 1}
 
 
 class PriceProblem(Problem):
@@ -369,9 +369,9 @@ class RealizedVolatility(PriceProblem):
         close = frame["close"]
         returns = np.log(close).diff()
         squared = returns**2
-        day = BARS_PER_DAY.get(timeframe, max(1, round(pd.Timedelta("1D") / pd.Timedelta(timeframe))))
+        day = bars_per_day(timeframe)
         # the weekday of the forecast window's middle bar: a 24-hour window mostly covers that day
-        middle = close.index + pd.Timedelta(timeframe) * (1 + self.horizon) / 2
+        middle = close.index + pd.Timedelta(TIMEFRAMES.get(timeframe, timeframe)) * (1 + self.horizon) / 2
         weekday = np.asarray(middle.day_of_week)
         columns = {
             "persistence": _log_realized_volatility(squared, self.horizon),

@@ -456,7 +456,8 @@ def load_ohlcv(
     Args:
         symbol: e.g. ``"BTCUSDT"``; picks the bundled sample when no file is given.
         data_path: a CSV/Parquet file (Binance kline export or generic OHLCV).
-        timeframe: ``1h``, ``4h`` or ``1d``; finer data is resampled.
+        timeframe: one of :data:`~ml.training_pipeline.common.markets.TIMEFRAMES` (``1m`` .. ``1d``); finer data is
+            resampled.
         days: keep the last ``days`` days.
         start_date, end_date: inclusive ISO date bounds.
         exchange: download from this ccxt exchange instead of reading a file.
