@@ -27,10 +27,13 @@ ATTENTION, VARIABLE_SELECTION = "attention", "variable_selection"
 
 def interpretable_layers(model) -> dict[str, tuple[str, Any]]:
     """``{layer name: (what it explains, its weights tensor)}`` for every interpretable layer of a Keras model."""
+    layers = getattr(model, "layers", None)
+    if not layers:  # not a Keras model (a LightGBM booster): nothing to show, and no Keras to import
+        return {}
     import keras
 
     found = {}
-    for layer in getattr(model, "layers", []):
+    for layer in layers:
         explains = getattr(layer, "EXPLAINS", None)
         if explains is None and isinstance(layer, keras.layers.MultiHeadAttention):
             explains = ATTENTION
@@ -59,7 +62,6 @@ def interpret(model, inputs: Mapping[str, np.ndarray] | np.ndarray, max_rows: in
     if not found:
         return result
     import keras
-
 
     named = inputs if isinstance(inputs, Mapping) else {model.inputs[0].name: inputs}
     named = {k: np.asarray(v)[:max_rows] for k, v in named.items()}

@@ -127,6 +127,11 @@ class ModelKind:
     def owns(self, model: Any) -> bool:
         raise NotImplementedError
 
+    def seed(self, seed: int) -> None:
+        """Seeds what this kind's training draws from, before a model is built (the same config and seed give the
+        same model). The base seeds NumPy only; a kind whose framework has its own generators seeds them too."""
+        np.random.seed(seed)
+
     def supports_task(self, task: Task) -> bool:
         """Whether models of this kind can learn the task."""
         return True

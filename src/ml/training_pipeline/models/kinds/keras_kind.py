@@ -50,6 +50,13 @@ class KerasKind(ModelKind):
     supports_precision = True  # a twin computes in bf16; the model itself stays float32
     model_file = "model.keras"
 
+    def seed(self, seed: int) -> None:
+        import keras
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(seed)  # Python, NumPy and the backend
+        # Identical metrics for the same config and seed, at a small cost in speed.
+        tf.config.experimental.enable_op_determinism()
     def uncertainty_method(self, model) -> str | None:
         """``"quantiles"`` for a quantile-loss model, ``"sampling"`` when its spec samples, else ``None``."""
         if getattr(getattr(model, "loss", None), "quantiles", None) is not None:
