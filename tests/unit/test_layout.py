@@ -216,7 +216,7 @@ def _shortened(argv: list[str], options: set[str]) -> list[str]:
 
 def _your_files(folder: Path) -> None:
     """The files the README's lines name as the user's own, made from the bundled data: hourly klines in CSV and
-    Parquet (the README's eth_1h stand-ins, a later period) and BGL lines in the structured layout."""
+    Parquet (the README's eth_1h stand-ins, a later period) and BGL lines in the structured and the raw layout."""
     import pandas as pd
 
     from ml.data import bundled_log_path, bundled_sample_path
@@ -226,13 +226,16 @@ def _your_files(folder: Path) -> None:
     bars.tail(24 * 90).to_csv(folder / "eth_1h.csv", index=False)
     for name in ("later_period.csv", "my_later_bars.csv"):
         bars.tail(24 * 30).to_csv(folder / name, index=False)
-    pd.read_csv(bundled_log_path("bgl")).tail(300).to_csv(folder / "new_lines.csv", index=False)
+    structured = pd.read_csv(bundled_log_path("bgl"), dtype=str, keep_default_na=False)
+    structured.tail(300).to_csv(folder / "new_lines.csv", index=False)
+    fields = ["Label", "Timestamp", "Date", "Node", "Time", "NodeRepeat", "Type", "Component", "Level", "Content"]
+    (folder / "BGL_2k.log").write_text("".join(" ".join(row) + "\n" for row in structured[fields].itertuples(index=False)))
 
 
 @pytest.mark.parametrize("document", [pytest.param("README.md", marks=pytest.mark.slow), "docs/quickstart.md"])
 def test_every_command_line_of_the_readme_and_the_quickstart_runs(document, atb, tmp_path, monkeypatch):
     """Each ``atb`` line, in the document's order (predict after train...), exits 0 with short settings. The
-    README's 22 lines take ~3 minutes of one core even so (a TFT, a 5-fold walk-forward, a benchmark of three
+    README's 24 lines take ~3 minutes of one core even so (a TFT, a 5-fold walk-forward, a benchmark of three
     models, a tuning run): they run under ``-m slow``; the quickstart's run by default. The cluster lines
     (several processes) run in tests/unit/test_distribute.py, also under ``-m slow``."""
     import shlex
