@@ -106,10 +106,18 @@ class PreparedData:
         return self.target_scaler.inverse_transform(predictions[:, None]).reshape(-1)
 
 
-def sliding_windows(values: np.ndarray, length: int) -> np.ndarray:
-    """All windows of ``length`` consecutive rows, shape ``(n - length + 1, length, features)``."""
-    view = np.lib.stride_tricks.sliding_window_view(values, length, axis=0)
-    return np.ascontiguousarray(view.transpose(0, 2, 1))
+def sliding_windows(values: np.ndarray, length: int, copy: bool = True) -> np.ndarray:
+    """All windows of ``length`` consecutive rows, shape ``(n - length + 1, length, features)``: a contiguous copy,
+    or (``copy=False``) a read-only strided view of ``values`` that costs no memory.
+
+    Example:
+        >>> sliding_windows(np.arange(4.0).reshape(4, 1), 2, copy=False)[:, :, 0]
+        array([[0., 1.],
+               [1., 2.],
+               [2., 3.]])
+    """
+    view = np.lib.stride_tricks.sliding_window_view(values, length, axis=0).transpose(0, 2, 1)
+    return np.ascontiguousarray(view) if copy else view
 
 
 def windows_for_rows(
@@ -123,12 +131,15 @@ def windows_for_rows(
     extras: pd.DataFrame | None = None,
 ) -> WindowSet:
     """Windows whose rows all lie in ``[start, stop)`` and whose target (and every extra) is known."""
-    x = sliding_windows(scaled[start:stop], sequence_length)
+    # the strided view costs nothing; selecting the known windows makes the one contiguous copy (copying the view
+    # first, then selecting, held two copies at once for a moment). At 200k hourly rows the run's peak memory did
+    # not move (1,607 MB either way): it is reached later, while the calendar input is built
+    x = sliding_windows(scaled[start:stop], sequence_length, copy=False)
     ends = np.arange(start + sequence_length - 1, stop)
     known = ~np.isnan(target[ends])
     if extras is not None:
         known &= extras.iloc[ends].notna().all(axis=1).to_numpy()
-    ends, x = ends[known], x[known]
+    ends, x = ends[known], np.ascontiguousarray(x[known])
     closes = close.to_numpy()
     moving_average = close.rolling(MOVING_AVERAGE_WINDOW, min_periods=1).mean().to_numpy()
     future = np.full(len(closes), np.nan)
