@@ -126,6 +126,7 @@ def test_resume_with_a_changed_configuration_is_refused_naming_the_difference(tm
     assert code == 2 and "--resume needs a model trained epoch by epoch" in err and "'lightgbm'" in err
 
 
+@pytest.mark.slow  # ~20 s in a subprocess; the in-process resume tests above run the same path by default
 def test_a_training_killed_after_its_second_epoch_continues_at_the_third(tmp_path):
     """SIGKILL (no clean-up at all) after epoch 2, then the same command: it says so, trains epochs 3-4 only and
     stores one complete, verified version; its backup is gone."""
