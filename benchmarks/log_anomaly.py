@@ -39,7 +39,7 @@ from ml.training_pipeline.config import TrainingConfig
 from ml.training_pipeline.pipeline import train
 from ml.training_pipeline.problems import LogAnomalyProblem
 from ml.training_pipeline.problems.anomaly.formats import get_log_format, load_log_events
-from ml.training_pipeline.problems.anomaly.lines import line_fields
+from ml.training_pipeline.problems.anomaly.lines import render_lines
 from ml.training_pipeline.problems.anomaly.windows import Windowing
 
 COLUMNS = ("f1", "pr_auc", "roc_auc", "precision", "recall", "false_positive_rate")
@@ -47,17 +47,9 @@ COLUMNS = ("f1", "pr_auc", "roc_auc", "precision", "recall", "false_positive_rat
 
 def raw_copy(log_format: str, folder: Path) -> Path:
     """The bundled structured sample written back as raw lines in the format's line layout."""
-    fmt = get_log_format(log_format)
     frame = pd.read_csv(bundled_log_path(log_format), dtype=str, keep_default_na=False)
-    literal = fmt.line_format
-    lines = []
-    for row in frame.to_dict("records"):
-        line = literal.replace("\\[", "[").replace("\\]", "]")
-        for field in line_fields(fmt.line_format):
-            line = line.replace(f"<{field}>", row[field], 1)
-        lines.append(line)
     path = folder / f"{log_format}_2k.log"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(render_lines(frame.to_dict("records"), get_log_format(log_format).line_format)) + "\n")
     return path
 
 

@@ -220,6 +220,8 @@ def _your_files(folder: Path) -> None:
     import pandas as pd
 
     from ml.data import bundled_log_path, bundled_sample_path
+    from ml.training_pipeline.problems.anomaly.formats import get_log_format
+    from ml.training_pipeline.problems.anomaly.lines import render_lines
 
     bars = pd.read_csv(bundled_sample_path("BTCUSDT"))
     bars.tail(24 * 90).to_parquet(folder / "eth_1h.parquet")
@@ -228,8 +230,8 @@ def _your_files(folder: Path) -> None:
         bars.tail(24 * 30).to_csv(folder / name, index=False)
     structured = pd.read_csv(bundled_log_path("bgl"), dtype=str, keep_default_na=False)
     structured.tail(300).to_csv(folder / "new_lines.csv", index=False)
-    fields = ["Label", "Timestamp", "Date", "Node", "Time", "NodeRepeat", "Type", "Component", "Level", "Content"]
-    (folder / "BGL_2k.log").write_text("".join(" ".join(row) + "\n" for row in structured[fields].itertuples(index=False)))
+    raw = render_lines(structured.to_dict("records"), get_log_format("bgl").line_format)
+    (folder / "BGL_2k.log").write_text("".join(line + "\n" for line in raw))
 
 
 @pytest.mark.parametrize("document", [pytest.param("README.md", marks=pytest.mark.slow), "docs/quickstart.md"])

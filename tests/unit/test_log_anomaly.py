@@ -252,15 +252,15 @@ def test_atb_diagnose_on_bgl_windows_gives_a_json_verdict(atb):
 
 # --- raw log files: lines split by a line format, messages mapped to Drain3 templates -----------------------
 
-BGL_FIELDS = ["Label", "Timestamp", "Date", "Node", "Time", "NodeRepeat", "Type", "Component", "Level", "Content"]
-
-
 @pytest.fixture(scope="module")
 def raw_bgl(tmp_path_factory):
     """The bundled BGL sample rebuilt as the raw lines it was parsed from (Loghub's BGL.log layout)."""
+    from ml.training_pipeline.problems.anomaly.formats import BGL as BGL_FORMAT
+    from ml.training_pipeline.problems.anomaly.lines import render_lines
+
     path = tmp_path_factory.mktemp("raw") / "BGL_2k.log"
     frame = pd.read_csv(BGL, dtype=str, keep_default_na=False)
-    path.write_text("".join(" ".join(row) + "\n" for row in frame[BGL_FIELDS].itertuples(index=False)))
+    path.write_text("".join(line + "\n" for line in render_lines(frame.to_dict("records"), BGL_FORMAT.line_format)))
     return path
 
 

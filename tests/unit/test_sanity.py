@@ -372,6 +372,30 @@ def test_what_no_batch_reports_says_where_it_is_too_the_first_trace_and_validati
     assert lines[0].startswith("epoch 1/10: the first batch (traces the graph), ") and lines[0].endswith(" so far")
     assert any(line.startswith("epoch 1/10: validation, ") for line in lines)
 
+
+def test_the_line_watch_ends_when_a_fit_fails():
+    """Keras calls on_train_end only after a fit that ended well: a failed one must not leave a thread printing."""
+    import threading
+    import time
+
+    import keras
+
+    from ml.training_pipeline.models import create_model
+    from ml.training_pipeline.models.kinds import kind_of
+    from ml.training_pipeline.models.kinds.base import FitData, FitSettings
+
+    def fail(batch, logs=None):
+        raise RuntimeError("a failure in the middle of the fit")
+
+    model = create_model("tcn", (24, 3), variant="tiny")
+    data = FitData({"inputs": np.zeros((40, 24, 3), "float32")}, np.zeros(40, "float32"))
+    settings = FitSettings(epochs=2, batch_size=16, verbose=2, patience=2,
+                           callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=fail)])
+    with pytest.raises(RuntimeError, match="in the middle of the fit"):
+        kind_of(model).fit(model, data, data, settings)
+    time.sleep(1.5)  # the watch wakes once a second: a stopped one has ended by now
+    assert not [t for t in threading.enumerate() if t.name == "epoch progress"]
+
 def test_an_export_says_every_few_seconds_where_it_is_and_a_quick_one_says_nothing(tmp_path, monkeypatch):
     import functools
 

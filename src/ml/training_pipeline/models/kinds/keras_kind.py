@@ -168,11 +168,6 @@ class KerasKind(ModelKind):
             copy_weights_back(trainer, model)
 
     def _fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
-        # pandas comes with these (splits and windows): imported when a model fits, so `list_models()` and
-        # `atb --help` stay light
-        from ml.training_pipeline.common.windows import to_tf_dataset
-        from ml.training_pipeline.fitting.curriculum import fit_curriculum
-
         # the callbacks that compute a monitored value run before the ones that read it
         stateful = self._callbacks(settings.callback_settings, settings.patience, settings.monitor, None)
         callbacks = [*settings.monitor_callbacks, *stateful]
@@ -181,15 +176,28 @@ class KerasKind(ModelKind):
         if settings.resume is not None:
             # last in every list: it restores the early-stopping and schedule counters after they reset them
             backup = resumable_backup(settings.resume, stateful)
-        keras_verbose = settings.verbose
+        keras_verbose, progress = settings.verbose, None
         if settings.verbose == 2:  # not a terminal: our flushed lines with elapsed time and time left
-
             total = sum(p.epochs for p in settings.phases) if settings.phases else settings.epochs or DEFAULT_EPOCHS
-            extra.append(progress_callback(total, patience=settings.patience, monitor=settings.monitor,
-                                           mode=monitor_mode(settings.monitor)))
+            progress = progress_callback(total, patience=settings.patience, monitor=settings.monitor,
+                                         mode=monitor_mode(settings.monitor))
+            extra.append(progress)
             keras_verbose = 0
         elif settings.verbose == 1:  # a terminal: Keras' bar, kept within the epoch's steps
             extra.append(terminal_progbar())
+        try:
+            return self._run_fit(model, train, validation, settings, callbacks, extra, keras_verbose, backup)
+        finally:
+            if progress is not None:  # Keras ends callbacks only after a fit that ended well: stop the line watch
+                progress.on_train_end()
+
+    def _run_fit(self, model, train: FitData, validation: FitData, settings: FitSettings, callbacks: list,
+                 extra: list, keras_verbose: int, backup) -> dict[str, list[float]]:
+        # pandas comes with these (splits and windows): imported when a model fits, so `list_models()` and
+        # `atb --help` stay light
+        from ml.training_pipeline.common.windows import to_tf_dataset
+        from ml.training_pipeline.fitting.curriculum import fit_curriculum
+
         if settings.phases:
             if train.groups is None:
                 raise ValueError("Curriculum phases need groups in the training data. Received: groups=None")

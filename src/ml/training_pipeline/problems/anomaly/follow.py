@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from ml.training_pipeline.problems.anomaly.formats import get_log_format, read_log_events, starts_event, with_templates
-from ml.training_pipeline.problems.anomaly.lines import line_fields, line_pattern
+from ml.training_pipeline.problems.anomaly.lines import EventSplitter
 from ml.training_pipeline.problems.anomaly.templates import LogTemplates
-from ml.training_pipeline.problems.anomaly.windows import LogEncoder, Windowing
+from ml.training_pipeline.problems.anomaly.windows import ERROR_LEVELS, LogEncoder, Windowing
 
 TOP_LINES = 3
 """Lines shown for an anomalous window: its events with templates unseen in training first, then error levels and
@@ -64,8 +64,7 @@ class LogFollower:
         if not self.path.is_file():
             raise FileNotFoundError(f"Log file not found: {str(self.path)!r}. Accepted: a raw log file to follow")
         self.format = get_log_format(schema["log_format"])
-        self.fields = line_fields(self.format.line_format)
-        self.pattern, self.starts = line_pattern(self.format.line_format), starts_event(self.format)
+        self.splitter = EventSplitter(self.format.line_format, starts_event(self.format))
         self.templates = LogTemplates.from_dict(schema["templates"])
         self.encoder = LogEncoder.from_dict(schema["encoder"])
         self.threshold = float(schema["threshold"])
@@ -74,13 +73,13 @@ class LogFollower:
         if not from_start:
             self.handle.seek(0, os.SEEK_END)
         self.partial = b""
-        self.pending: list[str] | None = None  # the newest event: a wrapped line may still continue it
         self.events: list[list[str]] = []  # complete events a future window may still use
+        self.ids: list[str] = []  # their template ids, matched once when they complete
         self.first = 0  # the stream index of events[0]
         self.next_window = 0  # the next window to score
         self.origin: np.datetime64 | None = None  # time windows: the first event's time
         self.previous: tuple[int, int] | None = None  # the stream span of the last scored window
-        self.counts = {"lines": 0, "events": 0, "dropped_lines": 0, "windows": 0, "anomalous": 0, "restarts": 0}
+        self.tally = {"windows": 0, "anomalous": 0, "restarts": 0}
         self.busy_s = 0.0
 
     def close(self) -> None:
@@ -92,27 +91,27 @@ class LogFollower:
         if os.fstat(self.handle.fileno()).st_size < position:  # rotated or truncated: its new content from the top
             self.handle.seek(0)
             self.partial = b""
-            self.counts["restarts"] += 1
+            self.tally["restarts"] += 1
         data = self.partial + self.handle.read()
         *lines, self.partial = data.split(b"\n")
         return [line.decode("utf-8", errors="replace").rstrip("\r") for line in lines]
 
     def add(self, lines: Sequence[str]) -> None:
-        """Splits lines into events (a line that does not start one continues the newest)."""
-        for line in lines:
-            self.counts["lines"] += 1
-            if not line.strip():
-                continue
-            found = self.pattern.match(line)
-            if found and self.starts(found.groupdict()):
-                if self.pending is not None:
-                    self.events.append(self.pending)
-                    self.counts["events"] += 1
-                self.pending = [found[f] for f in self.fields]
-            elif self.pending is not None:
-                self.pending[-1] = f"{self.pending[-1]} {line.strip()}"
-            else:
-                self.counts["dropped_lines"] += 1
+        """Splits lines into events (a line that does not start one continues the newest, which stays open) and
+        matches the completed events to the stored templates."""
+        completed = [event for line in lines for event in self.splitter.add(line)]
+        if completed:
+            self.events += completed
+            self.ids += self.templates.match([event[-1] for event in completed])
+
+    @property
+    def lines(self) -> int:
+        return self.splitter.counts["lines"]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Lines read, events, continuation and dropped lines; windows scored, anomalous ones, restarts."""
+        return {**self.splitter.counts, **self.tally}
 
     def poll(self) -> list[dict[str, Any]]:
         """Reads what was appended and returns every window completed by it, scored."""
@@ -154,7 +153,8 @@ class LogFollower:
             return []
         import pandas as pd
 
-        frame, _ = with_templates(pd.DataFrame(self.events, columns=list(self.fields)), self.format, self.templates)
+        frame = pd.DataFrame(self.events, columns=list(self.splitter.fields))
+        frame, _ = with_templates(frame, self.format, self.templates, ids=self.ids)
         events = read_log_events(frame, self.format, source=str(self.path))
         times = events.frame["time"].to_numpy()
         if self.origin is None:
@@ -168,8 +168,8 @@ class LogFollower:
             table = events.frame
             for rows, p in zip(windows, probability, strict=True):
                 anomalous = bool(p >= self.threshold)
-                self.counts["windows"] += 1
-                self.counts["anomalous"] += anomalous
+                self.tally["windows"] += 1
+                self.tally["anomalous"] += anomalous
                 verdicts.append({"start": table["time"].iloc[rows[0]].isoformat(),
                                  "end": table["time"].iloc[rows[-1]].isoformat(), "events": int(len(rows)),
                                  "probability": float(p), "anomalous": anomalous,
@@ -180,7 +180,7 @@ class LogFollower:
     def _top_lines(self, table, rows: np.ndarray) -> list[str]:
         unseen = ~table["eventid"].iloc[rows].isin(set(self.encoder.vocabularies[self.encoder.event_field])).to_numpy()
         level = table["level"].iloc[rows].astype(str).str.upper()
-        error = level.isin(("ERROR", "FATAL", "SEVERE", "CRITICAL", "FAILURE")).to_numpy()
+        error = level.isin(ERROR_LEVELS).to_numpy()
         order = sorted(range(len(rows)), key=lambda i: (not unseen[i], not error[i], i))[:TOP_LINES]
         return [f"{table['level'].iloc[rows[i]]} {table['content'].iloc[rows[i]]}"[:200] for i in order]
 
@@ -193,7 +193,7 @@ class LogFollower:
             keep_from = self.first + int(np.searchsorted(times, start, side="left"))
         drop = max(0, min(keep_from - self.first, len(self.events)))
         if drop:
-            del self.events[:drop]
+            del self.events[:drop], self.ids[:drop]
             self.first += drop
 
     def follow(self, emit: Callable[[dict[str, Any]], None], *, poll_s: float = 1.0, until_idle: float | None = None,
@@ -204,11 +204,11 @@ class LogFollower:
         quiet_since, stopped = clock(), "interrupted"
         try:
             while True:
-                before = self.counts["lines"]
+                before = self.lines
                 for verdict in self.poll():
                     if verdict["anomalous"]:
                         emit(verdict)
-                if self.counts["lines"] > before:
+                if self.lines > before:
                     quiet_since = clock()
                 elif until_idle is not None and clock() - quiet_since >= until_idle:
                     stopped = "idle"
@@ -219,4 +219,4 @@ class LogFollower:
         finally:
             self.close()
         return {**self.counts, "stopped": stopped, "busy_s": self.busy_s,
-                "lines_per_s": self.counts["lines"] / self.busy_s if self.busy_s > 0 else float("nan")}
+                "lines_per_s": self.lines / self.busy_s if self.busy_s > 0 else float("nan")}

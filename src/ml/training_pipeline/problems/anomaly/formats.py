@@ -418,9 +418,11 @@ TEMPLATE_CHUNK = 20_000
 
 
 def with_templates(frame: pd.DataFrame, log_format: LogFormat, templates: LogTemplates | None = None,
-                   log: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, LogTemplates]:
+                   log: Callable[[str], None] | None = None, ids: list[str] | None = None
+                   ) -> tuple[pd.DataFrame, LogTemplates]:
     """Raw lines' fields (:func:`~.lines.parse_lines`) with their template ids (``EventId``, ``EventTemplate``):
-    mined from these lines when ``templates`` is ``None``, else matched to ``templates`` without learning."""
+    mined from these lines when ``templates`` is ``None``, else matched to ``templates`` without learning (or
+    ``ids``, already matched to them)."""
     fmt = log_format
     contents = frame["Content"].tolist()
 
@@ -444,7 +446,7 @@ def with_templates(frame: pd.DataFrame, log_format: LogFormat, templates: LogTem
         # was mined may cover it better than the one it started
         matched = in_chunks(templates.match, "Drain3: matching messages to the final templates")
         ids = [seen if seen != UNSEEN_TEMPLATE else first for seen, first in zip(matched, mined, strict=True)]
-    else:
+    elif ids is None:
         ids = in_chunks(templates.match, "Drain3: matching messages to the stored templates")
     frame["EventId"] = ids
     frame["EventTemplate"] = templates.templates(ids)

@@ -93,6 +93,57 @@ def read_lines(path: str | Path) -> Iterator[str]:
             yield line.rstrip("\r\n")
 
 
+class EventSplitter:
+    """Splits lines into events one line at a time: the rule :func:`parse_lines` applies to a whole file and a
+    live follower applies as lines arrive. The newest event stays open (a wrapped line may still continue it).
+
+    Args:
+        line_format: e.g. ``"<Date> <Time> <Level> <Content>"``.
+        starts: called with a matching line's fields; ``False`` makes it a continuation line instead.
+
+    Example:
+        >>> splitter = EventSplitter("<Level> <Content>")
+        >>> splitter.add("ERROR disk failed"), splitter.add("  at line 3"), splitter.add("INFO up")
+        ([], [], [['ERROR', 'disk failed at line 3']])
+        >>> splitter.counts
+        {'lines': 3, 'events': 1, 'continuation_lines': 1, 'dropped_lines': 0}
+    """
+
+    def __init__(self, line_format: str, starts: Callable[[dict[str, str]], bool] | None = None):
+        self.fields = line_fields(line_format)
+        self.pattern, self.starts = line_pattern(line_format), starts
+        self.open: list[str] | None = None
+        self.first_unmatched: str | None = None
+        self.counts = {"lines": 0, "events": 0, "continuation_lines": 0, "dropped_lines": 0}
+
+    def add(self, line: str) -> list[list[str]]:
+        """Reads one line; returns the event it closed (a list of one), if any."""
+        self.counts["lines"] += 1
+        if not line.strip():
+            self.counts["dropped_lines"] += 1
+            return []
+        found = self.pattern.match(line)
+        if found and (self.starts is None or self.starts(found.groupdict())):
+            closed = self.close()
+            self.open = [found[f] for f in self.fields]
+            return closed
+        self.first_unmatched = line if self.first_unmatched is None else self.first_unmatched
+        if self.open is not None:
+            self.open[-1] = f"{self.open[-1]} {line.strip()}"
+            self.counts["continuation_lines"] += 1
+        else:
+            self.counts["dropped_lines"] += 1
+        return []
+
+    def close(self) -> list[list[str]]:
+        """Ends the open event (at the end of a file) and returns it (a list of one), if any."""
+        if self.open is None:
+            return []
+        closed, self.open = [self.open], None
+        self.counts["events"] += 1
+        return closed
+
+
 def parse_lines(lines: Iterable[str], line_format: str, source: str = "lines",
                 starts: Callable[[dict[str, str]], bool] | None = None,
                 progress: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -115,32 +166,32 @@ def parse_lines(lines: Iterable[str], line_format: str, source: str = "lines",
     """
     import pandas as pd
 
-    fields = line_fields(line_format)
-    pattern = line_pattern(line_format)
+    splitter = EventSplitter(line_format, starts)
     rows: list[list[str]] = []
-    counts = {"lines": 0, "events": 0, "continuation_lines": 0, "dropped_lines": 0}
-    first_unmatched = None
     for line in lines:
-        counts["lines"] += 1
-        if progress is not None and counts["lines"] % PROGRESS_EVERY == 0:
-            progress(counts["lines"])
-        if not line.strip():
-            counts["dropped_lines"] += 1
-            continue
-        found = pattern.match(line)
-        if found and (starts is None or starts(found.groupdict())):
-            rows.append([found[f] for f in fields])
-            continue
-        first_unmatched = line if first_unmatched is None else first_unmatched
-        if rows:
-            rows[-1][-1] = f"{rows[-1][-1]} {line.strip()}"
-            counts["continuation_lines"] += 1
-        else:
-            counts["dropped_lines"] += 1
-    counts["events"] = len(rows)
+        rows += splitter.add(line)
+        if progress is not None and splitter.counts["lines"] % PROGRESS_EVERY == 0:
+            progress(splitter.counts["lines"])
+    rows += splitter.close()
+    counts = splitter.counts
     unmatched = counts["continuation_lines"] + counts["dropped_lines"]
     if not rows or unmatched > MOST_UNMATCHED_SHARE * counts["lines"]:
         raise ValueError(f"{source}: {unmatched} of {counts['lines']} lines do not match the line format "
-                         f"{line_format!r}, e.g. {(first_unmatched or '')[:120]!r}. Accepted: lines that start "
-                         f"with the fields {', '.join(fields[:-1])}, or another --log-format")
-    return pd.DataFrame(rows, columns=list(fields)), counts
+                         f"{line_format!r}, e.g. {(splitter.first_unmatched or '')[:120]!r}. Accepted: lines that "
+                         f"start with the fields {', '.join(splitter.fields[:-1])}, or another --log-format")
+    return pd.DataFrame(rows, columns=list(splitter.fields)), counts
+
+
+def render_lines(rows: Iterable[dict[str, str]], line_format: str) -> list[str]:
+    """Raw lines from fields, the inverse of :func:`parse_lines` for a format whose text between fields is plain
+    (escaped characters such as ``\\[`` are written as themselves): a structured log written back as raw text.
+
+    Example:
+        >>> render_lines([{"Level": "INFO", "ADDR": "10.0.0.1", "Content": "up"}], r"<Level> \\[<ADDR>\\] <Content>")
+        ['INFO [10.0.0.1] up']
+    """
+    parts = _FIELD.split(line_format)  # text, name, regex or None, text, ...
+    texts = [re.sub(r"\\(.)", r"\1", parts[i]) for i in range(0, len(parts), 3)]
+    names = [parts[i] for i in range(1, len(parts), 3)]
+    return [texts[0] + "".join(str(row[name]) + text for name, text in zip(names, texts[1:], strict=True))
+            for row in rows]

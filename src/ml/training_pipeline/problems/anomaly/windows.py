@@ -66,7 +66,7 @@ FLAGS_BEFORE_SEVERE = 8
 """Flags of an encoder stored before ``severe_level`` (it encodes the first 8; its aggregates, the first 9)."""
 
 WINDOW_KINDS: tuple[str, ...] = ("time", "events", "session")
-_ERROR_LEVELS = ("ERROR", "FATAL", "SEVERE", "CRITICAL", "FAILURE")
+ERROR_LEVELS = ("ERROR", "FATAL", "SEVERE", "CRITICAL", "FAILURE")
 _WARNING_LEVELS = ("WARN", "WARNING")
 SEVERE_LEVELS = ("FATAL", "CRITICAL", "EMERG", "ALERT")
 """Levels of the ``severe_level`` flag and of the "severe line" rule baseline."""
@@ -253,7 +253,7 @@ def event_table(events: LogEvents) -> dict[str, np.ndarray]:
         "latency": np.nan_to_num(latency),
         "log_latency": np.log1p(np.nan_to_num(latency) * 1000.0),
         "has_latency": np.isfinite(latency),
-        "error_level": np.isin(level, _ERROR_LEVELS).astype(np.float64),
+        "error_level": np.isin(level, ERROR_LEVELS).astype(np.float64),
         "warning_level": np.isin(level, _WARNING_LEVELS).astype(np.float64),
         "severe_level": np.isin(np.char.upper(level.astype(str)), SEVERE_LEVELS).astype(np.float64),
         "failure_words": content.str.contains(_FAILURE).to_numpy().astype(np.float64),
