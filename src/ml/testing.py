@@ -26,6 +26,7 @@ from ml.training_pipeline.common.metrics import LOWER_IS_BETTER
 from ml.training_pipeline.common.tensors import check_named_inputs, generate_inputs, model_argument, take_rows
 from ml.training_pipeline.config import TrainingConfig
 from ml.training_pipeline.export import OnnxPredictor, export_onnx
+from ml.training_pipeline.fitting.tracing import build_training_state
 from ml.training_pipeline.models import create_model, declared_inputs, get_spec
 from ml.training_pipeline.models.kinds import get_kind
 from ml.training_pipeline.models.kinds.base import FitData, FitSettings
@@ -83,12 +84,16 @@ def _keras_checks(model, inputs, y, task, folder: Path, report: dict, compiled_s
         predicted = network(arg, training=False)
         return float(keras.ops.mean(loss_fn(y, predicted)) + (sum(network.losses) if network.losses else 0.0))
 
+    # one clone and one compiled step for every step size: each try restores the weights and sets the rate (a
+    # plain SGD keeps no other state), so a smaller step costs no second trace of the step
+    clone = keras.models.clone_model(model)
+    _disable_dropout(clone)
+    clone.compile(optimizer=keras.optimizers.SGD(learning_rate=SGD_STEPS[0]), loss=task.loss(),
+                  run_eagerly=not compiled_step)
+    build_training_state(clone, arg, y)  # one trace of the step (fitting/tracing.py)
     for learning_rate in SGD_STEPS:
-        clone = keras.models.clone_model(model)
         clone.set_weights(model.get_weights())
-        _disable_dropout(clone)
-        clone.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss=task.loss(),
-                      run_eagerly=not compiled_step)
+        clone.optimizer.learning_rate.assign(learning_rate)
         before = inference_loss(clone)
         clone.train_on_batch(arg, y)
         after = inference_loss(clone)

@@ -114,8 +114,9 @@ def test_covariates_from_the_file_join_the_window_and_are_read_again_to_serve(tm
     code, out, err = atb("predict", "BTCUSDT", "--models-dir", root)
     assert code == 0 and "predicted close" in out, err
     # serving needs the same columns: a file without them is one clear line
-    from ml.data import bundled_sample_path
     import pandas as pd
+
+    from ml.data import bundled_sample_path
     pd.read_csv(bundled_sample_path("BTCUSDT")).iloc[-1500:, :6].to_csv(short, index=False)
     code, out, err = atb("predict", "BTCUSDT", "--models-dir", root, "--data", short)
     assert code == 2 and "Covariate column 'trade_count' is not in" in err and len(err.strip().splitlines()) == 1

@@ -136,6 +136,28 @@ def test_sampling_models_are_deterministic_without_sampling_and_spread_with_it(t
     assert result.method == "sampling" and result.n_samples == 20
 
 
+def test_draws_stacked_in_one_pass_are_independent_and_spread_as_draws_one_pass_each(trained_samplers, monkeypatch):
+    """MC dropout draws a mask per row, so the 200 draws of one window share one forward pass; a weight posterior
+    is drawn once per call, so the Bayesian model keeps one draw per pass."""
+    from ml.training_pipeline import uncertainty
+
+    models, x, _ = trained_samplers
+    model = models["mcdropout_transformer"]
+    assert uncertainty.draws_per_pass(model, rows=1, n_samples=200) == 200
+    assert uncertainty.draws_per_pass(models["bayesian_transformer"], rows=1, n_samples=200) == 1
+    passes = []
+    monkeypatch.setattr(uncertainty, "_sampling_pass", lambda m, real=uncertainty._sampling_pass: (
+        lambda arg: passes.append(1) or real(m)(arg)))
+    stacked = predict_with_uncertainty(model, x[:1], n_samples=200, keep_samples=True)
+    assert len(passes) == 1 and len(np.unique(stacked.samples)) > 150  # one pass, and not 200 copies of one draw
+    monkeypatch.setattr(uncertainty, "draws_per_pass", lambda *args: 1)
+    single = predict_with_uncertainty(model, x[:1], n_samples=200)
+    assert len(passes) == 201
+    # the same distribution: the two means within 4 standard errors, the spreads within 30% of each other
+    assert abs(stacked.mean - single.mean).item() < 4 * single.std.item() * np.sqrt(2 / 200)
+    assert 0.7 < stacked.std.item() / single.std.item() < 1.3
+
+
 @pytest.mark.parametrize("name", ["mcdropout_transformer", "bayesian_transformer"])
 def test_onnx_serves_the_deterministic_pass_not_samples(trained_samplers, name, tmp_path):
     models, x, _ = trained_samplers

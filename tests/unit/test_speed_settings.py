@@ -21,6 +21,25 @@ def test_keras_models_run_several_steps_per_execution_unless_their_spec_says_oth
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_a_fit_traces_its_training_step_once(precision):
+    """Keras built the optimizer's slots and the compiled metrics inside the first traced step, and variables
+    made in a trace make TensorFlow trace it again: the adapter builds them first (fitting/tracing.py)."""
+    from ml.training_pipeline.models.kinds.base import FitData, FitSettings
+    from ml.training_pipeline.models.kinds.keras_kind import KerasKind
+
+    model = create_model("tcn", (24, 3), variant="tiny")
+    x = np.random.default_rng(0).standard_normal((40, 24, 3)).astype("float32")
+    traces = []
+    with pytest.MonkeyPatch.context() as patch:  # the twin is a new model: count the traces of any model's step
+        import keras
+
+        step = keras.Model.train_step
+        patch.setattr(keras.Model, "train_step", lambda self, data: traces.append(1) or step(self, data))
+        KerasKind().fit(model, FitData({"inputs": x}, x[:, -1, :1]), FitData({"inputs": x[:8]}, x[:8, -1, :1]),
+                        FitSettings(epochs=2, batch_size=16, patience=3, seed=0, precision=precision))
+    assert len(traces) == 1
+
 
 @pytest.mark.parametrize("name", ["tft", "transformer", "mcdropout_transformer", "bayesian_transformer", "mamba", "xlstm"])
 def test_families_with_long_steps_run_one_step_per_execution_so_progress_comes_every_step(name):

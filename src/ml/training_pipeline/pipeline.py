@@ -276,9 +276,9 @@ def _uncertainty(model, plan: RunPlan, data: ProblemData, log) -> dict | None:
     # the raw interval, and the same interval widened by split conformal calibration on the validation part
     scale = calibration_scale(predict_with_uncertainty(
         model, data.validation.inputs, n_samples=config.uncertainty_samples,
-        progress=step_progress(log, "uncertainty: validation part, passes", first_step_traces=True)), data.validation.y)
+        progress=step_progress(log, "uncertainty: validation part, draws", first_step_traces=True)), data.validation.y)
     prediction = predict_with_uncertainty(model, data.test.inputs, n_samples=config.uncertainty_samples,
-                                          progress=step_progress(log, "uncertainty: test part, passes"))
+                                          progress=step_progress(log, "uncertainty: test part, draws"))
     calibrated = interval_report(widened(prediction, scale), data.test.y, to_target=to_target)
     return {**interval_report(prediction, data.test.y, to_target=to_target),
             "calibration_scale": scale, "calibrated_coverage": calibrated["coverage"],

@@ -57,6 +57,9 @@ class Capabilities:
         samples: the model draws predictions from a distribution when called with ``training=True``
             (weight posteriors, MC dropout), so ``predict_with_uncertainty`` can sample it; its plain
             prediction (and ONNX export) stays deterministic.
+        samples_per_row: each row of a batch draws its own sample (dropout masks are drawn per element; a weight
+            posterior is drawn once per call and is not), so ``predict_with_uncertainty`` stacks several draws
+            of the same rows into one forward pass.
     """
 
     deterministic: bool = True
@@ -64,6 +67,7 @@ class Capabilities:
     adds_losses: bool = False
     supports_masks: bool = False
     samples: bool = False
+    samples_per_row: bool = False
 
     def to_dict(self) -> dict[str, bool]:
         return dict(self.__dict__)

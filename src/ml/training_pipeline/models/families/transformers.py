@@ -129,7 +129,7 @@ def build_transformer(inputs, *, d_model: int, num_heads: int, ff_dim: int, num_
     family="mcdropout_transformer",
     aliases=("mc_dropout_transformer", "mc_transformer"),
     declare_inputs=declare_window_inputs,
-    capabilities=Capabilities(supports_masks=True, samples=True),
+    capabilities=Capabilities(supports_masks=True, samples=True, samples_per_row=True),
     check_params=check_attention_params,
     default_params=398_721,
     compile_settings=ONE_STEP_PER_EXECUTION,
