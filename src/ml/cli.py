@@ -73,6 +73,12 @@ def _fit_options(parser: argparse.ArgumentParser, batch_size: int, patience: int
     parser.add_argument("--learning-rate", type=float, help="override the variant's learning rate")
 
 
+def _steps_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps-per-epoch", type=int, metavar="N",
+                        help="batches per epoch, drawn from the whole reshuffled training set (default: one pass); "
+                             "for millions of windows: early stopping and checkpoints then act every N batches")
+
+
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="model hyperparameter overriding the variant, repeatable; VALUE is JSON "
@@ -159,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--start-date", help="first day, e.g. 2021-01-01")
     model.add_argument("--end-date", help="last day, e.g. 2021-12-31")
     _fit_options(model, batch_size=128, patience=DEFAULT_PATIENCE)
+    _steps_option(model)
     model.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
     model.add_argument("--horizon", type=int, help="bars ahead to predict (default: 1; 24 for --target volatility)")
     model.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
@@ -234,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     anomaly.add_argument("--pos-weight", default="balanced", metavar="W|balanced",
                          help="weight of an anomalous training window (default: balanced = normal / anomalous)")
     _fit_options(anomaly, batch_size=32, patience=10)  # early stopping on validation F1, as the design has it
+    _steps_option(anomaly)
     _run_options(anomaly)
     _training_options(anomaly)
 
@@ -497,8 +505,9 @@ def _train(args) -> int:
         group_weights=parse_group_weights(args.group_weights), pos_weight=_number_or_word(args.pos_weight),
         curriculum=args.curriculum, model_type=args.model_type, variant=args.variant, timeframe=args.timeframe,
         target=args.target, sequence_length=args.sequence_length, horizon=args.horizon, epochs=args.epochs,
-        batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate, seed=args.seed,
-        days=args.days, start_date=args.start_date, end_date=args.end_date, data_path=data_path,
+        batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, patience=args.patience,
+        learning_rate=args.learning_rate, seed=args.seed, days=args.days, start_date=args.start_date,
+        end_date=args.end_date, data_path=data_path,
         exchange=args.exchange, models_dir=args.models_dir, model_kwargs=_model_kwargs(args),
         distribute=args.distribute, precision=args.precision, residual=args.residual, calendar=args.calendar,
         interval=args.interval, ensemble=args.ensemble, selection=args.selection,
@@ -602,7 +611,7 @@ def _train_anomaly(args) -> int:
                                 **({} if args.threshold is None else {"threshold": _number_or_word(args.threshold)}),
                                 log=None if args.quiet else (lambda line: print(line, flush=True)))
     config = TrainingConfig(symbol=args.name, model_type=args.model_type, variant=args.variant, epochs=args.epochs,
-                            batch_size=args.batch_size, patience=args.patience, learning_rate=args.learning_rate,
+                            batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, patience=args.patience, learning_rate=args.learning_rate,
                             seed=args.seed, models_dir=args.models_dir, model_kwargs=parse_params(args.param),
                             distribute=args.distribute, precision=args.precision)
     return _run_training(args, config, problem)

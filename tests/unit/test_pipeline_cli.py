@@ -214,7 +214,12 @@ def test_bad_data_files(klines, tmp_path, atb, case):
      (["--model-type", "lightgbm", "--selection", "cv"], "Unknown selection 'cv'"),
      (["--model-type", "tcn", "--interval", "1.5"], "interval must be a float in [0.5, 1). Received: interval=1.5"),
      (["--model-type", "tcn", "--pos-weight", "3"],
-      "pos_weight (--pos-weight) weighs the positives of a binary target; target='return' is a regression problem")],
+      "pos_weight (--pos-weight) weighs the positives of a binary target; target='return' is a regression problem"),
+     (["--model-type", "tcn", "--steps-per-epoch", "0"], "steps_per_epoch must be an int >= 1. Received: steps_per_epoch=0"),
+     (["--model-type", "lightgbm", "--steps-per-epoch", "5"],
+      "steps_per_epoch=5 sets the batches of a Keras epoch; model_type='lightgbm' (estimator) does not train in batches"),
+     (["--model-type", "tcn", "--curriculum", "BTCUSDT:1,all:1", "--steps-per-epoch", "5"],
+      "steps_per_epoch=5 cannot be combined with curriculum phases")],
 )
 def test_bad_train_arguments(tmp_path, atb, args, fragment):
     root = tmp_path / "models"

@@ -41,6 +41,18 @@ def test_a_fit_traces_its_training_step_once(precision):
     assert len(traces) == 1
 
 
+def test_steps_per_epoch_makes_an_epoch_that_many_batches_from_the_repeated_training_set():
+    """40 rows at batch 16 are 3 batches a pass; 5 steps an epoch read past a pass's end (the set repeats)."""
+    from ml.training_pipeline.models.kinds.base import FitData, FitSettings
+    from ml.training_pipeline.models.kinds.keras_kind import KerasKind
+
+    model = create_model("tcn", (24, 3), variant="tiny")
+    x = np.random.default_rng(0).standard_normal((40, 24, 3)).astype("float32")
+    history = KerasKind().fit(model, FitData({"inputs": x}, x[:, -1, :1]), FitData({"inputs": x[:8]}, x[:8, -1, :1]),
+                              FitSettings(epochs=2, batch_size=16, patience=3, seed=0, steps_per_epoch=5))
+    assert len(history["loss"]) == 2 and int(model.optimizer.iterations) == 10
+
+
 @pytest.mark.parametrize("name", ["tft", "transformer", "mcdropout_transformer", "bayesian_transformer", "mamba", "xlstm"])
 def test_families_with_long_steps_run_one_step_per_execution_so_progress_comes_every_step(name):
     from ml.training_pipeline.models.registry import ONE_STEP_PER_EXECUTION, get_spec

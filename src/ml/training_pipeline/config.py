@@ -75,6 +75,9 @@ class TrainingConfig:
         epochs: most epochs for Keras models (``None``: 80; early stopping usually ends sooner), most
             boosting rounds for LightGBM (``None``: the preset's ``n_estimators``).
         batch_size: training batch size.
+        steps_per_epoch: batches per epoch, drawn from the whole shuffled training set (it repeats, reshuffled,
+            as Keras' ``steps_per_epoch`` reads a repeated dataset); ``None``: one pass over it per epoch. For
+            millions of windows: early stopping, the learning-rate schedule and checkpoints then act every N batches.
         patience: early-stopping patience in epochs (:data:`DEFAULT_PATIENCE`).
         learning_rate: optimizer learning rate; ``None`` keeps the variant's.
         seed: seed for weights, shuffling and dropout.
@@ -131,6 +134,7 @@ class TrainingConfig:
     horizon: int | None = None
     epochs: int | None = None
     batch_size: int = 128
+    steps_per_epoch: int | None = None
     patience: int = DEFAULT_PATIENCE
     learning_rate: float | None = None
     seed: int = 42
@@ -194,6 +198,8 @@ class TrainingConfig:
         if self.epochs is not None:
             check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
+        if self.steps_per_epoch is not None:
+            check_positive_int("steps_per_epoch", self.steps_per_epoch)
         check_positive_int("patience", self.patience)
         check_positive_int("seed", self.seed, minimum=0)
         if self.days is not None:
@@ -260,6 +266,9 @@ class TrainingConfig:
             raise ValueError(f"pos_weight (--pos-weight) weighs the positives of a binary target; target={self.target!r} is "
                              f"a {task} problem. Accepted: pos_weight with target='direction'")
         if self.curriculum is not None:
+            if self.steps_per_epoch is not None:
+                raise ValueError(f"steps_per_epoch={self.steps_per_epoch} cannot be combined with curriculum phases "
+                                 "(each phase is whole passes over its groups). Accepted: one of the two")
             phases = check_phases(self.curriculum, known)
             object.__setattr__(self, "curriculum", phases)
             object.__setattr__(self, "epochs", sum(p.epochs for p in phases))

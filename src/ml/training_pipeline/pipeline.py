@@ -161,6 +161,10 @@ def plan_run(config: TrainingConfig, problem: Problem | None = None) -> RunPlan:
         raise ValueError(f"ensemble={config.ensemble} needs a model whose members can be averaged in one file (a "
                          f"factory Keras family); model_type={config.model_type!r} is not one (model kind: "
                          f"{adapter.name}). Accepted: ensemble=1")
+    if config.steps_per_epoch is not None and not adapter.supports_gradients:
+        raise ValueError(f"steps_per_epoch={config.steps_per_epoch} sets the batches of a Keras epoch; "
+                         f"model_type={config.model_type!r} ({adapter.name}) does not train in batches. Accepted: "
+                         "steps_per_epoch=None (--steps-per-epoch with a Keras model)")
     problem = problem or get_problem(config.target, config.horizon, symbols=config.all_symbols)
     return RunPlan(config, spec, adapter, problem, _precision(config, spec, adapter))
 
@@ -408,7 +412,8 @@ def fit_built(model, plan: RunPlan, data: ProblemData, verbose: int = 0, log=Non
     :class:`~ml.training_pipeline.fitting.resume.ResumePlan` to back up to and continue from)."""
     config, spec, adapter, problem, precision = plan.config, plan.spec, plan.adapter, plan.problem, plan.precision
     monitor, monitor_callbacks = problem.fit_monitor(data)
-    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, patience=config.patience,
+    settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, steps_per_epoch=config.steps_per_epoch,
+                           patience=config.patience,
                            seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
                            phases=config.curriculum, monitor=monitor, monitor_callbacks=monitor_callbacks,
                            callbacks=callbacks, resume=resume, precision=precision, selection=config.selection,

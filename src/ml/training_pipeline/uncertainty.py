@@ -44,10 +44,10 @@ from ml.training_pipeline.models.kinds.base import QUANTILES, SAMPLING
 
 DEFAULT_INTERVAL = 0.8
 _BATCH = 1024
-SAMPLING_ROWS = 1024
-"""Most rows of one sampling pass when several draws share it (draws x rows), as many as a plain prediction's
-batch. Measured (benchmarks/mc_sampling.py): 100 draws of one window take one pass instead of 100 (4x faster);
-for a few hundred rows a pass is compute-bound already, and bigger stacks gained nothing (0.9x at 4096)."""
+SAMPLING_ROWS = 256
+"""Most rows of one sampling pass when several draws share it (draws x rows). Measured (benchmarks/mc_sampling.py):
+100 draws of one window in one pass instead of 100 were 4.2x faster; a pass of a few hundred rows is bound by its
+arithmetic already, and stacking 2 draws of 364 rows was slower (0.9x), so bigger parts keep one pass per draw."""
 
 
 @dataclass(frozen=True)

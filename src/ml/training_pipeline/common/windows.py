@@ -289,7 +289,7 @@ def check_target_varies(y: np.ndarray, where: str = "the training part", max_sha
 
 
 def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | None = None,
-                  sample_weight: np.ndarray | None = None):
+                  sample_weight: np.ndarray | None = None, repeat: bool = False):
     """A batched, prefetched ``tf.data.Dataset``; only training data should be shuffled.
 
     Args:
@@ -299,6 +299,8 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
         shuffle: reshuffle every epoch (training data only).
         seed: shuffle seed.
         sample_weight: optional per-row weights; they scale the loss and the weighted metrics.
+        repeat: endless, reshuffled at every pass (for ``steps_per_epoch``: an epoch's batches then come from
+            the whole shuffled range, and the batches stay full across a pass's end).
 
     Example:
         >>> dataset = to_tf_dataset({"window": x, "ids": ids}, y, 128, shuffle=True, seed=1)  # doctest: +SKIP
@@ -309,6 +311,8 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
     dataset = tf.data.Dataset.from_tensor_slices(rows)
     if shuffle:
         dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
     # tf.data's autotuner left training idle at every epoch boundary (about 1.7 s per epoch here, see
     # benchmarks/tf_data_autotune.py); the data are in memory, so a fixed prefetch loses nothing
     options = tf.data.Options()

@@ -77,6 +77,8 @@ class FitSettings:
     epochs: int | None = None
     """Most epochs (Keras; ``None``: 80) or boosting rounds (LightGBM; ``None``: the preset's ``n_estimators``)."""
     batch_size: int = 128
+    steps_per_epoch: int | None = None
+    """Batches per epoch from the repeated, reshuffled training set (Keras); ``None``: one pass per epoch."""
     patience: int = 10
     seed: int = 42
     verbose: int = 0

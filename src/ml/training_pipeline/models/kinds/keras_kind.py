@@ -215,7 +215,6 @@ class KerasKind(ModelKind):
                  extra: list, keras_verbose: int, backup) -> dict[str, list[float]]:
         # pandas comes with these (splits and windows): imported when a model fits, so `list_models()` and
         # `atb --help` stay light
-        from ml.training_pipeline.common.windows import to_tf_dataset
         from ml.training_pipeline.fitting.curriculum import fit_curriculum
 
         if settings.phases:
@@ -228,9 +227,25 @@ class KerasKind(ModelKind):
                 callbacks=extra, final_callbacks=callbacks, verbose=keras_verbose, backup=backup,
                 resume_from=settings.resume.finished_epochs if backup is not None else 0)
             return history if backup is None else backup.merged_history(history)
-        history = model.fit(
+        grouped = model.steps_per_execution
+        if settings.steps_per_epoch is not None:  # Keras runs whole executions: N must be a multiple of their steps
+            model.steps_per_execution = max(d for d in range(1, grouped + 1) if settings.steps_per_epoch % d == 0)
+        try:
+            history = self._fit_epochs(model, train, validation, settings, callbacks, extra, keras_verbose, backup)
+        finally:
+            model.steps_per_execution = grouped
+        history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        return history if backup is None else backup.merged_history(history)
+
+    @staticmethod
+    def _fit_epochs(model, train: FitData, validation: FitData, settings: FitSettings, callbacks: list, extra: list,
+                    keras_verbose: int, backup):
+        from ml.training_pipeline.common.windows import to_tf_dataset
+
+        return model.fit(
             to_tf_dataset(model_argument(model, train.inputs), train.y, settings.batch_size, shuffle=True,
-                          seed=settings.seed, sample_weight=train.weight),
+                          seed=settings.seed, sample_weight=train.weight, repeat=settings.steps_per_epoch is not None),
+            steps_per_epoch=settings.steps_per_epoch,
             validation_data=to_tf_dataset(model_argument(model, validation.inputs), validation.y, 1024,
                                           shuffle=False, sample_weight=validation.weight),
             epochs=settings.epochs or DEFAULT_EPOCHS,
@@ -238,8 +253,6 @@ class KerasKind(ModelKind):
             verbose=keras_verbose,
             shuffle=False,  # the training dataset shuffles itself, with the configured seed
         )
-        history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-        return history if backup is None else backup.merged_history(history)
 
     def epoch_callback(self, on_epoch_end):
         import keras
