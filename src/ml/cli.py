@@ -443,7 +443,8 @@ def parse_data_files(values: list[str], symbols: list[str]) -> tuple[str | None,
         if sep and head.strip().upper() in upper:
             symbol = head.strip().upper()
             if symbol in named or (symbol == upper[0] and first is not None):
-                raise ValueError(f"--data gives {symbol}'s file twice. Received: --data {value!r}")
+                raise ValueError(f"--data gives {symbol}'s file twice. Received: --data {value!r}. Accepted: one "
+                                 f"file, folder or glob pattern per symbol (e.g. --data '{symbol}=dumps/{symbol}-1m-*.csv')")
             if symbol == upper[0]:
                 first = tail
             else:

@@ -221,3 +221,28 @@ def test_atb_trains_on_five_minute_bars(tmp_path, atb):
                          "--epochs", "3", "--models-dir", tmp_path / "models")
     assert code == 0, err
     assert "5m" in out and "SYN" in out
+
+
+def test_a_folder_or_a_glob_of_monthly_files_reads_as_the_one_file_would(raw_klines, tmp_path, atb):
+    """Binance publishes klines as monthly files: a folder or a pattern of them is one series, joined in time."""
+    whole = tmp_path / "whole.csv"
+    raw_klines.to_csv(whole, index=False)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    raw_klines.iloc[:150].to_csv(dumps / "BTCUSDT-1h-2022-05.csv", index=False)
+    raw_klines.iloc[150:].to_parquet(dumps / "BTCUSDT-1h-2022-06.parquet")
+    (dumps / "CHECKSUMS.txt").write_text("not data")  # a folder's other files are left out
+    expected = load_ohlcv("BTCUSDT", whole)
+    for source in (dumps, str(dumps / "BTCUSDT-1h-*")):
+        joined = load_ohlcv("BTCUSDT", source)
+        pd.testing.assert_frame_equal(joined.frame, expected.frame)
+        assert joined.notes[0] == "2 files joined (BTCUSDT-1h-2022-05.csv .. BTCUSDT-1h-2022-06.parquet)"
+    raw_klines.iloc[140:160].to_csv(dumps / "BTCUSDT-1h-copy.csv", index=False)  # the same bars twice
+    with pytest.raises(DataError, match="BTCUSDT-1h-2022-05.csv and BTCUSDT-1h-copy.csv overlap: .* Remove one copy"):
+        load_ohlcv("BTCUSDT", dumps)
+    with pytest.raises(DataError, match="No data file matches the pattern. Received: '.*/nothing-\\*.csv'"):
+        load_ohlcv("BTCUSDT", str(tmp_path / "nothing-*.csv"))
+    code, _, err = atb("train", "model", "BTCUSDT", "--model-type", "tcn", "--data", f"BTCUSDT={whole}",
+                       "--data", f"BTCUSDT={dumps}", "--models-dir", tmp_path / "models")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "Accepted: one file, folder or glob pattern" in err
+    assert not (tmp_path / "models").exists()

@@ -91,7 +91,8 @@ class TrainingConfig:
         symbols: more symbols trained into the same model as ``symbol`` (one group per symbol; each
             symbol's features and target are scaled on its own training part). The version is stored
             under :attr:`store_name` (``"BTCUSDT-ETHUSDT"``).
-        data_paths: ``{symbol: file}`` for the symbols ``data_path`` does not cover.
+        data_paths: ``{symbol: file}`` for the symbols ``data_path`` does not cover. Either may name several
+            files of one series: a folder of them or a glob pattern (monthly dumps; joined in time, overlaps refused).
         group_weights: ``{group: weight}``, ``"balanced"`` or a callable; see
             :func:`ml.training_pipeline.common.sample_weights.group_weights` (groups: the symbols, or the problem's groups).
         pos_weight: binary targets: weight of a positive row relative to a negative (a number or ``"balanced"``).
@@ -223,8 +224,9 @@ class TrainingConfig:
         if self.data_path is not None and self.exchange is not None:
             raise ValueError(f"Give data_path or exchange, not both. Received: data_path={self.data_path!r}, "
                              f"exchange={self.exchange!r}")
-        if self.data_path is not None and not Path(self.data_path).is_file():
-            raise ValueError(f"data file not found. Received: data_path={self.data_path!r}")
+        if self.data_path is not None and not _names_data(self.data_path):
+            raise ValueError(f"data file not found (a file, a folder of files or a glob pattern with matches). "
+                             f"Received: data_path={self.data_path!r}")
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
         self._check_grouping()
 
@@ -245,8 +247,9 @@ class TrainingConfig:
             if symbol not in everything:
                 raise ValueError(f"data_paths names {symbol!r}, which is not trained. Accepted: {', '.join(everything)}. "
                                  f"Received: data_paths={dict(self.data_paths)!r}")
-            if not Path(path).is_file():
-                raise ValueError(f"data file not found. Received: {symbol}={path!r}")
+            if not _names_data(path):
+                raise ValueError(f"data file not found (a file, a folder of files or a glob pattern with matches). "
+                                 f"Received: {symbol}={path!r}")
         if self.symbol in paths and self.data_path is not None:
             raise ValueError(f"Give {self.symbol}'s file once: data_path or data_paths. Received both")
         object.__setattr__(self, "data_paths", paths)
@@ -302,3 +305,12 @@ class TrainingConfig:
         if callable(self.group_weights):
             values["group_weights"] = getattr(self.group_weights, "__name__", "callable")
         return values
+
+
+def _names_data(path: str | Path) -> bool:
+    """Whether ``path`` is a file, a folder, or a glob pattern that matches something (the reader says what is
+    wrong with it, if anything)."""
+    import glob
+
+    text = str(path)
+    return Path(text).is_file() or Path(text).is_dir() or (any(c in text for c in "*?[") and bool(glob.glob(text)))

@@ -12,6 +12,7 @@ values are errors; gaps (missing bars) are counted and reported, and left as the
 
 from __future__ import annotations
 
+import glob
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -99,6 +100,64 @@ def read_table(path: str | Path) -> pd.DataFrame:
                             f"export has {len(BINANCE_COLUMNS)}")
         frame.columns = list(BINANCE_COLUMNS[: len(frame.columns)])
     return _check_rows(frame, path)
+
+
+DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".gz", ".zip", ".bz2", ".xz", ".zst")
+"""Files a data folder contributes (a CSV compressed as pandas reads it, or Parquet); others (a README, a
+checksum) are left out."""
+
+
+def data_files(data_path: str | Path) -> list[Path]:
+    """The files ``data_path`` names: itself, a folder's data files, or a glob pattern's matches, sorted by name.
+
+    Example:
+        >>> [p.name for p in data_files(bundled_sample_path("BTCUSDT"))]
+        ['BTCUSDT_1h.csv.gz']
+    """
+    text = str(data_path)
+    path = Path(text)
+    if any(c in text for c in "*?[") and not path.exists():
+        files = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
+        if not files:
+            raise DataError(f"No data file matches the pattern. Received: {text!r}")
+        return files
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(DATA_SUFFIXES))
+        if not files:
+            raise DataError(f"The data folder holds no CSV or Parquet file ({', '.join(DATA_SUFFIXES)}). "
+                            f"Received: {text!r}")
+        return files
+    return [path]
+
+
+def read_ohlcv_files(data_path: str | Path, covariates: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
+    """Reads the file(s) ``data_path`` names (:func:`data_files`) as one validated series: each file is read and
+    validated alone, then the series are joined in time. Files of different layouts, or whose bars overlap (the
+    same month downloaded twice), are refused with the two files named; nothing is repaired silently.
+
+    Returns:
+        (the validated OHLCV frame, the layout name), as :func:`normalize_ohlcv`.
+    """
+    parts = []
+    for path in data_files(data_path):
+        frame, layout = normalize_ohlcv(read_table(path), str(path), covariates)
+        parts.append((frame, layout, path))
+    if len(parts) == 1:
+        return parts[0][0], parts[0][1]
+    layouts = {layout for _, layout, _ in parts}
+    if len(layouts) > 1:
+        first, other = parts[0], next(p for p in parts if p[1] != parts[0][1])
+        raise DataError(f"The files of {str(data_path)!r} mix layouts: {first[2].name} is {first[1]}, {other[2].name} "
+                        f"is {other[1]}. Accepted: files of one layout")
+    parts.sort(key=lambda part: part[0].index[0])
+    for (before, _, before_path), (after, _, after_path) in zip(parts, parts[1:], strict=False):
+        if after.index[0] <= before.index[-1]:
+            raise DataError(f"{before_path.name} and {after_path.name} overlap: {before_path.name} ends at "
+                            f"{before.index[-1]}, {after_path.name} starts at {after.index[0]}. Remove one copy")
+    joined = pd.concat([frame for frame, _, _ in parts])
+    joined.attrs["notes"] = [f"{len(parts)} files joined ({parts[0][2].name} .. {parts[-1][2].name})",
+                             *(note for frame, _, _ in parts for note in frame.attrs.get("notes", []))]
+    return joined, parts[0][1]
 
 
 def _check_text(path: Path) -> Path:
@@ -455,7 +514,8 @@ def load_ohlcv(
 
     Args:
         symbol: e.g. ``"BTCUSDT"``; picks the bundled sample when no file is given.
-        data_path: a CSV/Parquet file (Binance kline export or generic OHLCV).
+        data_path: a CSV/Parquet file (Binance kline export or generic OHLCV), or several: a folder of them or a
+            glob pattern (``dumps/BTCUSDT-1m-2024-*.csv``), read as one series (:func:`read_ohlcv_files`).
         timeframe: one of :data:`~ml.training_pipeline.common.markets.TIMEFRAMES` (``1m`` .. ``1d``); finer data is
             resampled.
         days: keep the last ``days`` days.
@@ -482,14 +542,17 @@ def load_ohlcv(
         raw = fetch_exchange_ohlcv(symbol, timeframe, days or 365, exchange)
         source, layout_hint = f"exchange:{exchange}", "exchange"
     elif data_path is not None:
-        raw, source, layout_hint = read_table(data_path), str(data_path), None
+        raw, source, layout_hint = None, str(data_path), None
     else:
         try:
             path = bundled_sample_path(symbol)
         except ValueError as error:
             raise DataError(str(error)) from None
         raw, source, layout_hint = read_table(path), f"bundled:{path.name}", None
-    frame, layout = normalize_ohlcv(raw, source, covariates)
+    if raw is None:
+        frame, layout = read_ohlcv_files(data_path, covariates)
+    else:
+        frame, layout = normalize_ohlcv(raw, source, covariates)
     notes = list(frame.attrs.get("notes", []))
     if covariates:
         frame, note = _fill_covariates(frame, covariates, source)
