@@ -15,9 +15,9 @@ import pytest
 OPT_IN = Path(__file__).parent / "benchmark"
 DEFAULT_MARKS = "not benchmark and not slow"  # pyproject's addopts
 LONGEST_FIRST = (
+    "test_every_command_line_of_the_readme_and_the_quickstart_runs[README.md]",
     "test_every_model_and_task_on_the_tiny_preset[tft-regression]",
     "test_a_real_search_resumes_and_its_best_trial_reproduces",
-    "test_benchmark_cli_writes_results_and_docs_page",
     "test_every_python_block_of_the_readme_and_the_quickstart_runs_as_pasted[README.md]",
 )
 """The suite's longest tests (``--durations``), started first: a long test picked up last by a worker would run

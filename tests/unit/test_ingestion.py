@@ -134,8 +134,8 @@ def test_bad_files_get_one_clear_error(raw_klines, tmp_path, mutate, message):
 def test_missing_unreadable_and_coarse_inputs(raw_klines, tmp_path):
     with pytest.raises(DataError, match="Data file not found"):
         load_ohlcv("X", tmp_path / "nope.csv")
-    with pytest.raises(DataError, match="Data path is a folder, not a data file"):
-        load_ohlcv("X", tmp_path)
+    with pytest.raises(DataError, match=r"The data folder holds no CSV or Parquet file \(.csv, .parquet"):
+        load_ohlcv("X", tmp_path)  # a folder is a dataset of files; this one has none
     (tmp_path / "loop.csv").symlink_to(tmp_path / "loop.csv")
     with pytest.raises(DataError, match="Data path is a broken symbolic link or a link loop"):
         load_ohlcv("X", tmp_path / "loop.csv")

@@ -239,13 +239,61 @@ def _your_files(folder: Path) -> None:
     (folder / "BGL_2k.log").write_text("".join(line + "\n" for line in raw))
 
 
-@pytest.mark.parametrize("document", [pytest.param("README.md", marks=pytest.mark.slow), "docs/quickstart.md"])
+def _sampling_model_trained(out: str, folder: Path, atb) -> None:
+    assert "80% interval covers" in out and "nominal 80%" in out  # the sampled interval scored on the test part
+
+
+def _sampling_model_served(out: str, folder: Path, atb) -> None:
+    assert re.search(r"80% interval: .*; std [0-9.e-]+ \(sampling, 100 samples; ", out), out
+    import json
+
+    code, served, err = atb("predict", "BTCUSDT", "--model-type", "mcdropout_transformer", "--uncertainty",
+                            "--samples", "10", "--json")
+    bounds = json.loads(served)["uncertainty"]
+    assert code == 0 and bounds["lower"] <= bounds["upper"] and bounds["n_samples"] == 10, err
+    assert bounds["lower_prediction"]["predicted_close"] <= bounds["upper_prediction"]["predicted_close"]
+    code, _, err = atb("predict", "BTCUSDT", "--model-type", "mcdropout_transformer", "--uncertainty", "--samples", "1")
+    assert code == 2 and "n_samples must be an int >= 2" in err and len(err.strip().splitlines()) == 1
+
+
+def _benchmark_written(out: str, folder: Path, atb) -> None:
+    """The comparison the line printed and saved, and the page made again from its JSON (training nothing)."""
+    import json
+
+    assert "| persistence | baseline |" in out and "| tcn | tiny |" in out and "ceiling = NumPy sgemm" in out
+    results = folder / "benchmark_results"
+    payload = json.loads((results / "comparison.json").read_text())
+    assert [r["model"] for r in payload["results"]] == ["tcn", "attention_lstm", "lightgbm"]
+    assert "keras" in payload["setup"]["library_versions"]
+    first = payload["results"][0]
+    assert first["evaluated_on"] == "test" and first["keras_p50_ms"] > 0 and first["onnx_p50_ms"] > 0
+    persistence = payload["baselines"]["persistence"]  # the baselines are judged on the bars the models were
+    assert persistence["skill"] == 0 and persistence["rmse"] > 0
+    assert (results / "comparison.csv").read_text().count("\n") == 6  # header, 3 models, 2 baselines
+    code, again, err = atb("benchmark", "--from-json", results / "comparison.json", "--docs", folder / "page" / "page.md")
+    assert code == 0, err
+    page = (folder / "page" / "page.md").read_text()
+    assert "| tcn | tiny |" in again and "| lightgbm | tiny |" in page and (folder / "page" / "page.png").is_file()
+    table = lambda text: text[text.index("| model |"):text.index("\n\n", text.index("| model |"))]  # noqa: E731
+    assert table(page) in again  # the page's table is the one the command printed
+
+
+LINE_CHECKS = {
+    "atb train model BTCUSDT --model-type mcdropout_transformer": _sampling_model_trained,
+    "atb predict BTCUSDT --model-type mcdropout_transformer --uncertainty": _sampling_model_served,
+    "atb benchmark ": _benchmark_written,
+}
+"""What the suite checks after a README line ran, beyond its exit code (the line's start -> check(out, folder,
+atb)): these lines are the CLI's own tests of the sampling path and of ``atb benchmark``."""
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/quickstart.md"])
 def test_every_command_line_of_the_readme_and_the_quickstart_runs(document, atb, tmp_path, monkeypatch):
-    """Each ``atb`` line, in the document's order (predict after train...), exits 0 with short settings. The
-    README's 24 lines take ~2 minutes of one core even so (a TFT, a walk-forward, a benchmark of three models, a
-    tuning run, MLflow): measured in the default suite they put it ~1 minute over its budget, so they run under
-    ``-m slow``; the quickstart's run by default. The cluster lines (several processes) run in
-    tests/unit/test_distribute.py, also under ``-m slow``."""
+    """Each ``atb`` line, in the document's order (predict after train...), exits 0 with short settings, and the
+    lines of :data:`LINE_CHECKS` print and write what they promise. The README's 24 lines are the suite's longest
+    test (~2 minutes of one core: a TFT, a walk-forward, a benchmark of three models, a tuning run, MLflow);
+    conftest starts it first. The cluster lines (several processes) run in tests/unit/test_distribute.py under
+    ``-m slow``."""
     import shlex
 
     from ml.cli import build_parser
@@ -258,6 +306,7 @@ def test_every_command_line_of_the_readme_and_the_quickstart_runs(document, atb,
         options.setdefault(command, set()).add(option)
     lines = _doc_command_lines(document)
     assert len(lines) >= (20 if document == "README.md" else 3), lines
+    checked: list[str] = []
     for line in lines:
         argv = shlex.split(line)[1:]
         if argv[0] == "cluster-local":
@@ -269,6 +318,11 @@ def test_every_command_line_of_the_readme_and_the_quickstart_runs(document, atb,
                                                         "tune", "benchmark", "diagnose", "models", "list", "verify"))
         code, out, err = atb(*_shortened(argv, options.get(command, set())))
         assert code == 0, f"{document}: {line}\n{err[-2000:]}"
+        for start, check in LINE_CHECKS.items():
+            if line.startswith(start):
+                check(out, tmp_path, atb)
+                checked.append(start)
+    assert document != "README.md" or sorted(checked) == sorted(LINE_CHECKS)  # a changed line fails here, not silently
 
 def test_every_command_line_of_the_readme_parses():
     """The README's command lines use options that exist (parsed, not run: the python blocks run above)."""

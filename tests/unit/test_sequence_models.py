@@ -329,8 +329,10 @@ def test_two_symbols_feed_the_tft_a_static_symbol_id(tmp_path, capsys, btc_hourl
     assert main(["predict", "BTCUSDT", "--models-dir", root]) == 0
 
 
-# bayesian_transformer (the sampling path through atb) by default; the others pass the harness and run here under -m slow
-@pytest.mark.parametrize("name", [pytest.param("transformer", marks=pytest.mark.slow), "bayesian_transformer",
+# the sampling path through atb (trained interval's coverage, served bounds, --samples 1 refused) runs by default in
+# the README's lines (mcdropout_transformer, tests/unit/test_layout.py); every family here under -m slow
+@pytest.mark.parametrize("name", [pytest.param("transformer", marks=pytest.mark.slow),
+                                  pytest.param("bayesian_transformer", marks=pytest.mark.slow),
                                   pytest.param("mamba", marks=pytest.mark.slow), pytest.param("xlstm", marks=pytest.mark.slow)])
 def test_the_rest_of_the_family_through_atb(name, tmp_path, capsys):
     root = tmp_path / "models"

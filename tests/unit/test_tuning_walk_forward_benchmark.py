@@ -115,30 +115,6 @@ def test_walk_forward_bad_input(argv, fragment, tmp_path, atb):
     one_line_error(code, err, fragment)
 
 
-def test_benchmark_cli_writes_results_and_docs_page(tmp_path, atb):
-    code, out, err = atb("benchmark", "--models", "tcn", "lightgbm", "--variant", "tiny", "--days", "120",
-                         "--epochs", "1", "--out", tmp_path / "results", "--docs", tmp_path / "docs" / "benchmarks.md")
-    assert code == 0, err
-    assert "| persistence | baseline |" in out and "| tcn | tiny |" in out and "ceiling = NumPy sgemm" in out
-    payload = json.loads((tmp_path / "results" / "comparison.json").read_text())
-    assert [r["model"] for r in payload["results"]] == ["tcn", "lightgbm"] and "keras" in payload["setup"]["library_versions"]
-    first = payload["results"][0]
-    assert first["evaluated_on"] == "test" and first["keras_p50_ms"] > 0 and first["onnx_p50_ms"] > 0
-    # the baselines are judged on the bars the models were
-    persistence = payload["baselines"]["persistence"]
-    assert persistence["skill"] == 0 and persistence["rmse"] > 0
-    page = (tmp_path / "docs" / "benchmarks.md").read_text()
-    assert "| lightgbm | tiny |" in page and (tmp_path / "docs" / "benchmarks.png").is_file()
-    assert (tmp_path / "results" / "comparison.csv").read_text().count("\n") == 5  # header, 2 models, 2 baselines
-    # the page again from the saved JSON (as for the pytest suite's results), training nothing
-    code, out, err = atb("benchmark", "--from-json", tmp_path / "results" / "comparison.json",
-                         "--docs", tmp_path / "again" / "page.md")
-    assert code == 0 and "| tcn | tiny |" in out, err
-    table = lambda text: text[text.index("| model |"):text.index("\n\n", text.index("| model |"))]  # noqa: E731
-    assert table((tmp_path / "again" / "page.md").read_text()) == table(page)
-    assert (tmp_path / "again" / "page.png").is_file()
-
-
 @pytest.mark.parametrize("argv, fragment", [
     (["--models", "tcnn"], "Unknown model_type 'tcnn'. Did you mean 'tcn'?"),
     (["--epochs", "0"], "--epochs must be an int >= 1. Received: --epochs=0"),
