@@ -232,3 +232,18 @@ def test_a_model_that_cannot_export_is_stored_without_onnx_and_still_serves(tmp_
         assert served.shape == (5, 1) and np.all(np.isfinite(served))
     finally:
         unregister_model("toy_no_onnx")
+
+
+@pytest.mark.parametrize("model_type, reads_calendar", [("tcn", False), ("tft", True)])
+def test_the_calendar_input_is_built_only_for_a_model_that_reads_it(model_type, reads_calendar, monkeypatch):
+    """The price problems offer the calendar ``known`` input to every model; built for all of them it cost 3.6 GB
+    at 1M windows (issue 24). It is computed when a model's declared inputs first read it."""
+    from ml.training_pipeline.config import TrainingConfig
+    from ml.training_pipeline.pipeline import plan_run, prepare
+    from ml.training_pipeline.problems.price import forecasts
+
+    calls = []
+    real = forecasts.calendar_window
+    monkeypatch.setattr(forecasts, "calendar_window", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    data = prepare(plan_run(TrainingConfig(symbol="BTCUSDT", model_type=model_type, variant="tiny", days=60)))
+    assert ("known" in data.train.inputs) == reads_calendar and bool(calls) == reads_calendar

@@ -23,6 +23,7 @@ from ml.training_pipeline.common.metrics import (
     trading_verdict,
 )
 from ml.training_pipeline.common.plots import plot_calibration, plot_predictions
+from ml.training_pipeline.common.tensors import LazyInputs
 from ml.training_pipeline.common.windows import WindowSet, prepare_data
 from ml.training_pipeline.models.kinds.base import FitData, LinearOffset
 from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT, TensorSpec
@@ -168,10 +169,11 @@ class PriceProblem(Problem):
                 TensorSpec(KNOWN_INPUT, (length + 1, len(CALENDAR_NAMES))))
 
     def window_inputs(self, x: np.ndarray, end_times: pd.DatetimeIndex, timeframe: str,
-                      extras: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                      extras: Mapping[str, np.ndarray] | None = None) -> LazyInputs:
         """Every input a model may read for these windows: ``inputs`` and the calendar ``known`` (to the forecast
         bar); ``extras`` are the windows' baseline values (:meth:`extras` at each window's last bar)."""
-        return {DEFAULT_INPUT_NAME: x, KNOWN_INPUT: calendar_window(end_times, x.shape[1], self.horizon, timeframe)}
+        return LazyInputs({DEFAULT_INPUT_NAME: x},  # the calendar only for a model that reads it
+                          {KNOWN_INPUT: lambda: calendar_window(end_times, x.shape[1], self.horizon, timeframe)})
 
     def to_prediction(self, outputs: np.ndarray, data: ProblemData) -> np.ndarray:
         prepared, _ = data.context

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 from ml.data import bundled_sample_path
 from ml.training_pipeline.common.metrics import group_summary
 from ml.training_pipeline.common.plots import plot_history, plot_predictions
+from ml.training_pipeline.common.tensors import LazyInputs
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.models.tasks import Task
@@ -31,9 +33,13 @@ from ml.training_pipeline.problems.base import Problem, ProblemData, problem_typ
 from ml.training_pipeline.problems.price.forecasts import PriceProblem, PriceReturn
 
 
+def _joined(parts: list[FitData], name: str) -> np.ndarray:
+    return np.concatenate([p.inputs[name] for p in parts])
+
+
 def _pool(parts: list[FitData], symbols: tuple[str, ...]) -> FitData:
     names = parts[0].inputs.keys()
-    pooled = {name: np.concatenate([p.inputs[name] for p in parts]) for name in names}
+    pooled = LazyInputs({}, {name: functools.partial(_joined, parts, name) for name in names})
     # the symbol's position as a static id, for the models that read one (tft with static_vocab=len(symbols))
     pooled[STATIC_INPUT] = np.concatenate([np.full((len(p), 1), i, np.int32) for i, p in enumerate(parts)])
     return FitData(pooled,
