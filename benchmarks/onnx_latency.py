@@ -58,8 +58,9 @@ def real_windows(shape: tuple[int, int], n: int) -> np.ndarray:
 
 
 def bench_model(name: str, shape: tuple[int, int], repeats: int, workdir: Path) -> dict:
+    from ml.training_pipeline.common.tensors import generate_inputs, model_argument
     from ml.training_pipeline.export import OnnxPredictor, export_onnx
-    from ml.training_pipeline.models import create_model
+    from ml.training_pipeline.models import create_model, declared_inputs
     from ml.training_pipeline.models.kinds import get_kind
     from ml.training_pipeline.models.kinds.base import FitData, FitSettings
     from ml.training_pipeline.models.registry import get_spec
@@ -68,22 +69,23 @@ def bench_model(name: str, shape: tuple[int, int], repeats: int, workdir: Path) 
     adapter = get_kind(spec.kind)
     x = real_windows(shape, 512)
     target = np.roll(x[:, -1, 3], -1).astype(np.float32)  # the next window's last close return
-    inputs = {"inputs": x}
+    # the real window, and random arrays of the declared shapes for a model's other inputs (the TFT's calendar)
+    inputs = {**generate_inputs(declared_inputs(name, shape), len(x)), "inputs": x}
     # a fixed 300 trees (no early stopping) so a tree model's size is the same on every run
     extra = {"n_estimators": 300} if "n_estimators" in spec.variants["default"] else {}
     model = create_model(name, input_shape=shape, variant="default", **extra)
     if not adapter.supports_gradients:  # estimators must be fitted before they can be exported
         adapter.fit(model, FitData(inputs, target), FitData(inputs, target), FitSettings(patience=10**6))
-    one = {"inputs": x[:1]}
+    one = {k: v[:1] for k, v in inputs.items()}
     params = adapter.size(model)
     native = lambda: adapter.predict(model, one)  # noqa: E731  (the factory model's predict)
     if adapter.supports_gradients:
         import keras
 
-        keras_own = lambda: keras.Model.predict(model, x[:1], verbose=0)  # noqa: E731  (bypasses the fast path)
+        keras_own = lambda: keras.Model.predict(model, model_argument(model, one), verbose=0)  # noqa: E731
     else:
         keras_own = native
-    report = export_onnx(model, workdir / f"{name}.onnx", sample=x[:64])
+    report = export_onnx(model, workdir / f"{name}.onnx", sample={k: v[:64] for k, v in inputs.items()})
     predictor = OnnxPredictor(report.path)
     feed = adapter.onnx_feed(one)
     onnx_p50, onnx_p90 = percentiles(lambda: predictor.run(feed), repeats)
@@ -97,10 +99,10 @@ def bench_model(name: str, shape: tuple[int, int], repeats: int, workdir: Path) 
 
 
 def window_models() -> list[str]:
-    """Models whose only input is one float window named "inputs" (the OHLCV layout)."""
+    """Models that read the OHLCV window (named "inputs"), alone or with inputs known in advance (the TFT)."""
     from ml.training_pipeline.models import declared_inputs, list_models
 
-    return [n for n in list_models() if [s.name for s in declared_inputs(n, (60, 15))] == ["inputs"]]
+    return [n for n in list_models() if [s.name for s in declared_inputs(n, (60, 15))][:1] == ["inputs"]]
 
 
 def main(argv: list[str] | None = None) -> int:
