@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ml.training_pipeline.common.markets import TIMEFRAMES, bars_per_day
+from ml.training_pipeline.common.memory import check_memory
 from ml.training_pipeline.common.metrics import (
     evaluate_direction,
     evaluate_returns,
@@ -110,6 +111,7 @@ class PriceProblem(Problem):
                             config.end_date, exchange=config.exchange, covariates=config.covariates)
         calendar = self.calendar_default if config.calendar is None else config.calendar
         features = build_features(loaded.frame, calendar=calendar, covariates=config.covariates)
+        check_memory(len(features), config.sequence_length, features.shape[1])  # before the windows are made
         close = loaded.frame["close"]
         target = self.target(close, config.timeframe).reindex(features.index)
         extras = self.extras(loaded.frame, config.timeframe)
