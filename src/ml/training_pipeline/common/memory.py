@@ -1,16 +1,19 @@
-"""Memory a run needs, estimated before the windows are built, against what the machine has free.
+"""Memory a run needs, estimated before the windows are made, against what the machine has free.
 
 A run on millions of rows used to be killed by the kernel's OOM killer half-way (issue 24: a 1M-row TCN run
-peaked at 12.4 GB, one attempt killed). The price problems hold each window in memory about 3.3 times during
-training (the windows, TensorFlow's copy, the shuffle buffer; measured: peak = 1.0 GB + 12.0 KB per 60 x 15
-window over 50k-1M rows, and 1.0 + 11.6 KB at 197k rows after the calendar input became lazy), so the
-estimate is ``FIXED_BYTES + rows x length x features x 4 bytes x WINDOW_COPIES``; a run whose estimate exceeds
-the memory available (``MemAvailable`` plus free swap) is refused in one line before any window is made
-(:class:`NotEnoughMemory`).
+peaked at 12.4 GB when every window was held in memory 3.3 times). Windows are now cut per batch from the scaled
+rows they view (``common.windows.to_tf_dataset``), in training and in prediction, so what grows with the rows
+is the rows themselves: the loaded bars, the features (float64), their scaled float32 copy, targets and indices.
+Measured with ``atb train model SYN --model-type tcn --epochs 1 --steps-per-epoch 20`` on 197k and 394k hourly
+rows of 15 features: peak 1.094 GB and 1.161 GB, 0.34 KB per row, about 23 bytes per row and feature. The
+estimate is ``FIXED_BYTES + rows x features x BYTES_PER_ROW_FEATURE`` (rounded up); a run whose estimate
+exceeds the memory available (``MemAvailable`` plus free swap) is refused in one line before any window is made
+(:class:`NotEnoughMemory`). Not counted yet: the paths that still copy windows (several symbols pooled into one
+training set, curriculum phases, LightGBM's flattened windows).
 
 Example:
-    >>> estimate_bytes(rows=1_000_000, length=60, features=15) / 1e9  # the issue's 1M-row run: 12.4 GB measured
-    12.88
+    >>> estimate_bytes(rows=2_600_000, length=60, features=15) / 1e9  # 2.6M one-minute bars
+    1.936
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 
 FIXED_BYTES = 1.0e9
-"""TensorFlow, the model and the rest of the process (the intercept of the measured fit)."""
-WINDOW_COPIES = 3.3
-"""Copies of each float32 window alive at the peak of training (the measured slope over one window's bytes)."""
+"""TensorFlow, the model and the rest of the process (the intercept of the measured fit: 1.03 GB)."""
+BYTES_PER_ROW_FEATURE = 24
+"""Bytes per data row and feature at the peak (the measured slope, 0.34 KB per row of 15 features, rounded up)."""
 
 
 class NotEnoughMemory(MemoryError, ValueError):
@@ -28,8 +31,9 @@ class NotEnoughMemory(MemoryError, ValueError):
 
 
 def estimate_bytes(rows: int, length: int, features: int) -> float:
-    """Peak bytes of training on ``rows`` windows of ``length x features`` float32 values."""
-    return FIXED_BYTES + rows * length * features * 4 * WINDOW_COPIES
+    """Peak bytes of training on ``rows`` windows of ``length x features`` values (the windows are views of the
+    rows, so ``length`` adds nothing; it is kept for the paths that will copy windows again)."""
+    return FIXED_BYTES + rows * features * BYTES_PER_ROW_FEATURE
 
 
 def available_bytes(meminfo: str | None = None) -> float | None:
@@ -70,20 +74,20 @@ def check_memory(rows: int, length: int, features: int, available: float | None 
         NotEnoughMemory: the estimate exceeds what is available.
 
     Example:
-        >>> check_memory(2_600_000, 60, 15, available=24e9)
+        >>> check_memory(26_000_000, 60, 15, available=8e9)
         Traceback (most recent call last):
         ...
-        ml.training_pipeline.common.memory.NotEnoughMemory: Training on 2,600,000 windows of 60 x 15 needs about 31.9 GB (1.0 GB + 11.9 KB per window, measured); 24.0 GB are available. Accepted: at most 1,930,000 windows here: fewer rows (--days, --start-date), a shorter --sequence-length, or a machine with more memory
+        ml.training_pipeline.common.memory.NotEnoughMemory: Training on 26,000,000 windows of 60 x 15 needs about 10.4 GB (1.0 GB + 0.4 KB per window, measured); 8.0 GB are available. Accepted: at most 19,400,000 windows here: fewer rows (--days, --start-date), fewer --covariates, or a machine with more memory
     """
     available = available_bytes() if available is None else available
     needed = estimate_bytes(rows, length, features)
     if available is None or needed <= available:
         return
-    per_window = length * features * 4 * WINDOW_COPIES
+    per_window = features * BYTES_PER_ROW_FEATURE
     fits = max(0, int((available - FIXED_BYTES) // per_window))
     step = 10 ** max(len(str(fits)) - 3, 0)  # three significant digits, rounded down
     fits = fits // step * step
     raise NotEnoughMemory(f"Training on {rows:,} windows of {length} x {features} needs about {needed / 1e9:.1f} GB "
                       f"({FIXED_BYTES / 1e9:.1f} GB + {per_window / 1e3:.1f} KB per window, measured); "
                       f"{available / 1e9:.1f} GB are available. Accepted: at most {fits:,} windows here: fewer rows "
-                      "(--days, --start-date), a shorter --sequence-length, or a machine with more memory")
+                      "(--days, --start-date), fewer --covariates, or a machine with more memory")

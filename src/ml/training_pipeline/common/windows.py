@@ -120,6 +120,41 @@ def sliding_windows(values: np.ndarray, length: int, copy: bool = True) -> np.nd
     return np.ascontiguousarray(view) if copy else view
 
 
+def window_rows(array: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The ``(rows, features)`` array and the window length behind a sliding-window view (as
+    :func:`sliding_windows` with ``copy=False`` makes, or a slice of one); ``None`` for any other array.
+
+    Example:
+        >>> rows = np.arange(10.0, dtype=np.float32).reshape(5, 2)
+        >>> base, length = window_rows(sliding_windows(rows, 3, copy=False)[1:])
+        >>> base.tolist(), length
+        ([[2.0, 3.0], [4.0, 5.0], [6.0, 7.0], [8.0, 9.0]], 3)
+        >>> window_rows(sliding_windows(rows, 3)) is None  # a copy is just windows
+        True
+    """
+    if not isinstance(array, np.ndarray) or array.ndim != 3 or len(array) == 0 or array.flags.c_contiguous \
+            or array.strides[0] != array.strides[1]:
+        return None
+    length, features = array.shape[1:]
+    base = np.lib.stride_tricks.as_strided(array, shape=(len(array) + length - 1, features),
+                                           strides=(array.strides[0], array.strides[2]), writeable=False)
+    return base, length
+
+
+def _gatherer(array: np.ndarray):
+    """``index -> rows`` of one array for a batch of indices: windows cut from their rows, or rows taken."""
+    import tensorflow as tf
+
+    windows = window_rows(array)
+    if windows is None:
+        values = tf.constant(np.asarray(array))
+        return lambda index: tf.gather(values, index)
+    base, length = windows
+    values = tf.constant(np.ascontiguousarray(base))
+    offsets = tf.range(length, dtype=tf.int64)
+    return lambda index: tf.gather(values, index[:, None] + offsets[None, :])
+
+
 def windows_for_rows(
     scaled: np.ndarray,
     target: np.ndarray,
@@ -131,15 +166,17 @@ def windows_for_rows(
     extras: pd.DataFrame | None = None,
 ) -> WindowSet:
     """Windows whose rows all lie in ``[start, stop)`` and whose target (and every extra) is known."""
-    # the strided view costs nothing; selecting the known windows makes the one contiguous copy (copying the view
-    # first, then selecting, held two copies at once for a moment). At 200k hourly rows the run's peak memory did
-    # not move (1,607 MB either way): it is reached later, while the calendar input is built
+    # the strided view costs nothing, and stays a view when the known windows are one run (the usual case: only
+    # the last `horizon` targets are unknown): to_tf_dataset then cuts each batch's windows from the rows, so no
+    # copy of every window is ever made. Known windows with holes (an extra missing mid-series) make one copy.
     x = sliding_windows(scaled[start:stop], sequence_length, copy=False)
     ends = np.arange(start + sequence_length - 1, stop)
     known = ~np.isnan(target[ends])
     if extras is not None:
         known &= extras.iloc[ends].notna().all(axis=1).to_numpy()
-    ends, x = ends[known], np.ascontiguousarray(x[known])
+    kept = np.flatnonzero(known)
+    one_run = len(kept) > 0 and kept[-1] - kept[0] + 1 == len(kept)
+    ends, x = ends[known], (x[kept[0]:kept[-1] + 1] if one_run else np.ascontiguousarray(x[known]))
     closes = close.to_numpy()
     moving_average = close.rolling(MOVING_AVERAGE_WINDOW, min_periods=1).mean().to_numpy()
     future = np.full(len(closes), np.nan)
@@ -308,11 +345,23 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
     import tensorflow as tf
 
     rows = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, dtype=np.float32))
-    dataset = tf.data.Dataset.from_tensor_slices(rows)
+    arrays = list(x.values()) if isinstance(x, dict) else [x]
+    if any(window_rows(a) is not None for a in arrays):
+        # windows cut per batch from the rows they view: indices are shuffled, never windows (the same order as
+        # shuffling the windows themselves: tf.data's shuffle draws the same permutation for any elements)
+        dataset = tf.data.Dataset.range(len(y))
+        gather = tf.nest.map_structure(_gatherer, rows)
+        pick = lambda index: tf.nest.map_structure(lambda take: take(index), gather)  # noqa: E731
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(rows)
+        pick = None
     if shuffle:
         dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size)
+    if pick is not None:
+        dataset = dataset.map(pick)
     # tf.data's autotuner left training idle at every epoch boundary (about 1.7 s per epoch here, see
     # benchmarks/tf_data_autotune.py); the data are in memory, so a fixed prefetch loses nothing
     options = tf.data.Options()
@@ -320,4 +369,4 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
     # under a multi-worker strategy each worker reads its share of every batch (in-memory data has no files to
     # shard by; saying so spares TensorFlow's fallback warning)
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.batch(batch_size).prefetch(2).with_options(options)
+    return dataset.prefetch(2).with_options(options)
