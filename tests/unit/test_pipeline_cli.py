@@ -513,4 +513,4 @@ def test_a_run_that_would_not_fit_in_memory_is_refused_before_any_window(tmp_pat
     root = tmp_path / "models"
     code, out, err = atb("train", "model", "BTCUSDT", "--model-type", "tcn", "--days", "120", "--models-dir", root)
     _assert_bad_input(code, out, err, "Training on 2,830 windows of 60 x 15 needs about 1.0 GB", root)
-    assert "1.0 GB are available. Accepted: at most 1,380 windows here: fewer rows (--days" in err
+    assert "1.0 GB are available. Accepted: at most 694 windows here: fewer rows (--days" in err

@@ -5,15 +5,16 @@ peaked at 12.4 GB when every window was held in memory 3.3 times). Windows are n
 rows they view (``common.windows.to_tf_dataset``), in training and in prediction, so what grows with the rows
 is the rows themselves: the loaded bars, the features (float64), their scaled float32 copy, targets and indices.
 Measured with ``atb train model SYN --model-type tcn --epochs 1 --steps-per-epoch 20`` on 197k and 394k hourly
-rows of 15 features: peak 1.094 GB and 1.161 GB, 0.34 KB per row, about 23 bytes per row and feature. The
+rows of 15 features: peak 1.094 GB and 1.161 GB, 0.34 KB per row; on one-minute rows (benchmarks/scale.py)
+1.10-1.12 GB at 50k, 1.57 GB at 1M, 2.86 GB at 2.6M: up to 0.69 KB per row, 46 bytes per row and feature. The
 estimate is ``FIXED_BYTES + rows x features x BYTES_PER_ROW_FEATURE`` (rounded up); a run whose estimate
 exceeds the memory available (``MemAvailable`` plus free swap) is refused in one line before any window is made
 (:class:`NotEnoughMemory`). Not counted yet: the paths that still copy windows (several symbols pooled into one
 training set, curriculum phases, LightGBM's flattened windows).
 
 Example:
-    >>> estimate_bytes(rows=2_600_000, length=60, features=15) / 1e9  # 2.6M one-minute bars
-    1.936
+    >>> estimate_bytes(rows=2_600_000, length=60, features=15) / 1e9  # 2.6M one-minute bars: 2.86 GB measured
+    2.872
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pathlib import Path
 
 FIXED_BYTES = 1.0e9
 """TensorFlow, the model and the rest of the process (the intercept of the measured fit: 1.03 GB)."""
-BYTES_PER_ROW_FEATURE = 24
-"""Bytes per data row and feature at the peak (the measured slope, 0.34 KB per row of 15 features, rounded up)."""
+BYTES_PER_ROW_FEATURE = 48
+"""Bytes per data row and feature at the peak: the measured slopes were 0.34 KB per hourly row and 0.47-0.69 KB
+per one-minute row (benchmarks/scale.py, 200k to 2.6M rows) of 15 features; the largest, rounded up."""
 
 
 class NotEnoughMemory(MemoryError, ValueError):
@@ -77,7 +79,7 @@ def check_memory(rows: int, length: int, features: int, available: float | None 
         >>> check_memory(26_000_000, 60, 15, available=8e9)
         Traceback (most recent call last):
         ...
-        ml.training_pipeline.common.memory.NotEnoughMemory: Training on 26,000,000 windows of 60 x 15 needs about 10.4 GB (1.0 GB + 0.4 KB per window, measured); 8.0 GB are available. Accepted: at most 19,400,000 windows here: fewer rows (--days, --start-date), fewer --covariates, or a machine with more memory
+        ml.training_pipeline.common.memory.NotEnoughMemory: Training on 26,000,000 windows of 60 x 15 needs about 19.7 GB (1.0 GB + 0.7 KB per window, measured); 8.0 GB are available. Accepted: at most 9,720,000 windows here: fewer rows (--days, --start-date), fewer --covariates, or a machine with more memory
     """
     available = available_bytes() if available is None else available
     needed = estimate_bytes(rows, length, features)
