@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from ml.training_pipeline.common.arguments import check_learning_rate, check_positive_int, unknown_name_error
+from ml.training_pipeline.common.data_files import names_data
 from ml.training_pipeline.common.markets import TIMEFRAMES, check_symbol
 
 # `atb --help` reads TARGETS and DEFAULT_PATIENCE from here, so the checks that need pandas (problems, curriculum
@@ -224,7 +224,7 @@ class TrainingConfig:
         if self.data_path is not None and self.exchange is not None:
             raise ValueError(f"Give data_path or exchange, not both. Received: data_path={self.data_path!r}, "
                              f"exchange={self.exchange!r}")
-        if self.data_path is not None and not _names_data(self.data_path):
+        if self.data_path is not None and not names_data(self.data_path):
             raise ValueError(f"data file not found (a file, a folder of files or a glob pattern with matches). "
                              f"Received: data_path={self.data_path!r}")
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
@@ -247,7 +247,7 @@ class TrainingConfig:
             if symbol not in everything:
                 raise ValueError(f"data_paths names {symbol!r}, which is not trained. Accepted: {', '.join(everything)}. "
                                  f"Received: data_paths={dict(self.data_paths)!r}")
-            if not _names_data(path):
+            if not names_data(path):
                 raise ValueError(f"data file not found (a file, a folder of files or a glob pattern with matches). "
                                  f"Received: {symbol}={path!r}")
         if self.symbol in paths and self.data_path is not None:
@@ -305,12 +305,3 @@ class TrainingConfig:
         if callable(self.group_weights):
             values["group_weights"] = getattr(self.group_weights, "__name__", "callable")
         return values
-
-
-def _names_data(path: str | Path) -> bool:
-    """Whether ``path`` is a file, a folder, or a glob pattern that matches something (the reader says what is
-    wrong with it, if anything)."""
-    import glob
-
-    text = str(path)
-    return Path(text).is_file() or Path(text).is_dir() or (any(c in text for c in "*?[") and bool(glob.glob(text)))

@@ -13,7 +13,7 @@ exceeds the memory available (``MemAvailable`` plus free swap) is refused in one
 training set, curriculum phases, LightGBM's flattened windows).
 
 Example:
-    >>> estimate_bytes(rows=2_600_000, length=60, features=15) / 1e9  # 2.6M one-minute bars: 2.86 GB measured
+    >>> estimate_bytes(rows=2_600_000, features=15) / 1e9  # 2.6M one-minute bars: 2.86 GB measured
     2.872
 """
 
@@ -32,9 +32,9 @@ class NotEnoughMemory(MemoryError, ValueError):
     """The run would not fit: a ``MemoryError`` that the CLI reports as bad input (one line, exit 2)."""
 
 
-def estimate_bytes(rows: int, length: int, features: int) -> float:
-    """Peak bytes of training on ``rows`` windows of ``length x features`` values (the windows are views of the
-    rows, so ``length`` adds nothing; it is kept for the paths that will copy windows again)."""
+def estimate_bytes(rows: int, features: int) -> float:
+    """Peak bytes of training on ``rows`` rows of ``features`` (windows are views of the rows: their length adds
+    nothing)."""
     return FIXED_BYTES + rows * features * BYTES_PER_ROW_FEATURE
 
 
@@ -82,7 +82,7 @@ def check_memory(rows: int, length: int, features: int, available: float | None 
         ml.training_pipeline.common.memory.NotEnoughMemory: Training on 26,000,000 windows of 60 x 15 needs about 19.7 GB (1.0 GB + 0.7 KB per window, measured); 8.0 GB are available. Accepted: at most 9,720,000 windows here: fewer rows (--days, --start-date), fewer --covariates, or a machine with more memory
     """
     available = available_bytes() if available is None else available
-    needed = estimate_bytes(rows, length, features)
+    needed = estimate_bytes(rows, features)
     if available is None or needed <= available:
         return
     per_window = features * BYTES_PER_ROW_FEATURE

@@ -12,7 +12,6 @@ values are errors; gaps (missing bars) are counted and reported, and left as the
 
 from __future__ import annotations
 
-import glob
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pandas as pd
 
 from ml.data import bundled_sample_path
 from ml.training_pipeline.common.arguments import quoted, shortened
+from ml.training_pipeline.common.data_files import DataError, data_files
 from ml.training_pipeline.common.markets import TIMEFRAMES
 
 OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
@@ -37,10 +37,6 @@ TIME_COLUMNS: tuple[str, ...] = ("time", "open_time", "opentime", "timestamp", "
 BINANCE = "binance-klines"
 GENERIC = "generic-ohlcv"
 EXCHANGE_TIMEOUT_MS = 10_000
-
-
-class DataError(ValueError):
-    """The data cannot be used as given; the message says what and where."""
 
 
 @dataclass(frozen=True)
@@ -100,34 +96,6 @@ def read_table(path: str | Path) -> pd.DataFrame:
                             f"export has {len(BINANCE_COLUMNS)}")
         frame.columns = list(BINANCE_COLUMNS[: len(frame.columns)])
     return _check_rows(frame, path)
-
-
-DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".gz", ".zip", ".bz2", ".xz", ".zst")
-"""Files a data folder contributes (a CSV compressed as pandas reads it, or Parquet); others (a README, a
-checksum) are left out."""
-
-
-def data_files(data_path: str | Path) -> list[Path]:
-    """The files ``data_path`` names: itself, a folder's data files, or a glob pattern's matches, sorted by name.
-
-    Example:
-        >>> [p.name for p in data_files(bundled_sample_path("BTCUSDT"))]
-        ['BTCUSDT_1h.csv.gz']
-    """
-    text = str(data_path)
-    path = Path(text)
-    if any(c in text for c in "*?[") and not path.exists():
-        files = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
-        if not files:
-            raise DataError(f"No data file matches the pattern. Received: {text!r}")
-        return files
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(DATA_SUFFIXES))
-        if not files:
-            raise DataError(f"The data folder holds no CSV or Parquet file ({', '.join(DATA_SUFFIXES)}). "
-                            f"Received: {text!r}")
-        return files
-    return [path]
 
 
 def read_ohlcv_files(data_path: str | Path, covariates: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
