@@ -17,6 +17,7 @@ import pandas as pd
 MIN_WINDOWS_PER_SPLIT = 10
 MOVING_AVERAGE_WINDOW = 20
 """Bars averaged by the moving-average baseline."""
+TRANSFORM_BLOCK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,14 @@ class StandardScaler:
         return cls(tuple(map(float, values.mean(axis=0))), tuple(float(s) if s > 0 else 1.0 for s in std))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        return ((values - np.asarray(self.mean)) / np.asarray(self.scale)).astype(np.float32)
+        # by blocks of rows: the float64 temporaries stay the size of a block, not of millions of rows
+        values = np.asarray(values)
+        out = np.empty(values.shape, np.float32)
+        mean, scale = np.asarray(self.mean), np.asarray(self.scale)
+        for start in range(0, len(values), TRANSFORM_BLOCK_ROWS):
+            block = slice(start, start + TRANSFORM_BLOCK_ROWS)
+            out[block] = (values[block] - mean) / scale
+        return out
 
     def inverse_transform(self, values: np.ndarray) -> np.ndarray:
         return values * np.asarray(self.scale) + np.asarray(self.mean)

@@ -65,8 +65,15 @@ class LoadedData:
                 "notes": list(self.notes)}
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Reads a CSV (optionally compressed) or Parquet file into a raw frame."""
+def read_table(path: str | Path, covariates: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Reads a CSV (optionally compressed) or Parquet file into a raw frame.
+
+    Args:
+        path: the file.
+        covariates: when given, a Parquet file is read for the columns an OHLCV series uses only (time, prices,
+            volume, Binance's close time, these covariates; any case), which Parquet stores apart: a Binance
+            export's trade counts and quote volumes are never read. ``None`` reads every column.
+    """
     path = Path(path)
     if not path.is_file():
         what = ("Data path is a folder, not a data file" if path.is_dir() else
@@ -74,7 +81,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{what}. Received: {str(path)!r}")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
+            frame = _read_parquet(path, covariates)
             if not isinstance(frame.index, pd.RangeIndex):
                 frame = frame.reset_index()
             return _check_rows(frame, path)
@@ -98,6 +105,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return _check_rows(frame, path)
 
 
+def _read_parquet(path: Path, covariates: tuple[str, ...] | None) -> pd.DataFrame:
+    """A Parquet file as a frame, only the columns a series uses when ``covariates`` is given; arrow's buffers are
+    handed to pandas column by column and the pool's freed memory returned, so the peak is the frame's size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = None
+    if covariates is not None:
+        wanted = {*TIME_COLUMNS, *OHLCV, "close_time", "closetime", *(c.strip().lower() for c in covariates)}
+        schema = pq.read_schema(path)
+        columns = [f.name for f in schema if f.name.strip().lower() in wanted or pa.types.is_timestamp(f.type)
+                   or pa.types.is_date(f.type)]
+    table = pq.read_table(path, columns=columns, use_pandas_metadata=True)
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
+
+
 def read_ohlcv_files(data_path: str | Path, covariates: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
     """Reads the file(s) ``data_path`` names (:func:`data_files`) as one validated series: each file is read and
     validated alone, then the series are joined in time. Files of different layouts, or whose bars overlap (the
@@ -108,7 +134,7 @@ def read_ohlcv_files(data_path: str | Path, covariates: tuple[str, ...] = ()) ->
     """
     parts = []
     for path in data_files(data_path):
-        frame, layout = normalize_ohlcv(read_table(path), str(path), covariates)
+        frame, layout = normalize_ohlcv(read_table(path, covariates), str(path), covariates)
         parts.append((frame, layout, path))
     if len(parts) == 1:
         return parts[0][0], parts[0][1]
