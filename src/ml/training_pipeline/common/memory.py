@@ -2,19 +2,22 @@
 
 A run on millions of rows used to be killed by the kernel's OOM killer half-way (issue 24: a 1M-row TCN run
 peaked at 12.4 GB when every window was held in memory 3.3 times). Windows are now cut per batch from the scaled
-rows they view (``common.windows.to_tf_dataset``), in training and in prediction, so what grows with the rows
-is the rows themselves: the loaded bars, the features (float64), their scaled float32 copy, targets and indices.
-Measured with ``atb train model SYN --model-type tcn --epochs 1 --steps-per-epoch 20`` on 197k and 394k hourly
-rows of 15 features: peak 1.094 GB and 1.161 GB, 0.34 KB per row; on one-minute rows (benchmarks/scale.py)
-1.10-1.12 GB at 50k, 1.57 GB at 1M, 2.86 GB at 2.6M: up to 0.69 KB per row, 46 bytes per row and feature. The
-estimate is ``FIXED_BYTES + rows x features x BYTES_PER_ROW_FEATURE`` (rounded up); a run whose estimate
-exceeds the memory available (``MemAvailable`` plus free swap) is refused in one line before any window is made
-(:class:`NotEnoughMemory`). Not counted yet: the paths that still copy windows (several symbols pooled into one
-training set, curriculum phases, LightGBM's flattened windows).
+rows they view (``common.windows.to_tf_dataset``), in training and in prediction; features are computed in
+chunks and scaled by blocks; LightGBM reads the windows' columns in place. What grows with the rows is the rows
+themselves (the bars, the float64 features, their scaled float32 copy, targets and indices) and, for a model kind
+that holds a representation of every window (LightGBM's binned columns), that: ``ModelKind.window_value_bytes``.
+Measured with ``python benchmarks/scale.py`` (one-minute rows of 15 features, one 20-batch epoch or one boosting
+round): tcn 1.09 GB at 50k rows and 1.92 GB at 2.6M (322 bytes per row, 21 per row and feature); lightgbm 0.72 and
+3.06 GB (918 bytes per row). The estimate is ``FIXED_BYTES + rows x features x BYTES_PER_ROW_FEATURE + rows x
+length x features x window_value_bytes``; a run whose estimate exceeds the memory available (``MemAvailable`` plus
+free swap) is refused in one line before any window is made (:class:`NotEnoughMemory`). Not counted: the paths
+that still copy windows (several symbols pooled into one training set, curriculum phases, windows with holes).
 
 Example:
-    >>> estimate_bytes(rows=2_600_000, features=15) / 1e9  # 2.6M one-minute bars: 2.86 GB measured
-    2.872
+    >>> estimate_bytes(rows=2_600_000, features=15) / 1e9  # 2.6M one-minute bars, a Keras model: 1.92 GB measured
+    1.936
+    >>> estimate_bytes(rows=2_600_000, features=15, length=60, window_value_bytes=0.7) / 1e9  # lightgbm: 3.06 GB
+    3.574
 """
 
 from __future__ import annotations
@@ -22,20 +25,20 @@ from __future__ import annotations
 from pathlib import Path
 
 FIXED_BYTES = 1.0e9
-"""TensorFlow, the model and the rest of the process (the intercept of the measured fit: 1.03 GB)."""
-BYTES_PER_ROW_FEATURE = 48
-"""Bytes per data row and feature at the peak: the measured slopes were 0.34 KB per hourly row and 0.47-0.69 KB
-per one-minute row (benchmarks/scale.py, 200k to 2.6M rows) of 15 features; the largest, rounded up."""
+"""TensorFlow, the model and the rest of the process (1.09 GB measured at 50k rows with TensorFlow, 0.72 without)."""
+BYTES_PER_ROW_FEATURE = 24
+"""Bytes per data row and feature at the peak: 322 bytes per one-minute row of 15 features (21.5 per feature)
+measured from 50k to 2.6M rows (benchmarks/scale.py, tcn), rounded up."""
 
 
 class NotEnoughMemory(MemoryError, ValueError):
     """The run would not fit: a ``MemoryError`` that the CLI reports as bad input (one line, exit 2)."""
 
 
-def estimate_bytes(rows: int, features: int) -> float:
-    """Peak bytes of training on ``rows`` rows of ``features`` (windows are views of the rows: their length adds
-    nothing)."""
-    return FIXED_BYTES + rows * features * BYTES_PER_ROW_FEATURE
+def estimate_bytes(rows: int, features: int, length: int = 1, window_value_bytes: float = 0.0) -> float:
+    """Peak bytes of training on ``rows`` rows of ``features``, in windows of ``length`` rows, for a model kind that
+    holds ``window_value_bytes`` per window value (0: windows are views of the rows, their length adds nothing)."""
+    return FIXED_BYTES + rows * features * (BYTES_PER_ROW_FEATURE + length * window_value_bytes)
 
 
 def available_bytes(meminfo: str | None = None) -> float | None:
@@ -63,7 +66,8 @@ def available_bytes(meminfo: str | None = None) -> float | None:
     return float(fields["MemAvailable"] + fields.get("SwapFree", 0))
 
 
-def check_memory(rows: int, length: int, features: int, available: float | None = None) -> None:
+def check_memory(rows: int, length: int, features: int, available: float | None = None,
+                 window_value_bytes: float = 0.0) -> None:
     """Refuses, in one line with what would fit, a run whose estimated peak exceeds the available memory.
 
     Args:
@@ -71,6 +75,7 @@ def check_memory(rows: int, length: int, features: int, available: float | None 
         length, features: one window's shape.
         available: bytes free; ``None`` reads :func:`available_bytes` (a machine without ``/proc/meminfo`` is not
             checked).
+        window_value_bytes: what the model kind holds per window value (``ModelKind.window_value_bytes``).
 
     Raises:
         NotEnoughMemory: the estimate exceeds what is available.
@@ -79,13 +84,13 @@ def check_memory(rows: int, length: int, features: int, available: float | None 
         >>> check_memory(26_000_000, 60, 15, available=8e9)
         Traceback (most recent call last):
         ...
-        ml.training_pipeline.common.memory.NotEnoughMemory: Training on 26,000,000 windows of 60 x 15 needs about 19.7 GB (1.0 GB + 0.7 KB per window, measured); 8.0 GB are available. Accepted: at most 9,720,000 windows here: fewer rows (--days, --start-date), fewer --covariates, or a machine with more memory
+        ml.training_pipeline.common.memory.NotEnoughMemory: Training on 26,000,000 windows of 60 x 15 needs about 10.4 GB (1.0 GB + 0.4 KB per window, measured); 8.0 GB are available. Accepted: at most 19,400,000 windows here: fewer rows (--days, --start-date), fewer --covariates, or a machine with more memory
     """
     available = available_bytes() if available is None else available
-    needed = estimate_bytes(rows, features)
+    needed = estimate_bytes(rows, features, length, window_value_bytes)
     if available is None or needed <= available:
         return
-    per_window = features * BYTES_PER_ROW_FEATURE
+    per_window = features * (BYTES_PER_ROW_FEATURE + length * window_value_bytes)
     fits = max(0, int((available - FIXED_BYTES) // per_window))
     step = 10 ** max(len(str(fits)) - 3, 0)  # three significant digits, rounded down
     fits = fits // step * step

@@ -149,6 +149,27 @@ def window_rows(array: np.ndarray) -> tuple[np.ndarray, int] | None:
     return base, length
 
 
+def flat_columns(array: np.ndarray) -> list[np.ndarray]:
+    """The columns of ``array`` flattened per row (column ``k * features + j`` of a window is step ``k``, feature
+    ``j``), each a contiguous float32 array. A sliding-window view's columns are slices of its rows stored column
+    by column, so millions of windows cost their rows once, not ``length`` times; any other array is copied column
+    by column.
+
+    Example:
+        >>> rows = np.arange(8.0, dtype=np.float32).reshape(4, 2)
+        >>> [c.tolist() for c in flat_columns(sliding_windows(rows, 2, copy=False))]
+        [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0], [2.0, 4.0, 6.0], [3.0, 5.0, 7.0]]
+    """
+    array = np.asarray(array, np.float32)
+    windows = window_rows(array)
+    if windows is None:
+        flat = array.reshape(len(array), -1)
+        return [np.ascontiguousarray(flat[:, i]) for i in range(flat.shape[1])]
+    base, length = windows
+    by_feature = np.ascontiguousarray(base.T)  # (features, rows): each feature's rows contiguous
+    return [by_feature[j, k:k + len(array)] for k in range(length) for j in range(base.shape[1])]
+
+
 def _gatherer(array: np.ndarray):
     """``index -> rows`` of one array for a batch of indices: windows cut from their rows, or rows taken."""
     import tensorflow as tf
@@ -334,7 +355,8 @@ def check_target_varies(y: np.ndarray, where: str = "the training part", max_sha
 
 
 def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | None = None,
-                  sample_weight: np.ndarray | None = None, repeat: bool = False):
+                  sample_weight: np.ndarray | None = None, repeat: bool = False,
+                  shard: tuple[int, int, int] | None = None):
     """A batched, prefetched ``tf.data.Dataset``; only training data should be shuffled.
 
     Args:
@@ -346,6 +368,12 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
         sample_weight: optional per-row weights; they scale the loss and the weighted metrics.
         repeat: endless, reshuffled at every pass (for ``steps_per_epoch``: an epoch's batches then come from
             the whole shuffled range, and the batches stay full across a pass's end).
+        shard: ``(pipelines, this pipeline, global batch)`` for one worker of several (``tf.distribute``'s
+            ``InputContext``): the worker keeps every ``pipelines``-th of the shuffled indices, from its own
+            offset, and cuts only those windows; ``batch_size`` is then the per-replica batch. With the same seed on
+            every worker, one step's batches together are the global batch a single process would draw. Only whole
+            global batches are kept (at most ``global batch - 1`` windows a pass left out, others at each reshuffle)
+            so every worker runs the same number of steps.
 
     Example:
         >>> dataset = to_tf_dataset({"window": x, "ids": ids}, y, 128, shuffle=True, seed=1)  # doctest: +SKIP
@@ -365,6 +393,9 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
         pick = None
     if shuffle:
         dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    if shard is not None:
+        pipelines, index, global_batch = shard
+        dataset = dataset.take(len(y) // global_batch * global_batch).shard(pipelines, index)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size)

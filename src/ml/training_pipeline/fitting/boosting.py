@@ -69,8 +69,11 @@ def train_lightgbm_with_early_stopping(
     return model
 
 
-def _as_matrix(X, name: str) -> np.ndarray:
-    """2-D float32 rows; windows ``(n, timesteps, features)`` are flattened per row."""
+def _as_matrix(X, name: str):
+    """2-D float32 rows; windows ``(n, timesteps, features)`` are flattened per row. An Arrow table passes as it is
+    (LightGBM reads its columns in place)."""
+    if hasattr(X, "num_columns") and hasattr(X, "schema"):
+        return X
     X = np.asarray(X, dtype=np.float32)
     if X.ndim == 3:
         X = X.reshape(len(X), -1)

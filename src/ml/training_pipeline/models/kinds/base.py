@@ -120,6 +120,9 @@ class ModelKind:
     """Whether models of this kind train under a ``tf.distribute`` strategy (``TrainingConfig.distribute``)."""
     supports_precision: bool = False
     """Whether :meth:`fit` can compute in ``FitSettings.precision`` other than float32 (``TrainingConfig.precision``)."""
+    window_value_bytes: float = 0.0
+    """Bytes a fit holds per value of its training and validation windows, on top of the rows they view (0: the
+    windows are cut per batch and never held; see :mod:`ml.training_pipeline.common.memory`)."""
     model_file: str = ""
 
     def uncertainty_method(self, model: Any) -> str | None:

@@ -28,19 +28,38 @@ def _flat(array: np.ndarray) -> np.ndarray:
     return array.reshape(len(array), int(np.prod(array.shape[1:])))
 
 
+def _ordered(inputs: Mapping[str, np.ndarray]) -> list[str]:
+    # the window first (a model with a baseline offset reads its window, then the baseline's columns: the offset
+    # reads the last ones); stable: the others keep their order
+    return sorted(inputs, key=lambda name: name != DEFAULT_INPUT_NAME)
+
+
 def _matrix(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """One row of columns per sample: the inputs flattened and concatenated, the window first (a model with a
-    baseline offset reads its window, then the baseline's columns: the offset reads the last ones)."""
-    order = sorted(inputs, key=lambda name: name != DEFAULT_INPUT_NAME)  # stable: the others keep their order
-    return np.concatenate([_flat(inputs[name]) for name in order], axis=1)
+    """One row of columns per sample: the inputs flattened and concatenated (ONNX Runtime's feed)."""
+    return np.concatenate([_flat(inputs[name]) for name in _ordered(inputs)], axis=1)
 
 
-def _offset_of(model: Any, x: np.ndarray) -> np.ndarray | float:
-    """The model's baseline per row of its column matrix ``x`` (0 without an offset)."""
+def _table(inputs: Mapping[str, np.ndarray]):
+    """The columns of :func:`_matrix` as an Arrow table that LightGBM reads in place (its Arrow interface): a
+    window view's columns are slices of its rows (:func:`~ml.training_pipeline.common.windows.flat_columns`), so
+    2.6M windows of 60 x 15 never become the 9.4 GB matrix their flattening would be. The names are LightGBM's
+    own defaults (``Column_<i>``), which the stored model keeps."""
+    import pyarrow as pa
+
+    from ml.training_pipeline.common.windows import flat_columns  # pandas' module: imported when a model fits
+
+    columns = [column for name in _ordered(inputs) for column in flat_columns(inputs[name])]
+    return pa.Table.from_arrays([pa.Array.from_buffers(pa.float32(), len(c), [None, pa.py_buffer(c)]) for c in columns],
+                                names=[f"Column_{i}" for i in range(len(columns))])
+
+
+def _offset_of(model: Any, x) -> np.ndarray | float:
+    """The model's baseline per row of its column table ``x`` (0 without an offset)."""
     offset: LinearOffset | None = getattr(model, "_atb_offset", None)
     if offset is None:
         return 0.0
-    return offset.apply(x[:, x.shape[1] - len(offset.weights):])
+    last = range(x.num_columns - len(offset.weights), x.num_columns)
+    return offset.apply(np.column_stack([x.column(i).to_numpy() for i in last]))
 
 
 ROLLING_FOLDS = 3
@@ -52,6 +71,11 @@ def _init_score(model: Any, x: np.ndarray) -> np.ndarray | None:
     return None if getattr(model, "_atb_offset", None) is None else np.asarray(_offset_of(model, x))
 
 
+def _rows(table, rows: np.ndarray):
+    """The rows of a consecutive run (as TimeSeriesSplit gives), without a copy."""
+    return table.slice(int(rows[0]), len(rows))
+
+
 def _rolling_rounds(model: Any, x: np.ndarray, train: FitData, gap: int, stopping: int) -> int:
     """Boosting rounds chosen on rolling-origin folds of the training rows: fold ``k`` of :data:`ROLLING_FOLDS` fits
     on the rows before its block (less ``gap`` rows) and early-stops on the block; the mean best round is kept."""
@@ -59,16 +83,16 @@ def _rolling_rounds(model: Any, x: np.ndarray, train: FitData, gap: int, stoppin
     from sklearn.model_selection import TimeSeriesSplit
 
     best = []
-    for fit_rows, stop_rows in TimeSeriesSplit(n_splits=ROLLING_FOLDS, gap=gap).split(x):
+    for fit_rows, stop_rows in TimeSeriesSplit(n_splits=ROLLING_FOLDS, gap=gap).split(np.empty(x.num_rows)):
         fold = clone(model)
         for name in ("_atb_offset", "_atb_expected_features"):
             if hasattr(model, name):
                 setattr(fold, name, getattr(model, name))
         weight = None if train.weight is None else train.weight[fit_rows]
         train_lightgbm_with_early_stopping(
-            fold, x[fit_rows], train.y[fit_rows], x[stop_rows], train.y[stop_rows], early_stopping_rounds=stopping,
-            sample_weight=weight, init_score=_init_score(model, x[fit_rows]),
-            eval_init_score=_init_score(model, x[stop_rows]))
+            fold, _rows(x, fit_rows), train.y[fit_rows], _rows(x, stop_rows), train.y[stop_rows],
+            early_stopping_rounds=stopping, sample_weight=weight, init_score=_init_score(model, _rows(x, fit_rows)),
+            eval_init_score=_init_score(model, _rows(x, stop_rows)))
         best.append(max(1, int(fold.best_iteration_ or fold.n_estimators)))
     return max(1, round(float(np.mean(best))))
 
@@ -79,6 +103,10 @@ class EstimatorKind(ModelKind):
     name = ESTIMATOR
     supports_gradients = False
     supports_offset = True  # boosting starts from the baseline (init_score); predictions add it back
+    # LightGBM bins every column of the training and validation windows (read in place from the rows, see _table):
+    # measured 918 bytes per data row of 60 x 15 windows against a Keras model's 322 (benchmarks/scale.py, 50k to
+    # 2.6M one-minute rows): 596 more per row, 0.66 per window value, rounded up
+    window_value_bytes = 0.7
     model_file = "model.txt"
 
     def owns(self, model: Any) -> bool:
@@ -96,7 +124,7 @@ class EstimatorKind(ModelKind):
         if offset is not None and task.estimator_type != "regressor":
             raise ValueError(f"A baseline offset needs a regression target. Received: task={task.task!r}")
         model = spec.builder(task=task, n_features=sum(math.prod(s.shape) for s in declared), **params)
-        if offset is not None:  # the baseline's columns come last, after the window (see _matrix)
+        if offset is not None:  # the baseline's columns come last, after the window (see _ordered)
             model._atb_offset = offset
         return model
 
@@ -118,7 +146,7 @@ class EstimatorKind(ModelKind):
     def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
         if settings.epochs:  # --epochs is the most boosting rounds
             model.set_params(n_estimators=settings.epochs)
-        x_train, x_val = _matrix(train.inputs), _matrix(validation.inputs)
+        x_train, x_val = _table(train.inputs), _table(validation.inputs)
         stopping = max(settings.patience, MIN_EARLY_STOPPING_ROUNDS)
         if settings.selection == "rolling":
             rounds = _rolling_rounds(model, x_train, train, settings.gap, stopping)
@@ -141,7 +169,7 @@ class EstimatorKind(ModelKind):
                 f"{max(settings.patience, MIN_EARLY_STOPPING_ROUNDS)} rounds without improvement {where})")
 
     def predict(self, model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        x = _matrix(inputs)
+        x = _table(inputs)
         if hasattr(model, "booster_") or not hasattr(model, "num_trees"):
             if hasattr(model, "predict_proba"):
                 proba = model.predict_proba(x)
@@ -178,7 +206,7 @@ class EstimatorKind(ModelKind):
         Path(path).write_bytes(onnx_model.SerializeToString())
 
     def reference_outputs(self, model, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = _matrix(sample)
+        x = _table(sample)
         if hasattr(model, "classes_"):
             return {"label": model.predict(x), "probabilities": model.predict_proba(x)}
         return {"outputs": (np.asarray(model.predict(x), np.float64) + _offset_of(model, x)).reshape(len(x), -1)}

@@ -242,9 +242,21 @@ class KerasKind(ModelKind):
                     keras_verbose: int, backup):
         from ml.training_pipeline.common.windows import to_tf_dataset
 
+        def training_data(batch_size: int, shard: tuple[int, int, int] | None = None):
+            return to_tf_dataset(model_argument(model, train.inputs), train.y, batch_size, shuffle=True,
+                                 seed=settings.seed, sample_weight=train.weight,
+                                 repeat=settings.steps_per_epoch is not None, shard=shard)
+
+        strategy = model.distribute_strategy  # the strategy the model was built under (fit runs outside its scope)
+        if is_collective_multi_worker(strategy):
+            # each worker shuffles the same indices and cuts only its share of every global batch
+            data = strategy.distribute_datasets_from_function(lambda context: training_data(
+                context.get_per_replica_batch_size(settings.batch_size),
+                (context.num_input_pipelines, context.input_pipeline_id, settings.batch_size)))
+        else:
+            data = training_data(settings.batch_size)
         return model.fit(
-            to_tf_dataset(model_argument(model, train.inputs), train.y, settings.batch_size, shuffle=True,
-                          seed=settings.seed, sample_weight=train.weight, repeat=settings.steps_per_epoch is not None),
+            data,
             steps_per_epoch=settings.steps_per_epoch,
             validation_data=to_tf_dataset(model_argument(model, validation.inputs), validation.y, 1024,
                                           shuffle=False, sample_weight=validation.weight),
