@@ -246,3 +246,34 @@ def test_a_folder_or_a_glob_of_monthly_files_reads_as_the_one_file_would(raw_kli
                        "--data", f"BTCUSDT={dumps}", "--models-dir", tmp_path / "models")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "Accepted: one file, folder or glob pattern" in err
     assert not (tmp_path / "models").exists()
+
+
+def test_dates_are_applied_while_parquet_files_are_read(raw_klines, tmp_path, monkeypatch):
+    """--days / --start-date / --end-date read the time columns first, then only the row groups (and files) that
+    hold the bars kept: the same bars as filtering the whole series, and the rest never read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ml.training_pipeline.problems.price import ohlcv
+
+    whole = tmp_path / "whole.csv"
+    raw_klines.to_csv(whole, index=False)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    for number, part in enumerate((raw_klines.iloc[:300], raw_klines.iloc[300:])):
+        pq.write_table(pa.Table.from_pandas(part.reset_index(drop=True)), dumps / f"part{number}.parquet",
+                       row_group_size=50)
+    read = []
+    original = ohlcv._read_parquet
+    monkeypatch.setattr(ohlcv, "_read_parquet", lambda path, covariates, rows=None: (
+        read.append((path.name, rows)), original(path, covariates, rows))[1])
+    for dates in ({"days": 5}, {"start_date": "2022-06-20", "end_date": "2022-06-22"}, {"days": 2, "end_date": "2022-06-25"}):
+        read.clear()
+        expected = load_ohlcv("BTCUSDT", whole, **dates).frame
+        pd.testing.assert_frame_equal(load_ohlcv("BTCUSDT", dumps, **dates).frame, expected)
+        assert sum(stop - first for _, (first, stop) in read) == len(expected) < len(raw_klines) / 2, read
+    read.clear()
+    load_ohlcv("BTCUSDT", dumps, days=3)
+    assert [name for name, _ in read] == ["part1.parquet"]  # the first file holds none of the last 3 days
+    with pytest.raises(DataError, match="No bars left after the date filter"):
+        load_ohlcv("BTCUSDT", dumps, start_date="2031-01-01")

@@ -65,7 +65,8 @@ class LoadedData:
                 "notes": list(self.notes)}
 
 
-def read_table(path: str | Path, covariates: tuple[str, ...] | None = None) -> pd.DataFrame:
+def read_table(path: str | Path, covariates: tuple[str, ...] | None = None,
+               rows: tuple[int, int] | None = None) -> pd.DataFrame:
     """Reads a CSV (optionally compressed) or Parquet file into a raw frame.
 
     Args:
@@ -73,6 +74,7 @@ def read_table(path: str | Path, covariates: tuple[str, ...] | None = None) -> p
         covariates: when given, a Parquet file is read for the columns an OHLCV series uses only (time, prices,
             volume, Binance's close time, these covariates; any case), which Parquet stores apart: a Binance
             export's trade counts and quote volumes are never read. ``None`` reads every column.
+        rows: a Parquet file's rows ``[first, stop)`` only (read by row group).
     """
     path = Path(path)
     if not path.is_file():
@@ -81,7 +83,7 @@ def read_table(path: str | Path, covariates: tuple[str, ...] | None = None) -> p
         raise DataError(f"{what}. Received: {str(path)!r}")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
-            frame = _read_parquet(path, covariates)
+            frame = _read_parquet(path, covariates, rows)
             if not isinstance(frame.index, pd.RangeIndex):
                 frame = frame.reset_index()
             return _check_rows(frame, path)
@@ -105,36 +107,100 @@ def read_table(path: str | Path, covariates: tuple[str, ...] | None = None) -> p
     return _check_rows(frame, path)
 
 
-def _read_parquet(path: Path, covariates: tuple[str, ...] | None) -> pd.DataFrame:
-    """A Parquet file as a frame, only the columns a series uses when ``covariates`` is given; arrow's buffers are
-    handed to pandas column by column and the pool's freed memory returned, so the peak is the frame's size."""
+def _read_parquet(path: Path, covariates: tuple[str, ...] | None, rows: tuple[int, int] | None = None) -> pd.DataFrame:
+    """A Parquet file as a frame, only the columns a series uses when ``covariates`` is given, only the row groups
+    that hold ``rows`` (``[first, stop)``, then cut to them) when given; arrow's buffers are handed to pandas column
+    by column and the pool's freed memory returned, so the peak is the frame's size."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     columns = None
     if covariates is not None:
         wanted = {*TIME_COLUMNS, *OHLCV, "close_time", "closetime", *(c.strip().lower() for c in covariates)}
-        schema = pq.read_schema(path)
-        columns = [f.name for f in schema if f.name.strip().lower() in wanted or pa.types.is_timestamp(f.type)
-                   or pa.types.is_date(f.type)]
-    table = pq.read_table(path, columns=columns, use_pandas_metadata=True)
+        columns = [f.name for f in pq.read_schema(path) if f.name.strip().lower() in wanted or _is_time_type(f.type)]
+    if rows is None:
+        table = pq.read_table(path, columns=columns, use_pandas_metadata=True)
+    else:
+        parquet = pq.ParquetFile(path)
+        sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        groups = [i for i in range(len(sizes)) if starts[i] < rows[1] and starts[i + 1] > rows[0]]
+        table = parquet.read_row_groups(groups, columns=columns, use_pandas_metadata=True)
+        table = table.slice(rows[0] - int(starts[groups[0]]), rows[1] - rows[0])
     frame = table.to_pandas(self_destruct=True, split_blocks=True)
     del table
     pa.default_memory_pool().release_unused()
     return frame
 
 
-def read_ohlcv_files(data_path: str | Path, covariates: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
+def _is_time_type(arrow_type) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
+
+
+def _parquet_times(path: Path) -> pd.DatetimeIndex | None:
+    """The bar times of a Parquet file from its time column alone (``None``: no column a series would take)."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    names = {f.name.strip().lower(): f.name for f in schema}
+    column = next((names[c] for c in TIME_COLUMNS if c in names), None) or \
+        next((f.name for f in schema if _is_time_type(f.type)), None)
+    if column is None:
+        return None
+    values = pq.read_table(path, columns=[column]).column(0).to_pandas()
+    return _parse_time(values, column.strip().lower())[0]
+
+
+def _rows_in_dates(paths: list[Path], dates: tuple[int | None, str | None, str | None]
+                   ) -> dict[Path, tuple[int, int] | None]:
+    """Per Parquet file, the rows ``[first, stop)`` that the date filter (``days``, ``start_date``, ``end_date``, as
+    :func:`filter_dates` applies them to the joined series) keeps, or ``None`` for a file with no such row; found
+    from the time columns alone, so the other columns of the rows left out are never read. Files whose kept rows
+    are not one run (unsorted times, which validation refuses) are read whole."""
+    times = {path: _parquet_times(path) for path in paths}
+    if any(t is None for t in times.values()):
+        return {}  # read whole: the layout check names what is missing
+    indexes = [t.as_unit("ns") for t in times.values()]
+    joined = indexes[0].append(indexes[1:]) if len(indexes) > 1 else indexes[0]
+    kept = filter_dates(pd.DataFrame({"bar": np.zeros(len(joined), np.int8)}, index=joined.sort_values()), *dates).index
+    first, last = kept[0], kept[-1]
+    ranges: dict[Path, tuple[int, int] | None] = {}
+    for path, index in times.items():
+        inside = np.flatnonzero((index >= first) & (index <= last))
+        if not len(inside):
+            ranges[path] = None
+        elif inside[-1] - inside[0] + 1 == len(inside):
+            ranges[path] = (int(inside[0]), int(inside[-1]) + 1)
+        else:
+            ranges[path] = (0, len(index))
+    return ranges
+
+
+def read_ohlcv_files(data_path: str | Path, covariates: tuple[str, ...] = (),
+                     dates: tuple[int | None, str | None, str | None] | None = None) -> tuple[pd.DataFrame, str]:
     """Reads the file(s) ``data_path`` names (:func:`data_files`) as one validated series: each file is read and
     validated alone, then the series are joined in time. Files of different layouts, or whose bars overlap (the
     same month downloaded twice), are refused with the two files named; nothing is repaired silently.
 
+    ``dates`` (``days``, ``start_date``, ``end_date``) is applied while Parquet files are read: their time columns
+    first, then only the row groups of the bars kept (years of minute bars for the last 30 days read a month, not
+    the years). The caller applies :func:`filter_dates` to the result as to any series (the same bars).
+
     Returns:
         (the validated OHLCV frame, the layout name), as :func:`normalize_ohlcv`.
     """
+    paths = data_files(data_path)
+    parquet = all(path.suffix.lower() in (".parquet", ".pq") for path in paths)
+    ranges = _rows_in_dates(paths, dates) if parquet and dates is not None and any(dates) else {}
     parts = []
-    for path in data_files(data_path):
-        frame, layout = normalize_ohlcv(read_table(path, covariates), str(path), covariates)
+    for path in paths:
+        rows = ranges.get(path, "all")
+        if rows is None:  # none of its bars in the dates
+            continue
+        frame, layout = normalize_ohlcv(read_table(path, covariates, None if rows == "all" else rows), str(path),
+                                        covariates)
         parts.append((frame, layout, path))
     if len(parts) == 1:
         return parts[0][0], parts[0][1]
@@ -544,7 +610,9 @@ def load_ohlcv(
             raise DataError(str(error)) from None
         raw, source, layout_hint = read_table(path), f"bundled:{path.name}", None
     if raw is None:
-        frame, layout = read_ohlcv_files(data_path, covariates)
+        # covariates' gaps are filled from earlier bars, which a date filter while reading would leave out
+        frame, layout = read_ohlcv_files(data_path, covariates,
+                                         None if covariates else (days, start_date, end_date))
     else:
         frame, layout = normalize_ohlcv(raw, source, covariates)
     notes = list(frame.attrs.get("notes", []))
