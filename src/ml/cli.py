@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     _steps_option(model)
     model.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
     model.add_argument("--horizon", type=int, help="bars ahead to predict (default: 1; 24 for --target volatility)")
-    model.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
+    model.add_argument("--timeframe", help=f"bars to train on: one of {', '.join(TIMEFRAMES)}; finer data is resampled to them "
+                       "(default: the bars --data holds, never resampled; 1h for the bundled sample and an exchange)")
     model.add_argument("--target", default="return",
                        help=f"one of {', '.join(TARGETS)} (default return; volatility: log realized volatility "
                             "of the next --horizon bars, judged against persistence, HAR-RV, a calendar HAR and an "
@@ -298,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--labels", metavar="FILE", help="anomalous session ids, one per line, or a CSV of id and "
                           "Anomaly/Normal (logs without labels)")
     _window_options(diagnose)
-    diagnose.add_argument("--timeframe", default="1h", help="bar size for price targets (default 1h)")
+    diagnose.add_argument("--timeframe", help="bar size for price targets (default: the bars --data holds; 1h for "
+                          "the bundled sample)")
     diagnose.add_argument("--horizon", type=int, help="bars ahead of the price target (default 1)")
     diagnose.add_argument("--days", type=int, help="use the last N days of price data")
     diagnose.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -354,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "[[...], ...] are choices; repeatable")
     tune.add_argument("--days", type=int, help="use the last N days of data")
     tune.add_argument("--data", help="CSV or Parquet OHLCV file (default: the bundled sample)")
-    tune.add_argument("--timeframe", default="1h", help=f"one of {', '.join(TIMEFRAMES)} (default 1h)")
+    tune.add_argument("--timeframe", help=f"bars to train on: one of {', '.join(TIMEFRAMES)}; finer data is resampled to them "
+                      "(default: the bars --data holds, never resampled; 1h for the bundled sample and an exchange)")
     tune.add_argument("--target", default="return", help=f"one of {', '.join(TARGETS)} (default return)")
     tune.add_argument("--sequence-length", type=int, default=60, help="bars per input window (default 60)")
     _fit_options(tune, batch_size=128, patience=DEFAULT_PATIENCE)
@@ -497,10 +500,20 @@ def _model_type(name: str | None) -> str | None:
     return get_spec(name).name
 
 
+def _timeframe(timeframe: str | None, data_path: str | None) -> str:
+    """``--timeframe``, else the bars the data holds (resampled only when asked), else 1h."""
+    if timeframe is not None or data_path is None:
+        return timeframe or "1h"
+    from ml.training_pipeline.problems.price.ohlcv import timeframe_of
+
+    return timeframe_of(data_path)
+
+
 def _train(args) -> int:
     from ml.training_pipeline.config import TrainingConfig
 
     data_path, data_paths = parse_data_files(args.data, args.symbol)
+    args.timeframe = _timeframe(args.timeframe, data_path or next(iter(data_paths.values()), None))
     config = TrainingConfig(
         symbol=args.symbol[0], symbols=tuple(args.symbol[1:]), data_paths=data_paths,
         group_weights=parse_group_weights(args.group_weights), pos_weight=_number_or_word(args.pos_weight),
@@ -550,6 +563,7 @@ def _tune(args) -> int:
 
     check_search(args.tuner, args.max_trials)  # before any data is read
     tuner_role()  # and the KERASTUNER_* variables of a distributed search
+    args.timeframe = _timeframe(args.timeframe, args.data)
     config = TrainingConfig(symbol=args.symbol, model_type=args.model_type, variant=args.variant,
                             timeframe=args.timeframe, target=args.target, sequence_length=args.sequence_length,
                             epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
@@ -859,7 +873,8 @@ def _diagnose(args) -> int:
         report = diagnose_log(_log_file(args), args.log_format, _windowing(args), anomalous_sessions=args.labels,
                               seed=args.seed)
     else:
-        report = diagnose_price(args.name, args.target, args.data, timeframe=args.timeframe, horizon=args.horizon,
+        report = diagnose_price(args.name, args.target, args.data, timeframe=_timeframe(args.timeframe, args.data),
+                                horizon=args.horizon,
                                 days=args.days, seed=args.seed, cost_bps=args.cost_bps)
     if args.json:
         _print_json(report.to_dict())

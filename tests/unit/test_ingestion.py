@@ -213,14 +213,28 @@ def test_minute_timeframes_read_minute_bars_and_resample_them_by_the_exchanges_n
     assert hours[1] != hours[0] and abs(hours[1] - hours[0]) < 0.05
     with pytest.raises(DataError, match="Cannot make 1m bars from coarser 1h data"):
         load_ohlcv("BTCUSDT", timeframe="1m")
+    # what the command line trains on without --timeframe: the bars the data holds (resampled only when asked)
+    from ml.data import bundled_sample_path
+    from ml.training_pipeline.problems.price.ohlcv import timeframe_of
+
+    five_path = tmp_path / "SYN_5m.parquet"
+    pd.read_csv(path).iloc[::5].to_parquet(five_path)
+    assert [timeframe_of(p) for p in (path, five_path, bundled_sample_path("BTCUSDT"))] == ["1m", "5m", "1h"]
+    assert timeframe_of(tmp_path / "missing.csv") == "1h"  # loading it says what is wrong
 
 
-def test_atb_trains_on_five_minute_bars(tmp_path, atb):
+def test_atb_trains_on_the_bars_the_data_holds_and_resamples_only_when_asked(tmp_path, atb):
     path = _minute_klines(tmp_path / "SYN_1m.csv", days=4)
-    code, out, err = atb("train", "model", "SYN", "--data", path, "--timeframe", "5m", "--model-type", "lightgbm",
-                         "--epochs", "3", "--models-dir", tmp_path / "models")
+    five = tmp_path / "SYN_5m.csv"
+    pd.read_csv(path).iloc[::5].to_csv(five, index=False)
+    code, out, err = atb("train", "model", "SYN", "--data", five, "--model-type", "lightgbm", "--epochs", "3",
+                         "--models-dir", tmp_path / "models")
     assert code == 0, err
-    assert "5m" in out and "SYN" in out
+    assert "data: 1152 5m bars from" in out and "resampled" not in out
+    code, out, err = atb("train", "model", "SYN", "--data", path, "--timeframe", "15m", "--model-type", "lightgbm",
+                         "--epochs", "3", "--variant", "tiny", "--sequence-length", "24", "--models-dir", tmp_path / "models")
+    assert code == 0, err
+    assert "resampled 5760 1m bars to 384 complete 15m bars" in out
 
 
 def test_a_folder_or_a_glob_of_monthly_files_reads_as_the_one_file_would(raw_klines, tmp_path, atb):

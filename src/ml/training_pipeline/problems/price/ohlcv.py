@@ -476,7 +476,7 @@ def infer_bar(index: pd.DatetimeIndex) -> pd.Timedelta:
     """The most common spacing between bars."""
     if len(index) < 2:
         raise DataError(f"Need at least 2 bars to infer the bar size. Received: {len(index)} row(s)")
-    return pd.Timedelta(int(pd.Series(np.diff(index.asi8)).mode().iloc[0]), unit="ns")
+    return pd.Timedelta(int(pd.Series(np.diff(index.as_unit("ns").asi8)).mode().iloc[0]), unit="ns")
 
 
 def bar_label(bar: pd.Timedelta) -> str:
@@ -493,6 +493,35 @@ def count_gaps(index: pd.DatetimeIndex, bar: pd.Timedelta) -> tuple[int, int]:
     steps = np.diff(index.asi8) // bar.value
     gaps = steps > 1
     return int(gaps.sum()), int((steps[gaps] - 1).sum())
+
+
+PEEK_ROWS = 1_000
+"""Rows of a data file read to tell its bar size (:func:`timeframe_of`)."""
+
+
+def timeframe_of(data_path: str | Path, default: str = "1h") -> str:
+    """The timeframe (:data:`~ml.training_pipeline.common.markets.TIMEFRAMES` name) of the bars a data path holds,
+    from the first :data:`PEEK_ROWS` rows of its first file: what the command line trains on when no
+    ``--timeframe`` is given, so one-minute data trains on one-minute bars and is resampled only when asked.
+    ``default`` where the bars are none of the named timeframes or the file cannot be read (loading it reports why).
+
+    Example:
+        >>> from ml.data import bundled_sample_path
+        >>> timeframe_of(bundled_sample_path("BTCUSDT"))
+        '1h'
+    """
+    try:
+        path = data_files(data_path)[0]
+        if path.suffix.lower() in (".parquet", ".pq"):
+            times = _parquet_times(path)
+            index = None if times is None else times[:PEEK_ROWS]
+        else:
+            index = normalize_ohlcv(pd.read_csv(_check_text(path), nrows=PEEK_ROWS), str(path))[0].index
+        bar = infer_bar(index) if index is not None and len(index) > 1 else None
+    except (DataError, ValueError, OSError):
+        return default
+    names = {pd.Timedelta(pd.tseries.frequencies.to_offset(rule)): name for name, rule in TIMEFRAMES.items()}
+    return names.get(bar, default)
 
 
 def resample_ohlcv(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
