@@ -504,17 +504,22 @@ def test_a_full_disk_while_storing_is_one_line_and_stores_nothing(tmp_path, atb,
     assert not any(p.is_file() for p in root.rglob("*"))
 
 
-@pytest.mark.parametrize(("model_type", "per_window", "fits"), [("tcn", "0.4 KB", "1,380"), ("lightgbm", "1.0 KB", "505")])
+@pytest.mark.parametrize(("model_type", "symbols", "free", "rows", "per_window", "fits"), [
+    ("tcn", (), 0.5e6, "2,830", "0.4 KB", "1,380"), ("lightgbm", (), 0.5e6, "2,830", "1.0 KB", "505"),
+    ("tcn", ("BTCCOPY",), 5e6, "5,660", "4.0 KB", "1,260")])  # each symbol fits alone, their pooled copy does not
 def test_a_run_that_would_not_fit_in_memory_is_refused_before_any_window(tmp_path, atb, monkeypatch, model_type,
-                                                                        per_window, fits):
-    """The estimate (common/memory.py, measured per window; LightGBM's binned windows on top) against what the
-    machine has free: one line that says how many windows would fit, exit 2, nothing stored, instead of the OOM
-    killer half-way."""
+                                                                        symbols, free, rows, per_window, fits):
+    """The estimate (common/memory.py, measured per window; LightGBM's binned windows and several symbols' pooled
+    copy on top) against what the machine has free: one line that says how many windows would fit, exit 2,
+    nothing stored, instead of the OOM killer half-way."""
+    from ml.data import bundled_sample_path
     from ml.training_pipeline.common import memory
 
-    monkeypatch.setattr(memory, "available_bytes", lambda: 1.0005e9)  # 0.5 MB beyond the fixed part
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.FIXED_BYTES + free)
     root = tmp_path / "models"
-    code, out, err = atb("train", "model", "BTCUSDT", "--model-type", model_type, "--days", "120", "--models-dir", root)
-    _assert_bad_input(code, out, err, f"Training on 2,830 windows of 60 x 15 needs about 1.0 GB (1.0 GB + {per_window} "
+    more = [arg for s in symbols for arg in ("--data", f"{s}={bundled_sample_path()}")]
+    code, out, err = atb("train", "model", "BTCUSDT", *symbols, *more, "--model-type", model_type, "--days", "120",
+                         "--models-dir", root)
+    _assert_bad_input(code, out, err, f"Training on {rows} windows of 60 x 15 needs about 1.0 GB (1.0 GB + {per_window} "
                       "per window, measured)", root)
     assert f"1.0 GB are available. Accepted: at most {fits} windows here: fewer rows (--days" in err

@@ -23,14 +23,20 @@ from typing import Any
 import numpy as np
 
 from ml.data import bundled_sample_path
+from ml.training_pipeline.common.memory import check_memory
 from ml.training_pipeline.common.metrics import group_summary
 from ml.training_pipeline.common.plots import plot_history, plot_predictions
 from ml.training_pipeline.common.tensors import LazyInputs
 from ml.training_pipeline.models.kinds.base import FitData
-from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
+from ml.training_pipeline.models.kinds import get_kind
+from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec, get_spec
 from ml.training_pipeline.models.tasks import Task
 from ml.training_pipeline.problems.base import Problem, ProblemData, problem_type, register_problem
 from ml.training_pipeline.problems.price.forecasts import PriceProblem, PriceReturn
+
+
+POOLED_COPY_BYTES = 4.0
+"""Bytes per window value of the pooled training set: the windows of every symbol copied into one float32 array."""
 
 
 def _joined(parts: list[FitData], name: str) -> np.ndarray:
@@ -94,6 +100,7 @@ class SymbolsProblem(Problem):
             except ValueError as error:
                 raise ValueError(f"{symbol}: {error}") from None
         first = prepared[self.symbols[0]]
+        self._check_pooled_memory(config, prepared)
         for symbol, data in prepared.items():
             if data.schema.get("feature_names") != first.schema.get("feature_names"):
                 raise ValueError(f"{symbol}'s features differ from {self.symbols[0]}'s: "
@@ -123,6 +130,15 @@ class SymbolsProblem(Problem):
             schema=schema, data=described, row_counts=counts,
             splits={**splits, "by_symbol": {s: d.splits for s, d in prepared.items()}},
             notes=tuple(f"{s}: {note}" for s, d in prepared.items() for note in d.notes), context=prepared)
+
+    @staticmethod
+    def _check_pooled_memory(config, prepared: dict[str, ProblemData]) -> None:
+        """The pooled windows are one float32 copy of every window (each symbol's own are views of its rows): the
+        memory estimate counts it, and a run that would not fit is refused before it is made."""
+        rows = sum(data.row_counts.get("feature_rows", 0) for data in prepared.values())
+        length, features = next(iter(prepared.values())).schema["input_shape"]
+        held = get_kind(get_spec(config.model_type).kind).window_value_bytes
+        check_memory(rows, length, features, window_value_bytes=POOLED_COPY_BYTES + held)
 
     def _slices(self, data: ProblemData) -> dict[str, slice]:
         edges = np.cumsum([0, *(len(data.context[s].test) for s in self.symbols)])
