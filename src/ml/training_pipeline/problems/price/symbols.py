@@ -27,13 +27,12 @@ from ml.training_pipeline.common.memory import check_memory
 from ml.training_pipeline.common.metrics import group_summary
 from ml.training_pipeline.common.plots import plot_history, plot_predictions
 from ml.training_pipeline.common.tensors import LazyInputs
-from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.kinds import get_kind
+from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec, get_spec
 from ml.training_pipeline.models.tasks import Task
 from ml.training_pipeline.problems.base import Problem, ProblemData, problem_type, register_problem
 from ml.training_pipeline.problems.price.forecasts import PriceProblem, PriceReturn
-
 
 POOLED_COPY_BYTES = 4.0
 """Bytes per window value of the pooled training set: the windows of every symbol copied into one float32 array."""
