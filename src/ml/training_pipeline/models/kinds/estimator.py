@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from ml.training_pipeline.fitting.boosting import train_lightgbm_with_early_stop
 from ml.training_pipeline.models.kinds.base import FitData, FitSettings, LinearOffset, ModelKind
 from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, ESTIMATOR, ModelSpec, TensorSpec
 from ml.training_pipeline.models.tasks import Task
+
+if TYPE_CHECKING:
+    import pyarrow
 
 LIGHTGBM_OPSET = 15  # the installed onnxmltools converter refuses 17 for LightGBM
 MIN_EARLY_STOPPING_ROUNDS = 20
@@ -39,7 +42,7 @@ def _matrix(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([_flat(inputs[name]) for name in _ordered(inputs)], axis=1)
 
 
-def _table(inputs: Mapping[str, np.ndarray]):
+def _table(inputs: Mapping[str, np.ndarray]) -> pyarrow.Table:
     """The columns of :func:`_matrix` as an Arrow table that LightGBM reads in place (its Arrow interface): a
     window view's columns are slices of its rows (:func:`~ml.training_pipeline.common.windows.flat_columns`), so
     2.6M windows of 60 x 15 never become the 9.4 GB matrix their flattening would be. The names are LightGBM's
@@ -53,7 +56,7 @@ def _table(inputs: Mapping[str, np.ndarray]):
                                 names=[f"Column_{i}" for i in range(len(columns))])
 
 
-def _offset_of(model: Any, x) -> np.ndarray | float:
+def _offset_of(model: Any, x: pyarrow.Table) -> np.ndarray | float:
     """The model's baseline per row of its column table ``x`` (0 without an offset)."""
     offset: LinearOffset | None = getattr(model, "_atb_offset", None)
     if offset is None:
@@ -66,17 +69,17 @@ ROLLING_FOLDS = 3
 """Rolling-origin folds inside the training part when ``selection="rolling"``."""
 
 
-def _init_score(model: Any, x: np.ndarray) -> np.ndarray | None:
+def _init_score(model: Any, x: pyarrow.Table) -> np.ndarray | None:
     """The baseline boosting starts from (``None`` without an offset)."""
     return None if getattr(model, "_atb_offset", None) is None else np.asarray(_offset_of(model, x))
 
 
-def _rows(table, rows: np.ndarray):
+def _rows(table: pyarrow.Table, rows: np.ndarray) -> pyarrow.Table:
     """The rows of a consecutive run (as TimeSeriesSplit gives), without a copy."""
     return table.slice(int(rows[0]), len(rows))
 
 
-def _rolling_rounds(model: Any, x: np.ndarray, train: FitData, gap: int, stopping: int) -> int:
+def _rolling_rounds(model: Any, x: pyarrow.Table, train: FitData, gap: int, stopping: int) -> int:
     """Boosting rounds chosen on rolling-origin folds of the training rows: fold ``k`` of :data:`ROLLING_FOLDS` fits
     on the rows before its block (less ``gap`` rows) and early-stops on the block; the mean best round is kept."""
     from sklearn.base import clone
