@@ -21,12 +21,14 @@ What it runs (a temporary model store; nothing is written to src/ml/models):
 
 Usage:
     python benchmarks/log_anomaly.py [--seeds 42 1 2] [--models multimodal_transformer lightgbm] [--epochs 60]
-        [--windowings events:20:5 time:5min] [--validation-blocks 1 4] [--variant default]
+        [--windowings events:20:5 time:5min] [--validation-blocks 1 4] [--variant default] [--param dropout=0.2]
+        [--no-follow]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -85,14 +87,16 @@ def spread(values: list[float]) -> str:
 
 
 def detection_table(raw_bgl: Path, windowing: Windowing, models: list[str], seeds: list[int], epochs: int,
-                    store: str, validation_blocks: int = 1, variant: str = "default") -> list[str]:
+                    store: str, validation_blocks: int = 1, variant: str = "default",
+                    params: dict | None = None) -> list[str]:
     results: dict[str, list[dict[str, float]]] = {}
     counts, seconds = None, {}
     for model_type in models:
         for seed in seeds:
             problem = LogAnomalyProblem(raw_bgl, "bgl", windowing, validation_blocks=validation_blocks)
             config = TrainingConfig(symbol="BGL", model_type=model_type, epochs=epochs, batch_size=32, patience=10,
-                                    seed=seed, models_dir=store, variant=variant if model_type == models[0] else "default")
+                                    seed=seed, models_dir=store, variant=variant if model_type == models[0] else "default",
+                                    model_kwargs=(params or {}) if model_type == models[0] else {})
             started = time.perf_counter()
             result = train(config, verbose=0, problem=problem)
             seconds.setdefault(model_type, []).append(time.perf_counter() - started)
@@ -104,6 +108,7 @@ def detection_table(raw_bgl: Path, windowing: Windowing, models: list[str], seed
                     results.setdefault(name, []).append(report[name])
     blocks = "validation just before test" if validation_blocks == 1 else f"validation in {validation_blocks} blocks"
     blocks += "" if variant == "default" else f", {models[0]} {variant}"
+    blocks += "".join(f", {key}={value}" for key, value in (params or {}).items())
     lines = [f"BGL 2k parsed from raw lines, {windowing.describe()}, {blocks}: train/validation/test windows "
              f"{counts['train_windows']}/{counts['validation_windows']}/{counts['test_windows']} "
              f"(anomalous {counts['anomalous_train']}/{counts['anomalous_validation']}/{counts['anomalous_test']}; "
@@ -144,6 +149,14 @@ def follow_rows(store: str, model_type: str, raw_bgl: Path, folder: Path) -> lis
     return rows
 
 
+def _value(text: str):
+    """A parameter's JSON value, or the text itself (``optimizer=adamw``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["multimodal_transformer", "lightgbm"])
@@ -152,16 +165,19 @@ def main() -> None:
     parser.add_argument("--windowings", nargs="+", default=["events:20:5", "time:5min"])
     parser.add_argument("--validation-blocks", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--variant", default="default", help="the first model's variant")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=JSON", help="the first model's parameter")
+    parser.add_argument("--no-follow", action="store_true", help="skip the live-detection rows")
     args = parser.parse_args()
+    params = {key: _value(value) for key, _, value in (p.partition("=") for p in args.param)}
     with tempfile.TemporaryDirectory() as folder:
         print("\n".join(parsing_rows(Path(folder))), end="\n\n", flush=True)
         raw_bgl = raw_copy("bgl", Path(folder))
         for number, text in enumerate(args.windowings):
             for blocks in args.validation_blocks:
                 table = detection_table(raw_bgl, windowing_of(text), args.models, args.seeds, args.epochs, folder,
-                                        blocks, args.variant)
+                                        blocks, args.variant, params)
                 print("\n".join(table), end="\n\n", flush=True)
-            if number == 0:
+            if number == 0 and not args.no_follow:
                 print("\n".join(follow_rows(folder, args.models[0], raw_bgl, Path(folder))), end="\n\n", flush=True)
 
 
