@@ -12,7 +12,7 @@ round): tcn 1.09 GB at 50k rows and 1.92 GB at 2.6M (322 bytes per row, 21 per r
 length x features x window_value_bytes``; a run whose estimate exceeds the memory available (``MemAvailable`` plus
 free swap) is refused in one line before any window is made (:class:`NotEnoughMemory`). Several symbols in one
 model pool their windows into one float32 copy (4 bytes per window value), which their check counts. Not counted:
-the other paths that still copy windows (curriculum phases, windows with holes).
+windows with holes, which are still copied.
 
 Example:
     >>> estimate_bytes(rows=2_600_000, features=15) / 1e9  # 2.6M one-minute bars, a Keras model: 1.92 GB measured

@@ -356,7 +356,7 @@ def check_target_varies(y: np.ndarray, where: str = "the training part", max_sha
 
 def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | None = None,
                   sample_weight: np.ndarray | None = None, repeat: bool = False,
-                  shard: tuple[int, int, int] | None = None):
+                  shard: tuple[int, int, int] | None = None, rows: np.ndarray | None = None):
     """A batched, prefetched ``tf.data.Dataset``; only training data should be shuffled.
 
     Args:
@@ -374,28 +374,32 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
             every worker, one step's batches together are the global batch a single process would draw. Only whole
             global batches are kept (at most ``global batch - 1`` windows a pass left out, others at each reshuffle)
             so every worker runs the same number of steps.
+        rows: train on these rows only (indices into ``x`` and ``y``, e.g. a curriculum phase's groups), cut from
+            the full arrays: no copy of the subset's windows (the order a seed draws is the one a copy would get).
 
     Example:
         >>> dataset = to_tf_dataset({"window": x, "ids": ids}, y, 128, shuffle=True, seed=1)  # doctest: +SKIP
     """
     import tensorflow as tf
 
-    rows = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, dtype=np.float32))
+    parts = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, dtype=np.float32))
     arrays = list(x.values()) if isinstance(x, dict) else [x]
-    if any(window_rows(a) is not None for a in arrays):
+    count = len(y) if rows is None else len(rows)
+    if rows is not None or any(window_rows(a) is not None for a in arrays):
         # windows cut per batch from the rows they view: indices are shuffled, never windows (the same order as
         # shuffling the windows themselves: tf.data's shuffle draws the same permutation for any elements)
-        dataset = tf.data.Dataset.range(len(y))
-        gather = tf.nest.map_structure(_gatherer, rows)
+        dataset = (tf.data.Dataset.range(len(y)) if rows is None else
+                   tf.data.Dataset.from_tensor_slices(np.asarray(rows, np.int64)))
+        gather = tf.nest.map_structure(_gatherer, parts)
         pick = lambda index: tf.nest.map_structure(lambda take: take(index), gather)  # noqa: E731
     else:
-        dataset = tf.data.Dataset.from_tensor_slices(rows)
+        dataset = tf.data.Dataset.from_tensor_slices(parts)
         pick = None
     if shuffle:
-        dataset = dataset.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     if shard is not None:
         pipelines, index, global_batch = shard
-        dataset = dataset.take(len(y) // global_batch * global_batch).shard(pipelines, index)
+        dataset = dataset.take(count // global_batch * global_batch).shard(pipelines, index)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size)

@@ -185,9 +185,9 @@ def fit_curriculum(model, x, y, *, groups: Any, phases: Any, sample_weight: Any 
             continue
         if phase.learning_rate is not None:  # a resumed phase gets its schedule's value back from the backup
             model.optimizer.learning_rate = phase.learning_rate
-        phase_x = {k: np.asarray(v)[rows] for k, v in x.items()} if isinstance(x, Mapping) else np.asarray(x)[rows]
-        dataset = to_tf_dataset(phase_x, np.asarray(y)[rows], batch_size, shuffle=True, seed=seed + number,
-                                sample_weight=None if weights is None else weights[rows])
+        # the phase's rows are cut from the whole training set per batch: no copy of its windows
+        dataset = to_tf_dataset(dict(x) if isinstance(x, Mapping) else x, np.asarray(y), batch_size, shuffle=True,
+                                seed=seed + number, sample_weight=weights, rows=rows)
         fitted = model.fit(dataset, validation_data=validation, initial_epoch=epoch + done,
                            epochs=epoch + phase.epochs, verbose=verbose, shuffle=False,
                            callbacks=[*callbacks, *(final_callbacks if last else ()), *([backup] if backup else [])])
