@@ -518,7 +518,7 @@ def timeframe_of(data_path: str | Path, default: str = "1h") -> str:
         else:
             index = normalize_ohlcv(pd.read_csv(_check_text(path), nrows=PEEK_ROWS), str(path))[0].index
         bar = infer_bar(index) if index is not None and len(index) > 1 else None
-    except (DataError, ValueError, OSError):
+    except Exception:  # noqa: BLE001  (a peek: reading the file for real says what is wrong with it, in one line)
         return default
     names = {pd.Timedelta(pd.tseries.frequencies.to_offset(rule)): name for name, rule in TIMEFRAMES.items()}
     return names.get(bar, default)
