@@ -17,7 +17,7 @@ from ml.training_pipeline.models.kinds.base import ModelKind
 from ml.training_pipeline.models.kinds.compiled import CompiledKerasKind
 from ml.training_pipeline.models.kinds.estimator import EstimatorKind
 from ml.training_pipeline.models.kinds.keras_kind import KerasKind
-from ml.training_pipeline.models.registry import register_kind
+from ml.training_pipeline.models.registry import get_spec, register_kind
 
 _ADAPTERS: dict[str, ModelKind] = {}
 
@@ -39,6 +39,17 @@ def get_kind(name: str) -> ModelKind:
     if name not in _ADAPTERS:
         raise unknown_name_error("model kind", name, _ADAPTERS)
     return _ADAPTERS[name]
+
+
+def window_value_bytes(model_type: str) -> float:
+    """Bytes a fit of ``model_type`` holds per value of its windows (its kind's :attr:`ModelKind.window_value_bytes`),
+    for the memory estimate.
+
+    Example:
+        >>> window_value_bytes("tcn"), window_value_bytes("lightgbm")
+        (0.0, 0.7)
+    """
+    return get_kind(get_spec(model_type).kind).window_value_bytes
 
 
 def kind_of(model) -> ModelKind:

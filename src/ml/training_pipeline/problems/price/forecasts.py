@@ -26,9 +26,9 @@ from ml.training_pipeline.common.metrics import (
 from ml.training_pipeline.common.plots import plot_calibration, plot_predictions
 from ml.training_pipeline.common.tensors import LazyInputs
 from ml.training_pipeline.common.windows import WindowSet, prepare_data
-from ml.training_pipeline.models.kinds import get_kind
+from ml.training_pipeline.models.kinds import window_value_bytes
 from ml.training_pipeline.models.kinds.base import FitData, LinearOffset
-from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT, TensorSpec, get_spec
+from ml.training_pipeline.models.registry import DEFAULT_INPUT_NAME, KNOWN_INPUT, TensorSpec
 from ml.training_pipeline.models.tasks import Task, resolve_task
 from ml.training_pipeline.problems.base import Problem, ProblemData, register_problem
 from ml.training_pipeline.problems.price.features import CALENDAR_NAMES, WARMUP_BARS, build_features, calendar_window
@@ -113,8 +113,8 @@ class PriceProblem(Problem):
         calendar = self.calendar_default if config.calendar is None else config.calendar
         features = build_features(loaded.frame, calendar=calendar, covariates=config.covariates)
         # before the windows are made; a model kind that holds every window (LightGBM's bins) needs more
-        held = get_kind(get_spec(config.model_type).kind).window_value_bytes
-        check_memory(len(features), config.sequence_length, features.shape[1], window_value_bytes=held)
+        check_memory(len(features), config.sequence_length, features.shape[1],
+                     window_value_bytes=window_value_bytes(config.model_type))
         close = loaded.frame["close"]
         target = self.target(close, config.timeframe).reindex(features.index)
         extras = self.extras(loaded.frame, config.timeframe)

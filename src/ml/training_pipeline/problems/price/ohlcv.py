@@ -139,14 +139,24 @@ def _is_time_type(arrow_type) -> bool:
     return pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
 
 
+def time_column_of(columns: dict[str, bool]) -> str | None:
+    """The column a series takes its times from, of ``{name: whether it holds dates}``: the first of
+    :data:`TIME_COLUMNS` by name (any case, spaces stripped), else the first column of dates.
+
+    Example:
+        >>> time_column_of({"Close": False, "Open_Time": False}), time_column_of({"when": True}), time_column_of({})
+        ('Open_Time', 'when', None)
+    """
+    names = {str(name).strip().lower(): name for name in columns}
+    return next((names[c] for c in TIME_COLUMNS if c in names), None) or \
+        next((name for name, dated in columns.items() if dated), None)
+
+
 def _parquet_times(path: Path) -> pd.DatetimeIndex | None:
     """The bar times of a Parquet file from its time column alone (``None``: no column a series would take)."""
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(path)
-    names = {f.name.strip().lower(): f.name for f in schema}
-    column = next((names[c] for c in TIME_COLUMNS if c in names), None) or \
-        next((f.name for f in schema if _is_time_type(f.type)), None)
+    column = time_column_of({f.name: _is_time_type(f.type) for f in pq.read_schema(path)})
     if column is None:
         return None
     values = pq.read_table(path, columns=[column]).column(0).to_pandas()
@@ -157,11 +167,12 @@ def _rows_in_dates(paths: list[Path], dates: tuple[int | None, str | None, str |
                    ) -> dict[Path, tuple[int, int] | None]:
     """Per Parquet file, the rows ``[first, stop)`` that the date filter (``days``, ``start_date``, ``end_date``, as
     :func:`filter_dates` applies them to the joined series) keeps, or ``None`` for a file with no such row; found
-    from the time columns alone, so the other columns of the rows left out are never read. Files whose kept rows
-    are not one run (unsorted times, which validation refuses) are read whole."""
+    from the time columns alone, so the other columns of the rows left out are never read. A file left out of the
+    answer is read whole: one whose kept rows are not one run (unsorted times, which validation refuses), or every
+    file when one has no time column (the layout check names what is missing)."""
     times = {path: _parquet_times(path) for path in paths}
     if any(t is None for t in times.values()):
-        return {}  # read whole: the layout check names what is missing
+        return {}
     indexes = [t.as_unit("ns") for t in times.values()]
     joined = indexes[0].append(indexes[1:]) if len(indexes) > 1 else indexes[0]
     kept = filter_dates(pd.DataFrame({"bar": np.zeros(len(joined), np.int8)}, index=joined.sort_values()), *dates).index
@@ -173,8 +184,6 @@ def _rows_in_dates(paths: list[Path], dates: tuple[int | None, str | None, str |
             ranges[path] = None
         elif inside[-1] - inside[0] + 1 == len(inside):
             ranges[path] = (int(inside[0]), int(inside[-1]) + 1)
-        else:
-            ranges[path] = (0, len(index))
     return ranges
 
 
@@ -196,11 +205,9 @@ def read_ohlcv_files(data_path: str | Path, covariates: tuple[str, ...] = (),
     ranges = _rows_in_dates(paths, dates) if parquet and dates is not None and any(dates) else {}
     parts = []
     for path in paths:
-        rows = ranges.get(path, "all")
-        if rows is None:  # none of its bars in the dates
+        if path in ranges and ranges[path] is None:  # none of its bars in the dates
             continue
-        frame, layout = normalize_ohlcv(read_table(path, covariates, None if rows == "all" else rows), str(path),
-                                        covariates)
+        frame, layout = normalize_ohlcv(read_table(path, covariates, ranges.get(path)), str(path), covariates)
         parts.append((frame, layout, path))
     if len(parts) == 1:
         return parts[0][0], parts[0][1]
@@ -362,9 +369,7 @@ def normalize_ohlcv(raw: pd.DataFrame, source: str = "frame", covariates: tuple[
     if isinstance(frame.index, pd.DatetimeIndex):
         frame = frame.reset_index()
     frame.columns = [str(c).strip().lower() for c in frame.columns]
-    time_column = next((c for c in TIME_COLUMNS if c in frame.columns), None)
-    if time_column is None:
-        time_column = next((c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])), None)
+    time_column = time_column_of({c: pd.api.types.is_datetime64_any_dtype(frame[c]) for c in frame.columns})
     if time_column is None:
         raise DataError(
             f"No timestamp column in {source}: expected one of {', '.join(TIME_COLUMNS[:7])} (any case) "

@@ -27,9 +27,9 @@ from ml.training_pipeline.common.memory import check_memory
 from ml.training_pipeline.common.metrics import group_summary
 from ml.training_pipeline.common.plots import plot_history, plot_predictions
 from ml.training_pipeline.common.tensors import LazyInputs
-from ml.training_pipeline.models.kinds import get_kind
+from ml.training_pipeline.models.kinds import window_value_bytes
 from ml.training_pipeline.models.kinds.base import FitData
-from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec, get_spec
+from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
 from ml.training_pipeline.models.tasks import Task
 from ml.training_pipeline.problems.base import Problem, ProblemData, problem_type, register_problem
 from ml.training_pipeline.problems.price.forecasts import PriceProblem, PriceReturn
@@ -136,8 +136,8 @@ class SymbolsProblem(Problem):
         memory estimate counts it, and a run that would not fit is refused before it is made."""
         rows = sum(data.row_counts.get("feature_rows", 0) for data in prepared.values())
         length, features = next(iter(prepared.values())).schema["input_shape"]
-        held = get_kind(get_spec(config.model_type).kind).window_value_bytes
-        check_memory(rows, length, features, window_value_bytes=POOLED_COPY_BYTES + held)
+        check_memory(rows, length, features,
+                     window_value_bytes=POOLED_COPY_BYTES + window_value_bytes(config.model_type))
 
     def _slices(self, data: ProblemData) -> dict[str, slice]:
         edges = np.cumsum([0, *(len(data.context[s].test) for s in self.symbols)])
