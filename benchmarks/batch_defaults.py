@@ -10,7 +10,8 @@ is not worse.
 
 Usage:
     python benchmarks/batch_defaults.py [--models tcn lstm] [--batch-sizes 64 128 256] [--patience 3 5]
-        [--settings 128:5 128:3 256:5] [--precision float32 mixed_bfloat16] [--days 365] [--no-scale]
+        [--settings 128:5 128:3 256:5] [--precision float32 mixed_bfloat16] [--fused on off] [--seeds 42 1 2]
+        [--days 365] [--no-scale]
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ REFERENCE_BATCH = 128
 REFERENCE_PATIENCE = 5
 
 
-def run(model: str, batch: int, scale: bool, days: int | None, patience: int = 5, precision: str = "auto") -> dict:
+def run(model: str, batch: int, scale: bool, days: int | None, patience: int = 5, precision: str = "auto",
+        fused: bool = True, seed: int = 42) -> dict:
     """One training run through the pipeline; the figures of the table's row."""
     from ml.training_pipeline.config import TrainingConfig
     from ml.training_pipeline.models.registry import get_spec
@@ -39,13 +41,15 @@ def run(model: str, batch: int, scale: bool, days: int | None, patience: int = 5
     with tempfile.TemporaryDirectory() as models_dir:
         start = time.perf_counter()
         result = train(TrainingConfig(symbol="BTCUSDT", model_type=model, batch_size=batch, learning_rate=lr,
-                                      patience=patience, days=days, models_dir=models_dir, precision=precision),
+                                      patience=patience, days=days, models_dir=models_dir, precision=precision,
+                                      fused_recurrence=fused, seed=seed),
                        verbose=0)
         meta_precision = training_precision(result.config)
         wall = time.perf_counter() - start
     val = result.history["val_loss"]
     epochs = len(val)
-    return {"model": model, "batch": batch, "patience": patience, "precision": meta_precision, "lr": lr, "wall_s": wall, "fit_s": result.timings["fit_s"],
+    return {"model": model, "batch": batch, "patience": patience, "precision": meta_precision, "fused": fused,
+            "seed": seed, "lr": lr, "wall_s": wall, "fit_s": result.timings["fit_s"],
             "epochs": epochs, "best_epoch": val.index(min(val)) + 1, "best_val_loss": min(val),
             "windows_s": epochs * next(v for k, v in result.row_counts.items() if k.startswith("train")) / result.timings["fit_s"],
             "skill": result.report["skill"]}
@@ -59,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patience", nargs="*", type=int, default=[5], help="early-stopping patience values")
     parser.add_argument("--precision", nargs="*", default=["auto"], help="precisions to run (auto, float32, "
                         "mixed_bfloat16)")
+    parser.add_argument("--fused", nargs="*", default=["on"], choices=["on", "off"],
+                        help="LSTMs in the fused kernel where faster (on, the default) or Keras' loop (off)")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[42])
     parser.add_argument("--settings", nargs="*", default=None, metavar="BATCH:PATIENCE",
                         help="explicit runs instead of every batch size x patience, e.g. 128:5 128:3 256:5")
     parser.add_argument("--no-scale", action="store_true", help="keep the preset's learning rate at every batch")
@@ -69,21 +76,22 @@ def main(argv: list[str] | None = None) -> int:
         settings = ([tuple(int(v) for v in pair.split(":")) for pair in args.settings] if args.settings else
                     [(batch, patience) for batch in args.batch_sizes for patience in args.patience])
         for batch, patience in settings:
-            for precision in args.precision:
-                rows.append(run(model, batch, not args.no_scale, args.days, patience, precision))
+            for precision, fused, seed in ((p, f, s) for s in args.seeds for p in args.precision for f in args.fused):
+                rows.append(run(model, batch, not args.no_scale, args.days, patience, precision, fused == "on", seed))
                 r = rows[-1]
-                print(f"  done {model} batch {batch} patience {patience} {r['precision']}: {r['wall_s']:.0f} s, "
-                      f"best val_loss {r['best_val_loss']:.5f}", flush=True)
+                print(f"  done {model} batch {batch} patience {patience} {r['precision']} fused {fused} seed {seed}: "
+                      f"{r['wall_s']:.0f} s, best val_loss {r['best_val_loss']:.5f}", flush=True)
     print(f"\nbundled BTCUSDT 1h{'' if args.days is None else f', last {args.days} days'}; learning rate "
-          f"{'preset x sqrt(batch/128)' if not args.no_scale else 'the preset'}; one seed (42)")
-    print("| model | batch | patience | precision | lr | wall s | fit s | epochs | best epoch | fit windows/s | best val_loss | "
-          "speed vs batch 128, patience 5, float32 | skill |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"{'preset x sqrt(batch/128)' if not args.no_scale else 'the preset'}")
+    print("| model | batch | patience | precision | fused | seed | lr | wall s | fit s | epochs | best epoch | fit windows/s | best val_loss | "
+          "speed vs batch 128, patience 5, float32, unfused | skill |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        ref = next((x for x in rows if x["model"] == r["model"] and x["batch"] == REFERENCE_BATCH
-                    and x["patience"] == REFERENCE_PATIENCE and x["precision"] == "float32"), None)
+        ref = next((x for x in rows if x["model"] == r["model"] and x["batch"] == REFERENCE_BATCH and x["seed"] == r["seed"]
+                    and x["patience"] == REFERENCE_PATIENCE and x["precision"] == "float32" and not x["fused"]), None)
         ratio = f"{ref['wall_s'] / r['wall_s']:.2f}x" if ref else "-"
-        print(f"| {r['model']} | {r['batch']} | {r['patience']} | {r['precision']} | {r['lr']:.2e} | {r['wall_s']:.0f} | {r['fit_s']:.0f} | "
+        print(f"| {r['model']} | {r['batch']} | {r['patience']} | {r['precision']} | {'on' if r['fused'] else 'off'} | "
+              f"{r['seed']} | {r['lr']:.2e} | {r['wall_s']:.0f} | {r['fit_s']:.0f} | "
               f"{r['epochs']} | "
               f"{r['best_epoch']} | {r['windows_s']:,.0f} | {r['best_val_loss']:.5f} | {ratio} | {r['skill']:+.4f} |")
     return 0

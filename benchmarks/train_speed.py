@@ -8,7 +8,9 @@ Prints:
    per window (analytical forward count x 3), windows/s, GFLOP/s, share of the sgemm ceiling and
    the CPU idle share (1 - process CPU time / (wall x cores)), under the settings of SETTINGS
    (interleaved): "before" (one step per execution, float32: the library when issue 14 was filed),
-   "after" (the factory now: 16 steps per execution, precision auto) and one lever each: "float32"
+   "after" (the factory now: 16 steps per execution, precision auto, LSTMs fused where faster at the batch
+   size), "unfused" (after with every LSTM in Keras' loop: the factory before the fused kernel) and one lever
+   each: "float32"
    and "bf16" forced, and measured but not adopted "unrolled" LSTMs (recurrent families) and "xla"
    (jit_compile; Keras refuses it under op determinism, which the pipeline keeps on, so that row
    alone runs without determinism);
@@ -18,7 +20,7 @@ Prints:
 
 Usage:
     python benchmarks/train_speed.py [--models tcn attention_lstm] [--batch-sizes 32 128]
-        [--settings before after float32 bf16] [--windows 4096] [--epochs 3] [--full-run [--before-tree DIR]]
+        [--settings before after unfused float32 bf16] [--windows 4096] [--epochs 3] [--full-run [--before-tree DIR]]
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-RECURRENT = ("lstm", "cnn_lstm", "attention_lstm", "tft")
+RECURRENT = ("lstm", "cnn_lstm", "attention_lstm", "embedding_lstm", "tft")
 SETTINGS_HELP = ("before = 1 step per execution, float32 (the library when issue 14 was filed); after = the factory "
                  "now (16 steps per execution, precision auto: bf16 arithmetic for the families that declare it, on "
-                 "CPUs with native bf16); one lever each, on top of 16 steps per execution: float32 = after with "
+                 "CPUs with native bf16; LSTMs in the fused kernel where faster at the batch size); unfused = after "
+                 "with every LSTM in Keras' loop; one lever each, on top of 16 steps per execution: float32 = after with "
                  "float32 forced; bf16 = after with bf16 forced for every family; measured, not adopted: unrolled = "
                  "LSTMs unrolled (slower tracing, export and ONNX inference), xla = jit_compile")
-FAMILIES = ["lstm", "cnn_lstm", "attention_lstm", "tcn", "tcn_attention", "transformer", "tft", "mamba", "xlstm"]
+FAMILIES = ["lstm", "cnn_lstm", "attention_lstm", "embedding_lstm", "tcn", "tcn_attention", "transformer", "tft", "mamba", "xlstm"]
 
 
 def tf_matmul_flops(n: int = 2048, repeats: int = 10) -> float:
@@ -62,21 +65,25 @@ def tf_matmul_flops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best
 
 
-SETTINGS = ("before", "after", "float32", "bf16", "unrolled", "xla")
+SETTINGS = ("before", "after", "unfused", "float32", "bf16", "unrolled", "xla")
 """The settings measured; see :data:`SETTINGS_HELP`."""
 
 
-def _variant(model, name: str, setting: str):
+def _variant(model, name: str, setting: str, batch_size: int):
     """The model as trained under ``setting`` (see :data:`SETTINGS`); its ``jit_compile`` says whether XLA ran.
 
-    ``after`` and ``bf16`` go through the factory's own precision twin (``precision.training_twin``)."""
+    ``after``, ``unfused`` and ``bf16`` go through the factory's own twin (``precision.training_twin``, with the
+    LSTMs ``fused_lstm_layers`` picks at ``batch_size`` for ``after``)."""
     import keras
 
     from ml.training_pipeline.fitting.precision import resolve_precision, training_twin
+    from ml.training_pipeline.layers.fused_lstm import FusedLSTM, fused_lstm_layers
     from ml.training_pipeline.models.registry import get_spec
 
-    if setting == "after":
-        return training_twin(model, resolve_precision("auto", get_spec(name).training_precision, True))
+    if setting in ("after", "unfused"):
+        fused = fused_lstm_layers(model, batch_size) if setting == "after" else []
+        return training_twin(model, resolve_precision("auto", get_spec(name).training_precision, True),
+                             {layer: FusedLSTM for layer in fused})
     if setting == "bf16":
         return training_twin(model, "mixed_bfloat16")
     if setting == "float32":
@@ -130,7 +137,7 @@ def _throughput(name: str, batch_size: int, setting: str, windows: int, epochs: 
                   else np.zeros((windows, *t.shape[1:]), np.int32)) for t in model.inputs}
     x = next(iter(x.values())) if len(x) == 1 else x
     y = rng.standard_normal(windows).astype(np.float32)
-    model = _variant(model, name, setting)
+    model = _variant(model, name, setting, batch_size)
     dataset = to_tf_dataset(x, y, batch_size, shuffle=True, seed=0)
     model.fit(dataset, epochs=1, verbose=0)  # trace and warm up
     best = None

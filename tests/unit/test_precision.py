@@ -104,3 +104,92 @@ def test_the_transformer_twin_trains_with_a_padding_mask_and_a_quantile_head():
     out = model.predict(inputs, verbose=0)
     assert out.dtype == np.float32 and np.isfinite(out).all()
     assert np.all(np.diff(out, axis=-1) >= 0)  # the quantiles stay ordered
+
+
+# The fused LSTM twin: the same LSTM, its sequence in one TensorFlow kernel while training.
+
+@pytest.mark.parametrize("rows,shards,return_sequences", [(7, 2, True), (1, 2, False), (5, 1, True), (2, 3, False)])
+def test_the_fused_lstm_computes_keras_lstm_and_its_gradients(rows, shards, return_sequences):
+    """Outputs, states and every gradient (input, initial states, weights) equal Keras' loop, for short batches
+    too: a batch of fewer rows than shards, odd rows with an odd input width."""
+    import keras
+    import tensorflow as tf
+
+    from ml.training_pipeline.layers import FusedLSTM
+
+    rng = np.random.default_rng(rows)
+    x, h0, c0 = (tf.constant(rng.standard_normal(shape).astype("float32")) for shape in
+                 [(rows, 9, 3), (rows, 5), (rows, 5)])
+    stock = keras.layers.LSTM(5, return_sequences=return_sequences, return_state=True)
+    fused = FusedLSTM(5, return_sequences=return_sequences, return_state=True, shards=shards)
+    stock(x), fused(x)
+    stock.set_weights([w + rng.normal(0, 0.3, w.shape).astype("float32") for w in stock.get_weights()])
+    fused.set_weights(stock.get_weights())
+
+    def outputs_and_gradients(layer):
+        with tf.GradientTape() as tape:
+            tape.watch([x, h0, c0])
+            out = layer(x, initial_state=[h0, c0], training=True)
+            loss = sum(tf.reduce_sum(tf.sin(o)) for o in out)
+        return [np.asarray(o) for o in out], tape.gradient(loss, [x, h0, c0, *layer.trainable_weights])
+
+    (stock_out, stock_grads), (fused_out, fused_grads) = outputs_and_gradients(stock), outputs_and_gradients(fused)
+    for a, b in zip(stock_out + stock_grads, fused_out + fused_grads, strict=True):
+        np.testing.assert_allclose(b, a, atol=2e-5, rtol=1e-4)
+
+
+def test_the_fused_kernel_is_chosen_where_measured_faster_and_never_for_another_computation():
+    import keras
+
+    from ml.training_pipeline.layers.fused_lstm import fused_lstm_faster, fused_lstm_layers
+
+    assert fused_lstm_faster(64, 15, 128, cores=2) and fused_lstm_faster(128, 15, 32, cores=2)
+    assert not fused_lstm_faster(128, 15, 128, cores=2) and not fused_lstm_faster(64, 64, 128, cores=2)
+    assert not fused_lstm_faster(64, 15, 128, cores=1)  # one shard of 128 rows
+    inputs = keras.Input((10, 3))
+    x = keras.layers.LSTM(8, return_sequences=True, name="plain")(inputs)
+    x = keras.layers.LSTM(8, return_sequences=True, recurrent_dropout=0.1, name="recurrent_dropout")(x)
+    x = keras.layers.LSTM(8, return_sequences=True, activation="relu", name="relu")(x)
+    x = keras.layers.LSTM(8, go_backwards=True, name="backwards")(x)
+    model = keras.Model(inputs, keras.layers.Dense(1)(x))
+    assert fused_lstm_layers(model, batch_size=32, cores=2) == ["plain"]
+    assert fused_lstm_layers(model, batch_size=32, cores=1) == ["plain"]
+
+
+@pytest.mark.parametrize("fused_recurrence", [True, False])
+def test_lstms_train_fused_and_the_stored_model_keeps_keras_lstm(fused_recurrence, monkeypatch):
+    import keras
+
+    from ml.training_pipeline.layers import FusedLSTM
+    from ml.training_pipeline.models import create_model
+    from ml.training_pipeline.models.kinds import get_kind
+    from ml.training_pipeline.models.kinds.base import FitData, FitSettings
+
+    fused_steps = []
+    inner_loop = FusedLSTM.inner_loop
+
+    def counting(self, sequences, initial_state, mask, training=False):
+        fused_steps.append(bool(training))
+        return inner_loop(self, sequences, initial_state, mask, training=training)
+
+    monkeypatch.setattr(FusedLSTM, "inner_loop", counting)
+    keras.utils.set_random_seed(0)
+    model = create_model("lstm", (12, 3), variant="tiny")
+    before = model.get_weights()
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((96, 12, 3)).astype("float32"), rng.standard_normal(96).astype("float32")
+    data = FitData({"inputs": x}, y)
+    history = get_kind("keras").fit(model, data, FitData({"inputs": x[:32]}, y[:32]),
+                                    FitSettings(epochs=2, batch_size=32, fused_recurrence=fused_recurrence))
+    assert np.isfinite(history["val_loss"]).all()
+    assert any(fused_steps) == fused_recurrence  # traced training steps ran the fused twin's layers
+    assert {type(layer) for layer in model.layers if "lstm" in layer.name and "dropout" not in layer.name} \
+        == {keras.layers.LSTM}
+    assert not all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_fused_recurrence_must_be_a_bool():
+    from ml.training_pipeline.config import TrainingConfig
+
+    with pytest.raises(ValueError, match=r"^fused_recurrence must be True or False\. Received: fused_recurrence='no'$"):
+        TrainingConfig(symbol="BTCUSDT", model_type="lstm", fused_recurrence="no")

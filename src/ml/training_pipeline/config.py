@@ -105,6 +105,9 @@ class TrainingConfig:
             tcn_attention and transformer where the CPU computes bf16 natively; float32 elsewhere),
             ``float32`` or ``mixed_bfloat16``; see :mod:`ml.training_pipeline.fitting.precision`. The stored model is
             float32 either way.
+        fused_recurrence: train LSTM layers in TensorFlow's fused CPU kernel where it was measured faster at
+            ``batch_size`` (:mod:`ml.training_pipeline.layers.fused_lstm`); the stored model is a standard Keras LSTM
+            either way. ``False``: Keras' own loop.
         residual: where the problem has a linear baseline worth correcting (volatility: the extended HAR-RV), the
             model learns the correction to it and adds it back (:class:`~ml.training_pipeline.models.LinearOffset`);
             ``False``: the model predicts the target itself.
@@ -156,6 +159,7 @@ class TrainingConfig:
     curriculum: Any = None
     distribute: str = "none"
     precision: str = "auto"
+    fused_recurrence: bool = True
     residual: bool = True
     calendar: bool | None = None
     interval: float = 0.9
@@ -181,7 +185,7 @@ class TrainingConfig:
         check_strategy(self.distribute)
 
         check_precision(self.precision)
-        for name in ("residual",) + (("calendar",) if self.calendar is not None else ()):
+        for name in ("residual", "fused_recurrence") + (("calendar",) if self.calendar is not None else ()):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False. Received: {name}={getattr(self, name)!r}")
         if self.selection not in SELECTIONS:

@@ -417,6 +417,7 @@ def fit_built(model, plan: RunPlan, data: ProblemData, verbose: int = 0, log=Non
                            seed=config.seed, verbose=verbose, callback_settings=spec.callback_settings,
                            phases=config.curriculum, monitor=monitor, monitor_callbacks=monitor_callbacks,
                            callbacks=callbacks, resume=resume, precision=precision, selection=config.selection,
+                           fused_recurrence=config.fused_recurrence,
                            gap=data.row_counts.get("gap_rows", 0))
     if log is not None:
         computing = "" if precision == "float32" else f", computing in {precision} (stored as float32)"

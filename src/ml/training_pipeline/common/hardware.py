@@ -158,6 +158,11 @@ UNCOUNTED_TOLERANCE = 0.05
 """Largest share of a model's weights that may sit in layers :func:`forward_flops` cannot count."""
 
 
+def _counted_kind(layer) -> str | None:
+    """The counted class ``layer`` is or derives from (a training twin's ``FusedLSTM`` is an LSTM), else None."""
+    return next((cls.__name__ for cls in type(layer).__mro__ if cls.__name__ in _COUNTED), None)
+
+
 def forward_flops(model) -> float | None:
     """Estimated FLOPs of one forward pass of one window (2 x multiply-adds of the layers that dominate).
 
@@ -171,12 +176,12 @@ def forward_flops(model) -> float | None:
         41206784.0
     """
     weights = max(1, model.count_params())
-    uncounted = sum(layer.count_params() for layer in model.layers if type(layer).__name__ not in _COUNTED)
+    uncounted = sum(layer.count_params() for layer in model.layers if _counted_kind(layer) is None)
     if uncounted / weights > UNCOUNTED_TOLERANCE:
         return None
     total = 0.0
     for layer in model.layers:
-        kind = type(layer).__name__
+        kind = _counted_kind(layer)
         try:
             in_shape, out_shape = layer.input.shape, layer.output.shape
         except (AttributeError, ValueError):

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from ml.training_pipeline.common.hardware import cpu_flags
@@ -80,21 +81,32 @@ def resolve_precision(requested: str, family_precision: str, kind_supports: bool
     return requested
 
 
-def training_twin(model: Any, precision: str) -> Any:
-    """``model`` itself for float32, else a compiled copy whose layers compute in ``precision`` (same weights).
+def training_twin(model: Any, precision: str, layer_classes: Mapping[str, type] | None = None) -> Any:
+    """``model`` itself for float32 with nothing swapped, else a compiled copy with the same weights whose layers
+    compute in ``precision`` and whose layers named in ``layer_classes`` are built as that class instead.
 
     Every layer but the inputs and the layers that produce the model's outputs takes the policy; layers
-    built inside custom layers take it from the global policy, which is set while the twin is built.
+    built inside custom layers take it from the global policy, which is set while the twin is built. A swapped
+    class must take its layer's config and weights as they are (a fused kernel for the same computation: the
+    model kind's choice, e.g. ``FusedLSTM`` for ``keras.layers.LSTM``).
     """
-    if precision == "float32":
+    layer_classes = dict(layer_classes or {})
+    if precision == "float32" and not layer_classes:
         return model
     import keras
 
     config = model.get_config()
     keep = _output_layer_names(config.get("output_layers", []))
     for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer" and layer["name"] not in keep:
+        if layer["class_name"] != "InputLayer" and layer["name"] not in keep and precision != "float32":
             layer["config"]["dtype"] = precision
+        swapped = layer_classes.pop(layer["name"], None)
+        if swapped is not None:
+            layer.update(module=swapped.__module__, class_name=swapped.__name__,
+                         registered_name=keras.saving.get_registered_name(swapped))
+    if layer_classes:
+        raise ValueError(f"layer_classes names layers the model does not have at its top level. "
+                         f"Received: {sorted(layer_classes)}")
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:

@@ -9,6 +9,7 @@ from ml.training_pipeline.layers.baseline_offset import BaselineOffset
 from ml.training_pipeline.layers.bayesian import BayesianDense, BayesianSelfAttention
 from ml.training_pipeline.layers.dense_block import dense_block
 from ml.training_pipeline.layers.feature_noise import FeatureNoise
+from ml.training_pipeline.layers.fused_lstm import FusedLSTM
 from ml.training_pipeline.layers.gated_mix import GatedMix
 from ml.training_pipeline.layers.last_timestep import LastTimestep
 from ml.training_pipeline.layers.mamba import MambaBlock
@@ -28,5 +29,5 @@ from ml.training_pipeline.layers.tft import (
 )
 from ml.training_pipeline.layers.xlstm import MLSTMBlock, SLSTMBlock
 
-__all__ = ["BaselineOffset", "BayesianDense", "BayesianSelfAttention", "FeatureNoise", "GateAddNorm", "GatedMix", "GatedResidualNetwork",
+__all__ = ["BaselineOffset", "BayesianDense", "BayesianSelfAttention", "FeatureNoise", "FusedLSTM", "GateAddNorm", "GatedMix", "GatedResidualNetwork",
            "InterpretableMultiHeadAttention", "LastTimestep", "Log2SoftplusPositive", "MLSTMBlock", "MambaBlock", "OrderedQuantiles", "RowSetAttention", "SLSTMBlock", "SinusoidalPositions", "TemporalAttention", "TimeSlice", "VariableSelection", "dense_block", "gelu_tanh", "residual_tcn_block", "stacked_lstm"]

@@ -104,6 +104,9 @@ class FitSettings:
     precision: str = "float32"
     """Resolved training precision (:func:`~ml.training_pipeline.fitting.precision.resolve_precision`); kinds with
     ``supports_precision`` train a twin in it and keep the model float32."""
+    fused_recurrence: bool = True
+    """Train the model's LSTMs in TensorFlow's fused CPU kernel where it was measured faster at ``batch_size``
+    (:mod:`ml.training_pipeline.layers.fused_lstm`: a twin, as for precision); ``False``: Keras' own loop."""
 
 
 class ModelKind:
