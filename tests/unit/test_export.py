@@ -99,3 +99,45 @@ def test_parity_is_relative_for_large_outputs(tmp_path):
     report = export_onnx(model, tmp_path / "large.onnx", sample=x)
     assert report.max_scaled_diff <= 1e-4 and report.max_scaled_diff <= report.max_abs_diff
     assert report.to_dict()["max_scaled_diff"] == report.max_scaled_diff
+
+
+def _layer_norm_model(shape, **norm_kwargs):
+    import keras
+
+    inputs = keras.Input(shape, name="inputs")
+    norm = keras.layers.LayerNormalization(**norm_kwargs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(norm(keras.layers.Dense(6)(inputs))))
+    if norm.weights:  # trained-looking scale and shift, so both stay in the graph
+        norm.set_weights([np.linspace(0.5, 1.5, w.shape[-1]).astype("float32") for w in norm.weights])
+    return model
+
+
+@pytest.mark.parametrize("shape,norm_kwargs,fused", [
+    ((5, 3), {"center": False, "scale": False}, 0),  # no weights to give the width: left as exported
+    ((5, 3), {}, 1),  # the transformer's case: (batch, time, width) over the width
+    ((5, 3), {"center": False}, 1),  # no shift: the inner Add is absent
+    ((5, 4, 3), {}, 1),  # rank 4 (the TFT's variable processor): tf2onnx writes its mean as ReduceMean over the last axis
+])
+def test_layer_norms_and_sequence_dense_layers_export_as_one_onnx_node_each_with_parity(shape, norm_kwargs, fused, tmp_path):
+    import onnx
+
+    model = _layer_norm_model(shape, **norm_kwargs)
+    x = np.random.default_rng(0).standard_normal((8, *shape)).astype("float32")
+    report = export_onnx(model, tmp_path / "norm.onnx", sample=x)
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "norm.onnx")).graph.node]
+    assert ops.count("LayerNormalization") == fused
+    assert fused == 0 or ("GlobalAveragePool" not in ops and "ReduceMean" not in ops)
+    # the Dense layers on the sequence are one MatMul each, not Tensordot's flatten, MatMul and shape arithmetic
+    assert ops.count("MatMul") == 2 and "Reshape" not in ops and "Shape" not in ops
+    assert report.max_abs_diff < 1e-5
+
+
+def test_layer_norm_fusion_needs_opset_17():
+    import onnx
+    from onnx import helper
+
+    from ml.training_pipeline.common.onnx_passes import fuse_layer_norms
+
+    graph = helper.make_graph([], "empty", [], [])
+    with pytest.raises(ValueError, match=r"needs ONNX opset >= 17\. Received: opset 15"):
+        fuse_layer_norms(helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 15)]))

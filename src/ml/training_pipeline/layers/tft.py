@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from ml.training_pipeline.layers.heads import head_dim, split_heads
+from ml.training_pipeline.layers.masked_exp import masked_softmax
 
 
 def _glu(units: int, name: str):
@@ -192,10 +193,11 @@ class InterpretableMultiHeadAttention(keras.layers.Layer):
         key = split_heads(self.key(inputs), self.num_heads, self.head_dim)
         logits = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
         logits = logits / math.sqrt(self.head_dim)
-        if self.causal:
-            allowed = ops.tril(ops.ones((length, length), dtype="bool"))
-            logits = ops.where(allowed[None, None], logits, -1e9)
-        weights = ops.mean(ops.softmax(logits, axis=-1), axis=1)  # averaging heads keeps one value space
+        if self.causal:  # masked_softmax: a -1e9 mask would send ONNX Runtime's Softmax down its slow path
+            scores = masked_softmax(logits, ops.tril(ops.ones((length, length), dtype="bool"))[None, None])
+        else:
+            scores = ops.softmax(logits, axis=-1)
+        weights = ops.mean(scores, axis=1)  # averaging heads keeps one value space
         attended = ops.matmul(weights, self.value(inputs))
         return [self.out(self.drop(attended, training=training)), weights]
 

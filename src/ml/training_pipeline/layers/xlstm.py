@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from ml.training_pipeline.layers.masked_exp import masked_exp
+
 
 def _log_sigmoid(x):
     return -np.logaddexp(0.0, -x)
@@ -58,7 +60,7 @@ def mlstm_parallel(q, k, v, i_pre, f_pre):
     causal = ops.tril(ops.ones((length, length), dtype="bool"))[None, None]
     log_D = ops.where(causal, cum[..., :, None] - cum[..., None, :] + i_pre[..., None, :], -1e9)
     m = ops.max(log_D, axis=-1, keepdims=True)  # the stabiliser m_t
-    S = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * ops.exp(log_D - m)
+    S = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * masked_exp(log_D - m, causal)  # no -1e9 exponentiated
     normaliser = ops.maximum(ops.abs(ops.sum(S, axis=-1, keepdims=True)), ops.exp(-m))
     h = ops.matmul(S / normaliser, v)
     return ops.transpose(h, (0, 2, 1, 3))

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.training_pipeline.common.onnx_passes import LAYER_NORM_OPSET, fold_tensordot_reshapes, fuse_layer_norms
 from ml.training_pipeline.common.tensors import model_argument
 from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
 from ml.training_pipeline.fitting.precision import copy_weights_back, training_twin
@@ -46,6 +47,16 @@ def _tf2onnx_passes_unguarded():
         yield
     finally:
         os.environ.pop("TF2ONNX_CATCH_ERRORS", None)
+
+
+def _simplify_graph(path: Path) -> None:
+    """Keras' layer norms and sequence Dense layers in the exported file as one ONNX node each
+    (:mod:`~ml.training_pipeline.common.onnx_passes`); the export's parity check compares the result."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    if fuse_layer_norms(graph) + fold_tensordot_reshapes(graph):
+        onnx.save(graph, str(path))
 
 
 def monitor_mode(monitor: str) -> str:
@@ -312,9 +323,11 @@ class KerasKind(ModelKind):
         model(model_argument(model, first), training=False)  # Keras refuses to export a never-called model
         try:
             with _tf2onnx_passes_unguarded():
-                model.export(str(path), format="onnx", verbose=False)
+                model.export(str(path), format="onnx", verbose=False, opset_version=LAYER_NORM_OPSET)
         except Exception:  # noqa: BLE001  (a graph pass failed: convert again with tf2onnx's own guard)
-            model.export(str(path), format="onnx", verbose=False)
+            model.export(str(path), format="onnx", verbose=False, opset_version=LAYER_NORM_OPSET)
+        _simplify_graph(path)
+
 
     def reference_outputs(self, model, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = model(model_argument(model, sample), training=False)
