@@ -98,9 +98,10 @@ def training_twin(model: Any, precision: str, layer_classes: Mapping[str, type] 
     config = model.get_config()
     keep = _output_layer_names(config.get("output_layers", []))
     for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer" and layer["name"] not in keep and precision != "float32":
+        name = layer.get("name", layer["config"].get("name"))  # a Sequential's entries name the layer in its config
+        if layer["class_name"] != "InputLayer" and name not in keep and precision != "float32":
             layer["config"]["dtype"] = precision
-        swapped = layer_classes.pop(layer["name"], None)
+        swapped = layer_classes.pop(name, None)
         if swapped is not None:
             layer.update(module=swapped.__module__, class_name=swapped.__name__,
                          registered_name=keras.saving.get_registered_name(swapped))
