@@ -138,9 +138,10 @@ def test_the_fused_lstm_computes_keras_lstm_and_its_gradients(rows, shards, retu
         np.testing.assert_allclose(b, a, atol=2e-5, rtol=1e-4)
 
 
-def test_the_fused_kernel_is_chosen_where_measured_faster_and_never_for_another_computation():
+def test_the_fused_kernel_is_chosen_where_measured_faster_and_never_for_another_computation(monkeypatch):
     import keras
 
+    from ml.training_pipeline.layers import fused_lstm
     from ml.training_pipeline.layers.fused_lstm import fused_lstm_faster, fused_lstm_layers
 
     assert fused_lstm_faster(64, 15, 128, cores=2) and fused_lstm_faster(128, 15, 32, cores=2)
@@ -154,6 +155,8 @@ def test_the_fused_kernel_is_chosen_where_measured_faster_and_never_for_another_
     model = keras.Model(inputs, keras.layers.Dense(1)(x))
     assert fused_lstm_layers(model, batch_size=32, cores=2) == ["plain"]
     assert fused_lstm_layers(model, batch_size=32, cores=1) == ["plain"]
+    monkeypatch.setattr(fused_lstm, "gpu_visible", lambda: True)
+    assert fused_lstm_layers(model, batch_size=32, cores=2) == []  # with a GPU, Keras' LSTM runs cuDNN's kernel
 
 
 @pytest.mark.parametrize("fused_recurrence", [True, False])

@@ -159,7 +159,8 @@ def _block_lstm(x, h0, c0, weights, bias):
 
 
 def fused_lstm_layers(model, batch_size: int, cores: int | None = None) -> list[str]:
-    """Names of ``model``'s top-level ``keras.layers.LSTM`` layers that train faster as :class:`FusedLSTM`.
+    """Names of ``model``'s top-level ``keras.layers.LSTM`` layers that train faster as :class:`FusedLSTM`; none
+    where a GPU is visible (Keras' LSTM runs cuDNN's fused kernel there).
 
     Example:
         >>> inputs = keras.Input((10, 3))
@@ -168,8 +169,19 @@ def fused_lstm_layers(model, batch_size: int, cores: int | None = None) -> list[
         >>> fused_lstm_layers(model, batch_size=32, cores=2)
         ['small']
     """
+    if gpu_visible():
+        return []
     return [layer.name for layer in _plain_lstms(model.layers)
             if can_fuse(layer) and fused_lstm_faster(layer.units, int(layer.cell.kernel.shape[0]), batch_size, cores)]
+
+
+def gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU (the fused CPU kernel is measured against Keras' loop on CPUs only)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
 
 
 def _plain_lstms(layers: Iterable) -> list:
