@@ -73,17 +73,16 @@ def _variant(model, name: str, setting: str, batch_size: int):
     """The model as trained under ``setting`` (see :data:`SETTINGS`); its ``jit_compile`` says whether XLA ran.
 
     ``after``, ``unfused`` and ``bf16`` go through the factory's own twin (``precision.training_twin``, with the
-    LSTMs ``fused_lstm_layers`` picks at ``batch_size`` for ``after``)."""
+    LSTMs ``fused_layer_classes`` picks at ``batch_size`` for ``after``)."""
     import keras
 
     from ml.training_pipeline.fitting.precision import resolve_precision, training_twin
-    from ml.training_pipeline.layers.fused_lstm import FusedLSTM, fused_lstm_layers
+    from ml.training_pipeline.layers.fused_lstm import fused_layer_classes
     from ml.training_pipeline.models.registry import get_spec
 
     if setting in ("after", "unfused"):
-        fused = fused_lstm_layers(model, batch_size) if setting == "after" else []
         return training_twin(model, resolve_precision("auto", get_spec(name).training_precision, True),
-                             {layer: FusedLSTM for layer in fused})
+                             fused_layer_classes(model, batch_size) if setting == "after" else {})
     if setting == "bf16":
         return training_twin(model, "mixed_bfloat16")
     if setting == "float32":

@@ -201,12 +201,11 @@ def test_fused_recurrence_must_be_a_bool():
 def test_a_sequential_models_lstm_trains_fused_too():
     import keras
 
-    from ml.training_pipeline.layers import FusedLSTM
-    from ml.training_pipeline.layers.fused_lstm import fused_lstm_layers
+    from ml.training_pipeline.layers.fused_lstm import fused_layer_classes
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 2)), keras.layers.LSTM(4, name="recurrent"), keras.layers.Dense(1)])
     model.compile("adam", "mse")
-    twin = training_twin(model, "float32", {name: FusedLSTM for name in fused_lstm_layers(model, 16, cores=2)})
+    twin = training_twin(model, "float32", fused_layer_classes(model, 16, cores=2))
     assert [type(layer).__name__ for layer in twin.layers] == ["FusedLSTM", "Dense"]
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), twin.get_weights(), strict=True))

@@ -67,9 +67,10 @@ def fused_lstm_faster(units: int, inputs: int, batch_size: int, cores: int | Non
 class FusedLSTM(keras.layers.LSTM):
     """``keras.layers.LSTM`` with its sequence loop in TensorFlow's fused CPU kernel where the layer allows it.
 
-    The fused path runs in training steps (``training=True``) when the backend is TensorFlow, the layer computes in float32 or float16, has no mask, no
-    input or recurrent dropout, is neither stateful nor backwards, and keeps Keras' default activations (tanh and
-    sigmoid); anything else runs Keras' own loop, so the layer is always an LSTM.
+    The fused path runs in training steps (``training=True``) when the backend is TensorFlow, the layer computes in
+    float32 or float16, has no mask, no input or recurrent dropout, is neither stateful nor backwards, and keeps
+    Keras' default activations (tanh and sigmoid); anything else runs Keras' own loop, so the layer is always an
+    LSTM.
 
     Args:
         *args: ``keras.layers.LSTM``'s arguments.
@@ -136,7 +137,7 @@ def _block_lstm(x, h0, c0, weights, bias):
 
     TensorFlow registers the first version's gradient op for ``BlockLSTMV2``, which reads the gates in the first
     version's order (i, c, f, o) and so returns the weights' gradient with two gates swapped: the V2 gradient op is
-    wired here instead (checked against Keras' loop, ``tests/unit/test_fused_lstm.py``).
+    wired here instead (checked against Keras' loop in ``tests/unit/test_precision.py``).
     """
     import tensorflow as tf
 
@@ -173,6 +174,11 @@ def fused_lstm_layers(model, batch_size: int, cores: int | None = None) -> list[
         return []
     return [layer.name for layer in _plain_lstms(model.layers)
             if can_fuse(layer) and fused_lstm_faster(layer.units, int(layer.cell.kernel.shape[0]), batch_size, cores)]
+
+
+def fused_layer_classes(model, batch_size: int, cores: int | None = None) -> dict[str, type]:
+    """:func:`fused_lstm_layers` as the ``layer_classes`` a training twin swaps in (each to :class:`FusedLSTM`)."""
+    return {name: FusedLSTM for name in fused_lstm_layers(model, batch_size, cores)}
 
 
 def gpu_visible() -> bool:

@@ -191,11 +191,10 @@ class KerasKind(ModelKind):
         return callbacks
 
     def fit(self, model, train: FitData, validation: FitData, settings: FitSettings) -> dict[str, list[float]]:
-        from ml.training_pipeline.layers.fused_lstm import FusedLSTM, fused_lstm_layers  # Keras: when a model fits
+        from ml.training_pipeline.layers.fused_lstm import fused_layer_classes  # Keras: when a model fits
 
-        fused = fused_lstm_layers(model, settings.batch_size) if settings.fused_recurrence else []
-        # the model itself when float32 with no LSTM to fuse
-        trainer = training_twin(model, settings.precision, {name: FusedLSTM for name in fused})
+        swapped = fused_layer_classes(model, settings.batch_size) if settings.fused_recurrence else {}
+        trainer = training_twin(model, settings.precision, swapped)  # the model itself: float32, no LSTM to fuse
         try:
             return self._fit(trainer, train, validation, settings)
         finally:  # an interrupted fit leaves the model with the weights trained so far, as Keras' own fit does
