@@ -9,8 +9,13 @@ memory of that process (``wait4``'s ``ru_maxrss``), the wall time and its phases
 start-up, export and storing; "-" where the run printed no line for it: a phase under the progress line's first 5 s,
 or none, as LightGBM has no epochs), and the bytes per row of the fit between the smallest and each larger row count.
 
+``--symbols N`` trains one model on N such symbols (each its own random walk of ``rows`` rows: the pooled path of
+``atb train model SYN SYN2 ... --data SYN2=FILE``); ``--against CHECKOUT`` runs every case with that checkout's
+``src`` first on ``PYTHONPATH`` too, right after this one's, for a before/after table from one run.
+
 Usage:
-    python benchmarks/scale.py [--rows 50000 200000 1000000] [--models tcn] [--steps-per-epoch 20]
+    python benchmarks/scale.py [--rows 50000 200000 1000000] [--models tcn] [--steps-per-epoch 20] [--symbols 2]
+        [--against /tmp/before]
 """
 
 from __future__ import annotations
@@ -49,11 +54,13 @@ PHASES = {"prepare": r"preparing the data.*done in ([\d.]+) (s|min)", "epoch": r
           "evaluate": r"evaluating on the validation and test parts, done in ([\d.]+) (s|min)"}
 
 
-def run(argv: list[str]) -> tuple[float, float, int, dict[str, float]]:
-    """(wall seconds, peak resident GB, exit code, seconds per phase found in its output) of one child process."""
+def run(argv: list[str], source: str | None = None) -> tuple[float, float, int, dict[str, float]]:
+    """(wall seconds, peak resident GB, exit code, seconds per phase found in its output) of one child process,
+    importing the library from ``source`` (a checkout's ``src``) when given."""
     start = time.perf_counter()
+    env = dict(os.environ, **({"PYTHONPATH": source} if source else {}))
     with tempfile.TemporaryFile("w+") as out:
-        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True)
+        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         out.seek(0)
         text = out.read()
@@ -71,25 +78,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", nargs="+", type=int, default=[50_000, 200_000, 1_000_000])
     parser.add_argument("--models", nargs="+", default=["tcn"])
     parser.add_argument("--steps-per-epoch", type=int, default=20)
+    parser.add_argument("--symbols", type=int, default=1, help="symbols in one model, each of --rows rows")
+    parser.add_argument("--against", help="a checkout to run every case with too (its src on PYTHONPATH)")
     args = parser.parse_args(argv)
-    print("| model | rows | peak memory (GB) | bytes per extra row | wall (s) | prepare / epoch / evaluate (s) |")
-    print("|---|---|---|---|---|---|")
+    sources = [("now", None)] + ([(f"{args.against}", str(Path(args.against) / "src"))] if args.against else [])
+    print("| model | symbols x rows | source | peak memory (GB) | bytes per extra row | wall (s) | prepare / epoch / evaluate (s) |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for model in args.models:
-            first = None
+            first: dict[str, tuple[int, float]] = {}
             for rows in sorted(args.rows):
-                path = Path(folder) / f"syn_{rows}.parquet"
-                if not path.exists():
-                    minute_klines(rows).to_parquet(path)
-                wall, peak, code, phases = run([sys.executable, "-m", "ml.cli", "train", "model", "SYN", "--timeframe", "1m",
-                                        "--model-type", model, "--data", str(path), "--epochs", "1",
-                                        *(["--steps-per-epoch", str(args.steps_per_epoch)] if model != "lightgbm"
-                                          else []), "--models-dir", str(Path(folder) / "models")])
-                slope = "" if first is None else f"{(peak - first[1]) * 1e9 / (rows - first[0]):,.0f}"
-                first = first or (rows, peak)
-                split = " / ".join(f"{phases[p]:.0f}" if p in phases else "-" for p in PHASES)
-                print(f"| {model} | {rows:,} | {peak:.2f} | {slope} | {wall:.0f}{'' if code == 0 else f' (exit {code})'} "
-                      f"| {split} |", flush=True)
+                names = ["SYN", *(f"SYN{i + 1}" for i in range(1, args.symbols))]
+                data = []
+                for number, name in enumerate(names):
+                    path = Path(folder) / f"syn_{rows}_{number}.parquet"
+                    if not path.exists():
+                        minute_klines(rows, seed=number).to_parquet(path)
+                    data += ["--data", str(path) if args.symbols == 1 else f"{name}={path}"]
+                for label, source in sources:
+                    wall, peak, code, phases = run(
+                        [sys.executable, "-m", "ml.cli", "train", "model", *names, "--timeframe", "1m", "--model-type",
+                         model, *data, "--epochs", "1",
+                         *(["--steps-per-epoch", str(args.steps_per_epoch)] if model != "lightgbm" else []),
+                         "--models-dir", str(Path(folder) / "models")], source)
+                    total = rows * args.symbols
+                    slope = "" if label not in first else f"{(peak - first[label][1]) * 1e9 / (total - first[label][0]):,.0f}"
+                    first.setdefault(label, (total, peak))
+                    split = " / ".join(f"{phases[p]:.0f}" if p in phases else "-" for p in PHASES)
+                    print(f"| {model} | {args.symbols} x {rows:,} | {label} | {peak:.2f} | {slope} | {wall:.0f}"
+                          f"{'' if code == 0 else f' (exit {code})'} | {split} |", flush=True)
 
 
 if __name__ == "__main__":

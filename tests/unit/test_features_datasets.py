@@ -102,3 +102,71 @@ def test_only_training_data_is_shuffled(bars):
     np.testing.assert_array_equal(ordered, data.test.y)
     shuffled = np.concatenate([y.numpy() for _, y in to_tf_dataset(data.train.x, data.train.y, 64, shuffle=True, seed=1)])
     assert not np.array_equal(shuffled, data.train.y) and np.allclose(np.sort(shuffled), np.sort(data.train.y))
+
+
+def _batches(dataset) -> list[np.ndarray]:
+    return [np.asarray(x) for x, _ in dataset]
+
+
+def test_windows_with_holes_are_starts_in_their_rows_and_train_as_their_copy():
+    """Known windows with a gap (an extra missing mid-series) stay starts in the scaled rows: each batch is cut from
+    the rows, in the order a copy of the windows would give, and prediction reads them alike."""
+    from ml.training_pipeline.common.tensors import check_named_inputs
+    from ml.training_pipeline.common.windows import GatheredWindows, cut_per_batch, windows_for_rows
+    from ml.training_pipeline.models.registry import TensorSpec
+
+    rng = np.random.default_rng(0)
+    scaled = rng.standard_normal((400, 3)).astype(np.float32)
+    close = pd.Series(np.linspace(100, 120, 400), index=pd.date_range("2024-01-01", periods=400, freq="h"))
+    extras = pd.DataFrame({"funding": np.where(np.arange(400) % 97 == 5, np.nan, 1.0)}, index=close.index)
+    windows = windows_for_rows(scaled, np.ones(400), close, 1, 20, 0, 399, extras)
+    assert isinstance(windows.x, GatheredWindows) and cut_per_batch(windows.x)
+    dense = np.asarray(windows.x)
+    ends = windows.x.starts + 19
+    assert dense.shape == (len(windows.y), 20, 3) == windows.x.shape and not np.isnan(extras["funding"].iloc[ends]).any()
+    assert np.array_equal(dense[7], scaled[windows.x.starts[7]:windows.x.starts[7] + 20])
+    assert np.array_equal(windows.x[[3, 9]], dense[[3, 9]]) and np.array_equal(windows.x[:, -1], dense[:, -1])
+    checked = check_named_inputs(windows.x, [TensorSpec("inputs", (20, 3), "float32")])["inputs"]
+    assert isinstance(checked, GatheredWindows)  # checked on its rows, never expanded
+    unused, used = scaled.copy(), scaled.copy()
+    unused[windows.x.starts[0] - 1 if windows.x.starts[0] else -1] = np.nan  # a row no window holds
+    used[windows.x.starts[5] + 19, 1] = np.inf
+    assert GatheredWindows(unused, windows.x.starts, 20).all_finite()
+    with pytest.raises(ValueError, match=r"inputs\['inputs'\] contains NaN or inf"):
+        check_named_inputs(GatheredWindows(used, windows.x.starts, 20), [TensorSpec("inputs", (20, 3), "float32")])
+    for shuffle in (False, True):
+        cut = _batches(to_tf_dataset(windows.x, windows.y, 64, shuffle=shuffle, seed=3))
+        copied = _batches(to_tf_dataset(dense, windows.y, 64, shuffle=shuffle, seed=3))
+        assert all(np.array_equal(a, b) for a, b in zip(cut, copied, strict=True))
+
+
+def test_pooled_symbols_are_starts_in_their_joined_rows_with_no_window_across_a_border():
+    from ml.training_pipeline.common.windows import GatheredWindows, flat_column_chunks, flat_columns, sliding_windows
+
+    first, second = np.arange(30.0, dtype=np.float32).reshape(10, 3), -np.arange(24.0, dtype=np.float32).reshape(8, 3)
+    views = [sliding_windows(first, 4, copy=False)[2:], sliding_windows(second, 4, copy=False)]
+    pooled = GatheredWindows.pooled(views)
+    expected = np.concatenate([np.asarray(v) for v in views])
+    assert np.array_equal(np.asarray(pooled), expected) and len(pooled.rows) == 8 + 8  # the rows behind each view
+    assert pooled.runs() == [(0, 5), (5, 10)]
+    chunks = flat_column_chunks(pooled)
+    assert [len(c) for c in chunks[0]] == [5, 5]
+    assert all(np.array_equal(np.concatenate(c), d) for c, d in zip(chunks, flat_columns(expected), strict=True))
+    assert GatheredWindows.pooled([expected, views[1]]) is None  # a plain copy is concatenated as before
+    with pytest.raises(ValueError, match="Window starts must lie in"):
+        GatheredWindows(first, np.array([0, 8]), 4)
+
+
+def test_the_keras_kind_predicts_windows_held_as_starts_as_it_predicts_their_copy():
+    from ml.training_pipeline.common.windows import GatheredWindows
+    from ml.training_pipeline.models import create_model
+    from ml.training_pipeline.models.kinds.keras_kind import KerasKind
+
+    rng = np.random.default_rng(1)
+    rows = rng.standard_normal((2500, 15)).astype(np.float32)  # more windows than one predict batch (1,024)
+    windows = GatheredWindows(rows, np.concatenate([np.arange(0, 1000), np.arange(1100, 2400)]), 60)
+    model = create_model("tcn", (60, 15), variant="tiny")
+    kind = KerasKind()
+    for picked in (windows, GatheredWindows(rows, windows.starts[:5], 60)):  # batches cut per batch, and one batch
+        assert np.allclose(kind.predict(model, {"inputs": picked}), kind.predict(model, {"inputs": np.asarray(picked)}),
+                           atol=1e-6)

@@ -506,11 +506,11 @@ def test_a_full_disk_while_storing_is_one_line_and_stores_nothing(tmp_path, atb,
 
 @pytest.mark.parametrize(("model_type", "symbols", "free", "rows", "per_window", "fits"), [
     ("tcn", (), 0.5e6, "2,830", "0.4 KB", "1,380"), ("lightgbm", (), 0.5e6, "2,830", "1.0 KB", "505"),
-    ("tcn", ("BTCCOPY",), 5e6, "5,660", "4.0 KB", "1,260")])  # each symbol fits alone, their pooled copy does not
+    ("tcn", ("BTCCOPY",), 2e6, "5,660", "0.5 KB", "4,160")])  # each symbol fits alone, their joined rows do not
 def test_a_run_that_would_not_fit_in_memory_is_refused_before_any_window(tmp_path, atb, monkeypatch, model_type,
                                                                         symbols, free, rows, per_window, fits):
-    """The estimate (common/memory.py, measured per window; LightGBM's binned windows and several symbols' pooled
-    copy on top) against what the machine has free: one line that says how many windows would fit, exit 2,
+    """The estimate (common/memory.py, measured per window; LightGBM's binned windows and several symbols' joined
+    rows on top) against what the machine has free: one line that says how many windows would fit, exit 2,
     nothing stored, instead of the OOM killer half-way."""
     from ml.data import bundled_sample_path
     from ml.training_pipeline.common import memory

@@ -11,8 +11,8 @@ round): tcn 1.09 GB at 50k rows and 1.92 GB at 2.6M (322 bytes per row, 21 per r
 3.06 GB (918 bytes per row). The estimate is ``FIXED_BYTES + rows x features x BYTES_PER_ROW_FEATURE + rows x
 length x features x window_value_bytes``; a run whose estimate exceeds the memory available (``MemAvailable`` plus
 free swap) is refused in one line before any window is made (:class:`NotEnoughMemory`). Several symbols in one
-model pool their windows into one float32 copy (4 bytes per window value), which their check counts. Not counted:
-windows with holes, which are still copied.
+model join their scaled rows once more (their windows are starts in the joined rows), which their check counts;
+windows with holes are starts in their rows too, so nothing grows with the window length for a Keras model.
 
 Example:
     >>> estimate_bytes(rows=2_600_000, features=15) / 1e9  # 2.6M one-minute bars, a Keras model: 1.92 GB measured
@@ -36,10 +36,13 @@ class NotEnoughMemory(MemoryError, ValueError):
     """The run would not fit: a ``MemoryError`` that the CLI reports as bad input (one line, exit 2)."""
 
 
-def estimate_bytes(rows: int, features: int, length: int = 1, window_value_bytes: float = 0.0) -> float:
+def estimate_bytes(rows: int, features: int, length: int = 1, window_value_bytes: float = 0.0,
+                   extra_row_feature_bytes: float = 0.0) -> float:
     """Peak bytes of training on ``rows`` rows of ``features``, in windows of ``length`` rows, for a model kind that
-    holds ``window_value_bytes`` per window value (0: windows are views of the rows, their length adds nothing)."""
-    return FIXED_BYTES + rows * features * (BYTES_PER_ROW_FEATURE + length * window_value_bytes)
+    holds ``window_value_bytes`` per window value (0: windows are views of the rows, their length adds nothing), and
+    ``extra_row_feature_bytes`` per row and feature beyond :data:`BYTES_PER_ROW_FEATURE` (several symbols' rows
+    joined into one array)."""
+    return FIXED_BYTES + rows * features * (BYTES_PER_ROW_FEATURE + extra_row_feature_bytes + length * window_value_bytes)
 
 
 def available_bytes(meminfo: str | None = None) -> float | None:
@@ -68,7 +71,7 @@ def available_bytes(meminfo: str | None = None) -> float | None:
 
 
 def check_memory(rows: int, length: int, features: int, available: float | None = None,
-                 window_value_bytes: float = 0.0) -> None:
+                 window_value_bytes: float = 0.0, extra_row_feature_bytes: float = 0.0) -> None:
     """Refuses, in one line with what would fit, a run whose estimated peak exceeds the available memory.
 
     Args:
@@ -77,6 +80,7 @@ def check_memory(rows: int, length: int, features: int, available: float | None 
         available: bytes free; ``None`` reads :func:`available_bytes` (a machine without ``/proc/meminfo`` is not
             checked).
         window_value_bytes: what the model kind holds per window value (``ModelKind.window_value_bytes``).
+        extra_row_feature_bytes: bytes per row and feature on top of the measured ones (several symbols pooled).
 
     Raises:
         NotEnoughMemory: the estimate exceeds what is available.
@@ -88,10 +92,10 @@ def check_memory(rows: int, length: int, features: int, available: float | None 
         ml.training_pipeline.common.memory.NotEnoughMemory: Training on 26,000,000 windows of 60 x 15 needs about 10.4 GB (1.0 GB + 0.4 KB per window, measured); 8.0 GB are available. Accepted: at most 19,400,000 windows here: fewer rows (--days, --start-date), fewer --covariates, or a machine with more memory
     """
     available = available_bytes() if available is None else available
-    needed = estimate_bytes(rows, features, length, window_value_bytes)
+    needed = estimate_bytes(rows, features, length, window_value_bytes, extra_row_feature_bytes)
     if available is None or needed <= available:
         return
-    per_window = features * (BYTES_PER_ROW_FEATURE + length * window_value_bytes)
+    per_window = features * (BYTES_PER_ROW_FEATURE + extra_row_feature_bytes + length * window_value_bytes)
     fits = max(0, int((available - FIXED_BYTES) // per_window))
     step = 10 ** max(len(str(fits)) - 3, 0)  # three significant digits, rounded down
     fits = fits // step * step

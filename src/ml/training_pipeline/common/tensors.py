@@ -189,9 +189,13 @@ def check_named_inputs(
     if missing:
         raise ValueError(f"{where} lacks the input {missing[0]!r}. Accepted: {', '.join(names)}. "
                          f"Received: {', '.join(map(str, arrays)) or 'none'}")
+    from ml.training_pipeline.common.windows import GatheredWindows  # pandas' module: imported when checked
+
     checked: dict[str, np.ndarray] = {}
     for spec in declared:
-        array = np.asarray(arrays[spec.name])
+        array = arrays[spec.name]
+        # windows held as starts in their rows are checked on their rows: never expanded
+        array = array if isinstance(array, GatheredWindows) else np.asarray(array)
         if not _dtype_fits(array, spec.dtype):
             raise ValueError(f"{where}[{spec.name!r}] must be {_ACCEPTED[spec.dtype]} ({spec.dtype}). "
                              f"Received dtype={array.dtype}")
@@ -201,7 +205,8 @@ def check_named_inputs(
         if not fits:
             raise ValueError(f"{where}[{spec.name!r}] must have shape {shape_text}. Received: shape={array.shape}")
         array = array.astype(spec.dtype, copy=False)
-        if check_finite and spec.dtype == "float32" and not _all_finite(array):
+        if check_finite and spec.dtype == "float32" and not (
+                array.all_finite() if isinstance(array, GatheredWindows) else _all_finite(array)):
             raise ValueError(f"{where}[{spec.name!r}] contains NaN or inf. Received a non-finite value")
         if spec.vocab_size is not None and array.size and (array.min() < 0 or array.max() >= spec.vocab_size):
             raise ValueError(f"{where}[{spec.name!r}] holds ids outside [0, {spec.vocab_size}). "

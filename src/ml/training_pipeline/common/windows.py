@@ -149,6 +149,133 @@ def window_rows(array: np.ndarray) -> tuple[np.ndarray, int] | None:
     return base, length
 
 
+class GatheredWindows:
+    """Windows of ``length`` rows cut from ``rows`` at ``starts``, without a copy of every window.
+
+    A sliding-window view (:func:`sliding_windows` with ``copy=False``) holds every window of a run of rows; a
+    set with gaps does not fit one: the windows of several symbols pooled (none crosses from one symbol's rows
+    into the next's), or the known windows of a series with a missing value mid-series. This holds such a set as
+    its rows (``rows x features``, 4 bytes a value in float32) and one start per window, where the copy of every
+    window would take ``length`` times as much (3.6 KB per 60 x 15 window).
+
+    It stands for the ``(len(starts), length, features)`` array where the pipeline reads windows: ``len``,
+    ``shape``, ``dtype``, indexing (a copy of the picked windows only) and ``np.asarray`` (a copy of them all).
+    :func:`to_tf_dataset` and the Keras kind's ``predict`` cut each batch's windows from the rows, and
+    :func:`flat_column_chunks` gives LightGBM zero-copy runs of its columns.
+
+    Example:
+        >>> rows = np.arange(12.0, dtype=np.float32).reshape(6, 2)
+        >>> windows = GatheredWindows(rows, np.array([0, 1, 4]), 2)
+        >>> windows.shape, windows[2].tolist()
+        ((3, 2, 2), [[8.0, 9.0], [10.0, 11.0]])
+        >>> bool((np.asarray(windows)[1] == rows[1:3]).all())
+        True
+    """
+
+    ndim = 3
+
+    def __init__(self, rows: np.ndarray, starts: np.ndarray, length: int):
+        starts = np.asarray(starts, np.int64)
+        if len(starts) and (starts.min() < 0 or starts.max() + length > len(rows)):
+            raise ValueError(f"Window starts must lie in [0, {len(rows) - length}] for {len(rows)} rows and windows of "
+                             f"{length}. Received: starts from {starts.min()} to {starts.max()}")
+        self.rows, self.starts, self.length = rows, starts, int(length)
+
+    @classmethod
+    def pooled(cls, parts: list[np.ndarray]) -> GatheredWindows | None:
+        """Several sets of windows of one length as one, their rows joined (one copy of the rows, never of the
+        windows); ``None`` when a part is neither a sliding-window view nor a :class:`GatheredWindows`.
+
+        Example:
+            >>> a, b = np.zeros((5, 2), np.float32), np.ones((4, 2), np.float32)
+            >>> pooled = GatheredWindows.pooled([sliding_windows(a, 3, copy=False), sliding_windows(b, 3, copy=False)])
+            >>> pooled.shape, pooled.starts.tolist(), float(pooled[3].sum())
+            ((5, 3, 2), [0, 1, 2, 5, 6], 6.0)
+        """
+        pieces = []
+        for part in parts:
+            if isinstance(part, GatheredWindows):
+                pieces.append((part.rows, part.starts, part.length))
+            elif (view := window_rows(part)) is not None:
+                pieces.append((view[0], np.arange(len(part), dtype=np.int64), view[1]))
+            else:
+                return None
+        if not pieces or len({length for _, _, length in pieces}) != 1:
+            return None
+        offsets = np.cumsum([0, *(len(rows) for rows, _, _ in pieces[:-1])])
+        return cls(np.concatenate([rows for rows, _, _ in pieces]),
+                   np.concatenate([starts + offset for (_, starts, _), offset in zip(pieces, offsets, strict=True)]),
+                   pieces[0][2])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.starts), self.length, self.rows.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.rows.dtype
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):  # windows first, then the rest of the key on the picked windows
+            return self[key[0]][(slice(None), *key[1:])] if not np.isscalar(key[0]) else self[key[0]][key[1:]]
+        starts = self.starts[key]
+        if np.ndim(starts) == 0:
+            return self.rows[int(starts):int(starts) + self.length]
+        return self.rows[starts[:, None] + np.arange(self.length)]
+
+    def astype(self, dtype, copy: bool = True) -> GatheredWindows:
+        """The same windows over rows of ``dtype`` (no copy when they have it and ``copy=False``)."""
+        return GatheredWindows(self.rows.astype(dtype, copy=copy), self.starts, self.length)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def all_finite(self) -> bool:
+        """Whether every value of every window is finite, checked on the rows some window holds (never expanded)."""
+        edges = np.zeros(len(self.rows) + 1, np.int64)
+        np.add.at(edges, self.starts, 1)
+        np.add.at(edges, self.starts + self.length, -1)
+        held = np.cumsum(edges[:-1]) > 0
+        return bool(np.isfinite(self.rows).all(axis=1)[held].all())
+
+    def __array__(self, dtype=None, copy=None):
+        values = self[:]
+        return values if dtype is None else values.astype(dtype)
+
+    def runs(self) -> list[tuple[int, int]]:
+        """``(first window, end)`` of each run of windows whose starts follow one another."""
+        breaks = np.flatnonzero(np.diff(self.starts) != 1) + 1
+        edges = [0, *breaks.tolist(), len(self.starts)]
+        return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1) if edges[i + 1] > edges[i]]
+
+
+def cut_per_batch(array) -> bool:
+    """Whether ``array`` is windows that :func:`to_tf_dataset` cuts per batch from their rows: a sliding-window view
+    or :class:`GatheredWindows`."""
+    return isinstance(array, GatheredWindows) or window_rows(array) is not None
+
+
+def flat_column_chunks(array) -> list[list[np.ndarray]]:
+    """:func:`flat_columns` in chunks: one chunk per run of consecutive windows of a :class:`GatheredWindows` (each
+    a slice of its rows stored column by column, so no window is copied), one chunk otherwise. Every column has
+    the same chunk lengths.
+
+    Example:
+        >>> rows = np.arange(8.0, dtype=np.float32).reshape(4, 2)
+        >>> [[c.tolist() for c in column] for column in flat_column_chunks(GatheredWindows(rows, [0, 2], 2))[:2]]
+        [[[0.0], [4.0]], [[1.0], [5.0]]]
+    """
+    if not isinstance(array, GatheredWindows):
+        return [[column] for column in flat_columns(array)]
+    by_feature = np.ascontiguousarray(np.asarray(array.rows, np.float32).T)
+    runs = [(int(array.starts[first]), stop - first) for first, stop in array.runs()]
+    return [[by_feature[j, start + k:start + k + size] for start, size in runs]
+            for k in range(array.length) for j in range(by_feature.shape[0])]
+
+
 def flat_columns(array: np.ndarray) -> list[np.ndarray]:
     """The columns of ``array`` flattened per row (column ``k * features + j`` of a window is step ``k``, feature
     ``j``), each a contiguous float32 array. A sliding-window view's columns are slices of its rows stored column
@@ -174,6 +301,10 @@ def _gatherer(array: np.ndarray):
     """``index -> rows`` of one array for a batch of indices: windows cut from their rows, or rows taken."""
     import tensorflow as tf
 
+    if isinstance(array, GatheredWindows):
+        values, starts = tf.constant(np.ascontiguousarray(array.rows)), tf.constant(array.starts)
+        offsets = tf.range(array.length, dtype=tf.int64)
+        return lambda index: tf.gather(values, tf.gather(starts, index)[:, None] + offsets[None, :])
     windows = window_rows(array)
     if windows is None:
         values = tf.constant(np.asarray(array))
@@ -196,8 +327,8 @@ def windows_for_rows(
 ) -> WindowSet:
     """Windows whose rows all lie in ``[start, stop)`` and whose target (and every extra) is known."""
     # the strided view costs nothing, and stays a view when the known windows are one run (the usual case: only
-    # the last `horizon` targets are unknown): to_tf_dataset then cuts each batch's windows from the rows, so no
-    # copy of every window is ever made. Known windows with holes (an extra missing mid-series) make one copy.
+    # the last `horizon` targets are unknown); known windows with holes (an extra missing mid-series) are their
+    # starts in the rows. Either way to_tf_dataset cuts each batch's windows from the rows: no copy of every window.
     x = sliding_windows(scaled[start:stop], sequence_length, copy=False)
     ends = np.arange(start + sequence_length - 1, stop)
     known = ~np.isnan(target[ends])
@@ -205,7 +336,8 @@ def windows_for_rows(
         known &= extras.iloc[ends].notna().all(axis=1).to_numpy()
     kept = np.flatnonzero(known)
     one_run = len(kept) > 0 and kept[-1] - kept[0] + 1 == len(kept)
-    ends, x = ends[known], (x[kept[0]:kept[-1] + 1] if one_run else np.ascontiguousarray(x[known]))
+    ends, x = ends[known], (x[kept[0]:kept[-1] + 1] if one_run else
+                            GatheredWindows(scaled[start:stop], kept, sequence_length))
     closes = close.to_numpy()
     moving_average = close.rolling(MOVING_AVERAGE_WINDOW, min_periods=1).mean().to_numpy()
     future = np.full(len(closes), np.nan)
@@ -385,7 +517,7 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
     parts = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, dtype=np.float32))
     arrays = list(x.values()) if isinstance(x, dict) else [x]
     count = len(y) if rows is None else len(rows)
-    if rows is not None or any(window_rows(a) is not None for a in arrays):
+    if rows is not None or any(cut_per_batch(a) for a in arrays):
         # windows cut per batch from the rows they view: indices are shuffled, never windows (the same order as
         # shuffling the windows themselves: tf.data's shuffle draws the same permutation for any elements)
         dataset = (tf.data.Dataset.range(len(y)) if rows is None else

@@ -44,16 +44,20 @@ def _matrix(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def _table(inputs: Mapping[str, np.ndarray]) -> pyarrow.Table:
     """The columns of :func:`_matrix` as an Arrow table that LightGBM reads in place (its Arrow interface): a
-    window view's columns are slices of its rows (:func:`~ml.training_pipeline.common.windows.flat_columns`), so
-    2.6M windows of 60 x 15 never become the 9.4 GB matrix their flattening would be. The names are LightGBM's
-    own defaults (``Column_<i>``), which the stored model keeps."""
+    window view's columns are slices of its rows, and windows held as starts in their rows (several symbols pooled,
+    windows with holes) are one chunk per run of consecutive windows
+    (:func:`~ml.training_pipeline.common.windows.flat_column_chunks`), so 2.6M windows of 60 x 15 never become the
+    9.4 GB matrix their flattening would be. The names are LightGBM's own defaults (``Column_<i>``), which the
+    stored model keeps."""
     import pyarrow as pa
 
-    from ml.training_pipeline.common.windows import flat_columns  # pandas' module: imported when a model fits
+    from ml.training_pipeline.common.windows import flat_column_chunks  # pandas' module: imported when a model fits
 
-    columns = [column for name in _ordered(inputs) for column in flat_columns(inputs[name])]
-    return pa.Table.from_arrays([pa.Array.from_buffers(pa.float32(), len(c), [None, pa.py_buffer(c)]) for c in columns],
-                                names=[f"Column_{i}" for i in range(len(columns))])
+    columns = [column for name in _ordered(inputs) for column in flat_column_chunks(inputs[name])]
+    return pa.Table.from_arrays(
+        [pa.chunked_array([pa.Array.from_buffers(pa.float32(), len(c), [None, pa.py_buffer(c)]) for c in chunks],
+                          pa.float32()) for chunks in columns],
+        names=[f"Column_{i}" for i in range(len(columns))])
 
 
 def _offset_of(model: Any, x: pyarrow.Table) -> np.ndarray | float:

@@ -27,6 +27,7 @@ from ml.training_pipeline.common.memory import check_memory
 from ml.training_pipeline.common.metrics import group_summary
 from ml.training_pipeline.common.plots import plot_history, plot_predictions
 from ml.training_pipeline.common.tensors import LazyInputs
+from ml.training_pipeline.common.windows import GatheredWindows
 from ml.training_pipeline.models.kinds import window_value_bytes
 from ml.training_pipeline.models.kinds.base import FitData
 from ml.training_pipeline.models.registry import STATIC_INPUT, TensorSpec
@@ -34,12 +35,18 @@ from ml.training_pipeline.models.tasks import Task
 from ml.training_pipeline.problems.base import Problem, ProblemData, problem_type, register_problem
 from ml.training_pipeline.problems.price.forecasts import PriceProblem, PriceReturn
 
-POOLED_COPY_BYTES = 4.0
-"""Bytes per window value of the pooled training set: the windows of every symbol copied into one float32 array."""
+POOLED_ROW_FEATURE_BYTES = 8.0
+"""Bytes per row and feature the pooling adds: every symbol's scaled rows joined into one float32 array (their
+windows are starts in it, :class:`~ml.training_pipeline.common.windows.GatheredWindows`), for the training part and
+again for the evaluation parts (4 bytes each, rounded up)."""
 
 
-def _joined(parts: list[FitData], name: str) -> np.ndarray:
-    return np.concatenate([p.inputs[name] for p in parts])
+def _joined(parts: list[FitData], name: str) -> np.ndarray | GatheredWindows:
+    """One input of every symbol's part, pooled: windows as starts in the symbols' joined rows (never a copy of
+    every window), other inputs (ids, calendar rows) concatenated."""
+    arrays = [p.inputs[name] for p in parts]
+    pooled = GatheredWindows.pooled(arrays)
+    return pooled if pooled is not None else np.concatenate([np.asarray(a) for a in arrays])
 
 
 def _pool(parts: list[FitData], symbols: tuple[str, ...]) -> FitData:
@@ -132,12 +139,12 @@ class SymbolsProblem(Problem):
 
     @staticmethod
     def _check_pooled_memory(config, prepared: dict[str, ProblemData]) -> None:
-        """The pooled windows are one float32 copy of every window (each symbol's own are views of its rows): the
-        memory estimate counts it, and a run that would not fit is refused before it is made."""
+        """Pooling joins every symbol's rows once more (:data:`POOLED_ROW_FEATURE_BYTES`): the memory estimate
+        counts it with the model kind's own, and a run that would not fit is refused before it is made."""
         rows = sum(data.row_counts.get("feature_rows", 0) for data in prepared.values())
         length, features = next(iter(prepared.values())).schema["input_shape"]
-        check_memory(rows, length, features,
-                     window_value_bytes=POOLED_COPY_BYTES + window_value_bytes(config.model_type))
+        check_memory(rows, length, features, window_value_bytes=window_value_bytes(config.model_type),
+                     extra_row_feature_bytes=POOLED_ROW_FEATURE_BYTES)
 
     def _slices(self, data: ProblemData) -> dict[str, slice]:
         edges = np.cumsum([0, *(len(data.context[s].test) for s in self.symbols)])
