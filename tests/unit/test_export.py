@@ -129,6 +129,9 @@ def test_layer_norms_and_sequence_dense_layers_export_as_one_onnx_node_each_with
     assert fused == 0 or ("GlobalAveragePool" not in ops and "ReduceMean" not in ops)
     # the Dense layers on the sequence are one MatMul each, not Tensordot's flatten, MatMul and shape arithmetic
     assert ops.count("MatMul") == 2 and "Reshape" not in ops and "Shape" not in ops
+    graph = onnx.load(str(tmp_path / "norm.onnx")).graph  # no weight of a replaced node is left behind
+    read = {name for node in graph.node for name in node.input}
+    assert all(init.name in read for init in graph.initializer)
     assert report.max_abs_diff < 1e-5
 
 

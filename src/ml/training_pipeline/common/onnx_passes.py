@@ -216,6 +216,30 @@ def fold_tensordot_reshapes(model: Any) -> int:
     return len(replaced)
 
 
+def drop_unused_initializers(model: Any) -> int:
+    """Removes the weights and constants of ``model`` (changed in place) that no node reads any more (the passes
+    above leave the ones of the nodes they replaced; ONNX Runtime would warn about each when a session loads the
+    file); returns how many.
+
+    Example:
+        >>> from onnx import helper, numpy_helper
+        >>> graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+        ...     [helper.make_tensor_value_info("x", 1, [1])], [helper.make_tensor_value_info("y", 1, [1])],
+        ...     [numpy_helper.from_array(np.zeros(1, np.float32), "unused")])
+        >>> model = helper.make_model(graph)  # holds a copy of the graph
+        >>> drop_unused_initializers(model), len(model.graph.initializer)
+        (1, 0)
+    """
+    graph = model.graph
+    read = {name for node in graph.node for name in _names_read(node)} | {out.name for out in graph.output}
+    kept = [init for init in graph.initializer if init.name in read]
+    dropped = len(graph.initializer) - len(kept)
+    if dropped:
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+    return dropped
+
+
 def _without_dead_nodes(nodes: list, outputs: set[str]) -> list:
     """``nodes`` less those whose outputs nothing reads (repeated: their inputs' producers may die too); a name
     read inside a subgraph (a ``Loop``'s body reads the outer scope by name) counts as read."""

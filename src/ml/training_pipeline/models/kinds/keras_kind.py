@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from ml.training_pipeline.common.onnx_passes import LAYER_NORM_OPSET, fold_tensordot_reshapes, fuse_layer_norms
+from ml.training_pipeline.common.onnx_passes import (
+    LAYER_NORM_OPSET,
+    drop_unused_initializers,
+    fold_tensordot_reshapes,
+    fuse_layer_norms,
+)
 from ml.training_pipeline.common.tensors import model_argument
 from ml.training_pipeline.fitting.distribute import is_collective_multi_worker
 from ml.training_pipeline.fitting.precision import copy_weights_back, training_twin
@@ -56,6 +61,7 @@ def _simplify_graph(path: Path) -> None:
 
     graph = onnx.load(str(path))
     if fuse_layer_norms(graph) + fold_tensordot_reshapes(graph):
+        drop_unused_initializers(graph)
         onnx.save(graph, str(path))
 
 
