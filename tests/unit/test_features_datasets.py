@@ -108,11 +108,16 @@ def _batches(dataset) -> list[np.ndarray]:
     return [np.asarray(x) for x, _ in dataset]
 
 
-def test_windows_with_holes_are_starts_in_their_rows_and_train_as_their_copy():
+@pytest.mark.parametrize("gather_in_numpy", [False, True])
+def test_windows_with_holes_are_starts_in_their_rows_and_train_as_their_copy(gather_in_numpy, monkeypatch):
     """Known windows with a gap (an extra missing mid-series) stay starts in the scaled rows: each batch is cut from
-    the rows, in the order a copy of the windows would give, and prediction reads them alike."""
+    the rows (by TensorFlow, or by NumPy for big rows), in the order a copy of the windows would give."""
+    from ml.training_pipeline.common import windows as module
+
+    if gather_in_numpy:
+        monkeypatch.setattr(module, "GATHER_IN_NUMPY_BYTES", 0)
     from ml.training_pipeline.common.tensors import check_named_inputs
-    from ml.training_pipeline.common.windows import GatheredWindows, cut_per_batch, windows_for_rows
+    from ml.training_pipeline.common.windows import GatheredWindows, cut_per_batch, sliding_windows, windows_for_rows
     from ml.training_pipeline.models.registry import TensorSpec
 
     rng = np.random.default_rng(0)
@@ -134,10 +139,14 @@ def test_windows_with_holes_are_starts_in_their_rows_and_train_as_their_copy():
     assert GatheredWindows(unused, windows.x.starts, 20).all_finite()
     with pytest.raises(ValueError, match=r"inputs\['inputs'\] contains NaN or inf"):
         check_named_inputs(GatheredWindows(used, windows.x.starts, 20), [TensorSpec("inputs", (20, 3), "float32")])
+    view = sliding_windows(scaled, 20, copy=False)[:len(windows.y)]
     for shuffle in (False, True):
-        cut = _batches(to_tf_dataset(windows.x, windows.y, 64, shuffle=shuffle, seed=3))
         copied = _batches(to_tf_dataset(dense, windows.y, 64, shuffle=shuffle, seed=3))
+        cut = _batches(to_tf_dataset(windows.x, windows.y, 64, shuffle=shuffle, seed=3))
         assert all(np.array_equal(a, b) for a, b in zip(cut, copied, strict=True))
+        from_view = _batches(to_tf_dataset(view, windows.y, 64, shuffle=shuffle, seed=3))
+        view_copy = _batches(to_tf_dataset(np.ascontiguousarray(view), windows.y, 64, shuffle=shuffle, seed=3))
+        assert all(np.array_equal(a, b) for a, b in zip(from_view, view_copy, strict=True))
 
 
 def test_pooled_symbols_are_starts_in_their_joined_rows_with_no_window_across_a_border():

@@ -18,6 +18,11 @@ MIN_WINDOWS_PER_SPLIT = 10
 MOVING_AVERAGE_WINDOW = 20
 """Bars averaged by the moving-average baseline."""
 TRANSFORM_BLOCK_ROWS = 65_536
+GATHER_IN_NUMPY_BYTES = 16 * 2**20
+"""Rows bigger than this (about 280k rows of 15 float32 features) are cut into each batch's windows by NumPy inside
+the input pipeline instead of by TensorFlow, which would hold a copy of them (60 bytes per such row: at 2.6M one-minute
+rows the peak fell from 1.97 to 1.76 GB). The two gathers train at the same windows/s within noise
+(``benchmarks/window_throughput.py``); smaller rows keep TensorFlow's, the path the earlier figures were measured on."""
 
 
 @dataclass(frozen=True)
@@ -302,17 +307,38 @@ def _gatherer(array: np.ndarray):
     import tensorflow as tf
 
     if isinstance(array, GatheredWindows):
-        values, starts = tf.constant(np.ascontiguousarray(array.rows)), tf.constant(array.starts)
-        offsets = tf.range(array.length, dtype=tf.int64)
-        return lambda index: tf.gather(values, tf.gather(starts, index)[:, None] + offsets[None, :])
-    windows = window_rows(array)
-    if windows is None:
+        rows, starts, length = array.rows, array.starts, array.length
+    elif (view := window_rows(array)) is not None:
+        (rows, length), starts = view, None
+    else:
         values = tf.constant(np.asarray(array))
         return lambda index: tf.gather(values, index)
-    base, length = windows
-    values = tf.constant(np.ascontiguousarray(base))
-    offsets = tf.range(length, dtype=tf.int64)
-    return lambda index: tf.gather(values, index[:, None] + offsets[None, :])
+    rows = np.ascontiguousarray(rows)
+    if rows.nbytes > GATHER_IN_NUMPY_BYTES:
+        return _numpy_window_gather(rows, starts, length)
+    values, offsets = tf.constant(rows), tf.range(length, dtype=tf.int64)
+    if starts is None:
+        return lambda index: tf.gather(values, index[:, None] + offsets[None, :])
+    firsts = tf.constant(starts)
+    return lambda index: tf.gather(values, tf.gather(firsts, index)[:, None] + offsets[None, :])
+
+
+def _numpy_window_gather(rows: np.ndarray, starts: np.ndarray | None, length: int):
+    """``index -> windows`` cut by NumPy from ``rows`` (window ``i`` starts at row ``starts[i]``, or ``i``), inside the
+    input pipeline: TensorFlow never holds a copy of the rows (:data:`GATHER_IN_NUMPY_BYTES`)."""
+    import tensorflow as tf
+
+    offsets = np.arange(length)
+
+    def cut(index: np.ndarray) -> np.ndarray:
+        return rows[(index if starts is None else starts[index])[:, None] + offsets]
+
+    def take(index):
+        windows = tf.numpy_function(cut, [index], tf.as_dtype(rows.dtype), stateful=False)
+        windows.set_shape((None, length, rows.shape[1]))
+        return windows
+
+    return take
 
 
 def windows_for_rows(
