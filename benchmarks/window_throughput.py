@@ -5,9 +5,10 @@ inside the input pipeline (``common.windows.to_tf_dataset``: shuffled indices, o
 window was copied into one array that ``from_tensor_slices`` fed. This script trains every registered window model
 (default variant, input (60, 15), the bundled BTCUSDT features scaled, next-bar return target) on the same windows
 both ways, interleaved, at each batch size, and prints windows/s of one epoch (the best of ``--repeats``, after a
-first epoch that traces) and their ratio; the cut windows both ways the pipeline gathers them (TensorFlow's gather
-from a constant of the rows, and NumPy's inside the input pipeline, which it uses for rows above
-``common.windows.GATHER_IN_NUMPY_BYTES``). Inputs a model reads besides the window (the TFT's calendar) are the
+first epoch that traces) and their ratio; the cut windows both ways the pipeline feeds them: as for small data
+(TensorFlow's gather from a constant of the rows, tf.data's shuffle buffer) and as for big data (NumPy's gather
+inside the input pipeline above ``common.windows.GATHER_IN_NUMPY_BYTES``, one permutation tensor per epoch above
+``SHUFFLE_BY_PERMUTATION_WINDOWS``). Inputs a model reads besides the window (the TFT's calendar) are the
 same random arrays every way.
 
 Usage:
@@ -41,16 +42,19 @@ def window_models() -> list[str]:
             and n != "lightgbm"]
 
 
-def epoch_seconds(model, inputs: dict, y: np.ndarray, batch_size: int, numpy_gather: bool = False) -> float:
+def epoch_seconds(model, inputs: dict, y: np.ndarray, batch_size: int, large: bool = False) -> float:
+    """One epoch's seconds; ``large``: the input pipeline of big data (NumPy's gather, one permutation per epoch),
+    which the sizes decide in the pipeline and which is forced here."""
     from ml.training_pipeline.common import windows
     from ml.training_pipeline.common.tensors import model_argument
 
-    threshold = windows.GATHER_IN_NUMPY_BYTES
-    windows.GATHER_IN_NUMPY_BYTES = 0 if numpy_gather else threshold  # the rows' size decides; forced here
+    thresholds = windows.GATHER_IN_NUMPY_BYTES, windows.SHUFFLE_BY_PERMUTATION_WINDOWS
+    if large:
+        windows.GATHER_IN_NUMPY_BYTES, windows.SHUFFLE_BY_PERMUTATION_WINDOWS = 0, 0
     try:
         dataset = windows.to_tf_dataset(model_argument(model, inputs), y, batch_size, shuffle=True, seed=0)
     finally:
-        windows.GATHER_IN_NUMPY_BYTES = threshold
+        windows.GATHER_IN_NUMPY_BYTES, windows.SHUFFLE_BY_PERMUTATION_WINDOWS = thresholds
     started = time.perf_counter()
     model.fit(dataset, epochs=1, verbose=0, shuffle=False)
     return time.perf_counter() - started
@@ -72,22 +76,22 @@ def main(argv: list[str] | None = None) -> None:
     view = sliding_windows(rows, 60, copy=False)[:args.windows]
     held = np.ascontiguousarray(view)
     y = np.r_[rows[60:, 0], 0.0][:args.windows].astype(np.float32)
-    print("| model | batch | windows/s held whole | cut per batch (TensorFlow's gather) | ratio | cut per batch (NumPy's "
-          "gather, as above GATHER_IN_NUMPY_BYTES) | ratio |\n|---|---|---|---|---|---|---|", flush=True)
+    print("| model | batch | windows/s held whole | cut per batch | ratio | cut per batch as for big data (NumPy's gather, "
+          "one permutation per epoch) | ratio |\n|---|---|---|---|---|---|---|", flush=True)
     for name in args.models or window_models():
         others = generate_inputs(declared_inputs(name, (60, 15)), args.windows)
         for batch_size in args.batch_sizes:
             model = create_model(name, input_shape=(60, 15), variant="default")
             ways = {"held": ({**others, "inputs": held}, False), "cut": ({**others, "inputs": view}, False),
-                    "numpy": ({**others, "inputs": view}, True)}
+                    "large": ({**others, "inputs": view}, True)}
             epoch_seconds(model, ways["held"][0], y, batch_size)  # traces the step
             best = {way: float("inf") for way in ways}
             for _ in range(args.repeats):  # interleaved: every way sees the machine's same minutes
-                for way, (inputs, numpy_gather) in ways.items():
-                    best[way] = min(best[way], epoch_seconds(model, inputs, y, batch_size, numpy_gather))
+                for way, (inputs, large) in ways.items():
+                    best[way] = min(best[way], epoch_seconds(model, inputs, y, batch_size, large))
             rate = {way: args.windows / seconds for way, seconds in best.items()}
             print(f"| {name} | {batch_size} | {rate['held']:,.0f} | {rate['cut']:,.0f} | "
-                  f"{rate['cut'] / rate['held']:.2f}x | {rate['numpy']:,.0f} | {rate['numpy'] / rate['held']:.2f}x |",
+                  f"{rate['cut'] / rate['held']:.2f}x | {rate['large']:,.0f} | {rate['large'] / rate['held']:.2f}x |",
                   flush=True)
 
 

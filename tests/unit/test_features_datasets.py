@@ -179,3 +179,30 @@ def test_the_keras_kind_predicts_windows_held_as_starts_as_it_predicts_their_cop
     for picked in (windows, GatheredWindows(rows, windows.starts[:5], 60)):  # batches cut per batch, and one batch
         assert np.allclose(kind.predict(model, {"inputs": picked}), kind.predict(model, {"inputs": np.asarray(picked)}),
                            atol=1e-6)
+
+
+def test_many_windows_are_shuffled_by_one_permutation_per_epoch_seeded_and_complete(monkeypatch):
+    """Above SHUFFLE_BY_PERMUTATION_WINDOWS the order is a permutation tensor per pass (tf.data's shuffle buffer holds
+    ~200 bytes a window): every window once per epoch, a new order each epoch, the same orders for a seed, and the
+    curriculum's subset and repeat() alike."""
+    from ml.training_pipeline.common import windows as module
+    from ml.training_pipeline.common.windows import sliding_windows
+
+    monkeypatch.setattr(module, "SHUFFLE_BY_PERMUTATION_WINDOWS", 10)
+    rows = np.arange(300.0, dtype=np.float32).reshape(100, 3)
+    x = sliding_windows(rows, 5, copy=False)  # 96 windows; window i starts with the value 3 * i
+    y = np.arange(len(x), dtype=np.float32)
+
+    dataset = to_tf_dataset(x, y, 16, shuffle=True, seed=7)
+    first, second = [np.concatenate([b[1].numpy() for b in dataset]) for _ in range(2)]
+    assert sorted(first) == sorted(second) == list(y) and first.tolist() != second.tolist()
+    for batch_x, batch_y in dataset.take(2):  # each window still goes with its own target
+        assert np.array_equal(batch_x.numpy()[:, 0, 0], 3 * batch_y.numpy())
+    again = to_tf_dataset(x, y, 16, shuffle=True, seed=7)
+    assert [np.concatenate([b[1].numpy() for b in again]).tolist() for _ in range(2)] == [first.tolist(), second.tolist()]
+    subset = np.arange(20, 60)
+    picked = np.concatenate([b[1].numpy() for b in to_tf_dataset(x, y, 16, shuffle=True, seed=7, rows=subset)])
+    assert sorted(picked) == list(subset) and picked.tolist() != list(subset)
+    endless = to_tf_dataset(x, y, 16, shuffle=True, seed=7, repeat=True)
+    passes = np.concatenate([b[1].numpy() for b in endless.take(12)])  # two passes of 96
+    assert sorted(passes[:96]) == sorted(passes[96:]) == list(y) and passes[:96].tolist() != passes[96:].tolist()

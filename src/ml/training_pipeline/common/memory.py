@@ -7,9 +7,10 @@ chunks and scaled by blocks; LightGBM reads the windows' columns in place. What 
 themselves (the bars, the float64 features, their scaled float32 copy, targets and indices) and, for a model kind
 that holds a representation of every window (LightGBM's binned columns), that: ``ModelKind.window_value_bytes``.
 Measured with ``python benchmarks/scale.py`` (one-minute rows of 15 features, one 20-batch epoch or one boosting
-round): tcn 1.09 GB at 50k rows and 1.92 GB at 2.6M (322 bytes per row, 21 per row and feature; 1.76 GB and 257
-bytes since rows above 16 MiB are gathered by NumPy, ``windows.GATHER_IN_NUMPY_BYTES``: the constant below keeps the
-safer figure); lightgbm 0.72 and 3.06 GB (918 bytes per row). The estimate is ``FIXED_BYTES + rows x features x BYTES_PER_ROW_FEATURE + rows x
+round): tcn 1.09 GB at 50k rows and 1.92 GB at 2.6M (322 bytes per row, 21 per row and feature; 1.57 GB and 181
+bytes since big data is gathered by NumPy and shuffled by one permutation per epoch, ``windows.GATHER_IN_NUMPY_BYTES``
+and ``SHUFFLE_BY_PERMUTATION_WINDOWS``: the constant below keeps the safer figure); lightgbm 0.72 and 3.06 GB (918
+bytes per row). The estimate is ``FIXED_BYTES + rows x features x BYTES_PER_ROW_FEATURE + rows x
 length x features x window_value_bytes``; a run whose estimate exceeds the memory available (``MemAvailable`` plus
 free swap) is refused in one line before any window is made (:class:`NotEnoughMemory`). Several symbols in one
 model join their scaled rows once more (their windows are starts in the joined rows), which their check counts;

@@ -18,6 +18,12 @@ MIN_WINDOWS_PER_SPLIT = 10
 MOVING_AVERAGE_WINDOW = 20
 """Bars averaged by the moving-average baseline."""
 TRANSFORM_BLOCK_ROWS = 65_536
+SHUFFLE_BY_PERMUTATION_WINDOWS = 250_000
+"""More training windows than this are shuffled as one permutation tensor of their indices per epoch (8 bytes a
+window) instead of by tf.data's shuffle buffer, which holds each index as a tensor of its own: 360 MB for 1.82M
+windows (about 200 bytes a window, measured), the largest cost per row left on one-minute bars. A seed gives the same
+orders either way, but not the same as each other: the bundled data (17k windows) keeps tf.data's, and with it the
+figures reported so far."""
 GATHER_IN_NUMPY_BYTES = 16 * 2**20
 """Rows bigger than this (about 280k rows of 15 float32 features) are cut into each batch's windows by NumPy inside
 the input pipeline instead of by TensorFlow, which would hold a copy of them (60 bytes per such row: at 2.6M one-minute
@@ -512,6 +518,22 @@ def check_target_varies(y: np.ndarray, where: str = "the training part", max_sha
                          f"{float(np.median(values)):g}. Check the data (a constant price, a frozen feed?)")
 
 
+def _permutations(indices: np.ndarray, seed: int | None):
+    """``indices`` in a new random order at every pass over the dataset (a seed gives the same orders), held as one
+    int64 tensor (:data:`SHUFFLE_BY_PERMUTATION_WINDOWS`)."""
+    import tensorflow as tf
+
+    values = tf.constant(indices)
+
+    def permuted(pass_seed):
+        order = tf.random.experimental.stateless_shuffle(tf.range(tf.size(values, out_type=tf.int64)),
+                                                         seed=tf.stack([pass_seed, tf.constant(0, tf.int64)]))
+        return tf.data.Dataset.from_tensor_slices(tf.gather(values, order))
+
+    # one seed per pass, drawn anew each time the dataset is iterated (an epoch, or a pass of repeat())
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).flat_map(permuted)
+
+
 def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | None = None,
                   sample_weight: np.ndarray | None = None, repeat: bool = False,
                   shard: tuple[int, int, int] | None = None, rows: np.ndarray | None = None):
@@ -521,7 +543,8 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
         x: one array, or a dict ``{input name: array}`` for a multi-input model.
         y: targets.
         batch_size: rows per batch.
-        shuffle: reshuffle every epoch (training data only).
+        shuffle: reshuffle every epoch (training data only); above :data:`SHUFFLE_BY_PERMUTATION_WINDOWS` windows
+            by one permutation tensor per epoch rather than tf.data's shuffle buffer.
         seed: shuffle seed.
         sample_weight: optional per-row weights; they scale the loss and the weighted metrics.
         repeat: endless, reshuffled at every pass (for ``steps_per_epoch``: an epoch's batches then come from
@@ -543,17 +566,22 @@ def to_tf_dataset(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int | 
     parts = (x, y) if sample_weight is None else (x, y, np.asarray(sample_weight, dtype=np.float32))
     arrays = list(x.values()) if isinstance(x, dict) else [x]
     count = len(y) if rows is None else len(rows)
-    if rows is not None or any(cut_per_batch(a) for a in arrays):
+    permuted = shuffle and count > SHUFFLE_BY_PERMUTATION_WINDOWS
+    if rows is not None or permuted or any(cut_per_batch(a) for a in arrays):
         # windows cut per batch from the rows they view: indices are shuffled, never windows (the same order as
         # shuffling the windows themselves: tf.data's shuffle draws the same permutation for any elements)
-        dataset = (tf.data.Dataset.range(len(y)) if rows is None else
-                   tf.data.Dataset.from_tensor_slices(np.asarray(rows, np.int64)))
+        if permuted:
+            dataset = _permutations(np.arange(len(y), dtype=np.int64) if rows is None else np.asarray(rows, np.int64),
+                                    seed)
+        else:
+            dataset = (tf.data.Dataset.range(len(y)) if rows is None else
+                       tf.data.Dataset.from_tensor_slices(np.asarray(rows, np.int64)))
         gather = tf.nest.map_structure(_gatherer, parts)
         pick = lambda index: tf.nest.map_structure(lambda take: take(index), gather)  # noqa: E731
     else:
         dataset = tf.data.Dataset.from_tensor_slices(parts)
         pick = None
-    if shuffle:
+    if shuffle and not permuted:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     if shard is not None:
         pipelines, index, global_batch = shard
