@@ -57,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from ml.training_pipeline.common.hardware import cpu_info
-    from ml.training_pipeline.layers.fused_lstm import FusedLSTM, fused_lstm_faster, training_cores
+    from ml.training_pipeline.common.hardware import available_cores, cpu_info
+    from ml.training_pipeline.layers.fused_lstm import FusedLSTM, fused_lstm_faster
 
     info = cpu_info()
     print(f"{info.model}, {info.cores} cores, {info.simd}")
-    cores = training_cores()
+    cores = available_cores()
     print(f"one LSTM layer, 60 time steps, forward + backward; fused: one BlockLSTMV2 per shard, {cores} shards")
     print("| inputs | units | batch | MACs per step and shard | Keras loop ms | fused ms | fused speed-up | "
           "chosen |")

@@ -55,6 +55,20 @@ class CpuInfo:
         return asdict(self)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity; all of the machine's where the OS has none).
+
+    Example:
+        >>> available_cores() >= 1
+        True
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+
 def _cpuinfo() -> dict[str, str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -87,7 +101,7 @@ def cpu_info() -> CpuInfo:
             clock = float(fields["cpu MHz"]) / 1000
         except (KeyError, ValueError):
             clock = None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     # Zen 4 (AMD family 25 with AVX-512) has 256-bit FMA units: AVX-512 doubles the instructions' width, not the
     # arithmetic per cycle (Zen 5 has full-width units)
     double_pumped = lanes == 16 and fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"

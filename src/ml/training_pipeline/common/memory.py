@@ -97,7 +97,7 @@ def check_memory(rows: int, length: int, features: int, available: float | None 
     needed = estimate_bytes(rows, features, length, window_value_bytes, extra_row_feature_bytes)
     if available is None or needed <= available:
         return
-    per_window = features * (BYTES_PER_ROW_FEATURE + extra_row_feature_bytes + length * window_value_bytes)
+    per_window = estimate_bytes(1, features, length, window_value_bytes, extra_row_feature_bytes) - FIXED_BYTES
     fits = max(0, int((available - FIXED_BYTES) // per_window))
     step = 10 ** max(len(str(fits)) - 3, 0)  # three significant digits, rounded down
     fits = fits // step * step

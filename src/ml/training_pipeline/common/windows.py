@@ -241,9 +241,6 @@ class GatheredWindows:
         """The same windows over rows of ``dtype`` (no copy when they have it and ``copy=False``)."""
         return GatheredWindows(self.rows.astype(dtype, copy=copy), self.starts, self.length)
 
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
-
     def all_finite(self) -> bool:
         """Whether every value of every window is finite, checked on the rows some window holds (never expanded)."""
         edges = np.zeros(len(self.rows) + 1, np.int64)

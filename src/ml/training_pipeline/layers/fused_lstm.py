@@ -32,23 +32,16 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 import keras
+
+from ml.training_pipeline.common.hardware import available_cores
 
 FUSED_MAX_SHARD_MACS = 1.4e6
 """The most multiply-adds per time step and shard, ``rows x 4 units x (inputs + units)``, at which the fused kernel
 trained faster than Keras' loop (``benchmarks/fused_lstm.py`` on this 2-core machine: up to 1.31M it was 1.3-2.9x
 faster, from 1.57M 0.5-0.98x as fast; the kernel's cost grows faster than its arithmetic above that)."""
-
-
-def training_cores() -> int:
-    """Cores this process may run on: the number of shards a fused LSTM cuts a batch into."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def fused_lstm_faster(units: int, inputs: int, batch_size: int, cores: int | None = None) -> bool:
@@ -58,7 +51,7 @@ def fused_lstm_faster(units: int, inputs: int, batch_size: int, cores: int | Non
         >>> fused_lstm_faster(64, 15, 128, cores=2), fused_lstm_faster(64, 64, 128, cores=2)
         (True, False)
     """
-    cores = training_cores() if cores is None else cores
+    cores = available_cores() if cores is None else cores
     rows_per_shard = -(-batch_size // max(1, min(cores, batch_size)))
     return rows_per_shard * 4 * units * (inputs + units) <= FUSED_MAX_SHARD_MACS
 
@@ -74,7 +67,7 @@ class FusedLSTM(keras.layers.LSTM):
 
     Args:
         *args: ``keras.layers.LSTM``'s arguments.
-        shards: how many parallel kernels a batch is cut into; ``None``: one per core (:func:`training_cores`).
+        shards: how many parallel kernels a batch is cut into; ``None``: one per core (:func:`~ml.training_pipeline.common.hardware.available_cores`).
         **kwargs: ``keras.layers.LSTM``'s keyword arguments.
     """
 
@@ -98,7 +91,7 @@ class FusedLSTM(keras.layers.LSTM):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         h_sequence, h_last, c_last = _fused_sequence(
             sequences, initial_state[0], initial_state[1], self.cell.kernel, self.cell.recurrent_kernel,
-            self.cell.bias, self.shards or training_cores())
+            self.cell.bias, self.shards or available_cores())
         return h_last, (h_sequence if self.return_sequences else h_last), [h_last, c_last]
 
 

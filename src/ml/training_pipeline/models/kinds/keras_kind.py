@@ -299,16 +299,16 @@ class KerasKind(ModelKind):
     def predict(self, model, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         from ml.training_pipeline.common.windows import cut_per_batch, to_tf_dataset
 
-        argument, batch_size = model_argument(model, inputs), _PREDICT_BATCH
         rows = len(next(iter(inputs.values())))
         if rows > _PREDICT_BATCH and any(cut_per_batch(a) for a in inputs.values()):
             # windows that view their rows are cut per batch here too: Keras would copy every window into one
             # tensor (a dataset brings its own batches)
-            argument = to_tf_dataset(argument, np.zeros(rows, np.float32), _PREDICT_BATCH, shuffle=False)
+            argument = to_tf_dataset(model_argument(model, inputs), np.zeros(rows, np.float32), _PREDICT_BATCH,
+                                     shuffle=False)
             batch_size = None
         else:  # a batch or less: Keras reads arrays (windows held as starts in their rows become one)
-            argument = model_argument(model, {name: np.asarray(a) if cut_per_batch(a) else a
-                                              for name, a in inputs.items()})
+            argument = model_argument(model, {name: np.asarray(a) for name, a in inputs.items()})
+            batch_size = _PREDICT_BATCH
         out = model.predict(argument, batch_size=batch_size, verbose=0)
         out = np.asarray(out)
         return out.reshape(len(out), -1)
